@@ -1,0 +1,536 @@
+//! The persistent cache engine: a [`Replica`] kept in a [`Storage`] under a prefix, one storage
+//! key per cache key. Sans-IO: callers pass the time in, and take out what must be told to other
+//! tabs ([`FlushReport`]) and which keys changed.
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{decode_record, encode_record, prefix_tag, DecodedRecord};
+use crate::wire::{Change, ClearRequest};
+use crate::{validate_key, CacheError, Entry, MergeOutcome, Replica, Stamp, Storage, StorageError};
+
+/// How long a tombstone (or an expired value) is kept so that a late, older write cannot bring the
+/// key back. Past it, the entry is dropped from memory and storage when the cache next opens.
+pub const DEFAULT_TOMBSTONE_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// What a [`Cache`] needs to open.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Storage keys start with it; caches with different prefixes never see each other's keys.
+    pub prefix: String,
+    /// This writer's id.
+    pub node: String,
+    /// See [`DEFAULT_TOMBSTONE_RETENTION_MS`].
+    pub tombstone_retention_ms: u64,
+}
+
+impl CacheConfig {
+    /// A config with the default retention.
+    pub fn new(prefix: impl Into<String>, node: impl Into<String>) -> Self {
+        CacheConfig {
+            prefix: prefix.into(),
+            node: node.into(),
+            tombstone_retention_ms: DEFAULT_TOMBSTONE_RETENTION_MS,
+        }
+    }
+}
+
+/// What [`Cache::flush`] did: the writes to tell other tabs, and what could not be persisted.
+#[derive(Debug, Default)]
+pub struct FlushReport {
+    /// Local writes since the last flush, for other tabs (and later the backend).
+    pub changes: Vec<Change>,
+    /// A local clear since the last flush.
+    pub clear: Option<ClearRequest>,
+    /// Failures; a key that failed stays readable in memory.
+    pub errors: Vec<CacheError>,
+}
+
+impl FlushReport {
+    /// Whether there is anything to tell other tabs.
+    pub fn has_news(&self) -> bool {
+        !self.changes.is_empty() || self.clear.is_some()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    p: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    e: Option<Stamp>,
+}
+
+/// A shared cache replica persisted in a [`Storage`].
+pub struct Cache<S: Storage> {
+    replica: Replica,
+    storage: S,
+    prefix: String,
+    tag: String,
+    meta_key: String,
+    retention_ms: u64,
+    /// Keys whose record must be (re)written at the next flush.
+    dirty: HashSet<String>,
+    /// Whether the clear epoch must be persisted (and older records removed) at the next flush.
+    epoch_dirty: bool,
+    outgoing: Vec<Change>,
+    outgoing_clear: Option<Stamp>,
+    /// Keys held in memory whose record is not in storage (quota): candidates for nothing.
+    unpersisted: HashSet<String>,
+    /// Recency of use per key, for evicting the least recently used under quota pressure.
+    last_use: HashMap<String, u64>,
+    use_counter: u64,
+    /// Pending expiries; stale items are skipped when popped.
+    expiries: BinaryHeap<Reverse<(u64, String)>>,
+}
+
+impl<S: Storage> Cache<S> {
+    /// Opens the cache over `storage`, loading every entry under the prefix. Entries that cannot be
+    /// read are skipped, left in place, and reported; nothing makes opening fail.
+    pub fn open(storage: S, config: CacheConfig, now_ms: u64) -> (Self, Vec<CacheError>) {
+        let tag = prefix_tag(&config.prefix);
+        let mut cache = Cache {
+            replica: Replica::new(config.node),
+            storage,
+            meta_key: format!("{}\u{0}meta", config.prefix),
+            prefix: config.prefix,
+            tag,
+            retention_ms: config.tombstone_retention_ms,
+            dirty: HashSet::new(),
+            epoch_dirty: false,
+            outgoing: Vec::new(),
+            outgoing_clear: None,
+            unpersisted: HashSet::new(),
+            last_use: HashMap::new(),
+            use_counter: 0,
+            expiries: BinaryHeap::new(),
+        };
+        let errors = cache.hydrate(now_ms);
+        (cache, errors)
+    }
+
+    fn hydrate(&mut self, now_ms: u64) -> Vec<CacheError> {
+        let mut errors = Vec::new();
+        match self.storage.get(&self.meta_key) {
+            Ok(Some(text)) => match serde_json::from_str::<Meta>(&text) {
+                Ok(meta) if meta.p == self.tag => {
+                    if let Some(epoch) = meta.e {
+                        self.replica.merge_epoch(&epoch);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => errors.push(corrupt(&self.meta_key, e.to_string())),
+            },
+            Ok(None) => {}
+            Err(e) => errors.push(storage_failed(e)),
+        }
+        let keys = match self.storage.keys() {
+            Ok(keys) => keys,
+            Err(e) => {
+                errors.push(storage_failed(e));
+                return errors;
+            }
+        };
+        let mut garbage = Vec::new();
+        for storage_key in keys {
+            let Some(key) = storage_key.strip_prefix(self.prefix.as_str()) else { continue };
+            if storage_key == self.meta_key || key.contains('\0') {
+                continue; // bookkeeping of this cache or of one with a longer prefix
+            }
+            let text = match self.storage.get(&storage_key) {
+                Ok(Some(text)) => text,
+                Ok(None) => continue,
+                Err(e) => {
+                    errors.push(storage_failed(e));
+                    continue;
+                }
+            };
+            match decode_record(&text, &self.tag) {
+                Ok(DecodedRecord::Mine(entry)) => {
+                    if let Err(e) = validate_key(key) {
+                        errors.push(corrupt(&storage_key, e.to_string()));
+                        continue;
+                    }
+                    let dead_past_retention =
+                        entry.dead_since().is_some_and(|since| since.saturating_add(self.retention_ms) <= now_ms);
+                    let key = key.to_owned();
+                    self.replica.observe(entry.stamp.ts);
+                    if dead_past_retention || self.replica.merge(&key, entry) == MergeOutcome::Cleared {
+                        garbage.push(storage_key);
+                    } else {
+                        self.schedule_expiry(&key);
+                    }
+                }
+                Ok(DecodedRecord::OtherCache) => {}
+                Err(reason) => errors.push(corrupt(&storage_key, reason)),
+            }
+        }
+        for storage_key in garbage {
+            if let Err(e) = self.storage.remove(&storage_key) {
+                errors.push(storage_failed(e));
+            }
+        }
+        errors
+    }
+
+    /// This writer's id.
+    pub fn node(&self) -> &str {
+        self.replica.node()
+    }
+
+    /// The prefix storage keys start with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The underlying storage.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// The underlying storage, mutably (tests use it to simulate other tabs).
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    /// The replica's state.
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// Sets `key` to `json` (JSON text, already validated by the caller) with a TTL in ms.
+    pub fn set(&mut self, key: &str, json: String, ttl_ms: u64, now_ms: u64) -> Result<Entry, CacheError> {
+        validate_key(key)?;
+        Ok(self.local_write(key, Some(json), ttl_ms, now_ms))
+    }
+
+    /// Removes `key` (a tombstone, so an older write arriving later cannot bring it back).
+    pub fn remove(&mut self, key: &str, now_ms: u64) -> Result<Entry, CacheError> {
+        validate_key(key)?;
+        Ok(self.local_write(key, None, 0, now_ms))
+    }
+
+    fn local_write(&mut self, key: &str, value: Option<String>, ttl_ms: u64, now_ms: u64) -> Entry {
+        let entry = self.replica.write(key, value, ttl_ms, now_ms);
+        self.touch(key);
+        self.dirty.insert(key.to_owned());
+        self.outgoing.push(Change::from_entry(key, &entry));
+        self.schedule_expiry(key);
+        entry
+    }
+
+    /// Clears the cache: every write ordered before now is gone, everywhere, including writes that
+    /// arrive later. Returns the epoch and the keys that were visible at `now_ms`.
+    pub fn clear(&mut self, now_ms: u64) -> (Stamp, Vec<String>) {
+        let visible = self.visible_keys(now_ms);
+        let (epoch, _) = self.replica.clear(now_ms);
+        self.after_epoch(&epoch);
+        self.outgoing.clear();
+        self.outgoing_clear = Some(epoch.clone());
+        (epoch, visible.into_iter().collect())
+    }
+
+    fn visible_keys(&self, now_ms: u64) -> HashSet<String> {
+        self.replica.iter().filter(|(_, e)| e.is_live(now_ms)).map(|(k, _)| k.clone()).collect()
+    }
+
+    fn after_epoch(&mut self, epoch: &Stamp) {
+        self.epoch_dirty = true;
+        let replica = &self.replica;
+        self.dirty.retain(|key| replica.entry(key).is_some());
+        self.outgoing.retain(|c| Stamp::new(c.timestamp, c.node.clone().unwrap_or_default()) > *epoch);
+    }
+
+    /// Applies writes and possibly a clear from another tab or the backend. Returns the keys whose
+    /// visible value changed. With `persist`, applied writes are written to storage at the next
+    /// flush (the backend's updates); without it the sender has already persisted them (tabs share
+    /// storage), but where ours is newer it is written again, because the sender may just have
+    /// overwritten it with its older record.
+    pub fn apply_remote(
+        &mut self,
+        changes: Vec<(String, Entry)>,
+        clear: Option<Stamp>,
+        persist: bool,
+        now_ms: u64,
+    ) -> Vec<String> {
+        let mut changed = HashSet::new();
+        if let Some(epoch) = clear {
+            let visible = self.visible_keys(now_ms);
+            let removed = self.replica.merge_epoch(&epoch);
+            if self.replica.epoch() == Some(&epoch) {
+                if persist {
+                    self.after_epoch(&epoch);
+                } else {
+                    // The sender already cleared storage; only drop what the clear superseded.
+                    let replica = &self.replica;
+                    self.dirty.retain(|key| replica.entry(key).is_some());
+                    self.outgoing.retain(|c| Stamp::new(c.timestamp, c.node.clone().unwrap_or_default()) > epoch);
+                }
+            }
+            changed.extend(removed.into_iter().filter(|k| visible.contains(k)));
+        }
+        for (key, entry) in changes {
+            let was_visible = self.replica.get(&key, now_ms).is_some();
+            match self.replica.merge(&key, entry) {
+                MergeOutcome::Applied => {
+                    if persist {
+                        self.dirty.insert(key.clone());
+                    }
+                    self.touch(&key);
+                    self.schedule_expiry(&key);
+                    if was_visible || self.replica.get(&key, now_ms).is_some() {
+                        changed.insert(key);
+                    }
+                }
+                MergeOutcome::Stale if !persist => {
+                    self.dirty.insert(key);
+                }
+                _ => {}
+            }
+        }
+        changed.into_iter().collect()
+    }
+
+    /// The value of `key` as JSON text, if visible at `now_ms`. Counts as a use for eviction.
+    pub fn get(&mut self, key: &str, now_ms: u64) -> Option<&str> {
+        if self.replica.get(key, now_ms).is_some() {
+            self.touch(key);
+        }
+        self.replica.get(key, now_ms)
+    }
+
+    /// When `key`'s value expires (`None`: never, or no value).
+    pub fn expires_at(&self, key: &str) -> Option<u64> {
+        self.replica.entry(key).and_then(Entry::expires_at)
+    }
+
+    fn touch(&mut self, key: &str) {
+        self.use_counter += 1;
+        if let Some(slot) = self.last_use.get_mut(key) {
+            *slot = self.use_counter;
+        } else {
+            self.last_use.insert(key.to_owned(), self.use_counter);
+        }
+    }
+
+    fn schedule_expiry(&mut self, key: &str) {
+        if let Some(at) = self.expires_at(key) {
+            self.expiries.push(Reverse((at, key.to_owned())));
+        }
+        // Rewrites of a key leave stale heap items behind; rebuild before they outnumber the
+        // entries, so a hot key written forever cannot grow the heap without bound.
+        // Only still-pending items are kept: an expiry already reported must not come back.
+        if self.expiries.len() > 2 * self.replica.len() + 64 {
+            let replica = &self.replica;
+            let pending: std::collections::BTreeSet<(u64, String)> = std::mem::take(&mut self.expiries)
+                .into_iter()
+                .map(|Reverse(item)| item)
+                .filter(|(at, k)| replica.entry(k).and_then(Entry::expires_at) == Some(*at))
+                .collect();
+            self.expiries = pending.into_iter().map(Reverse).collect();
+        }
+    }
+
+    /// When the next value expires, so a timer runs only while something can expire.
+    pub fn next_expiry(&mut self) -> Option<u64> {
+        while let Some(Reverse((at, key))) = self.expiries.peek() {
+            if self.expires_at(key) == Some(*at) {
+                return Some(*at);
+            }
+            self.expiries.pop();
+        }
+        None
+    }
+
+    /// Keys whose value expired at or before `now_ms` since the last call.
+    pub fn take_expired(&mut self, now_ms: u64) -> Vec<String> {
+        let mut expired = Vec::new();
+        while let Some(Reverse((at, _))) = self.expiries.peek() {
+            if *at > now_ms {
+                break;
+            }
+            if let Some(Reverse((at, key))) = self.expiries.pop() {
+                if self.expires_at(&key) == Some(at) && !expired.contains(&key) {
+                    expired.push(key);
+                }
+            }
+        }
+        expired
+    }
+
+    /// Number of local writes and re-persists waiting for [`Cache::flush`].
+    pub fn pending_flush(&self) -> usize {
+        self.dirty.len() + usize::from(self.epoch_dirty)
+    }
+
+    /// Persists what changed since the last flush and hands over what other tabs must be told.
+    /// When storage is full it frees space (dead entries first, then the least recently used
+    /// ones, never the key being written) and retries; a key that still does not fit stays in
+    /// memory and is reported.
+    pub fn flush(&mut self, now_ms: u64) -> FlushReport {
+        let mut report = FlushReport::default();
+        if self.epoch_dirty {
+            if let Err(e) = self.persist_epoch() {
+                report.errors.push(e);
+            } else {
+                self.epoch_dirty = false;
+            }
+        }
+        let mut dirty: Vec<String> = self.dirty.drain().collect();
+        dirty.sort_unstable();
+        for key in dirty {
+            let Some(entry) = self.replica.entry(&key) else { continue };
+            let text = encode_record(entry, &self.tag);
+            if let Err(e) = self.persist(&key, &text, now_ms) {
+                report.errors.push(e);
+            }
+        }
+        report.changes = std::mem::take(&mut self.outgoing);
+        report.clear = self.outgoing_clear.take().map(|s| ClearRequest::from_stamp(&s));
+        report
+    }
+
+    fn persist_epoch(&mut self) -> Result<(), CacheError> {
+        let Some(epoch) = self.replica.epoch().cloned() else { return Ok(()) };
+        // Remove records ordered before the epoch first (that frees the space the epoch needs on a
+        // full storage), re-reading each: another tab may have written a newer one since.
+        for storage_key in self.storage.keys().map_err(storage_failed)? {
+            if storage_key == self.meta_key || !storage_key.starts_with(self.prefix.as_str()) {
+                continue;
+            }
+            let Ok(Some(text)) = self.storage.get(&storage_key) else { continue };
+            if let Ok(DecodedRecord::Mine(entry)) = decode_record(&text, &self.tag) {
+                if entry.stamp <= epoch {
+                    self.storage.remove(&storage_key).map_err(storage_failed)?;
+                }
+            }
+        }
+        let meta = Meta { p: self.tag.clone(), e: Some(epoch) };
+        let text = serde_json::to_string(&meta).map_err(|e| CacheError::Storage { key: None, message: e.to_string() })?;
+        match self.storage.set(&self.meta_key, &text) {
+            Ok(()) => Ok(()),
+            Err(StorageError::QuotaExceeded) => Err(CacheError::QuotaExceeded { key: self.meta_key.clone() }),
+            Err(e) => Err(storage_failed(e)),
+        }
+    }
+
+    fn persist(&mut self, key: &str, text: &str, now_ms: u64) -> Result<(), CacheError> {
+        let storage_key = format!("{}{}", self.prefix, key);
+        match self.storage.set(&storage_key, text) {
+            Ok(()) => {
+                self.unpersisted.remove(key);
+                return Ok(());
+            }
+            Err(StorageError::QuotaExceeded) => {}
+            Err(e) => return Err(storage_failed_for(key, e)),
+        }
+        // Storage is full: drop dead entries' records first; they only guard against late writes.
+        let dead: Vec<String> = self
+            .replica
+            .iter()
+            .filter(|(k, e)| e.is_dead(now_ms) && k.as_str() != key && !self.unpersisted.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut candidates = self.live_by_recency(key, now_ms);
+        candidates.reverse(); // pop() takes the least recently used first
+        let mut batch = dead;
+        let mut evicted: Vec<(String, String)> = Vec::new();
+        loop {
+            for victim in batch.drain(..) {
+                if let Some(old_text) = self.evict(&victim) {
+                    evicted.push((victim, old_text));
+                }
+            }
+            match self.storage.set(&storage_key, text) {
+                Ok(()) => {
+                    self.unpersisted.remove(key);
+                    return Ok(());
+                }
+                Err(StorageError::QuotaExceeded) if !candidates.is_empty() => {
+                    let n = (candidates.len() / 8).max(1);
+                    let at = candidates.len() - n;
+                    batch = candidates.split_off(at);
+                }
+                Err(e) => {
+                    // Evicting did not make room: put back what was evicted for nothing.
+                    for (victim, old_text) in evicted.into_iter().rev() {
+                        if self.storage.set(&format!("{}{}", self.prefix, victim), &old_text).is_ok() {
+                            self.unpersisted.remove(&victim);
+                        }
+                    }
+                    self.unpersisted.insert(key.to_owned());
+                    return Err(match e {
+                        StorageError::QuotaExceeded => CacheError::QuotaExceeded { key: key.to_owned() },
+                        e => storage_failed_for(key, e),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Removes `victim`'s record from storage if it is still the write this replica holds (another
+    /// tab may just have stored a newer one); returns the removed text.
+    fn evict(&mut self, victim: &str) -> Option<String> {
+        let storage_key = format!("{}{}", self.prefix, victim);
+        let text = self.storage.get(&storage_key).ok()??;
+        let held = self.replica.entry(victim)?;
+        match decode_record(&text, &self.tag) {
+            Ok(DecodedRecord::Mine(stored)) if stored.stamp <= held.stamp => {}
+            _ => return None,
+        }
+        self.storage.remove(&storage_key).ok()?;
+        self.unpersisted.insert(victim.to_owned());
+        Some(text)
+    }
+
+    /// Persisted live keys other than `except`, least recently used first.
+    fn live_by_recency(&self, except: &str, now_ms: u64) -> Vec<String> {
+        let mut live: Vec<(u64, &String)> = self
+            .replica
+            .iter()
+            .filter(|(k, e)| e.is_live(now_ms) && k.as_str() != except && !self.unpersisted.contains(*k))
+            .map(|(k, _)| (self.last_use.get(k).copied().unwrap_or(0), k))
+            .collect();
+        live.sort_unstable();
+        live.into_iter().map(|(_, k)| k.clone()).collect()
+    }
+
+    /// Whether `key`'s current write is only in memory (storage was full).
+    pub fn is_unpersisted(&self, key: &str) -> bool {
+        self.unpersisted.contains(key)
+    }
+
+    /// Decodes a storage record written by another tab (the `storage` event fallback), if the key
+    /// is one of this cache's entries.
+    pub fn decode_foreign_write(&self, storage_key: &str, text: &str) -> Option<Result<(String, Entry), CacheError>> {
+        let key = storage_key.strip_prefix(self.prefix.as_str())?;
+        if key.contains('\0') || key.is_empty() {
+            return None;
+        }
+        match decode_record(text, &self.tag) {
+            Ok(DecodedRecord::Mine(entry)) => Some(Ok((key.to_owned(), entry))),
+            Ok(DecodedRecord::OtherCache) => None,
+            Err(reason) => Some(Err(corrupt(storage_key, reason))),
+        }
+    }
+
+    /// Decodes the clear epoch from a meta record written by another tab (`storage` event).
+    pub fn decode_foreign_epoch(&self, storage_key: &str, text: &str) -> Option<Stamp> {
+        if storage_key != self.meta_key {
+            return None;
+        }
+        serde_json::from_str::<Meta>(text).ok().filter(|m| m.p == self.tag).and_then(|m| m.e)
+    }
+}
+
+fn corrupt(key: &str, reason: String) -> CacheError {
+    CacheError::StorageCorrupt { key: key.to_owned(), reason }
+}
+
+fn storage_failed(e: StorageError) -> CacheError {
+    CacheError::Storage { key: None, message: e.to_string() }
+}
+
+fn storage_failed_for(key: &str, e: StorageError) -> CacheError {
+    CacheError::Storage { key: Some(key.to_owned()), message: e.to_string() }
+}

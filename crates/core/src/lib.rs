@@ -1,0 +1,34 @@
+//! Platform-free core of `mfe-shared-cache`.
+//!
+//! Everything that decides *what the cache contains* lives here and is tested natively: the write
+//! order ([`Stamp`]), the hybrid logical clock ([`HybridClock`]), the merge rule with tombstones and
+//! clear epochs ([`Replica`]), TTL against an injected [`Clock`], the storage record format, the
+//! persistent [`Cache`] engine over any [`Storage`], the sync [`Outbox`], and the wire types of the
+//! backend protocol ([`wire`]). Adapters (the wasm client, the server) own I/O and time.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod cache;
+mod clock;
+mod entry;
+mod error;
+mod hlc;
+mod outbox;
+mod record;
+mod replica;
+mod stamp;
+mod storage;
+mod validate;
+pub mod wire;
+
+pub use cache::{Cache, CacheConfig, FlushReport};
+pub use clock::{Clock, ManualClock};
+pub use entry::Entry;
+pub use error::{CacheError, ErrorKind};
+pub use hlc::HybridClock;
+pub use outbox::Outbox;
+pub use record::{decode_record, encode_record, prefix_tag, DecodedRecord};
+pub use replica::{MergeOutcome, Replica};
+pub use stamp::Stamp;
+pub use storage::{MemoryStorage, Storage, StorageError};
+pub use validate::{validate_key, ttl_ms_from_secs, MAX_KEY_BYTES, MAX_SAFE_INTEGER};

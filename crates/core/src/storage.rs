@@ -1,0 +1,97 @@
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+/// Why a storage operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StorageError {
+    /// The storage is full (`QuotaExceededError` in browsers).
+    #[error("storage quota exceeded")]
+    QuotaExceeded,
+    /// Any other failure, with the storage's own words.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A string key-value store with the shape of the Web Storage API. The client implements it over
+/// `localStorage` (or any `Storage` passed in); tests use [`MemoryStorage`].
+pub trait Storage {
+    /// The value stored under `key`.
+    fn get(&self, key: &str) -> Result<Option<String>, StorageError>;
+    /// Stores `value` under `key`.
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError>;
+    /// Removes `key` (no error if absent).
+    fn remove(&mut self, key: &str) -> Result<(), StorageError>;
+    /// Every key in the store, in any order.
+    fn keys(&self) -> Result<Vec<String>, StorageError>;
+}
+
+/// An in-memory [`Storage`] with an optional quota counted like browsers count it (UTF-16 code
+/// units of keys and values), for native tests of persistence and quota handling.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStorage {
+    items: BTreeMap<String, String>,
+    quota: Option<usize>,
+}
+
+fn units(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+impl MemoryStorage {
+    /// An empty store without a quota.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store that refuses writes past `units` UTF-16 code units.
+    pub fn with_quota(units: usize) -> Self {
+        MemoryStorage { items: BTreeMap::new(), quota: Some(units) }
+    }
+
+    /// Space used, in UTF-16 code units.
+    pub fn used(&self) -> usize {
+        self.items.iter().map(|(k, v)| units(k) + units(v)).sum()
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The raw items, for assertions.
+    pub fn items(&self) -> &BTreeMap<String, String> {
+        &self.items
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+        Ok(self.items.get(key).cloned())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
+        if let Some(quota) = self.quota {
+            let old = self.items.get(key).map_or(0, |v| units(key) + units(v));
+            if self.used() - old + units(key) + units(value) > quota {
+                return Err(StorageError::QuotaExceeded);
+            }
+        }
+        self.items.insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &str) -> Result<(), StorageError> {
+        self.items.remove(key);
+        Ok(())
+    }
+
+    fn keys(&self) -> Result<Vec<String>, StorageError> {
+        Ok(self.items.keys().cloned().collect())
+    }
+}

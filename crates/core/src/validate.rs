@@ -1,0 +1,60 @@
+use crate::CacheError;
+
+/// The longest key accepted, in UTF-8 bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The largest integer a JavaScript number holds exactly; timestamps and TTLs above it are refused
+/// because a JS peer could not represent them.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// Checks a user key: non-empty, at most [`MAX_KEY_BYTES`], and free of U+0000, which the storage
+/// layout reserves for the cache's own bookkeeping keys.
+pub fn validate_key(key: &str) -> Result<(), CacheError> {
+    let reason = if key.is_empty() {
+        "key must not be empty"
+    } else if key.len() > MAX_KEY_BYTES {
+        "key is longer than 1024 bytes"
+    } else if key.contains('\0') {
+        "key must not contain U+0000"
+    } else {
+        return Ok(());
+    };
+    Err(CacheError::InvalidKey { key: key.chars().take(64).collect(), reason: reason.into() })
+}
+
+/// Converts a TTL in seconds (as the JS API and the wire protocol give it) to milliseconds.
+/// Refuses negative, non-finite and absurdly large values rather than guessing.
+pub fn ttl_ms_from_secs(ttl_secs: f64) -> Result<u64, CacheError> {
+    if !ttl_secs.is_finite() || ttl_secs < 0.0 {
+        return Err(CacheError::InvalidTtl { reason: "ttl must be a finite number of seconds >= 0".into() });
+    }
+    let ms = (ttl_secs * 1000.0).round();
+    if ms > MAX_SAFE_INTEGER as f64 {
+        return Err(CacheError::InvalidTtl { reason: "ttl is too large".into() });
+    }
+    Ok(ms as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert!(validate_key("user").is_ok());
+        assert!(validate_key("").is_err());
+        assert!(validate_key("a\0b").is_err());
+        assert!(validate_key(&"x".repeat(1025)).is_err());
+        assert!(validate_key(&"x".repeat(1024)).is_ok());
+    }
+
+    #[test]
+    fn ttls() {
+        assert_eq!(ttl_ms_from_secs(0.0).unwrap(), 0);
+        assert_eq!(ttl_ms_from_secs(1.5).unwrap(), 1500);
+        assert!(ttl_ms_from_secs(-1.0).is_err());
+        assert!(ttl_ms_from_secs(f64::NAN).is_err());
+        assert!(ttl_ms_from_secs(f64::INFINITY).is_err());
+        assert!(ttl_ms_from_secs(1e300).is_err());
+    }
+}

@@ -1,0 +1,475 @@
+// mfe-shared-cache: the public JavaScript API over the wasm core.
+//
+// The core (Rust → wasm) decides what the cache holds: the write order, the merge, TTL,
+// persistence, other tabs. This shim keeps what must be cheap or must talk to other copies of
+// the package: a read cache of parsed values (so `get` of an unchanged entry returns the same
+// object and costs a Map lookup), subscribers, the page hub shared by separately bundled copies,
+// typed errors and promises.
+import initWasm, { CacheCore } from './core.js';
+import { MemoryStorage } from './memory-storage.js';
+
+export { MemoryStorage };
+
+await initWasm({ module_or_path: await wasmSource() });
+
+async function wasmSource() {
+  const url = new URL('./core_bg.wasm', import.meta.url);
+  if (url.protocol !== 'file:') return url;
+  // Node (SSR, tests): fetch() cannot read file: URLs. The specifier is hidden from bundlers.
+  const fs = 'node:fs/promises';
+  const { readFile } = await import(/* webpackIgnore: true */ /* @vite-ignore */ fs);
+  return readFile(url);
+}
+
+/** The one error type of the whole API. */
+export class CacheError extends Error {
+  constructor(type, message, { retryable = false, key, cause } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'CacheError';
+    this.type = type;
+    this.retryable = retryable;
+    if (key !== undefined) this.key = key;
+  }
+}
+
+function toCacheError(e) {
+  if (e instanceof CacheError) return e;
+  if (e && typeof e === 'object' && typeof e.type === 'string') {
+    return new CacheError(e.type, String(e.message), { retryable: !!e.retryable, key: e.key });
+  }
+  return new CacheError('INTERNAL', String(e?.message ?? e), { cause: e });
+}
+
+const DEFAULTS = Object.freeze({
+  prefix: 'shared_mfe_cache_',
+  defaultTTL: 3600,
+  backendUrl: '/api/cache',
+  syncInterval: 30000,
+  retryDelay: 5000,
+  maxRetries: 3,
+});
+
+// ---- the page hub -------------------------------------------------------------------------
+// Copies of this package bundled separately into different MFEs each have their own module and
+// wasm instance. They meet here, on a global registry whose shape is a frozen protocol (v1):
+// a group per prefix holds peers `{ storage, deliver(message) }`; messages are
+// `{ kind: 'set', key, json, ttlMs, ts, node } | { kind: 'remove', key, ts, node } |
+// { kind: 'clear', ts, node }`. Delivery is synchronous, so a write in one MFE is visible in
+// every other one on the page before `set` returns.
+const HUB = Symbol.for('mfe-shared-cache.hub.v1');
+
+function pageHub() {
+  let hub = globalThis[HUB];
+  if (!hub) {
+    hub = { pageId: randomId(), groups: new Map() };
+    Object.defineProperty(globalThis, HUB, { value: hub, configurable: true });
+  }
+  return hub;
+}
+
+function randomId() {
+  const bytes = new Uint8Array(9);
+  globalThis.crypto?.getRandomValues ? crypto.getRandomValues(bytes) : bytes.forEach((_, i) => (bytes[i] = Math.random() * 256));
+  return Array.from(bytes, (b) => b.toString(36).padStart(2, '0')).join('');
+}
+
+// ---- input checks ---------------------------------------------------------------------------
+function checkKey(key) {
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new CacheError('INVALID_KEY', `key must be a non-empty string, got ${describe(key)}`, {
+      key: typeof key === 'string' ? key : undefined,
+    });
+  }
+}
+
+function checkTtl(ttl, fallback) {
+  if (ttl === undefined || ttl === null) return fallback;
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+    throw new CacheError('INVALID_TTL', `ttl must be a finite number of seconds >= 0, got ${describe(ttl)}`);
+  }
+  return ttl;
+}
+
+function describe(v) {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
+  if (typeof v === 'bigint') return `${v}n`;
+  return typeof v === 'symbol' || typeof v === 'function' ? typeof v : String(v);
+}
+
+// JSON.stringify silently drops functions and symbols, turns NaN into null and Maps into {}:
+// each of those would store something other than what the caller holds, so refuse them.
+function toJson(key, value) {
+  const t = typeof value;
+  if (t === 'string' || t === 'boolean' || value === null) return JSON.stringify(value);
+  if (t === 'number' && Number.isFinite(value)) return JSON.stringify(value);
+  let problem = null;
+  let json;
+  try {
+    json = JSON.stringify(value, function (_k, v) {
+      switch (typeof v) {
+        case 'function':
+        case 'symbol':
+          problem ??= `contains a ${typeof v}`;
+          return undefined;
+        case 'number':
+          if (!Number.isFinite(v)) problem ??= `contains the non-finite number ${v}`;
+          return v;
+        case 'object':
+          if (v !== null && (v instanceof Map || v instanceof Set || ArrayBuffer.isView(v) || v instanceof WeakMap)) {
+            problem ??= `contains a ${v.constructor?.name ?? 'non-JSON object'}`;
+          }
+          return v;
+        default:
+          return v;
+      }
+    });
+  } catch (cause) {
+    throw new CacheError('INVALID_VALUE', `value for ${describe(key)} is not JSON: ${cause?.message ?? cause}`, { key, cause });
+  }
+  if (json === undefined) problem ??= `is ${t === 'undefined' ? 'undefined' : 'a ' + t}`;
+  if (problem) throw new CacheError('INVALID_VALUE', `value for ${describe(key)} is not JSON: it ${problem}`, { key });
+  return json;
+}
+
+function deepFreeze(value) {
+  if (value !== null && typeof value === 'object') {
+    Object.freeze(value);
+    for (const k in value) deepFreeze(value[k]);
+  }
+  return value;
+}
+
+function checkOptions(options) {
+  if (options === null || typeof options !== 'object') {
+    throw new CacheError('INVALID_OPTION', 'options must be an object');
+  }
+  const o = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+  const bad = (name, why) => {
+    throw new CacheError('INVALID_OPTION', `option ${name} ${why}, got ${describe(o[name])}`);
+  };
+  if (typeof o.prefix !== 'string' || o.prefix.length === 0 || o.prefix.includes('\0')) bad('prefix', 'must be a non-empty string');
+  if (typeof o.defaultTTL !== 'number' || !Number.isFinite(o.defaultTTL) || o.defaultTTL < 0) bad('defaultTTL', 'must be seconds >= 0');
+  if (!(o.backendUrl === null || o.backendUrl === false || typeof o.backendUrl === 'string')) bad('backendUrl', 'must be a string, null or false');
+  for (const name of ['syncInterval', 'retryDelay']) {
+    if (typeof o[name] !== 'number' || !(o[name] > 0) || !Number.isFinite(o[name])) bad(name, 'must be a positive number of ms');
+  }
+  if (!Number.isInteger(o.maxRetries) || o.maxRetries < 0) bad('maxRetries', 'must be an integer >= 0');
+  if (o.storage !== undefined) {
+    const s = o.storage;
+    if (!s || ['getItem', 'setItem', 'removeItem', 'key'].some((m) => typeof s[m] !== 'function')) {
+      bad('storage', 'must implement the Storage interface');
+    }
+  }
+  return o;
+}
+
+function defaultStorage(report) {
+  try {
+    const ls = globalThis.localStorage;
+    if (ls) return ls;
+  } catch (cause) {
+    // Sandboxed iframes and disabled storage throw on access: keep working in memory.
+    report(new CacheError('STORAGE_FAILED', `localStorage is not available (${cause?.message ?? cause}); using memory`, { cause }));
+  }
+  return new MemoryStorage();
+}
+
+const NO_LISTENERS = Object.freeze([]);
+
+/**
+ * A shared key-value cache for micro-frontends: one state per prefix across every MFE on the
+ * page and every tab of the origin, persisted in Storage.
+ */
+export class BackendSyncedCacheService {
+  #core;
+  #node;
+  #options;
+  #storage;
+  #reads = new Map(); // key -> { value, exp } (exp 0: never)
+  #subscribers = new Map(); // key -> Set<callback>
+  #errorListeners = new Set();
+  #group;
+  #peer;
+  #waiters = [];
+  #flushQueued = false;
+  #disposed = false;
+
+  constructor(options = {}) {
+    const o = checkOptions(options);
+    const early = [];
+    this.#storage = o.storage ?? defaultStorage((e) => early.push(e));
+    this.#options = Object.freeze({
+      prefix: o.prefix,
+      defaultTTL: o.defaultTTL,
+      backendUrl: o.backendUrl || null,
+      syncInterval: o.syncInterval,
+      retryDelay: o.retryDelay,
+      maxRetries: o.maxRetries,
+    });
+    const hub = pageHub();
+    this.#core = new CacheCore(this.#storage, o.prefix, hub.pageId, (keys, errors) => this.#onCoreNews(keys, errors));
+    this.#node = this.#core.node();
+    for (const e of this.#core.takeStartupErrors()) early.push(toCacheError(e));
+
+    let group = hub.groups.get(o.prefix);
+    if (!group) hub.groups.set(o.prefix, (group = new Set()));
+    this.#group = group;
+    this.#peer = { storage: this.#storage, deliver: (message) => this.#onPeerMessage(message) };
+    group.add(this.#peer);
+
+    // Reported after the constructor returns, so listeners attached right after it hear them.
+    if (early.length) queueMicrotask(() => early.forEach((e) => this.#emitError(e)));
+  }
+
+  /** The options in force (defaults filled in). */
+  get options() {
+    return this.#options;
+  }
+
+  /** This instance's writer id (breaks timestamp ties; shown by dev tools). */
+  get nodeId() {
+    return this.#node;
+  }
+
+  /** How this instance reaches other tabs: 'broadcast-channel', 'storage-event' or 'none'. */
+  get tabLink() {
+    this.#assertOpen();
+    return this.#core.tabLink();
+  }
+
+  /**
+   * Sets `key` to a JSON value for `ttl` seconds (default `defaultTTL`; 0 never expires).
+   * Visible to every instance on the page when this returns; resolves once persisted.
+   */
+  set(key, value, ttl) {
+    try {
+      this.#assertOpen();
+      checkKey(key);
+      const ttlSecs = checkTtl(ttl, this.#options.defaultTTL);
+      const json = toJson(key, value);
+      const ts = this.#core.set(key, json, ttlSecs);
+      this.#publish(key, { kind: 'set', key, json, ttlMs: Math.round(ttlSecs * 1000), ts, node: this.#node });
+      return this.#whenFlushed(key);
+    } catch (e) {
+      return Promise.reject(toCacheError(e));
+    }
+  }
+
+  /**
+   * The value of `key`, or null when missing or expired. Returns the same (frozen) object for as
+   * long as the entry is unchanged.
+   */
+  get(key) {
+    const hit = this.#reads.get(key);
+    if (hit !== undefined && (hit.exp === 0 || hit.exp > Date.now())) return hit.value;
+    return this.#load(key);
+  }
+
+  #load(key) {
+    this.#assertOpen();
+    checkKey(key);
+    let json;
+    try {
+      json = this.#core.get(key);
+    } catch (e) {
+      throw toCacheError(e);
+    }
+    if (json === undefined) {
+      this.#reads.delete(key);
+      return null;
+    }
+    const value = deepFreeze(JSON.parse(json));
+    this.#reads.set(key, { value, exp: this.#core.expiresAt(key) });
+    return value;
+  }
+
+  /** Removes `key` everywhere; an older write arriving later does not bring it back. */
+  remove(key) {
+    try {
+      this.#assertOpen();
+      checkKey(key);
+      const ts = this.#core.remove(key);
+      this.#publish(key, { kind: 'remove', key, ts, node: this.#node });
+      return this.#whenFlushed(key);
+    } catch (e) {
+      return Promise.reject(toCacheError(e));
+    }
+  }
+
+  /** Removes every key everywhere, including writes made before now that arrive later. */
+  clear() {
+    try {
+      this.#assertOpen();
+      const { timestamp, keys } = this.#core.clear();
+      this.#reads.clear();
+      const message = { kind: 'clear', ts: timestamp, node: this.#node };
+      for (const peer of this.#group) if (peer !== this.#peer && peer.storage === this.#storage) peer.deliver(message);
+      for (const key of keys) this.#notify(key);
+      return this.#whenFlushed(null);
+    } catch (e) {
+      return Promise.reject(toCacheError(e));
+    }
+  }
+
+  /**
+   * Calls `callback(value)` whenever `key` changes here, in another MFE or in another tab
+   * (`null` on remove, expiry and clear). Returns the function that unsubscribes.
+   */
+  subscribe(key, callback) {
+    this.#assertOpen();
+    checkKey(key);
+    if (typeof callback !== 'function') throw new CacheError('INVALID_ARGUMENT', 'callback must be a function');
+    let set = this.#subscribers.get(key);
+    if (!set) this.#subscribers.set(key, (set = new Set()));
+    // Wrapped so that subscribing the same function twice gives two independent subscriptions.
+    const entry = (value) => callback(value);
+    set.add(entry);
+    return () => {
+      set.delete(entry);
+      if (set.size === 0 && this.#subscribers.get(key) === set) this.#subscribers.delete(key);
+    };
+  }
+
+  /** Listens to `'error'` events: `{ type, message, retryable, key? }`. Returns the off function. */
+  on(event, listener) {
+    this.#checkEvent(event, listener);
+    this.#errorListeners.add(listener);
+    return () => this.off(event, listener);
+  }
+
+  /** Stops listening. */
+  off(event, listener) {
+    this.#checkEvent(event, listener);
+    this.#errorListeners.delete(listener);
+  }
+
+  #checkEvent(event, listener) {
+    if (event !== 'error') throw new CacheError('INVALID_ARGUMENT', `unknown event ${describe(event)}; events: 'error'`);
+    if (typeof listener !== 'function') throw new CacheError('INVALID_ARGUMENT', 'listener must be a function');
+  }
+
+  /** Persists what is pending, then closes the channel, timers and listeners. Idempotent. */
+  dispose() {
+    if (this.#disposed) return;
+    if (this.#flushQueued) this.#flush();
+    this.#disposed = true;
+    this.#group.delete(this.#peer);
+    this.#core.dispose();
+    this.#core.free();
+    this.#reads.clear();
+    this.#subscribers.clear();
+    this.#errorListeners.clear();
+  }
+
+  #assertOpen() {
+    if (this.#disposed) throw new CacheError('DISPOSED', 'the cache has been disposed');
+  }
+
+  // A local write: drop the stale read, let every other instance on the page apply it, then tell
+  // subscribers (after all states agree, so a subscriber may read any instance).
+  #publish(key, message) {
+    this.#reads.delete(key);
+    for (const peer of this.#group) if (peer !== this.#peer && peer.storage === this.#storage) peer.deliver(message);
+    this.#notify(key);
+  }
+
+  #onPeerMessage(m) {
+    if (this.#disposed) return;
+    try {
+      if (m.kind === 'clear') {
+        const keys = this.#core.applyPeerClear(m.ts, m.node);
+        this.#reads.clear();
+        for (const key of keys) this.#notify(key);
+        return;
+      }
+      const json = m.kind === 'set' ? m.json : undefined;
+      if (this.#core.applyPeer(m.key, json, m.ttlMs ?? 0, m.ts, m.node)) {
+        this.#reads.delete(m.key);
+        this.#notify(m.key);
+      }
+    } catch (e) {
+      this.#emitError(toCacheError(e));
+    }
+  }
+
+  #onCoreNews(keys, errors) {
+    for (const key of keys) this.#reads.delete(key);
+    for (const key of keys) this.#notify(key);
+    for (const e of errors) this.#emitError(toCacheError(e));
+  }
+
+  #notify(key) {
+    const set = this.#subscribers.get(key);
+    if (!set) return;
+    const value = this.get(key);
+    for (const callback of [...set]) {
+      try {
+        callback(value);
+      } catch (e) {
+        reportAsync(e);
+      }
+    }
+  }
+
+  #emitError(error) {
+    const listeners = this.#errorListeners.size ? [...this.#errorListeners] : NO_LISTENERS;
+    if (listeners.length === 0) {
+      console.warn(`[mfe-shared-cache] ${error.type}: ${error.message}`);
+      return;
+    }
+    for (const listener of listeners) {
+      try {
+        listener(error);
+      } catch (e) {
+        reportAsync(e);
+      }
+    }
+  }
+
+  // Writes are persisted in one batch per task: a burst of writes costs one storage write per
+  // key and one message to other tabs, and each promise settles once its key is persisted.
+  #whenFlushed(key) {
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ key, resolve, reject });
+      if (!this.#flushQueued) {
+        this.#flushQueued = true;
+        queueMicrotask(() => this.#flush());
+      }
+    });
+  }
+
+  #flush() {
+    if (!this.#flushQueued || this.#disposed) return;
+    this.#flushQueued = false;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    let errors;
+    try {
+      errors = Array.from(this.#core.flush(), toCacheError);
+    } catch (e) {
+      errors = [toCacheError(e)];
+    }
+    const byKey = new Map();
+    let general = null;
+    for (const error of errors) {
+      this.#emitError(error);
+      if (error.key !== undefined) byKey.set(error.key, error);
+      else if (error.type !== 'PROTOCOL') general ??= error; // a failed tab message persisted fine
+    }
+    for (const w of waiters) {
+      const error = w.key === null ? general : byKey.get(w.key) ?? general;
+      if (error) w.reject(error);
+      else w.resolve();
+    }
+  }
+}
+
+function reportAsync(error) {
+  // A throwing subscriber must not stop the others; surface it the way event listeners do.
+  if (typeof globalThis.reportError === 'function') globalThis.reportError(error);
+  else setTimeout(() => {
+    throw error;
+  });
+}
+
+export default BackendSyncedCacheService;

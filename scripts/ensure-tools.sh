@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs what the build and tests need and is missing; skips what is present. Usage:
+#   scripts/ensure-tools.sh wasm      rust wasm target + wasm-bindgen CLI at the pinned version
+#   scripts/ensure-tools.sh browser   Debian's chromium + chromium-driver
+#   scripts/ensure-tools.sh npm       the dev npm packages (playwright-core, esbuild, binaryen)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1;34m[ensure]\033[0m %s\n' "$*" >&2; }
+
+pinned_wasm_bindgen() {
+  sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' Cargo.toml | head -n1
+}
+
+ensure_wasm() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    log "adding rust target wasm32-unknown-unknown"
+    rustup target add wasm32-unknown-unknown
+  fi
+  local want have
+  want=$(pinned_wasm_bindgen)
+  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+  if [ "$have" != "$want" ]; then
+    log "installing wasm-bindgen-cli $want (found: ${have:-none})"
+    cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+}
+
+apt_install() {
+  if [ -z "${_APT_UPDATED:-}" ]; then
+    apt-get update -qq
+    _APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_browser() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    log "installing chromium and chromium-driver"
+    apt_install chromium chromium-driver
+  fi
+}
+
+ensure_npm() {
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "installing npm dev packages"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+}
+
+for what in "$@"; do
+  case "$what" in
+    wasm) ensure_wasm ;;
+    browser) ensure_browser ;;
+    npm) ensure_npm ;;
+    *) echo "unknown: $what" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,315 @@
+//! [`CacheCore`]: one cache instance's state, driven by the JS shim. Calls from JS return their
+//! results; changes that arrive on their own (other tabs, expiry) are delivered through the
+//! `notify(keys, errors)` callback, always after every borrow of the state has been released, so a
+//! listener may call straight back into the cache.
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use js_sys::{Array, Function, Object, Reflect};
+use mfe_shared_cache_core::wire::{Change, TabMessage};
+use mfe_shared_cache_core::{Cache, CacheConfig, CacheError, Entry, Stamp};
+use wasm_bindgen::prelude::*;
+use web_sys::{MessageEvent, StorageEvent};
+
+use crate::channel::TabLink;
+use crate::errors::{disposed, reentrant, to_js};
+use crate::storage::WebStorage;
+use crate::timer::ExpiryTimer;
+
+struct Inner {
+    cache: Cache<WebStorage>,
+    page_id: String,
+    link: Option<TabLink>,
+    timer: Option<ExpiryTimer>,
+    notify: Function,
+    startup_errors: Vec<CacheError>,
+}
+
+type Shared = Rc<RefCell<Option<Inner>>>;
+
+/// One cache instance (internal: the JS shim's `BackendSyncedCacheService` wraps it).
+#[wasm_bindgen]
+pub struct CacheCore {
+    inner: Shared,
+}
+
+fn now_ms() -> u64 {
+    js_sys::Date::now().max(0.0) as u64
+}
+
+fn random_node_id() -> String {
+    // Math.random is enough: the id only has to differ between writers, it guards nothing.
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..12).map(|_| DIGITS[(js_sys::Math::random() * 36.0) as usize % 36] as char).collect()
+}
+
+#[wasm_bindgen]
+impl CacheCore {
+    /// Opens the cache over `storage` under `prefix`. `page_id` is shared by every instance on
+    /// the page (they already exchange writes synchronously, so they skip each other's tab
+    /// messages); `notify(keys, errors)` receives changes that arrive on their own.
+    #[wasm_bindgen(constructor)]
+    pub fn new(storage: JsValue, prefix: String, page_id: String, notify: Function) -> CacheCore {
+        let config = CacheConfig::new(prefix.clone(), random_node_id());
+        let (cache, startup_errors) = Cache::open(WebStorage::new(storage), config, now_ms());
+        let inner: Shared = Rc::new(RefCell::new(Some(Inner {
+            cache,
+            page_id,
+            link: None,
+            timer: None,
+            notify,
+            startup_errors,
+        })));
+        let on_message = {
+            let weak = Rc::downgrade(&inner);
+            move |event: MessageEvent| on_tab_message(&weak, event.data())
+        };
+        let on_storage = {
+            let weak = Rc::downgrade(&inner);
+            move |event: StorageEvent| on_storage_event(&weak, &event)
+        };
+        let link = TabLink::open(&prefix, on_message, on_storage);
+        if let Ok(mut guard) = inner.try_borrow_mut() {
+            if let Some(state) = guard.as_mut() {
+                state.link = Some(link);
+                rearm(state, &Rc::downgrade(&inner));
+            }
+        }
+        CacheCore { inner }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T, JsValue>) -> Result<T, JsValue> {
+        let mut guard = self.inner.try_borrow_mut().map_err(|_| reentrant())?;
+        let state = guard.as_mut().ok_or_else(disposed)?;
+        f(state)
+    }
+
+    /// This instance's writer id.
+    pub fn node(&self) -> Result<String, JsValue> {
+        self.with(|s| Ok(s.cache.node().to_owned()))
+    }
+
+    /// How this instance reaches other tabs: `broadcast-channel`, `storage-event` or `none`.
+    #[wasm_bindgen(js_name = tabLink)]
+    pub fn tab_link(&self) -> Result<String, JsValue> {
+        self.with(|s| Ok(s.link.as_ref().map_or("none", TabLink::kind).to_owned()))
+    }
+
+    /// Errors found while opening (corrupt entries, storage failures), handed over once.
+    #[wasm_bindgen(js_name = takeStartupErrors)]
+    pub fn take_startup_errors(&self) -> Result<Array, JsValue> {
+        self.with(|s| Ok(s.startup_errors.drain(..).map(|e| to_js(&e)).collect()))
+    }
+
+    /// Sets `key` to `json` (produced by `JSON.stringify`) for `ttl_secs` seconds; returns the
+    /// write's timestamp. Persisted at the next [`CacheCore::flush`].
+    pub fn set(&self, key: &str, json: String, ttl_secs: f64) -> Result<f64, JsValue> {
+        let inner = Rc::downgrade(&self.inner);
+        self.with(|s| {
+            let ttl_ms = mfe_shared_cache_core::ttl_ms_from_secs(ttl_secs).map_err(|e| to_js(&e))?;
+            let entry = s.cache.set(key, json, ttl_ms, now_ms()).map_err(|e| to_js(&e))?;
+            rearm(s, &inner);
+            Ok(entry.stamp.ts as f64)
+        })
+    }
+
+    /// Removes `key`; returns the remove's timestamp.
+    pub fn remove(&self, key: &str) -> Result<f64, JsValue> {
+        self.with(|s| {
+            let entry = s.cache.remove(key, now_ms()).map_err(|e| to_js(&e))?;
+            Ok(entry.stamp.ts as f64)
+        })
+    }
+
+    /// Clears the cache; returns `{ timestamp, keys }` (the keys that were visible).
+    pub fn clear(&self) -> Result<Object, JsValue> {
+        self.with(|s| {
+            let (epoch, keys) = s.cache.clear(now_ms());
+            let out = Object::new();
+            Reflect::set(&out, &"timestamp".into(), &(epoch.ts as f64).into())?;
+            Reflect::set(&out, &"keys".into(), &keys.into_iter().map(JsValue::from).collect::<Array>())?;
+            Ok(out)
+        })
+    }
+
+    /// The JSON text of `key`'s value, if it has one now.
+    pub fn get(&self, key: &str) -> Result<Option<String>, JsValue> {
+        self.with(|s| Ok(s.cache.get(key, now_ms()).map(str::to_owned)))
+    }
+
+    /// When `key`'s value expires (ms since epoch); 0 when it never does or has no value.
+    #[wasm_bindgen(js_name = expiresAt)]
+    pub fn expires_at(&self, key: &str) -> Result<f64, JsValue> {
+        self.with(|s| Ok(s.cache.expires_at(key).map_or(0.0, |at| at as f64)))
+    }
+
+    /// Applies a write made by another instance on this page (already persisted by it).
+    /// Returns whether the visible value of `key` changed.
+    #[wasm_bindgen(js_name = applyPeer)]
+    pub fn apply_peer(&self, key: String, json: Option<String>, ttl_ms: f64, ts: f64, node: String) -> Result<bool, JsValue> {
+        let inner = Rc::downgrade(&self.inner);
+        self.with(|s| {
+            let stamp = Stamp::new(ts.max(0.0) as u64, node);
+            let entry = match json {
+                Some(json) => Entry::value(stamp, ttl_ms.max(0.0) as u64, json),
+                None => Entry::tombstone(stamp),
+            };
+            let changed = s.cache.apply_remote(vec![(key, entry)], None, false, now_ms());
+            rearm(s, &inner);
+            Ok(!changed.is_empty())
+        })
+    }
+
+    /// Applies a clear made by another instance on this page; returns the keys it hid.
+    #[wasm_bindgen(js_name = applyPeerClear)]
+    pub fn apply_peer_clear(&self, ts: f64, node: String) -> Result<Array, JsValue> {
+        self.with(|s| {
+            let stamp = Stamp::new(ts.max(0.0) as u64, node);
+            let changed = s.cache.apply_remote(Vec::new(), Some(stamp), false, now_ms());
+            Ok(changed.into_iter().map(JsValue::from).collect())
+        })
+    }
+
+    /// Persists the writes made since the last flush and tells the other tabs; returns the
+    /// errors (each with the key it concerns, where there is one).
+    pub fn flush(&self) -> Result<Array, JsValue> {
+        self.with(|s| Ok(flush_inner(s)))
+    }
+
+    /// Closes the tab link and the timer and releases the state; later calls fail with DISPOSED.
+    pub fn dispose(&self) {
+        if let Ok(mut guard) = self.inner.try_borrow_mut() {
+            // Dropping the state drops the link (closing the channel / removing the listener) and
+            // the timer (clearing the timeout).
+            guard.take();
+        }
+    }
+}
+
+fn flush_inner(s: &mut Inner) -> Array {
+    let report = s.cache.flush(now_ms());
+    let errors: Array = report.errors.iter().map(to_js).collect();
+    if report.has_news() {
+        let message = TabMessage { from: s.page_id.clone(), clear: report.clear, changes: report.changes };
+        let posted = serde_json::to_string(&message)
+            .map_err(|e| e.to_string())
+            .and_then(|text| s.link.as_ref().map_or(Ok(()), |l| l.post(&text)).map_err(|e| crate::errors::js_error_message(&e)));
+        if let Err(message) = posted {
+            errors.push(&to_js(&CacheError::Protocol { message: format!("could not tell other tabs: {message}") }));
+        }
+    }
+    errors
+}
+
+/// Re-arms the expiry timer for the earliest pending expiry (or disarms it when nothing can
+/// expire).
+fn rearm(s: &mut Inner, weak: &Weak<RefCell<Option<Inner>>>) {
+    let next = s.cache.next_expiry();
+    if next == s.timer.as_ref().map(ExpiryTimer::at) {
+        return;
+    }
+    s.timer = next.map(|at| {
+        let weak = weak.clone();
+        ExpiryTimer::arm(at, now_ms(), move || on_timer(&weak))
+    });
+}
+
+fn on_timer(weak: &Weak<RefCell<Option<Inner>>>) {
+    let Some(shared) = weak.upgrade() else { return };
+    let delivery = {
+        let Ok(mut guard) = shared.try_borrow_mut() else { return };
+        let Some(s) = guard.as_mut() else { return };
+        s.timer = None;
+        let keys = s.cache.take_expired(now_ms());
+        rearm(s, weak);
+        (s.notify.clone(), keys, Vec::new())
+    };
+    deliver(delivery);
+}
+
+fn on_tab_message(weak: &Weak<RefCell<Option<Inner>>>, data: JsValue) {
+    let Some(shared) = weak.upgrade() else { return };
+    let delivery = {
+        let Ok(mut guard) = shared.try_borrow_mut() else { return };
+        let Some(s) = guard.as_mut() else { return };
+        let mut errors = Vec::new();
+        let message = data
+            .as_string()
+            .ok_or_else(|| "tab message is not a string".to_owned())
+            .and_then(|text| serde_json::from_str::<TabMessage>(&text).map_err(|e| e.to_string()));
+        let keys = match message {
+            Ok(message) if message.from == s.page_id => Vec::new(),
+            Ok(message) => {
+                let mut entries = Vec::with_capacity(message.changes.len());
+                for change in message.changes {
+                    match Change::into_entry(change) {
+                        Ok(entry) => entries.push(entry),
+                        Err(e) => errors.push(to_js(&e)),
+                    }
+                }
+                apply_from_other_tab(s, entries, message.clear.map(|c| c.stamp()), &mut errors, weak)
+            }
+            Err(message) => {
+                errors.push(to_js(&CacheError::Protocol { message: format!("ignored a tab message: {message}") }));
+                Vec::new()
+            }
+        };
+        (s.notify.clone(), keys, errors)
+    };
+    deliver(delivery);
+}
+
+fn on_storage_event(weak: &Weak<RefCell<Option<Inner>>>, event: &StorageEvent) {
+    let Some(shared) = weak.upgrade() else { return };
+    let (Some(storage_key), Some(text)) = (event.key(), event.new_value()) else { return };
+    let delivery = {
+        let Ok(mut guard) = shared.try_borrow_mut() else { return };
+        let Some(s) = guard.as_mut() else { return };
+        let same_area = event.storage_area().is_some_and(|area| Object::is(area.as_ref(), s.cache.storage().js()));
+        if !same_area {
+            return;
+        }
+        let mut errors = Vec::new();
+        let keys = if let Some(epoch) = s.cache.decode_foreign_epoch(&storage_key, &text) {
+            apply_from_other_tab(s, Vec::new(), Some(epoch), &mut errors, weak)
+        } else {
+            match s.cache.decode_foreign_write(&storage_key, &text) {
+                Some(Ok(entry)) => apply_from_other_tab(s, vec![entry], None, &mut errors, weak),
+                Some(Err(e)) => {
+                    errors.push(to_js(&e));
+                    Vec::new()
+                }
+                None => Vec::new(),
+            }
+        };
+        (s.notify.clone(), keys, errors)
+    };
+    deliver(delivery);
+}
+
+fn apply_from_other_tab(
+    s: &mut Inner,
+    entries: Vec<(String, Entry)>,
+    clear: Option<Stamp>,
+    errors: &mut Vec<JsValue>,
+    weak: &Weak<RefCell<Option<Inner>>>,
+) -> Vec<String> {
+    let keys = s.cache.apply_remote(entries, clear, false, now_ms());
+    if s.cache.pending_flush() > 0 {
+        // Ours was newer than what the other tab just wrote over it in storage: write it back.
+        // (No local write can be waiting here: the shim flushes in the same task as the write.)
+        errors.extend(flush_inner(s).iter());
+    }
+    rearm(s, weak);
+    keys
+}
+
+fn deliver((notify, keys, errors): (Function, Vec<String>, Vec<JsValue>)) {
+    if keys.is_empty() && errors.is_empty() {
+        return;
+    }
+    let keys: Array = keys.into_iter().map(JsValue::from).collect();
+    let errors: Array = errors.into_iter().collect();
+    // A throwing listener must not break delivery to the cache; the shim reports its errors.
+    let _ = notify.call2(&JsValue::NULL, &keys, &errors);
+}

@@ -1,0 +1,82 @@
+//! [`Storage`] over any JavaScript object with the Web Storage interface (`localStorage`,
+//! `sessionStorage`, or a user's own). Calls are structural, so a plain object with `getItem`,
+//! `setItem`, `removeItem`, `key` and `length` works, and every throw becomes a typed error.
+use mfe_shared_cache_core::{Storage, StorageError};
+use wasm_bindgen::prelude::*;
+
+use crate::errors::{js_error_message, js_error_name};
+
+#[wasm_bindgen]
+extern "C" {
+    /// Anything shaped like the Web Storage API.
+    pub type StorageLike;
+
+    #[wasm_bindgen(method, catch, js_name = getItem)]
+    fn get_item(this: &StorageLike, key: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = setItem)]
+    fn set_item(this: &StorageLike, key: &str, value: &str) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch, js_name = removeItem)]
+    fn remove_item(this: &StorageLike, key: &str) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn key(this: &StorageLike, index: u32) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, getter, catch)]
+    fn length(this: &StorageLike) -> Result<JsValue, JsValue>;
+}
+
+/// The core's [`Storage`] over a JavaScript storage object.
+pub struct WebStorage {
+    inner: StorageLike,
+}
+
+impl WebStorage {
+    /// Wraps a JS storage object.
+    pub fn new(storage: JsValue) -> Self {
+        WebStorage { inner: storage.unchecked_into() }
+    }
+
+    /// The wrapped JS object (to match `storage` events against it).
+    pub fn js(&self) -> &JsValue {
+        self.inner.as_ref()
+    }
+}
+
+fn failed(error: JsValue) -> StorageError {
+    let is_quota = matches!(js_error_name(&error).as_deref(), Some("QuotaExceededError" | "NS_ERROR_DOM_QUOTA_REACHED"));
+    if is_quota {
+        StorageError::QuotaExceeded
+    } else {
+        StorageError::Failed(js_error_message(&error))
+    }
+}
+
+impl Storage for WebStorage {
+    fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+        let value = self.inner.get_item(key).map_err(failed)?;
+        if value.is_null() || value.is_undefined() {
+            return Ok(None);
+        }
+        value.as_string().map(Some).ok_or_else(|| StorageError::Failed("getItem returned a non-string".into()))
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
+        self.inner.set_item(key, value).map_err(failed)
+    }
+
+    fn remove(&mut self, key: &str) -> Result<(), StorageError> {
+        self.inner.remove_item(key).map_err(failed)
+    }
+
+    fn keys(&self) -> Result<Vec<String>, StorageError> {
+        let length = self.inner.length().map_err(failed)?.as_f64().unwrap_or(0.0);
+        if !(0.0..=u32::MAX as f64).contains(&length) {
+            return Err(StorageError::Failed("storage length is not a valid count".into()));
+        }
+        let mut keys = Vec::with_capacity(length as usize);
+        for index in 0..length as u32 {
+            if let Some(key) = self.inner.key(index).map_err(failed)?.as_string() {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+}
