@@ -43,9 +43,9 @@ impl TabLink {
 
     /// Sends a message to the other tabs (a no-op on the storage-event fallback: there the
     /// storage writes themselves are the message).
-    pub fn post(&self, message: &str) -> Result<(), JsValue> {
+    pub fn post(&self, message: &JsValue) -> Result<(), JsValue> {
         match self {
-            TabLink::Channel(channel, _on_message) => channel.post_message(&JsValue::from_str(message)),
+            TabLink::Channel(channel, _on_message) => channel.post_message(message),
             _ => Ok(()),
         }
     }

@@ -6,7 +6,6 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Object, Reflect};
-use mfe_shared_cache_core::wire::{Change, TabMessage};
 use mfe_shared_cache_core::{Cache, CacheConfig, CacheError, Entry, Stamp};
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, StorageEvent};
@@ -186,19 +185,77 @@ impl CacheCore {
     }
 }
 
+// A tab message is an array: [1, pageId, clearTs | -1, clearNode, key, record, key, record, …],
+// records in the storage format, so receivers decode exactly what hydration decodes.
+const TAB_MESSAGE_VERSION: f64 = 1.0;
+
 fn flush_inner(s: &mut Inner) -> Array {
     let report = s.cache.flush(now_ms());
     let errors: Array = report.errors.iter().map(to_js).collect();
     if report.has_news() {
-        let message = TabMessage { from: s.page_id.clone(), clear: report.clear, changes: report.changes };
-        let posted = serde_json::to_string(&message)
-            .map_err(|e| e.to_string())
-            .and_then(|text| s.link.as_ref().map_or(Ok(()), |l| l.post(&text)).map_err(|e| crate::errors::js_error_message(&e)));
-        if let Err(message) = posted {
-            errors.push(&to_js(&CacheError::Protocol { message: format!("could not tell other tabs: {message}") }));
+        let message = Array::new();
+        message.push(&TAB_MESSAGE_VERSION.into());
+        message.push(&JsValue::from_str(&s.page_id));
+        match &report.clear {
+            Some(epoch) => {
+                message.push(&(epoch.ts as f64).into());
+                message.push(&JsValue::from_str(&epoch.node));
+            }
+            None => {
+                message.push(&(-1.0).into());
+                message.push(&JsValue::NULL);
+            }
+        }
+        for (key, entry) in &report.changes {
+            message.push(&JsValue::from_str(key));
+            message.push(&JsValue::from_str(&s.cache.encode_entry(entry)));
+        }
+        if let Some(Err(e)) = s.link.as_ref().map(|l| l.post(&message)) {
+            let message = format!("could not tell other tabs: {}", crate::errors::js_error_message(&e));
+            errors.push(&to_js(&CacheError::Protocol { message }));
         }
     }
     errors
+}
+
+/// What a tab message carried: writes, a clear, and the parts that could not be read.
+type TabNews = (Vec<(String, Entry)>, Option<Stamp>, Vec<JsValue>);
+
+/// Reads a tab message; `Err` says why it is not one.
+fn read_tab_message(s: &Inner, data: &JsValue) -> Result<TabNews, String> {
+    let message: &Array = data.dyn_ref().ok_or("not an array")?;
+    if message.get(0).as_f64() != Some(TAB_MESSAGE_VERSION) {
+        return Err("unknown tab message version".into());
+    }
+    if message.get(1).as_string().as_deref() == Some(s.page_id.as_str()) {
+        return Ok((Vec::new(), None, Vec::new())); // this page's instances have it already
+    }
+    let clear = match (message.get(2).as_f64(), message.get(3).as_string()) {
+        (Some(ts), Some(node)) if ts >= 0.0 && ts <= mfe_shared_cache_core::MAX_SAFE_INTEGER as f64 => {
+            Some(Stamp::new(ts as u64, node))
+        }
+        _ => None,
+    };
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    let mut i = 4;
+    while i + 1 < message.length() {
+        let (key, record) = (message.get(i).as_string(), message.get(i + 1).as_string());
+        i += 2;
+        let (Some(key), Some(record)) = (key, record) else {
+            return Err("malformed change".into());
+        };
+        if let Err(e) = mfe_shared_cache_core::validate_key(&key) {
+            errors.push(to_js(&e));
+            continue;
+        }
+        match s.cache.decode_entry(&key, &record) {
+            Some(Ok(entry)) => entries.push((key, entry)),
+            Some(Err(e)) => errors.push(to_js(&e)),
+            None => {}
+        }
+    }
+    Ok((entries, clear, errors))
 }
 
 /// Re-arms the expiry timer for the earliest pending expiry (or disarms it when nothing can
@@ -233,24 +290,18 @@ fn on_tab_message(weak: &Weak<RefCell<Option<Inner>>>, data: JsValue) {
         let Ok(mut guard) = shared.try_borrow_mut() else { return };
         let Some(s) = guard.as_mut() else { return };
         let mut errors = Vec::new();
-        let message = data
-            .as_string()
-            .ok_or_else(|| "tab message is not a string".to_owned())
-            .and_then(|text| serde_json::from_str::<TabMessage>(&text).map_err(|e| e.to_string()));
-        let keys = match message {
-            Ok(message) if message.from == s.page_id => Vec::new(),
-            Ok(message) => {
-                let mut entries = Vec::with_capacity(message.changes.len());
-                for change in message.changes {
-                    match Change::into_entry(change) {
-                        Ok(entry) => entries.push(entry),
-                        Err(e) => errors.push(to_js(&e)),
-                    }
+        let keys = match read_tab_message(s, &data) {
+            Ok((entries, clear, bad)) => {
+                errors.extend(bad);
+                if entries.is_empty() && clear.is_none() {
+                    Vec::new()
+                } else {
+                    apply_from_other_tab(s, entries, clear, &mut errors, weak)
                 }
-                apply_from_other_tab(s, entries, message.clear.map(|c| c.stamp()), &mut errors, weak)
             }
-            Err(message) => {
-                errors.push(to_js(&CacheError::Protocol { message: format!("ignored a tab message: {message}") }));
+            Err(why) => {
+                let message = format!("ignored a tab message: {why}");
+                errors.push(to_js(&CacheError::Protocol { message }));
                 Vec::new()
             }
         };

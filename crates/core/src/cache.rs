@@ -7,7 +7,6 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::record::{decode_record, encode_record, prefix_tag, DecodedRecord};
-use crate::wire::{Change, ClearRequest};
 use crate::{validate_key, CacheError, Entry, MergeOutcome, Replica, Stamp, Storage, StorageError};
 
 /// How long a tombstone (or an expired value) is kept so that a late, older write cannot bring the
@@ -39,10 +38,11 @@ impl CacheConfig {
 /// What [`Cache::flush`] did: the writes to tell other tabs, and what could not be persisted.
 #[derive(Debug, Default)]
 pub struct FlushReport {
-    /// Local writes since the last flush, for other tabs (and later the backend).
-    pub changes: Vec<Change>,
+    /// Keys written locally since the last flush with their current write (coalesced: a key
+    /// written ten times is one change), for other tabs and the backend.
+    pub changes: Vec<(String, Entry)>,
     /// A local clear since the last flush.
-    pub clear: Option<ClearRequest>,
+    pub clear: Option<Stamp>,
     /// Failures; a key that failed stays readable in memory.
     pub errors: Vec<CacheError>,
 }
@@ -73,7 +73,8 @@ pub struct Cache<S: Storage> {
     dirty: HashSet<String>,
     /// Whether the clear epoch must be persisted (and older records removed) at the next flush.
     epoch_dirty: bool,
-    outgoing: Vec<Change>,
+    /// Keys written locally since the last flush (what other tabs must be told).
+    outgoing: HashSet<String>,
     outgoing_clear: Option<Stamp>,
     /// Keys held in memory whose record is not in storage (quota): candidates for nothing.
     unpersisted: HashSet<String>,
@@ -98,7 +99,7 @@ impl<S: Storage> Cache<S> {
             retention_ms: config.tombstone_retention_ms,
             dirty: HashSet::new(),
             epoch_dirty: false,
-            outgoing: Vec::new(),
+            outgoing: HashSet::new(),
             outgoing_clear: None,
             unpersisted: HashSet::new(),
             last_use: HashMap::new(),
@@ -214,7 +215,7 @@ impl<S: Storage> Cache<S> {
         let entry = self.replica.write(key, value, ttl_ms, now_ms);
         self.touch(key);
         self.dirty.insert(key.to_owned());
-        self.outgoing.push(Change::from_entry(key, &entry));
+        self.outgoing.insert(key.to_owned());
         self.schedule_expiry(key);
         entry
     }
@@ -224,8 +225,7 @@ impl<S: Storage> Cache<S> {
     pub fn clear(&mut self, now_ms: u64) -> (Stamp, Vec<String>) {
         let visible = self.visible_keys(now_ms);
         let (epoch, _) = self.replica.clear(now_ms);
-        self.after_epoch(&epoch);
-        self.outgoing.clear();
+        self.after_epoch();
         self.outgoing_clear = Some(epoch.clone());
         (epoch, visible.into_iter().collect())
     }
@@ -234,11 +234,11 @@ impl<S: Storage> Cache<S> {
         self.replica.iter().filter(|(_, e)| e.is_live(now_ms)).map(|(k, _)| k.clone()).collect()
     }
 
-    fn after_epoch(&mut self, epoch: &Stamp) {
+    fn after_epoch(&mut self) {
         self.epoch_dirty = true;
         let replica = &self.replica;
         self.dirty.retain(|key| replica.entry(key).is_some());
-        self.outgoing.retain(|c| Stamp::new(c.timestamp, c.node.clone().unwrap_or_default()) > *epoch);
+        self.outgoing.retain(|key| replica.entry(key).is_some());
     }
 
     /// Applies writes and possibly a clear from another tab or the backend. Returns the keys whose
@@ -259,12 +259,12 @@ impl<S: Storage> Cache<S> {
             let removed = self.replica.merge_epoch(&epoch);
             if self.replica.epoch() == Some(&epoch) {
                 if persist {
-                    self.after_epoch(&epoch);
+                    self.after_epoch();
                 } else {
                     // The sender already cleared storage; only drop what the clear superseded.
                     let replica = &self.replica;
                     self.dirty.retain(|key| replica.entry(key).is_some());
-                    self.outgoing.retain(|c| Stamp::new(c.timestamp, c.node.clone().unwrap_or_default()) > epoch);
+                    self.outgoing.retain(|key| replica.entry(key).is_some());
                 }
             }
             changed.extend(removed.into_iter().filter(|k| visible.contains(k)));
@@ -385,8 +385,13 @@ impl<S: Storage> Cache<S> {
                 report.errors.push(e);
             }
         }
-        report.changes = std::mem::take(&mut self.outgoing);
-        report.clear = self.outgoing_clear.take().map(|s| ClearRequest::from_stamp(&s));
+        let mut outgoing: Vec<String> = self.outgoing.drain().collect();
+        outgoing.sort_unstable();
+        report.changes = outgoing
+            .into_iter()
+            .filter_map(|key| self.replica.entry(&key).cloned().map(|entry| (key, entry)))
+            .collect();
+        report.clear = self.outgoing_clear.take();
         report
     }
 
@@ -498,6 +503,20 @@ impl<S: Storage> Cache<S> {
     /// Whether `key`'s current write is only in memory (storage was full).
     pub fn is_unpersisted(&self, key: &str) -> bool {
         self.unpersisted.contains(key)
+    }
+
+    /// Encodes a write in this cache's storage record format (also what tabs send each other).
+    pub fn encode_entry(&self, entry: &Entry) -> String {
+        encode_record(entry, &self.tag)
+    }
+
+    /// Decodes a record sent by another tab; `None` when it belongs to another cache.
+    pub fn decode_entry(&self, key: &str, text: &str) -> Option<Result<Entry, CacheError>> {
+        match decode_record(text, &self.tag) {
+            Ok(DecodedRecord::Mine(entry)) => Some(Ok(entry)),
+            Ok(DecodedRecord::OtherCache) => None,
+            Err(reason) => Some(Err(CacheError::Protocol { message: format!("bad record for {key:?}: {reason}") })),
+        }
     }
 
     /// Decodes a storage record written by another tab (the `storage` event fallback), if the key

@@ -1,6 +1,6 @@
-//! The backend protocol of seed `000_…` (DESIGN §4) and the messages between tabs.
+//! The backend protocol of seed `000_…` (DESIGN §4).
 //!
-//! Field names are the seed's. Extensions (`node`, `cursor`, `from`) are optional, so a peer that
+//! Field names are the seed's. Extensions (`node`, `cursor`) are optional, so a peer that
 //! speaks only the seed protocol can ignore them and still be understood.
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -92,19 +92,6 @@ pub struct RemoveRequest {
     /// Extension: the writer's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
-}
-
-/// What one tab tells the others after it persisted a batch of writes (BroadcastChannel).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct TabMessage {
-    /// The sending page's id: instances on that page already have these writes.
-    pub from: String,
-    /// A clear, ordered before or after the changes by its stamp alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clear: Option<ClearRequest>,
-    /// The writes.
-    #[serde(default)]
-    pub changes: Vec<Change>,
 }
 
 fn timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {

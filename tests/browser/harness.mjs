@@ -1,0 +1,89 @@
+// Shared test harness: a static server for the repository (pkg/ and test pages) and headless
+// Debian Chromium driven by playwright-core. Loopback only.
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { extname, join, normalize } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.css': 'text/css',
+};
+
+// `/pkg-copy/…` serves pkg/ again under another URL: the browser loads it as a separate module
+// graph with its own wasm instance, like a second MFE that bundled its own copy of the package.
+const ALIASES = [['/pkg-copy/', '/pkg/']];
+
+export async function startServer() {
+  const server = createServer(async (req, res) => {
+    let path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (path === '/favicon.ico') {
+      res.writeHead(204).end();
+      return;
+    }
+    for (const [from, to] of ALIASES) if (path.startsWith(from)) path = to + path.slice(from.length);
+    if (path === '/' || path.endsWith('/')) path += 'index.html';
+    const file = normalize(join(ROOT, path));
+    if (!file.startsWith(ROOT)) {
+      res.writeHead(403).end();
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      res.end(body);
+    } catch {
+      res.writeHead(404).end('not found');
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+}
+
+/** Opens `path` in a new tab of `context`, failing the test on page errors and console errors. */
+export async function openTab(context, url, { allowConsoleErrors = false } = {}) {
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !allowConsoleErrors) problems.push(`console.error: ${m.text()}`);
+  });
+  page.problems = problems;
+  await page.goto(url);
+  await page.waitForFunction(() => window.__ready === true || window.__failed, null, { timeout: 15000 });
+  const failed = await page.evaluate(() => window.__failed ?? null);
+  if (failed) throw new Error(`page failed to start: ${failed}`);
+  return page;
+}
+
+/** Waits until `fn(arg)` evaluated in `page` is truthy, returning its value. */
+export async function until(page, fn, arg, timeout = 5000) {
+  const handle = await page.waitForFunction(fn, arg, { timeout, polling: 'raf' });
+  return handle.jsonValue();
+}
