@@ -5,7 +5,7 @@
 // the package: a read cache of parsed values (so `get` of an unchanged entry returns the same
 // object and costs a Map lookup), subscribers, the page hub shared by separately bundled copies,
 // typed errors and promises.
-import initWasm, { CacheCore } from './core.js';
+import initWasm, { CacheCore, checkKey as coreCheckKey } from './core.js';
 import { MemoryStorage } from './memory-storage.js';
 
 export { MemoryStorage };
@@ -75,10 +75,10 @@ function randomId() {
 
 // ---- input checks ---------------------------------------------------------------------------
 function checkKey(key) {
-  if (typeof key !== 'string' || key.length === 0) {
-    throw new CacheError('INVALID_KEY', `key must be a non-empty string, got ${describe(key)}`, {
-      key: typeof key === 'string' ? key : undefined,
-    });
+  try {
+    coreCheckKey(key);
+  } catch (e) {
+    throw toCacheError(e);
   }
 }
 

@@ -364,3 +364,14 @@ fn deliver((notify, keys, errors): (Function, Vec<String>, Vec<JsValue>)) {
     // A throwing listener must not break delivery to the cache; the shim reports its errors.
     let _ = notify.call2(&JsValue::NULL, &keys, &errors);
 }
+
+/// Checks a key by the core's rule (non-empty string, at most 1024 UTF-8 bytes, no U+0000), so the
+/// JS API refuses exactly what the core refuses.
+#[wasm_bindgen(js_name = checkKey)]
+pub fn check_key(key: &JsValue) -> Result<(), JsValue> {
+    let Some(key) = key.as_string() else {
+        let message = format!("key must be a non-empty string, got {}", key.js_typeof().as_string().unwrap_or_default());
+        return Err(crate::errors::other("INVALID_KEY", &message, false));
+    };
+    mfe_shared_cache_core::validate_key(&key).map_err(|e| to_js(&e))
+}

@@ -67,8 +67,9 @@ export async function launch() {
 }
 
 /** Opens `path` in a new tab of `context`, failing the test on page errors and console errors. */
-export async function openTab(context, url, { allowConsoleErrors = false } = {}) {
+export async function openTab(context, url, { allowConsoleErrors = false, before } = {}) {
   const page = await context.newPage();
+  if (before) await before(page);
   const problems = [];
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
@@ -84,6 +85,22 @@ export async function openTab(context, url, { allowConsoleErrors = false } = {})
 
 /** Waits until `fn(arg)` evaluated in `page` is truthy, returning its value. */
 export async function until(page, fn, arg, timeout = 5000) {
-  const handle = await page.waitForFunction(fn, arg, { timeout, polling: 'raf' });
+  const handle = await page.waitForFunction(fn, arg, { timeout, polling: 10 });
   return handle.jsonValue();
+}
+
+/** A browser, a server and a fresh context per test, torn down after. */
+export function suite(t) {
+  const state = {};
+  t.before(async () => {
+    state.server = await startServer();
+    state.browser = await launch();
+  });
+  t.after(async () => {
+    await state.browser?.close();
+    await state.server?.close();
+  });
+  state.page = (query = '') => `${state.server.url}/tests/browser/page.html${query}`;
+  state.context = () => state.browser.newContext();
+  return state;
 }

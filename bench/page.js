@@ -1,0 +1,354 @@
+// In-page benchmark bodies, driven by bench/run.mjs through Playwright. Every function measures
+// mfe-shared-cache and its baseline with the same loop shape, the same keys and the same values,
+// in the same page; run.mjs interleaves the two and takes medians over repetitions.
+import { BackendSyncedCacheService } from '/pkg/index.js';
+
+const OPTIONS = { backendUrl: null };
+const NAIVE_PREFIX = 'naive_';
+const now = () => performance.now();
+const wallNow = () => performance.timeOrigin + performance.now();
+
+/** The value every benchmark writes: a small JSON object (~80 bytes as JSON). */
+export function makeValue(i, gen = 0) {
+  return { id: i, gen, name: `user-${i}`, roles: ['reader', 'editor'], active: i % 2 === 0 };
+}
+
+// Results of the measured loops end up here, so no loop can be optimised away.
+export let sink = 0;
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Timer resolution seen by this page (Chromium coarsens performance.now without COI). */
+export function timerResolution() {
+  let best = Infinity;
+  let last = performance.now();
+  const end = last + 20;
+  while (last < end) {
+    const t = performance.now();
+    if (t !== last) {
+      best = Math.min(best, t - last);
+      last = t;
+    }
+  }
+  return { resolutionMs: best, crossOriginIsolated: globalThis.crossOriginIsolated === true };
+}
+
+// ---- 1. get of a hit -----------------------------------------------------------------------
+// One loop function per subject, so each gets its own type feedback and optimised code; the key
+// array has 1024 keys (index masked), every read is a hit, and the checksum sums a field of the
+// returned object.
+const MASK = 1023;
+function loopOverhead(_, keys, n) {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += keys[i & MASK].length;
+  return s;
+}
+function loopMap(map, keys, n) {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += map.get(keys[i & MASK]).id;
+  return s;
+}
+function loopCache(cache, keys, n) {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += cache.get(keys[i & MASK]).id;
+  return s;
+}
+function loopCacheTtl0(cache, keys, n) {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += cache.get(keys[i & MASK]).id;
+  return s;
+}
+function loopLocalStorage(_, keys, n) {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += JSON.parse(localStorage.getItem(keys[i & MASK])).id;
+  return s;
+}
+
+function timeLoop(fn, target, keys, n) {
+  const t0 = now();
+  const s = fn(target, keys, n);
+  const t1 = now();
+  sink += s;
+  return ((t1 - t0) * 1e6) / n; // ns per op
+}
+
+// Grows n until one run takes at least targetMs (that is also the warm-up), then runs twice more
+// unrecorded.
+function calibrate(fn, target, keys, targetMs) {
+  let n = 1024;
+  for (;;) {
+    const t0 = now();
+    sink += fn(target, keys, n);
+    if (now() - t0 >= targetMs || n >= 1 << 28) break;
+    n *= 2;
+  }
+  timeLoop(fn, target, keys, n);
+  timeLoop(fn, target, keys, n);
+  return n;
+}
+
+export async function getBench({ rounds = 9, targetMs = 40 } = {}) {
+  localStorage.clear();
+  const cache = new BackendSyncedCacheService(OPTIONS);
+  const keys = Array.from({ length: MASK + 1 }, (_, i) => `key${i}`);
+  const foreverKeys = Array.from({ length: MASK + 1 }, (_, i) => `forever${i}`);
+  const lsKeys = keys.map((k) => NAIVE_PREFIX + k);
+  const map = new Map();
+  const writes = [];
+  for (let i = 0; i <= MASK; i++) {
+    writes.push(cache.set(keys[i], makeValue(i))); // default TTL (3600 s)
+    writes.push(cache.set(foreverKeys[i], makeValue(i), 0)); // never expires
+    map.set(keys[i], makeValue(i));
+    localStorage.setItem(lsKeys[i], JSON.stringify(makeValue(i)));
+  }
+  await Promise.all(writes);
+  for (let i = 0; i <= MASK; i++) {
+    const v = cache.get(keys[i]);
+    if (v?.id !== i || cache.get(keys[i]) !== v || cache.get(foreverKeys[i])?.id !== i) {
+      throw new Error(`cache.get(${keys[i]}) returned ${JSON.stringify(v)}`);
+    }
+  }
+  const subjects = [
+    ['overhead', loopOverhead, null, keys],
+    ['map', loopMap, map, keys],
+    ['cache', loopCache, cache, keys],
+    ['localStorage', loopLocalStorage, null, lsKeys],
+  ];
+  const result = {};
+  const run = (list) => {
+    const ns = Object.fromEntries(list.map(([name]) => [name, []]));
+    const iters = Object.fromEntries(list.map(([name, fn, t, k]) => [name, calibrate(fn, t, k, targetMs)]));
+    for (let r = 0; r < rounds; r++) {
+      for (const [name, fn, t, k] of list) ns[name].push(timeLoop(fn, t, k, iters[name]));
+    }
+    for (const [name] of list) result[name] = { ns: median(ns[name]), min: Math.min(...ns[name]), max: Math.max(...ns[name]), iters: iters[name] };
+  };
+  run(subjects);
+  // Afterwards, so its branch feedback cannot colour the default-TTL measurement above.
+  run([['cacheTtl0', loopCacheTtl0, cache, foreverKeys], ['map2', loopMap, map, keys]]);
+  cache.dispose();
+  localStorage.clear();
+  return result;
+}
+
+// ---- 2 and 3. writes ----------------------------------------------------------------------
+// Tab A writes; tab B holds a cache instance (listening on the cache's channel) and a listener
+// on the naive path's channel, so posting in either path does real work.
+let writer = null;
+
+export function setupWriter() {
+  localStorage.clear();
+  const keys = Array.from({ length: 1000 }, (_, i) => `w${i}`);
+  writer = { cache: new BackendSyncedCacheService(OPTIONS), channel: new BroadcastChannel('bench-naive'), keys };
+  return writer.cache.tabLink;
+}
+
+let listener = null;
+export function setupListener() {
+  listener = { cache: new BackendSyncedCacheService(OPTIONS), channel: new BroadcastChannel('bench-naive'), received: 0, sum: 0 };
+  listener.channel.onmessage = (e) => {
+    listener.received++;
+    listener.sum += e.data.value.id;
+  };
+  return listener.cache.tabLink;
+}
+
+/** For run.mjs's barrier: what B has seen so far. */
+export function listenerState(key) {
+  return { received: listener.received, gen: listener.cache.get(key)?.gen ?? null };
+}
+
+function values(n, gen) {
+  return Array.from({ length: n }, (_, i) => makeValue(i, gen));
+}
+
+/** Sequential awaited writes over the 1000 keys; µs per write. */
+export async function seqCache(n, gen) {
+  const { cache, keys } = writer;
+  const vals = values(n, gen);
+  const t0 = now();
+  for (let i = 0; i < n; i++) await cache.set(keys[i % keys.length], vals[i]);
+  const t1 = now();
+  return { us: ((t1 - t0) * 1e3) / n, lastKey: keys[(n - 1) % keys.length] };
+}
+
+/** The naive path, one write at a time, over the same keys and values; µs per write. */
+export function seqNaive(n, gen) {
+  const { channel, keys } = writer;
+  const vals = values(n, gen);
+  const t0 = now();
+  for (let i = 0; i < n; i++) {
+    const k = keys[i % keys.length];
+    const v = vals[i];
+    localStorage.setItem(NAIVE_PREFIX + k, JSON.stringify(v));
+    channel.postMessage({ key: k, value: v });
+  }
+  const t1 = now();
+  return { us: ((t1 - t0) * 1e3) / n };
+}
+
+/** 1000 un-awaited writes over `distinct` keys, then Promise.all; µs per write. */
+export async function burstCache(distinct, gen, n = 1000) {
+  const { cache, keys } = writer;
+  const vals = values(n, gen);
+  const t0 = now();
+  const pending = new Array(n);
+  for (let i = 0; i < n; i++) pending[i] = cache.set(keys[i % distinct], vals[i]);
+  await Promise.all(pending);
+  const t1 = now();
+  // Persisted and visible: each key holds the last value written to it in this burst.
+  const last = keys[(n - 1) % distinct];
+  const stored = JSON.parse(localStorage.getItem(`shared_mfe_cache_${last}`));
+  if (stored?.v?.gen !== gen || cache.get(last)?.id !== n - 1) throw new Error(`burst not persisted: ${JSON.stringify(stored)}`);
+  return { us: ((t1 - t0) * 1e3) / n, lastKey: last };
+}
+
+export function burstNaive(distinct, gen, n = 1000) {
+  const { channel, keys } = writer;
+  const vals = values(n, gen);
+  const t0 = now();
+  for (let i = 0; i < n; i++) {
+    const k = keys[i % distinct];
+    const v = vals[i];
+    localStorage.setItem(NAIVE_PREFIX + k, JSON.stringify(v));
+    channel.postMessage({ key: k, value: v });
+  }
+  const t1 = now();
+  return { us: ((t1 - t0) * 1e3) / n };
+}
+
+// ---- 4. cross-tab propagation --------------------------------------------------------------
+// Both tabs run the same setup. The sender stamps wall time just before `set` / `postMessage`,
+// the receiver stamps it first thing in the subscribe callback / onmessage, then acknowledges on
+// a separate channel; the sender waits for the ack (one sample in flight) and a short random
+// pause before the next sample. Cache and raw samples alternate.
+let prop = null;
+
+export function setupProp(name, { subscribe }) {
+  const cache = new BackendSyncedCacheService(OPTIONS);
+  const raw = new BroadcastChannel('bench-raw');
+  const ack = new BroadcastChannel('bench-ack');
+  prop = { name, cache, raw, ack, sent: {}, recv: {}, waiter: null, errors: [] };
+  cache.on('error', (e) => prop.errors.push(`${e.type}: ${e.message}`));
+  // Only the receiving tab subscribes: a subscriber in the writing tab would run synchronously
+  // inside `set`, before the tab message is posted, and be counted as propagation time.
+  if (subscribe) {
+    cache.subscribe('prop', (v) => {
+      const t = wallNow();
+      if (v === null) return;
+      prop.recv[`cache:${v.from}:${v.i}`] = t;
+      ack.postMessage(`cache:${v.from}:${v.i}`);
+    });
+  }
+  raw.onmessage = (e) => {
+    const t = wallNow();
+    const v = e.data.value;
+    prop.recv[`raw:${v.from}:${v.i}`] = t;
+    ack.postMessage(`raw:${v.from}:${v.i}`);
+  };
+  ack.onmessage = (e) => {
+    if (prop.waiter && prop.waiter.id === e.data) prop.waiter.resolve(true);
+  };
+  return cache.tabLink;
+}
+
+function waitAck(id, timeoutMs) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    prop.waiter = {
+      id,
+      resolve: (v) => {
+        clearTimeout(timer);
+        prop.waiter = null;
+        resolve(v);
+      },
+    };
+  });
+}
+
+/** Sends `n` samples of each kind in `kinds`, alternating; returns how many were never acked. */
+export async function sendSamples(n, kinds, timeoutMs = 1000) {
+  let lost = 0;
+  const from = prop.name;
+  for (let i = 0; i < n; i++) {
+    // Alternate which kind goes first in each pair, so neither always follows the other.
+    const order = i % 2 ? kinds : [...kinds].reverse();
+    for (const kind of order) {
+      const id = `${kind}:${from}:${i}`;
+      const value = { ...makeValue(i), i, from };
+      const acked = waitAck(id, timeoutMs);
+      let write = null;
+      const t0 = wallNow();
+      if (kind === 'cache') write = prop.cache.set('prop', value);
+      else prop.raw.postMessage({ key: 'prop', value });
+      prop.sent[id] = t0;
+      if (!(await acked)) lost++;
+      if (write) await write;
+      await sleep(1 + Math.random() * 2);
+    }
+  }
+  return lost;
+}
+
+export function propTimes() {
+  return { sent: prop.sent, recv: prop.recv, errors: prop.errors };
+}
+
+// ---- 5. cold start ------------------------------------------------------------------------
+export async function populate(n) {
+  localStorage.clear();
+  const cache = new BackendSyncedCacheService(OPTIONS);
+  const pending = [];
+  for (let i = 0; i < n; i++) pending.push(cache.set(`item${i}`, makeValue(i)));
+  await Promise.all(pending);
+  cache.dispose();
+  return localStorage.length;
+}
+
+const COLD_KEY = 'item5000';
+
+/**
+ * Time from just before the constructor to just after the first `get`. With `warmStorage`, the
+ * page touches localStorage first (timed separately), so the figure excludes loading the storage
+ * area into the renderer.
+ */
+export function coldCache({ warmStorage }) {
+  const touchMs = warmStorage ? touchStorage() : null;
+  const t0 = now();
+  const cache = new BackendSyncedCacheService(OPTIONS);
+  const v = cache.get(COLD_KEY);
+  const t1 = now();
+  const ok = v?.id === 5000 && cache.get('item9999')?.id === 9999 && cache.get('item0')?.id === 0;
+  cache.dispose();
+  sink += v?.id ?? 0;
+  return { ms: t1 - t0, ok, touchMs };
+}
+
+/** The naive hydrate: every prefixed key JSON.parse'd into a Map, then the same first get. */
+export function coldNaive({ warmStorage }) {
+  const touchMs = warmStorage ? touchStorage() : null;
+  const prefix = 'shared_mfe_cache_';
+  const t0 = now();
+  const map = new Map();
+  for (let i = 0; i < localStorage.length; i++) {
+    const k = localStorage.key(i);
+    if (k.startsWith(prefix)) map.set(k.slice(prefix.length), JSON.parse(localStorage.getItem(k)));
+  }
+  const v = map.get(COLD_KEY)?.v ?? null;
+  const t1 = now();
+  const ok = v?.id === 5000 && map.size >= 10000;
+  sink += v?.id ?? 0;
+  return { ms: t1 - t0, ok, touchMs };
+}
+
+function touchStorage() {
+  const t0 = now();
+  sink += localStorage.length;
+  return now() - t0;
+}
