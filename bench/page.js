@@ -273,10 +273,10 @@ function waitAck(id, timeoutMs) {
 }
 
 /** Sends `n` samples of each kind in `kinds`, alternating; returns how many were never acked. */
-export async function sendSamples(n, kinds, timeoutMs = 1000) {
+export async function sendSamples(n, kinds, timeoutMs = 1000, start = 0) {
   let lost = 0;
   const from = prop.name;
-  for (let i = 0; i < n; i++) {
+  for (let i = start; i < start + n; i++) {
     // Alternate which kind goes first in each pair, so neither always follows the other.
     const order = i % 2 ? kinds : [...kinds].reverse();
     for (const kind of order) {

@@ -1,0 +1,92 @@
+/** A JSON value: what the cache stores. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** Deeply read-only view of a value returned by the cache (values are frozen). */
+export type DeepReadonly<T> = T extends (infer U)[]
+  ? ReadonlyArray<DeepReadonly<U>>
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+/** Every `type` an error of this package can have. */
+export type CacheErrorType =
+  | 'INVALID_KEY'
+  | 'INVALID_VALUE'
+  | 'INVALID_TTL'
+  | 'INVALID_OPTION'
+  | 'INVALID_ARGUMENT'
+  | 'QUOTA_EXCEEDED'
+  | 'STORAGE_CORRUPT'
+  | 'STORAGE_FAILED'
+  | 'PROTOCOL'
+  | 'DISPOSED'
+  | 'REENTRANT_CALL'
+  | 'INTERNAL';
+
+/** The one error type of the whole API. */
+export class CacheError extends Error {
+  readonly name: 'CacheError';
+  readonly type: CacheErrorType;
+  /** Whether the same operation may succeed later without changing its input. */
+  readonly retryable: boolean;
+  /** The key concerned, where there is one. */
+  readonly key?: string;
+  constructor(type: CacheErrorType, message: string, options?: { retryable?: boolean; key?: string; cause?: unknown });
+}
+
+/** Anything with the Web Storage interface. */
+export interface StorageLike {
+  readonly length: number;
+  key(index: number): string | null;
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+export interface CacheOptions {
+  /** Default: `localStorage` (an in-memory storage where it is unavailable). */
+  storage?: StorageLike;
+  /** Default `'shared_mfe_cache_'`; also names the cross-tab channel. */
+  prefix?: string;
+  /** Seconds; default 3600; 0 never expires. */
+  defaultTTL?: number;
+  /** Default `'/api/cache'`; `null`/`false`: no backend (local + cross-tab only). */
+  backendUrl?: string | null | false;
+  /** ms, default 30000. */
+  syncInterval?: number;
+  /** ms, default 5000. */
+  retryDelay?: number;
+  /** Default 3. */
+  maxRetries?: number;
+}
+
+export class BackendSyncedCacheService {
+  constructor(options?: CacheOptions);
+  readonly options: Readonly<Required<Omit<CacheOptions, 'storage' | 'backendUrl'>> & { backendUrl: string | null }>;
+  /** This instance's writer id. */
+  readonly nodeId: string;
+  /** How this instance reaches other tabs. */
+  readonly tabLink: 'broadcast-channel' | 'storage-event' | 'none';
+  /** Resolves once applied locally and persisted; rejects with a CacheError. */
+  set<T extends JsonValue>(key: string, value: T, ttl?: number): Promise<void>;
+  /** The value, or null when missing or expired; the same frozen object while unchanged. */
+  get<T = JsonValue>(key: string): DeepReadonly<T> | null;
+  remove(key: string): Promise<void>;
+  clear(): Promise<void>;
+  subscribe<T = JsonValue>(key: string, callback: (value: DeepReadonly<T> | null) => void): () => void;
+  on(event: 'error', listener: (error: CacheError) => void): () => void;
+  off(event: 'error', listener: (error: CacheError) => void): void;
+  dispose(): void;
+}
+
+/** An in-memory Storage (SSR, workers, tests). */
+export class MemoryStorage implements StorageLike {
+  readonly length: number;
+  key(index: number): string | null;
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+  clear(): void;
+}
+
+export default BackendSyncedCacheService;

@@ -1,0 +1,311 @@
+#!/usr/bin/env node
+// Browser benchmark of mfe-shared-cache: `node bench/run.mjs`.
+//
+// Starts the test harness's static server (127.0.0.1, random port), launches headless Chromium,
+// runs every section in one run and prints one table: metric, mfe-shared-cache, a baseline
+// measured in the same run under the same conditions, the ratio, the goal. Informational only:
+// no timing is asserted; the exit code is non-zero only when a section crashed.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { launch, openTab, startServer, ROOT } from '../tests/browser/harness.mjs';
+
+const PAGE = '/bench/bench.html';
+const started = performance.now();
+const rows = [];
+const notes = [];
+const crashes = [];
+
+// ---- formatting ---------------------------------------------------------------------------
+const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
+const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a');
+const bytes = (n) => n.toLocaleString('en-US');
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const percentile = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+};
+const spread = (xs, digits) => `[${fmt(Math.min(...xs), digits)}…${fmt(Math.max(...xs), digits)}]`;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function row(metric, ours, baseline, r, goal, met = '') {
+  rows.push({ metric, ours, baseline, ratio: r, goal, met });
+}
+
+function printTable() {
+  const head = { metric: 'metric', ours: 'mfe-shared-cache', baseline: 'baseline (same run)', ratio: 'ratio', goal: 'goal', met: 'goal met?' };
+  const cols = Object.keys(head);
+  const width = Object.fromEntries(cols.map((c) => [c, Math.max(...[head, ...rows].map((r) => String(r[c]).length))]));
+  const line = (r) => cols.map((c) => (c === 'ours' || c === 'baseline' || c === 'ratio' ? String(r[c]).padStart(width[c]) : String(r[c]).padEnd(width[c]))).join('  ').trimEnd();
+  console.log(line(head));
+  console.log(cols.map((c) => '-'.repeat(width[c])).join('  '));
+  for (const r of rows) console.log(line(r));
+}
+
+async function section(name, fn) {
+  const t0 = performance.now();
+  process.stderr.write(`[bench] ${name}…\n`);
+  try {
+    await fn();
+  } catch (e) {
+    crashes.push(`${name}: ${e?.stack ?? e}`);
+    row(name, 'CRASHED', '', '', '', 'see below');
+  }
+  notes.push(`section "${name}" took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+async function withContext(browser, fn) {
+  const context = await browser.newContext();
+  try {
+    return await fn(context);
+  } finally {
+    await context.close();
+  }
+}
+
+const pages = [];
+async function tab(context, url) {
+  const page = await openTab(context, url);
+  pages.push(page);
+  return page;
+}
+
+// ---- sections -----------------------------------------------------------------------------
+async function benchGet(browser, url) {
+  await withContext(browser, async (context) => {
+    const page = await tab(context, url + PAGE);
+    const r = await page.evaluate(() => window.bench.getBench({ rounds: 9, targetMs: 40 }));
+    const ns = (x) => `${fmt(x.ns, 1)} ns ${spread([x.min, x.max], 1)}`;
+    row('get hit, default TTL (ns/op) vs Map.get', ns(r.cache), `Map.get ${ns(r.map)}`, ratio(r.cache.ns, r.map.ns), '≤ 2× Map.get', r.cache.ns <= 2 * r.map.ns ? 'yes' : 'NO');
+    row('get hit, default TTL (ns/op) vs localStorage', ns(r.cache), `JSON.parse(ls.getItem) ${ns(r.localStorage)}`, ratio(r.cache.ns, r.localStorage.ns), '—');
+    row('get hit, ttl 0 (ns/op) vs Map.get [diagnostic]', ns(r.cacheTtl0), `Map.get ${ns(r.map2)}`, ratio(r.cacheTtl0.ns, r.map2.ns), '—');
+    notes.push(
+      `get: median of 9 rounds, [min…max]; iterations per round: cache ${r.cache.iters}, Map ${r.map.iters}, localStorage ${r.localStorage.iters}; ` +
+        `1024 keys, every read a hit, checksum of .id accumulated; loop overhead alone ${fmt(r.overhead.ns, 1)} ns/op (included in every figure)`,
+    );
+  });
+}
+
+async function benchWrites(browser, url) {
+  await withContext(browser, async (context) => {
+    const a = await tab(context, url + PAGE);
+    const b = await tab(context, url + PAGE);
+    const linkA = await a.evaluate(() => window.bench.setupWriter());
+    const linkB = await b.evaluate(() => window.bench.setupListener());
+    if (linkA !== 'broadcast-channel' || linkB !== 'broadcast-channel') notes.push(`writes: tab link is ${linkA}/${linkB}, expected broadcast-channel`);
+
+    let gen = 0;
+    let naiveSent = 0;
+    // Barriers: before the next measurement, tab B has processed everything sent so far.
+    const drainNaive = async () => {
+      await b.waitForFunction((n) => window.bench.listenerState('w0').received >= n, naiveSent, { polling: 5, timeout: 30000 });
+      await sleep(20);
+    };
+    const drainCache = async (key, g) => {
+      await b.waitForFunction(([k, g]) => window.bench.listenerState(k).gen === g, [key, g], { polling: 5, timeout: 30000 });
+      await sleep(20);
+    };
+    const runCache = async (fn, ...args) => {
+      const g = ++gen;
+      const r = await a.evaluate(([fn, args, g]) => window.bench[fn](...args.slice(0, 1), g, ...args.slice(1)), [fn, args, g]);
+      await drainCache(r.lastKey, g);
+      return r.us;
+    };
+    const runNaive = async (fn, count, ...args) => {
+      const g = ++gen;
+      const r = await a.evaluate(([fn, args, g]) => window.bench[fn](...args.slice(0, 1), g, ...args.slice(1)), [fn, args, g]);
+      naiveSent += count;
+      await drainNaive();
+      return r.us;
+    };
+    // Interleaved, alternating which goes first; the first `warm` repetitions are discarded.
+    const compare = async (reps, warm, cacheRun, naiveRun) => {
+      const ours = [];
+      const base = [];
+      for (let i = 0; i < warm + reps; i++) {
+        const pair = i % 2 ? [naiveRun, cacheRun] : [cacheRun, naiveRun];
+        const out = [];
+        for (const f of pair) out.push(await f());
+        const [c, n] = i % 2 ? [out[1], out[0]] : out;
+        if (i >= warm) {
+          ours.push(c);
+          base.push(n);
+        }
+      }
+      return { ours, base };
+    };
+
+    const SEQ = 2000;
+    const seq = await compare(5, 1, () => runCache('seqCache', SEQ), () => runNaive('seqNaive', SEQ, SEQ));
+    const us = (xs) => `${fmt(median(xs))} µs ${spread(xs, 2)}`;
+    row('awaited set, sequential (µs/op)', us(seq.ours), `setItem+postMessage ${us(seq.base)}`, ratio(median(seq.ours), median(seq.base)), '—');
+
+    for (const distinct of [1000, 100]) {
+      const r = await compare(15, 3, () => runCache('burstCache', distinct), () => runNaive('burstNaive', 1000, distinct));
+      const m = median(r.ours);
+      const n = median(r.base);
+      row(`burst 1000 sets → ${distinct} keys (µs/write)`, us(r.ours), `setItem+postMessage ${us(r.base)}`, ratio(m, n), '≤ 0.25× naive', m <= 0.25 * n ? 'yes' : 'NO');
+    }
+    notes.push(
+      `writes: tab B holds a cache instance and a BroadcastChannel listener; sequential: ${SEQ} writes over 1000 keys per repetition, median of 5; ` +
+        `bursts: median of 15 (3 discarded warm-ups), µs = burst time / 1000; every repetition writes new values and waits for tab B to drain`,
+    );
+  });
+}
+
+async function benchPropagation(browser, url) {
+  await withContext(browser, async (context) => {
+    const a = await tab(context, url + PAGE);
+    const b = await tab(context, url + PAGE);
+    await a.evaluate(() => window.bench.setupProp('A', { subscribe: false }));
+    await b.evaluate(() => window.bench.setupProp('B', { subscribe: true }));
+    const WARM = 30;
+    const N = 300;
+    const REVERSE = 100;
+    const lostWarm = await a.evaluate(([n]) => window.bench.sendSamples(n, ['cache', 'raw'], 1000, 0), [WARM]);
+    const lost = await a.evaluate(([n, s]) => window.bench.sendSamples(n, ['cache', 'raw'], 1000, s), [N, WARM]);
+    const lostBack = await b.evaluate(([n]) => window.bench.sendSamples(n, ['raw'], 1000, 0), [REVERSE]);
+    const ta = await a.evaluate(() => window.bench.propTimes());
+    const tb = await b.evaluate(() => window.bench.propTimes());
+    const lat = (kind, from, to, start, n) => {
+      const out = [];
+      for (let i = start; i < start + n; i++) {
+        const id = `${kind}:${from.name}:${i}`;
+        if (from.t.sent[id] !== undefined && to.t.recv[id] !== undefined) out.push(to.t.recv[id] - from.t.sent[id]);
+      }
+      return out;
+    };
+    const A = { name: 'A', t: ta };
+    const B = { name: 'B', t: tb };
+    const cache = lat('cache', A, B, WARM, N);
+    const raw = lat('raw', A, B, WARM, N);
+    const back = lat('raw', B, A, 0, REVERSE);
+    const p50c = percentile(cache, 50);
+    const p50r = percentile(raw, 50);
+    const p99c = percentile(cache, 99);
+    const p99r = percentile(raw, 99);
+    const diff = p50c - p50r;
+    row(`cross-tab propagation p50 (ms, n=${cache.length})`, `${fmt(p50c)} ms`, `raw BroadcastChannel ${fmt(p50r)} ms (n=${raw.length})`, ratio(p50c, p50r), '≤ raw BC + 0.5 ms', `${diff <= 0.5 ? 'yes' : 'NO'} (${diff >= 0 ? '+' : ''}${fmt(diff)} ms)`);
+    row(`cross-tab propagation p99 (ms, n=${cache.length})`, `${fmt(p99c)} ms`, `raw BroadcastChannel ${fmt(p99r)} ms`, ratio(p99c, p99r), '—');
+    const offset = (median(raw) - median(back)) / 2;
+    notes.push(
+      `propagation: ${N} cache + ${N} raw samples A→B, alternating, one in flight, 1–3 ms random pause; lost (no callback within 1 s): ` +
+        `cache+raw ${lost} (warm-up ${lostWarm}), reverse ${lostBack}; timer resolution coarsened by Chromium (see header); ` +
+        `raw B→A p50 ${fmt(median(back))} ms, so the A/B clock offset is about ${fmt(offset)} ms (it shifts both columns equally)`,
+    );
+    if (ta.errors.length || tb.errors.length) notes.push(`propagation: cache errors: ${[...ta.errors, ...tb.errors].slice(0, 5).join('; ')}`);
+  });
+}
+
+async function benchColdStart(browser, url) {
+  await withContext(browser, async (context) => {
+    const page = await tab(context, url + PAGE);
+    const ENTRIES = 10000;
+    const stored = await page.evaluate((n) => window.bench.populate(n), ENTRIES);
+    if (stored < ENTRIES) throw new Error(`populate stored ${stored} of ${ENTRIES} entries`);
+    const reload = async () => {
+      await page.reload();
+      await page.waitForFunction(() => window.__ready === true || window.__failed, null, { timeout: 15000 });
+    };
+    const RUNS = 7;
+    const results = {};
+    for (const warmStorage of [false, true]) {
+      const r = { cache: [], naive: [], touch: [], bad: 0 };
+      for (let i = 0; i < RUNS + 1; i++) {
+        const order = i % 2 ? ['naive', 'cache'] : ['cache', 'naive'];
+        for (const mode of order) {
+          await reload(); // a fresh page: nothing of the previous run is in memory
+          const out = await page.evaluate(([mode, warmStorage]) => (mode === 'cache' ? window.bench.coldCache({ warmStorage }) : window.bench.coldNaive({ warmStorage })), [mode, warmStorage]);
+          if (!out.ok) r.bad++;
+          if (i === 0) continue; // first reload of each kind discarded
+          r[mode].push(out.ms);
+          if (out.touchMs !== null) r.touch.push(out.touchMs);
+        }
+      }
+      results[warmStorage ? 'warm' : 'cold'] = r;
+    }
+    const ms = (xs) => `${fmt(median(xs))} ms ${spread(xs, 1)}`;
+    const c = results.cold;
+    const w = results.warm;
+    row(`cold start, ${ENTRIES / 1000}k entries (ms, median of ${RUNS})`, ms(c.cache), `naive hydrate ${ms(c.naive)}`, ratio(median(c.cache), median(c.naive)), '≤ 50 ms', median(c.cache) <= 50 ? 'yes' : 'NO');
+    row(`cold start, storage already loaded [diagnostic]`, ms(w.cache), `naive hydrate ${ms(w.naive)}`, ratio(median(w.cache), median(w.naive)), '—');
+    notes.push(
+      `cold start: each run is a page reload with the module and wasm already imported; timer from before the constructor to after the first get ` +
+        `(the naive hydrate: localStorage.key(i) loop + JSON.parse into a Map, then the same get); the first row includes the page's first localStorage access, ` +
+        `the second touches localStorage.length first (that touch took median ${fmt(median(w.touch))} ms)` +
+        (c.bad + w.bad ? `; ${c.bad + w.bad} runs returned WRONG values` : '; every run read back the right values'),
+    );
+  });
+}
+
+function benchSize() {
+  const esbuild = join(ROOT, 'node_modules/.bin/esbuild');
+  const out = spawnSync(esbuild, ['pkg/index.js', '--bundle', '--minify', '--format=esm', '--platform=browser', '--log-level=warning'], { cwd: ROOT, maxBuffer: 64 << 20 });
+  if (out.status !== 0) throw new Error(`esbuild failed: ${out.stderr}`);
+  if (out.stderr.length) notes.push(`size: esbuild said: ${String(out.stderr).trim().replace(/\s+/g, ' ').slice(0, 300)}`);
+  const js = out.stdout;
+  const wasm = readFileSync(join(ROOT, 'pkg/core_bg.wasm'));
+  const gz = (b) => gzipSync(b, { level: 9 }).length;
+  const jsRawSrc = ['index.js', 'core.js', 'memory-storage.js'].reduce((n, f) => n + readFileSync(join(ROOT, 'pkg', f)).length, 0);
+  const w = { raw: wasm.length, gz: gz(wasm) };
+  const j = { raw: js.length, gz: gz(js) };
+  const total = w.gz + j.gz;
+  const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
+  row('package size: wasm (core_bg.wasm)', `${bytes(w.raw)} B raw / ${bytes(w.gz)} B gz`, 'n/a', 'n/a', '—');
+  row('package size: JS (esbuild --minify bundle)', `${bytes(j.raw)} B min / ${bytes(j.gz)} B gz`, 'n/a', 'n/a', '—');
+  row('package size: total gzipped', `${bytes(total)} B = ${kib(total)}`, 'n/a', 'n/a', '≤ 40 KB gz', total <= 40 * 1024 ? 'yes' : 'NO');
+  notes.push(`size: JS sources before minifying ${bytes(jsRawSrc)} B (index.js + core.js + memory-storage.js); gzip level 9; 1 KB = 1024 B`);
+}
+
+// ---- main ---------------------------------------------------------------------------------
+async function main() {
+  if (!existsSync(join(ROOT, 'pkg/index.js')) || !existsSync(join(ROOT, 'pkg/core_bg.wasm'))) {
+    process.stderr.write('[bench] pkg/ missing: building it with scripts/build-pkg.sh\n');
+    const b = spawnSync(join(ROOT, 'scripts/build-pkg.sh'), { cwd: ROOT, stdio: 'inherit' });
+    if (b.status !== 0) throw new Error('scripts/build-pkg.sh failed');
+  }
+  const server = await startServer();
+  const browser = await launch();
+  try {
+    const probe = await withContext(browser, async (context) => {
+      const page = await tab(context, server.url + PAGE);
+      return page.evaluate(() => ({ ua: navigator.userAgent, ...window.bench.timerResolution() }));
+    });
+    console.log(`mfe-shared-cache browser benchmark — ${new Date().toISOString()}`);
+    console.log(`Chromium ${browser.version()} (headless, ${process.env.CHROMIUM ?? '/usr/bin/chromium'}); Node ${process.version}; ${cpus().length} CPU(s) ${cpus()[0]?.model ?? ''}`.trim());
+    console.log(`performance.now() resolution in the page: ${probe.resolutionMs} ms (crossOriginIsolated: ${probe.crossOriginIsolated}); server ${server.url}`);
+    console.log('');
+
+    await section('get', () => benchGet(browser, server.url));
+    await section('writes', () => benchWrites(browser, server.url));
+    await section('propagation', () => benchPropagation(browser, server.url));
+    await section('cold start', () => benchColdStart(browser, server.url));
+    await section('size', () => benchSize());
+  } finally {
+    await browser.close().catch(() => {});
+    await server.close();
+  }
+
+  printTable();
+  console.log('');
+  for (const n of notes) console.log(`- ${n}`);
+  const problems = pages.flatMap((p) => p.problems ?? []);
+  if (problems.length) console.log(`- page problems: ${[...new Set(problems)].slice(0, 10).join(' | ')}`);
+  console.log(`- total runtime ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  if (crashes.length) {
+    console.log('');
+    for (const c of crashes) console.log(`CRASH in ${c}`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((e) => {
+  console.error(e?.stack ?? e);
+  process.exit(1);
+});
