@@ -64,6 +64,11 @@ function loopCacheTtl0(cache, keys, n) {
   for (let i = 0; i < n; i++) s += cache.get(keys[i & MASK]).id;
   return s;
 }
+function loopDateNow(_, keys, n) {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += Date.now() & keys[i & MASK].length;
+  return s;
+}
 function loopLocalStorage(_, keys, n) {
   let s = 0;
   for (let i = 0; i < n; i++) s += JSON.parse(localStorage.getItem(keys[i & MASK])).id;
@@ -127,11 +132,11 @@ export async function getBench({ rounds = 9, targetMs = 40 } = {}) {
     for (let r = 0; r < rounds; r++) {
       for (const [name, fn, t, k] of list) ns[name].push(timeLoop(fn, t, k, iters[name]));
     }
-    for (const [name] of list) result[name] = { ns: median(ns[name]), min: Math.min(...ns[name]), max: Math.max(...ns[name]), iters: iters[name] };
+    for (const [name] of list) result[name] = { ns: median(ns[name]), min: Math.min(...ns[name]), max: Math.max(...ns[name]), iters: iters[name], rounds: ns[name] };
   };
   run(subjects);
   // Afterwards, so its branch feedback cannot colour the default-TTL measurement above.
-  run([['cacheTtl0', loopCacheTtl0, cache, foreverKeys], ['map2', loopMap, map, keys]]);
+  run([['cacheTtl0', loopCacheTtl0, cache, foreverKeys], ['map2', loopMap, map, keys], ['dateNow', loopDateNow, null, keys]]);
   cache.dispose();
   localStorage.clear();
   return result;
@@ -246,11 +251,12 @@ export function setupProp(name, { subscribe }) {
       ack.postMessage(`cache:${v.from}:${v.i}`);
     });
   }
+  // Raw BroadcastChannel pings, and the naive path (setItem, then postMessage) as a diagnostic.
   raw.onmessage = (e) => {
     const t = wallNow();
-    const v = e.data.value;
-    prop.recv[`raw:${v.from}:${v.i}`] = t;
-    ack.postMessage(`raw:${v.from}:${v.i}`);
+    const { kind, value: v } = e.data;
+    prop.recv[`${kind}:${v.from}:${v.i}`] = t;
+    ack.postMessage(`${kind}:${v.from}:${v.i}`);
   };
   ack.onmessage = (e) => {
     if (prop.waiter && prop.waiter.id === e.data) prop.waiter.resolve(true);
@@ -277,8 +283,8 @@ export async function sendSamples(n, kinds, timeoutMs = 1000, start = 0) {
   let lost = 0;
   const from = prop.name;
   for (let i = start; i < start + n; i++) {
-    // Alternate which kind goes first in each pair, so neither always follows the other.
-    const order = i % 2 ? kinds : [...kinds].reverse();
+    // Rotate which kind goes first, so none always follows another.
+    const order = kinds.map((_, j) => kinds[(i + j) % kinds.length]);
     for (const kind of order) {
       const id = `${kind}:${from}:${i}`;
       const value = { ...makeValue(i), i, from };
@@ -286,7 +292,11 @@ export async function sendSamples(n, kinds, timeoutMs = 1000, start = 0) {
       let write = null;
       const t0 = wallNow();
       if (kind === 'cache') write = prop.cache.set('prop', value);
-      else prop.raw.postMessage({ key: 'prop', value });
+      else if (kind === 'raw') prop.raw.postMessage({ kind, key: 'prop', value });
+      else {
+        localStorage.setItem(NAIVE_PREFIX + 'prop', JSON.stringify(value));
+        prop.raw.postMessage({ kind, key: 'prop', value });
+      }
       prop.sent[id] = t0;
       if (!(await acked)) lost++;
       if (write) await write;

@@ -6,8 +6,9 @@
 // measured in the same run under the same conditions, the ratio, the goal. Informational only:
 // no timing is asserted; the exit code is non-zero only when a section crashed.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { launch, openTab, startServer, ROOT } from '../tests/browser/harness.mjs';
@@ -31,6 +32,10 @@ const percentile = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 };
+// Ratio of paired measurements (ours and the baseline run back to back in the same round): the
+// median of the per-round ratios, robust to the machine's load changing between rounds.
+const pairedRatio = (ours, base) => median(ours.map((x, i) => x / base[i]));
+const times = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : 'n/a');
 const spread = (xs, digits) => `[${fmt(Math.min(...xs), digits)}…${fmt(Math.max(...xs), digits)}]`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -80,14 +85,16 @@ async function tab(context, url) {
 async function benchGet(browser, url) {
   await withContext(browser, async (context) => {
     const page = await tab(context, url + PAGE);
-    const r = await page.evaluate(() => window.bench.getBench({ rounds: 9, targetMs: 40 }));
+    const r = await page.evaluate(() => window.bench.getBench({ rounds: 15, targetMs: 40 }));
     const ns = (x) => `${fmt(x.ns, 1)} ns ${spread([x.min, x.max], 1)}`;
-    row('get hit, default TTL (ns/op) vs Map.get', ns(r.cache), `Map.get ${ns(r.map)}`, ratio(r.cache.ns, r.map.ns), '≤ 2× Map.get', r.cache.ns <= 2 * r.map.ns ? 'yes' : 'NO');
-    row('get hit, default TTL (ns/op) vs localStorage', ns(r.cache), `JSON.parse(ls.getItem) ${ns(r.localStorage)}`, ratio(r.cache.ns, r.localStorage.ns), '—');
-    row('get hit, ttl 0 (ns/op) vs Map.get [diagnostic]', ns(r.cacheTtl0), `Map.get ${ns(r.map2)}`, ratio(r.cacheTtl0.ns, r.map2.ns), '—');
+    const vsMap = pairedRatio(r.cache.rounds, r.map.rounds);
+    row('get hit, default TTL (ns/op) vs Map.get', ns(r.cache), `Map.get ${ns(r.map)}`, times(vsMap), '≤ 2× Map.get', vsMap <= 2 ? 'yes' : 'NO');
+    row('get hit, default TTL (ns/op) vs localStorage', ns(r.cache), `JSON.parse(ls.getItem) ${ns(r.localStorage)}`, times(pairedRatio(r.cache.rounds, r.localStorage.rounds)), '—');
+    row('get hit, ttl 0 (ns/op) vs Map.get [diagnostic]', ns(r.cacheTtl0), `Map.get ${ns(r.map2)}`, times(pairedRatio(r.cacheTtl0.rounds, r.map2.rounds)), '—');
     notes.push(
-      `get: median of 9 rounds, [min…max]; iterations per round: cache ${r.cache.iters}, Map ${r.map.iters}, localStorage ${r.localStorage.iters}; ` +
-        `1024 keys, every read a hit, checksum of .id accumulated; loop overhead alone ${fmt(r.overhead.ns, 1)} ns/op (included in every figure)`,
+      `get: median of 15 rounds, [min…max]; iterations per round: cache ${r.cache.iters}, Map ${r.map.iters}, localStorage ${r.localStorage.iters}; ` +
+        `1024 keys, every read a hit, checksum of .id accumulated; loop overhead alone ${fmt(r.overhead.ns, 1)} ns/op (included in every figure); ` +
+        `Date.now() alone costs ${fmt(r.dateNow.ns, 1)} ns/call in this page (a default-TTL hit calls it once)`,
     );
   });
 }
@@ -142,19 +149,18 @@ async function benchWrites(browser, url) {
     };
 
     const SEQ = 2000;
-    const seq = await compare(5, 1, () => runCache('seqCache', SEQ), () => runNaive('seqNaive', SEQ, SEQ));
+    const seq = await compare(7, 1, () => runCache('seqCache', SEQ), () => runNaive('seqNaive', SEQ, SEQ));
     const us = (xs) => `${fmt(median(xs))} µs ${spread(xs, 2)}`;
-    row('awaited set, sequential (µs/op)', us(seq.ours), `setItem+postMessage ${us(seq.base)}`, ratio(median(seq.ours), median(seq.base)), '—');
+    row('awaited set, sequential (µs/op)', us(seq.ours), `setItem+postMessage ${us(seq.base)}`, times(pairedRatio(seq.ours, seq.base)), '—');
 
     for (const distinct of [1000, 100]) {
-      const r = await compare(15, 3, () => runCache('burstCache', distinct), () => runNaive('burstNaive', 1000, distinct));
-      const m = median(r.ours);
-      const n = median(r.base);
-      row(`burst 1000 sets → ${distinct} keys (µs/write)`, us(r.ours), `setItem+postMessage ${us(r.base)}`, ratio(m, n), '≤ 0.25× naive', m <= 0.25 * n ? 'yes' : 'NO');
+      const r = await compare(21, 3, () => runCache('burstCache', distinct), () => runNaive('burstNaive', 1000, distinct));
+      const q = pairedRatio(r.ours, r.base);
+      row(`burst 1000 sets → ${distinct} keys (µs/write)`, us(r.ours), `setItem+postMessage ${us(r.base)}`, times(q), '≤ 0.25× naive', q <= 0.25 ? 'yes' : 'NO');
     }
     notes.push(
-      `writes: tab B holds a cache instance and a BroadcastChannel listener; sequential: ${SEQ} writes over 1000 keys per repetition, median of 5; ` +
-        `bursts: median of 15 (3 discarded warm-ups), µs = burst time / 1000; every repetition writes new values and waits for tab B to drain`,
+      `writes: tab B holds a cache instance and a BroadcastChannel listener; sequential: ${SEQ} writes over 1000 keys per repetition, median of 7; ` +
+        `bursts: median of 21 (3 discarded warm-ups), µs = burst time / 1000; every repetition writes new values and waits for tab B to drain`,
     );
   });
 }
@@ -168,8 +174,9 @@ async function benchPropagation(browser, url) {
     const WARM = 30;
     const N = 300;
     const REVERSE = 100;
-    const lostWarm = await a.evaluate(([n]) => window.bench.sendSamples(n, ['cache', 'raw'], 1000, 0), [WARM]);
-    const lost = await a.evaluate(([n, s]) => window.bench.sendSamples(n, ['cache', 'raw'], 1000, s), [N, WARM]);
+    const KINDS = ['cache', 'raw', 'naive'];
+    const lostWarm = await a.evaluate(([n, k]) => window.bench.sendSamples(n, k, 1000, 0), [WARM, KINDS]);
+    const lost = await a.evaluate(([n, s, k]) => window.bench.sendSamples(n, k, 1000, s), [N, WARM, KINDS]);
     const lostBack = await b.evaluate(([n]) => window.bench.sendSamples(n, ['raw'], 1000, 0), [REVERSE]);
     const ta = await a.evaluate(() => window.bench.propTimes());
     const tb = await b.evaluate(() => window.bench.propTimes());
@@ -185,18 +192,22 @@ async function benchPropagation(browser, url) {
     const B = { name: 'B', t: tb };
     const cache = lat('cache', A, B, WARM, N);
     const raw = lat('raw', A, B, WARM, N);
+    const naive = lat('naive', A, B, WARM, N);
     const back = lat('raw', B, A, 0, REVERSE);
     const p50c = percentile(cache, 50);
     const p50r = percentile(raw, 50);
     const p99c = percentile(cache, 99);
     const p99r = percentile(raw, 99);
-    const diff = p50c - p50r;
+    const diff = Math.round((p50c - p50r) * 1e6) / 1e6; // the stamps are multiples of the timer resolution
     row(`cross-tab propagation p50 (ms, n=${cache.length})`, `${fmt(p50c)} ms`, `raw BroadcastChannel ${fmt(p50r)} ms (n=${raw.length})`, ratio(p50c, p50r), '≤ raw BC + 0.5 ms', `${diff <= 0.5 ? 'yes' : 'NO'} (${diff >= 0 ? '+' : ''}${fmt(diff)} ms)`);
     row(`cross-tab propagation p99 (ms, n=${cache.length})`, `${fmt(p99c)} ms`, `raw BroadcastChannel ${fmt(p99r)} ms`, ratio(p99c, p99r), '—');
+    const p50n = percentile(naive, 50);
+    row(`cross-tab p50 vs setItem+postMessage [diagnostic]`, `${fmt(p50c)} ms`, `setItem+postMessage ${fmt(p50n)} ms (p99 ${fmt(percentile(naive, 99))})`, ratio(p50c, p50n), '—');
     const offset = (median(raw) - median(back)) / 2;
     notes.push(
-      `propagation: ${N} cache + ${N} raw samples A→B, alternating, one in flight, 1–3 ms random pause; lost (no callback within 1 s): ` +
-        `cache+raw ${lost} (warm-up ${lostWarm}), reverse ${lostBack}; timer resolution coarsened by Chromium (see header); ` +
+      `propagation: ${N} samples each of cache / raw BroadcastChannel / setItem+postMessage A→B, rotating order, one in flight, 1–3 ms random pause, ` +
+        `${WARM} warm-up rounds discarded; lost (no callback within 1 s): ${lost} (warm-up ${lostWarm}), reverse ${lostBack}; ` +
+        `wall-clock stamps have the page timer's resolution (see header); ` +
         `raw B→A p50 ${fmt(median(back))} ms, so the A/B clock offset is about ${fmt(offset)} ms (it shifts both columns equally)`,
     );
     if (ta.errors.length || tb.errors.length) notes.push(`propagation: cache errors: ${[...ta.errors, ...tb.errors].slice(0, 5).join('; ')}`);
@@ -213,28 +224,27 @@ async function benchColdStart(browser, url) {
       await page.reload();
       await page.waitForFunction(() => window.__ready === true || window.__failed, null, { timeout: 15000 });
     };
-    const RUNS = 7;
-    const results = {};
-    for (const warmStorage of [false, true]) {
-      const r = { cache: [], naive: [], touch: [], bad: 0 };
-      for (let i = 0; i < RUNS + 1; i++) {
-        const order = i % 2 ? ['naive', 'cache'] : ['cache', 'naive'];
-        for (const mode of order) {
-          await reload(); // a fresh page: nothing of the previous run is in memory
-          const out = await page.evaluate(([mode, warmStorage]) => (mode === 'cache' ? window.bench.coldCache({ warmStorage }) : window.bench.coldNaive({ warmStorage })), [mode, warmStorage]);
-          if (!out.ok) r.bad++;
-          if (i === 0) continue; // first reload of each kind discarded
-          r[mode].push(out.ms);
-          if (out.touchMs !== null) r.touch.push(out.touchMs);
-        }
+    const RUNS = 9;
+    const results = { cold: { cache: [], naive: [], touch: [], bad: 0 }, warm: { cache: [], naive: [], touch: [], bad: 0 } };
+    const kinds = [['cache', false], ['naive', false], ['cache', true], ['naive', true]];
+    for (let i = 0; i < RUNS + 1; i++) {
+      // Every kind once per round, in rotating order; round 0 is a discarded warm-up.
+      for (let j = 0; j < kinds.length; j++) {
+        const [mode, warmStorage] = kinds[(i + j) % kinds.length];
+        await reload(); // a fresh page: nothing of the previous run is in memory
+        const out = await page.evaluate(([mode, warmStorage]) => (mode === 'cache' ? window.bench.coldCache({ warmStorage }) : window.bench.coldNaive({ warmStorage })), [mode, warmStorage]);
+        const r = results[warmStorage ? 'warm' : 'cold'];
+        if (!out.ok) r.bad++;
+        if (i === 0) continue;
+        r[mode].push(out.ms);
+        if (out.touchMs !== null) r.touch.push(out.touchMs);
       }
-      results[warmStorage ? 'warm' : 'cold'] = r;
     }
     const ms = (xs) => `${fmt(median(xs))} ms ${spread(xs, 1)}`;
     const c = results.cold;
     const w = results.warm;
-    row(`cold start, ${ENTRIES / 1000}k entries (ms, median of ${RUNS})`, ms(c.cache), `naive hydrate ${ms(c.naive)}`, ratio(median(c.cache), median(c.naive)), '≤ 50 ms', median(c.cache) <= 50 ? 'yes' : 'NO');
-    row(`cold start, storage already loaded [diagnostic]`, ms(w.cache), `naive hydrate ${ms(w.naive)}`, ratio(median(w.cache), median(w.naive)), '—');
+    row(`cold start, ${ENTRIES / 1000}k entries (ms, median of ${RUNS})`, ms(c.cache), `naive hydrate ${ms(c.naive)}`, times(pairedRatio(c.cache, c.naive)), '≤ 50 ms', median(c.cache) <= 50 ? 'yes' : 'NO');
+    row(`cold start, storage already loaded [diagnostic]`, ms(w.cache), `naive hydrate ${ms(w.naive)}`, times(pairedRatio(w.cache, w.naive)), '—');
     notes.push(
       `cold start: each run is a page reload with the module and wasm already imported; timer from before the constructor to after the first get ` +
         `(the naive hydrate: localStorage.key(i) loop + JSON.parse into a Map, then the same get); the first row includes the page's first localStorage access, ` +
@@ -279,6 +289,10 @@ async function main() {
     });
     console.log(`mfe-shared-cache browser benchmark — ${new Date().toISOString()}`);
     console.log(`Chromium ${browser.version()} (headless, ${process.env.CHROMIUM ?? '/usr/bin/chromium'}); Node ${process.version}; ${cpus().length} CPU(s) ${cpus()[0]?.model ?? ''}`.trim());
+    const wasmPath = join(ROOT, 'pkg/core_bg.wasm');
+    const sha = createHash('sha256').update(readFileSync(wasmPath)).digest('hex').slice(0, 12);
+    console.log(`pkg/: core_bg.wasm sha256 ${sha}…, built ${statSync(wasmPath).mtime.toISOString()}`);
+    console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (other processes share these CPUs; figures are medians of interleaved runs)`);
     console.log(`performance.now() resolution in the page: ${probe.resolutionMs} ms (crossOriginIsolated: ${probe.crossOriginIsolated}); server ${server.url}`);
     console.log('');
 
@@ -294,9 +308,11 @@ async function main() {
 
   printTable();
   console.log('');
+  console.log('- figures: median [min…max] over rounds; ratio: median of per-round ratios (ours / baseline measured back to back), except propagation (ratio of percentiles)');
   for (const n of notes) console.log(`- ${n}`);
   const problems = pages.flatMap((p) => p.problems ?? []);
   if (problems.length) console.log(`- page problems: ${[...new Set(problems)].slice(0, 10).join(' | ')}`);
+  console.log(`- load average at end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`- total runtime ${((performance.now() - started) / 1000).toFixed(1)} s`);
   if (crashes.length) {
     console.log('');
