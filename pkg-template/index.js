@@ -97,38 +97,63 @@ function describe(v) {
 }
 
 // JSON.stringify silently drops functions and symbols, turns NaN into null and Maps into {}:
-// each of those would store something other than what the caller holds, so refuse them.
+// each of those would store something other than what the caller holds, so refuse them. The
+// plain stringify runs first (V8's fast path; it throws on cycles and BigInt), then a walk
+// looks for what it would have dropped — much cheaper than a replacer function.
 function toJson(key, value) {
-  const t = typeof value;
-  if (t === 'string' || t === 'boolean' || value === null) return JSON.stringify(value);
-  if (t === 'number' && Number.isFinite(value)) return JSON.stringify(value);
-  let problem = null;
   let json;
   try {
-    json = JSON.stringify(value, function (_k, v) {
-      switch (typeof v) {
-        case 'function':
-        case 'symbol':
-          problem ??= `contains a ${typeof v}`;
-          return undefined;
-        case 'number':
-          if (!Number.isFinite(v)) problem ??= `contains the non-finite number ${v}`;
-          return v;
-        case 'object':
-          if (v !== null && (v instanceof Map || v instanceof Set || ArrayBuffer.isView(v) || v instanceof WeakMap)) {
-            problem ??= `contains a ${v.constructor?.name ?? 'non-JSON object'}`;
-          }
-          return v;
-        default:
-          return v;
-      }
-    });
+    json = JSON.stringify(value);
   } catch (cause) {
     throw new CacheError('INVALID_VALUE', `value for ${describe(key)} is not JSON: ${cause?.message ?? cause}`, { key, cause });
   }
-  if (json === undefined) problem ??= `is ${t === 'undefined' ? 'undefined' : 'a ' + t}`;
+  const problem = json === undefined ? `is ${typeof value === 'undefined' ? 'undefined' : 'a ' + typeof value}` : notJson(value);
   if (problem) throw new CacheError('INVALID_VALUE', `value for ${describe(key)} is not JSON: it ${problem}`, { key });
   return json;
+}
+
+function notJson(v) {
+  switch (typeof v) {
+    case 'number':
+      return Number.isFinite(v) ? null : `contains the non-finite number ${v}`;
+    case 'function':
+    case 'symbol':
+      return `contains a ${typeof v}`;
+    case 'object': {
+      if (v === null || typeof v.toJSON === 'function') return null;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          const p = v[i] === undefined ? null : notJson(v[i]);
+          if (p) return p;
+        }
+        return null;
+      }
+      if (v instanceof Map || v instanceof Set || v instanceof WeakMap || ArrayBuffer.isView(v)) {
+        return `contains a ${v.constructor?.name ?? 'non-JSON object'}`;
+      }
+      for (const k of Object.keys(v)) {
+        const p = notJson(v[k]);
+        if (p) return p;
+      }
+      return null;
+    }
+    default:
+      return null; // strings, booleans, and undefined properties (JSON drops them, as it should)
+  }
+}
+
+// The clock `get` compares expiries with is read once per task: a tight loop of reads costs no
+// clock calls, and every read within one task (one React render, say) sees the same expiry state.
+let taskNow = 0;
+const forgetNow = () => {
+  taskNow = 0;
+};
+function now() {
+  if (taskNow === 0) {
+    taskNow = Date.now();
+    queueMicrotask(forgetNow);
+  }
+  return taskNow;
 }
 
 function deepFreeze(value) {
@@ -261,7 +286,7 @@ export class BackendSyncedCacheService {
    */
   get(key) {
     const hit = this.#reads.get(key);
-    if (hit !== undefined && (hit.exp === 0 || hit.exp > Date.now())) return hit.value;
+    if (hit !== undefined && (hit.exp === 0 || hit.exp > now())) return hit.value;
     return this.#load(key);
   }
 

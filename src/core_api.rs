@@ -148,7 +148,7 @@ impl CacheCore {
     pub fn apply_peer(&self, key: String, json: Option<String>, ttl_ms: f64, ts: f64, node: String) -> Result<bool, JsValue> {
         let inner = Rc::downgrade(&self.inner);
         self.with(|s| {
-            let stamp = Stamp::new(ts.max(0.0) as u64, node);
+            let stamp = peer_stamp(ts, node)?;
             let entry = match json {
                 Some(json) => Entry::value(stamp, ttl_ms.max(0.0) as u64, json),
                 None => Entry::tombstone(stamp),
@@ -163,7 +163,7 @@ impl CacheCore {
     #[wasm_bindgen(js_name = applyPeerClear)]
     pub fn apply_peer_clear(&self, ts: f64, node: String) -> Result<Array, JsValue> {
         self.with(|s| {
-            let stamp = Stamp::new(ts.max(0.0) as u64, node);
+            let stamp = peer_stamp(ts, node)?;
             let changed = s.cache.apply_remote(Vec::new(), Some(stamp), false, now_ms());
             Ok(changed.into_iter().map(JsValue::from).collect())
         })
@@ -185,13 +185,23 @@ impl CacheCore {
     }
 }
 
+/// A stamp from another copy of the package on this page, checked like any other input.
+fn peer_stamp(ts: f64, node: String) -> Result<Stamp, JsValue> {
+    let in_range = ts.is_finite() && ts >= 0.0 && ts <= mfe_shared_cache_core::MAX_SAFE_INTEGER as f64;
+    if !in_range || !mfe_shared_cache_core::is_valid_node(&node) {
+        return Err(to_js(&CacheError::Protocol { message: "invalid stamp from another instance on the page".into() }));
+    }
+    Ok(Stamp::new(ts as u64, node))
+}
+
 // A tab message is an array: [1, pageId, clearTs | -1, clearNode, key, record, key, record, …],
 // records in the storage format, so receivers decode exactly what hydration decodes.
 const TAB_MESSAGE_VERSION: f64 = 1.0;
 
 fn flush_inner(s: &mut Inner) -> Array {
-    let report = s.cache.flush(now_ms());
-    let errors: Array = report.errors.iter().map(to_js).collect();
+    // Other tabs first: the message carries the records, so they need not wait for our storage.
+    let report = s.cache.take_news();
+    let errors = Array::new();
     if report.has_news() {
         let message = Array::new();
         message.push(&TAB_MESSAGE_VERSION.into());
@@ -214,6 +224,9 @@ fn flush_inner(s: &mut Inner) -> Array {
             let message = format!("could not tell other tabs: {}", crate::errors::js_error_message(&e));
             errors.push(&to_js(&CacheError::Protocol { message }));
         }
+    }
+    for error in s.cache.flush(now_ms()).errors {
+        errors.push(&to_js(&error));
     }
     errors
 }
@@ -262,7 +275,15 @@ fn read_tab_message(s: &Inner, data: &JsValue) -> Result<TabNews, String> {
 /// expire).
 fn rearm(s: &mut Inner, weak: &Weak<RefCell<Option<Inner>>>) {
     let next = s.cache.next_expiry();
-    if next == s.timer.as_ref().map(ExpiryTimer::at) {
+    // An armed timer that fires at or before the next expiry is kept: when it fires early it finds
+    // nothing due and re-arms. Re-arming only when the next expiry moves earlier keeps a burst of
+    // rewrites from clearing and setting a timeout per write.
+    if let (Some(timer), Some(next)) = (&s.timer, next) {
+        if timer.at() <= next {
+            return;
+        }
+    }
+    if next.is_none() && s.timer.is_none() {
         return;
     }
     s.timer = next.map(|at| {

@@ -6,6 +6,23 @@ use wasm_bindgen::prelude::*;
 
 use crate::errors::{js_error_message, js_error_name};
 
+#[wasm_bindgen(inline_js = "export function scan(storage, prefix) {
+  const out = [];
+  for (let i = 0, n = storage.length; i < n; i++) {
+    const key = storage.key(i);
+    if (typeof key === 'string' && key.startsWith(prefix)) {
+      const value = storage.getItem(key);
+      if (typeof value === 'string') out.push(key, value);
+    }
+  }
+  return out;
+}")]
+extern "C" {
+    /// Reads every item under `prefix` in one call: `[key, value, key, value, …]`.
+    #[wasm_bindgen(catch)]
+    fn scan(storage: &JsValue, prefix: &str) -> Result<js_sys::Array, JsValue>;
+}
+
 #[wasm_bindgen]
 extern "C" {
     /// Anything shaped like the Web Storage API.
@@ -78,5 +95,18 @@ impl Storage for WebStorage {
             }
         }
         Ok(keys)
+    }
+
+    fn scan(&self, prefix: &str) -> Result<Vec<(String, String)>, StorageError> {
+        let flat = scan(self.inner.as_ref(), prefix).map_err(failed)?;
+        let mut items = Vec::with_capacity(flat.length() as usize / 2);
+        let mut i = 0;
+        while i + 1 < flat.length() {
+            if let (Some(key), Some(value)) = (flat.get(i).as_string(), flat.get(i + 1).as_string()) {
+                items.push((key, value));
+            }
+            i += 2;
+        }
+        Ok(items)
     }
 }

@@ -4,9 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
-
-use crate::record::{decode_record, encode_record, prefix_tag, DecodedRecord};
+use crate::record::{decode_meta, decode_record, encode_meta, encode_record, prefix_tag, DecodedRecord};
 use crate::{validate_key, CacheError, Entry, MergeOutcome, Replica, Stamp, Storage, StorageError};
 
 /// How long a tombstone (or an expired value) is kept so that a late, older write cannot bring the
@@ -52,13 +50,6 @@ impl FlushReport {
     pub fn has_news(&self) -> bool {
         !self.changes.is_empty() || self.clear.is_some()
     }
-}
-
-#[derive(Serialize, Deserialize)]
-struct Meta {
-    p: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    e: Option<Stamp>,
 }
 
 /// A shared cache replica persisted in a [`Storage`].
@@ -113,39 +104,29 @@ impl<S: Storage> Cache<S> {
     fn hydrate(&mut self, now_ms: u64) -> Vec<CacheError> {
         let mut errors = Vec::new();
         match self.storage.get(&self.meta_key) {
-            Ok(Some(text)) => match serde_json::from_str::<Meta>(&text) {
-                Ok(meta) if meta.p == self.tag => {
-                    if let Some(epoch) = meta.e {
-                        self.replica.merge_epoch(&epoch);
-                    }
+            Ok(Some(text)) => match decode_meta(&text, &self.tag) {
+                Ok(Some(epoch)) => {
+                    self.replica.merge_epoch(&epoch);
                 }
-                Ok(_) => {}
-                Err(e) => errors.push(corrupt(&self.meta_key, e.to_string())),
+                Ok(None) => {}
+                Err(reason) => errors.push(corrupt(&self.meta_key, reason)),
             },
             Ok(None) => {}
             Err(e) => errors.push(storage_failed(e)),
         }
-        let keys = match self.storage.keys() {
-            Ok(keys) => keys,
+        let items = match self.storage.scan(&self.prefix) {
+            Ok(items) => items,
             Err(e) => {
                 errors.push(storage_failed(e));
                 return errors;
             }
         };
         let mut garbage = Vec::new();
-        for storage_key in keys {
+        for (storage_key, text) in items {
             let Some(key) = storage_key.strip_prefix(self.prefix.as_str()) else { continue };
             if storage_key == self.meta_key || key.contains('\0') {
                 continue; // bookkeeping of this cache or of one with a longer prefix
             }
-            let text = match self.storage.get(&storage_key) {
-                Ok(Some(text)) => text,
-                Ok(None) => continue,
-                Err(e) => {
-                    errors.push(storage_failed(e));
-                    continue;
-                }
-            };
             match decode_record(&text, &self.tag) {
                 Ok(DecodedRecord::Mine(entry)) => {
                     if let Err(e) = validate_key(key) {
@@ -363,12 +344,28 @@ impl<S: Storage> Cache<S> {
         self.dirty.len() + usize::from(self.epoch_dirty)
     }
 
+    /// Hands over what other tabs must be told since the last call: the keys written locally (with
+    /// their current write) and a local clear. [`Cache::flush`] includes it when not taken first;
+    /// taking it first lets the client tell other tabs before it spends time on storage.
+    pub fn take_news(&mut self) -> FlushReport {
+        let mut outgoing: Vec<String> = self.outgoing.drain().collect();
+        outgoing.sort_unstable();
+        FlushReport {
+            changes: outgoing
+                .into_iter()
+                .filter_map(|key| self.replica.entry(&key).cloned().map(|entry| (key, entry)))
+                .collect(),
+            clear: self.outgoing_clear.take(),
+            errors: Vec::new(),
+        }
+    }
+
     /// Persists what changed since the last flush and hands over what other tabs must be told.
     /// When storage is full it frees space (dead entries first, then the least recently used
     /// ones, never the key being written) and retries; a key that still does not fit stays in
     /// memory and is reported.
     pub fn flush(&mut self, now_ms: u64) -> FlushReport {
-        let mut report = FlushReport::default();
+        let mut report = self.take_news();
         if self.epoch_dirty {
             if let Err(e) = self.persist_epoch() {
                 report.errors.push(e);
@@ -385,13 +382,6 @@ impl<S: Storage> Cache<S> {
                 report.errors.push(e);
             }
         }
-        let mut outgoing: Vec<String> = self.outgoing.drain().collect();
-        outgoing.sort_unstable();
-        report.changes = outgoing
-            .into_iter()
-            .filter_map(|key| self.replica.entry(&key).cloned().map(|entry| (key, entry)))
-            .collect();
-        report.clear = self.outgoing_clear.take();
         report
     }
 
@@ -399,19 +389,17 @@ impl<S: Storage> Cache<S> {
         let Some(epoch) = self.replica.epoch().cloned() else { return Ok(()) };
         // Remove records ordered before the epoch first (that frees the space the epoch needs on a
         // full storage), re-reading each: another tab may have written a newer one since.
-        for storage_key in self.storage.keys().map_err(storage_failed)? {
-            if storage_key == self.meta_key || !storage_key.starts_with(self.prefix.as_str()) {
+        for (storage_key, text) in self.storage.scan(&self.prefix).map_err(storage_failed)? {
+            if storage_key == self.meta_key {
                 continue;
             }
-            let Ok(Some(text)) = self.storage.get(&storage_key) else { continue };
             if let Ok(DecodedRecord::Mine(entry)) = decode_record(&text, &self.tag) {
                 if entry.stamp <= epoch {
                     self.storage.remove(&storage_key).map_err(storage_failed)?;
                 }
             }
         }
-        let meta = Meta { p: self.tag.clone(), e: Some(epoch) };
-        let text = serde_json::to_string(&meta).map_err(|e| CacheError::Storage { key: None, message: e.to_string() })?;
+        let text = encode_meta(&epoch, &self.tag);
         match self.storage.set(&self.meta_key, &text) {
             Ok(()) => Ok(()),
             Err(StorageError::QuotaExceeded) => Err(CacheError::QuotaExceeded { key: self.meta_key.clone() }),
@@ -538,7 +526,7 @@ impl<S: Storage> Cache<S> {
         if storage_key != self.meta_key {
             return None;
         }
-        serde_json::from_str::<Meta>(text).ok().filter(|m| m.p == self.tag).and_then(|m| m.e)
+        decode_meta(text, &self.tag).ok().flatten()
     }
 }
 

@@ -13,12 +13,15 @@ mod clock;
 mod entry;
 mod error;
 mod hlc;
+pub mod json;
+#[cfg(feature = "serde")]
 mod outbox;
 mod record;
 mod replica;
 mod stamp;
 mod storage;
 mod validate;
+#[cfg(feature = "serde")]
 pub mod wire;
 
 pub use cache::{Cache, CacheConfig, FlushReport};
@@ -26,9 +29,10 @@ pub use clock::{Clock, ManualClock};
 pub use entry::Entry;
 pub use error::{CacheError, ErrorKind};
 pub use hlc::HybridClock;
+#[cfg(feature = "serde")]
 pub use outbox::Outbox;
-pub use record::{decode_record, encode_record, prefix_tag, DecodedRecord};
+pub use record::{decode_meta, decode_record, encode_meta, encode_record, prefix_tag, DecodedRecord};
 pub use replica::{MergeOutcome, Replica};
 pub use stamp::Stamp;
 pub use storage::{MemoryStorage, Storage, StorageError};
-pub use validate::{validate_key, ttl_ms_from_secs, MAX_KEY_BYTES, MAX_SAFE_INTEGER};
+pub use validate::{is_valid_node, ttl_ms_from_secs, validate_key, MAX_KEY_BYTES, MAX_NODE_LEN, MAX_SAFE_INTEGER};

@@ -1,29 +1,15 @@
 //! The format of one entry in storage: compact JSON, one storage key per cache key.
 //!
-//! `{"t":<ms>,"n":"<node>","l":<ttl ms>,"p":"<tag>","v":<value>}` for a value and
-//! `{"t":<ms>,"n":"<node>","p":"<tag>","d":1}` for a tombstone. `p` is a short hash of the
-//! cache's prefix: a cache with prefix `app_` must not read the entries of one with prefix
+//! `{"t":<ms>,"n":"<node>","p":"<tag>","l":<ttl ms>,"v":<value>}` for a value (`l` omitted when
+//! 0) and `{"t":<ms>,"n":"<node>","p":"<tag>","d":1}` for a tombstone. `p` is a short hash of
+//! the cache's prefix: a cache with prefix `app_` must not read the entries of one with prefix
 //! `app_x_`, whose storage keys also start with `app_`.
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
-use crate::validate::MAX_SAFE_INTEGER;
-use crate::{Entry, Stamp};
-
-#[derive(Deserialize)]
-struct Record<'a> {
-    t: u64,
-    #[serde(borrow)]
-    n: std::borrow::Cow<'a, str>,
-    #[serde(default)]
-    l: u64,
-    #[serde(borrow)]
-    p: std::borrow::Cow<'a, str>,
-    #[serde(default)]
-    d: u8,
-    #[serde(borrow, default)]
-    v: Option<&'a RawValue>,
-}
+//!
+//! Only this cache writes records, always in this field order, so the decoder reads exactly that
+//! layout (anything else is corrupt or foreign) and validates the value with [`crate::json`].
+//! The bookkeeping record holding the clear epoch is `{"p":"<tag>","t":<ms>,"n":"<node>"}`.
+use crate::validate::{is_valid_node, MAX_SAFE_INTEGER};
+use crate::{json, Entry, Stamp};
 
 /// The tag that marks records as belonging to the cache with this prefix (FNV-1a, base 36).
 pub fn prefix_tag(prefix: &str) -> String {
@@ -41,20 +27,20 @@ pub fn prefix_tag(prefix: &str) -> String {
             break;
         }
     }
-    out.reverse();
-    String::from_utf8(out).unwrap_or_default()
+    out.into_iter().rev().map(char::from).collect()
 }
 
 /// Encodes an entry for storage. The value is already JSON text (validated where it entered the
-/// cache), so it is concatenated rather than parsed again: this runs on every write.
+/// cache) and node ids never need escaping (see [`is_valid_node`]), so this is concatenation:
+/// it runs on every write.
 pub fn encode_record(entry: &Entry, tag: &str) -> String {
-    let node = serde_json::to_string(&entry.stamp.node).unwrap_or_else(|_| "\"\"".into());
-    let mut out = String::with_capacity(48 + node.len() + entry.value.as_ref().map_or(0, String::len));
+    let value_len = entry.value.as_ref().map_or(0, String::len);
+    let mut out = String::with_capacity(56 + entry.stamp.node.len() + tag.len() + value_len);
     out.push_str("{\"t\":");
     out.push_str(&entry.stamp.ts.to_string());
-    out.push_str(",\"n\":");
-    out.push_str(&node);
-    out.push_str(",\"p\":\"");
+    out.push_str(",\"n\":\"");
+    out.push_str(&entry.stamp.node);
+    out.push_str("\",\"p\":\"");
     out.push_str(tag);
     out.push('"');
     match &entry.value {
@@ -83,21 +69,97 @@ pub enum DecodedRecord {
 
 /// Decodes a stored record; `Err` says why it is not a record of any cache (corrupt or foreign).
 pub fn decode_record(text: &str, tag: &str) -> Result<DecodedRecord, String> {
-    let record: Record = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    if record.p != tag {
+    let mut c = Cursor(text);
+    c.expect("{\"t\":")?;
+    let ts = c.uint()?;
+    c.expect(",\"n\":\"")?;
+    let node = c.ident()?;
+    c.expect("\",\"p\":\"")?;
+    let record_tag = c.ident()?;
+    c.expect("\"")?;
+    if record_tag != tag {
         return Ok(DecodedRecord::OtherCache);
     }
-    if record.t > MAX_SAFE_INTEGER || record.l > MAX_SAFE_INTEGER {
-        return Err("timestamp or ttl out of range".into());
+    let stamp = Stamp::new(ts, node);
+    if c.0 == ",\"d\":1}" {
+        return Ok(DecodedRecord::Mine(Entry::tombstone(stamp)));
     }
-    let stamp = Stamp::new(record.t, record.n.into_owned());
-    let entry = if record.d != 0 {
-        Entry::tombstone(stamp)
-    } else {
-        let value = record.v.map_or("null", RawValue::get);
-        Entry::value(stamp, record.l, value)
-    };
-    Ok(DecodedRecord::Mine(entry))
+    let ttl_ms = if c.eat(",\"l\":") { c.uint()? } else { 0 };
+    c.expect(",\"v\":")?;
+    let value = c.0.strip_suffix('}').ok_or("record does not end with '}'")?;
+    json::validate(value).map_err(|e| format!("value is not JSON: {e}"))?;
+    Ok(DecodedRecord::Mine(Entry::value(stamp, ttl_ms, value)))
+}
+
+/// Encodes the clear epoch's bookkeeping record.
+pub fn encode_meta(epoch: &Stamp, tag: &str) -> String {
+    format!("{{\"p\":\"{tag}\",\"t\":{},\"n\":\"{}\"}}", epoch.ts, epoch.node)
+}
+
+/// Decodes the bookkeeping record: `Ok(None)` when it belongs to another cache.
+pub fn decode_meta(text: &str, tag: &str) -> Result<Option<Stamp>, String> {
+    let mut c = Cursor(text);
+    c.expect("{\"p\":\"")?;
+    if c.ident()? != tag {
+        return Ok(None);
+    }
+    c.expect("\",\"t\":")?;
+    let ts = c.uint()?;
+    c.expect(",\"n\":\"")?;
+    let node = c.ident()?;
+    c.expect("\"}")?;
+    if !c.0.is_empty() {
+        return Err("trailing characters".into());
+    }
+    Ok(Some(Stamp::new(ts, node)))
+}
+
+struct Cursor<'a>(&'a str);
+
+impl<'a> Cursor<'a> {
+    fn eat(&mut self, literal: &str) -> bool {
+        match self.0.strip_prefix(literal) {
+            Some(rest) => {
+                self.0 = rest;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn expect(&mut self, literal: &str) -> Result<(), String> {
+        if self.eat(literal) {
+            Ok(())
+        } else {
+            Err(format!("not a cache record (expected {literal})"))
+        }
+    }
+
+    /// A non-negative integer a JS number holds exactly.
+    fn uint(&mut self) -> Result<u64, String> {
+        let end = self.0.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(self.0.len());
+        let digits = &self.0[..end];
+        if digits.is_empty() || digits.len() > 16 || (digits.len() > 1 && digits.starts_with('0')) {
+            return Err("invalid integer".into());
+        }
+        let n: u64 = digits.parse().map_err(|_| "invalid integer")?;
+        if n > MAX_SAFE_INTEGER {
+            return Err("timestamp or ttl out of range".into());
+        }
+        self.0 = &self.0[end..];
+        Ok(n)
+    }
+
+    /// A node id or tag: the characters up to the next `"`, which must be a valid node id.
+    fn ident(&mut self) -> Result<&'a str, String> {
+        let end = self.0.find('"').ok_or("unterminated string")?;
+        let ident = &self.0[..end];
+        if !is_valid_node(ident) {
+            return Err("invalid writer id".into());
+        }
+        self.0 = &self.0[end..];
+        Ok(ident)
+    }
 }
 
 #[cfg(test)]
@@ -108,8 +170,8 @@ mod tests {
     fn round_trips_values_tombstones_and_null() {
         let tag = prefix_tag("app_");
         for entry in [
-            Entry::value(Stamp::new(5, "n\"1"), 3000, r#"{"a":[1,2,"x"]}"#),
-            Entry::value(Stamp::new(5, "n"), 0, "null"),
+            Entry::value(Stamp::new(5, "n-1.a:b_c"), 3000, r#"{"a":[1,2,"x\"}"]}"#),
+            Entry::value(Stamp::new(5, ""), 0, "null"),
             Entry::tombstone(Stamp::new(7, "n")),
         ] {
             let text = encode_record(&entry, &tag);
@@ -127,11 +189,41 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let tag = prefix_tag("p");
-        for bad in ["", "{", "null", "42", "{\"t\":-1}", "{\"t\":1,\"n\":\"a\"}", "\u{0}\u{ffff}", "{\"t\":1e400}"] {
-            assert!(decode_record(bad, &tag).is_err(), "{bad:?} accepted");
+        let good = encode_record(&Entry::value(Stamp::new(1, "a"), 0, "1"), &tag);
+        let mut bad = vec![
+            "".to_string(),
+            "{".into(),
+            "null".into(),
+            "42".into(),
+            "{\"t\":-1}".into(),
+            "{\"t\":1,\"n\":\"a\"}".into(),
+            "\u{0}\u{ffff}".into(),
+            "{\"t\":1e400}".into(),
+            format!(r#"{{"t":{},"n":"a","p":"{tag}","v":1}}"#, u64::MAX),
+            format!(r#"{{"t":01,"n":"a","p":"{tag}","v":1}}"#),
+            format!(r#"{{"t":1,"n":"a\"b","p":"{tag}","v":1}}"#),
+            format!(r#"{{"t":1,"n":"a","p":"{tag}","v":{{"a":}}}}"#),
+            format!(r#"{{"t":1,"n":"a","p":"{tag}","v":1"#),
+            format!(r#"{{"t":1,"n":"a","p":"{tag}","d":2}}"#),
+            format!(r#"{{"t":1,"n":"a","p":"{tag}"}}"#),
+        ];
+        for cut in 0..good.len() {
+            bad.push(good[..cut].to_string());
         }
-        let huge = format!(r#"{{"t":{},"n":"a","p":"{tag}","v":1}}"#, u64::MAX);
-        assert!(decode_record(&huge, &tag).is_err());
+        for text in bad {
+            assert!(decode_record(&text, &tag).is_err(), "{text:?} accepted");
+        }
+    }
+
+    #[test]
+    fn meta_round_trips_and_rejects_garbage() {
+        let tag = prefix_tag("p");
+        let epoch = Stamp::new(99, "node-1");
+        assert_eq!(decode_meta(&encode_meta(&epoch, &tag), &tag), Ok(Some(epoch.clone())));
+        assert_eq!(decode_meta(&encode_meta(&epoch, "other"), &tag), Ok(None));
+        for bad in ["", "{}", "{\"p\":\"", &(encode_meta(&epoch, &tag) + "x")] {
+            assert!(decode_meta(bad, &tag).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

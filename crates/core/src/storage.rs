@@ -24,6 +24,20 @@ pub trait Storage {
     fn remove(&mut self, key: &str) -> Result<(), StorageError>;
     /// Every key in the store, in any order.
     fn keys(&self) -> Result<Vec<String>, StorageError>;
+
+    /// Every item whose key starts with `prefix`. Adapters where each call is costly (a browser's
+    /// storage seen from wasm) override it to read everything in one go.
+    fn scan(&self, prefix: &str) -> Result<Vec<(String, String)>, StorageError> {
+        let mut items = Vec::new();
+        for key in self.keys()? {
+            if key.starts_with(prefix) {
+                if let Some(value) = self.get(&key)? {
+                    items.push((key, value));
+                }
+            }
+        }
+        Ok(items)
+    }
 }
 
 /// An in-memory [`Storage`] with an optional quota counted like browsers count it (UTF-16 code

@@ -22,6 +22,15 @@ pub fn validate_key(key: &str) -> Result<(), CacheError> {
     Err(CacheError::InvalidKey { key: key.chars().take(64).collect(), reason: reason.into() })
 }
 
+/// The longest writer id accepted.
+pub const MAX_NODE_LEN: usize = 64;
+
+/// Whether `node` is an acceptable writer id: up to 64 of `A-Z a-z 0-9 _ - . :` (empty for peers
+/// that speak only the seed protocol). Ids never need escaping in records or messages.
+pub fn is_valid_node(node: &str) -> bool {
+    node.len() <= MAX_NODE_LEN && node.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+}
+
 /// Converts a TTL in seconds (as the JS API and the wire protocol give it) to milliseconds.
 /// Refuses negative, non-finite and absurdly large values rather than guessing.
 pub fn ttl_ms_from_secs(ttl_secs: f64) -> Result<u64, CacheError> {
@@ -46,6 +55,15 @@ mod tests {
         assert!(validate_key("a\0b").is_err());
         assert!(validate_key(&"x".repeat(1025)).is_err());
         assert!(validate_key(&"x".repeat(1024)).is_ok());
+    }
+
+    #[test]
+    fn nodes() {
+        assert!(is_valid_node(""));
+        assert!(is_valid_node("abc-1.2:x_Y"));
+        assert!(!is_valid_node("a\"b"));
+        assert!(!is_valid_node("a b"));
+        assert!(!is_valid_node(&"n".repeat(65)));
     }
 
     #[test]

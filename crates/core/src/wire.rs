@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use crate::validate::{ttl_ms_from_secs, validate_key, MAX_SAFE_INTEGER};
+use crate::validate::{is_valid_node, ttl_ms_from_secs, validate_key, MAX_SAFE_INTEGER};
 use crate::{CacheError, Entry, Stamp};
 
 /// One write as it travels: `{ key, value, ttl, timestamp, deleted }` (+ `node`).
@@ -121,6 +121,9 @@ impl Change {
     /// Validates the change and turns it into a key and its write.
     pub fn into_entry(self) -> Result<(String, Entry), CacheError> {
         validate_key(&self.key)?;
+        if self.node.as_deref().is_some_and(|n| !is_valid_node(n)) {
+            return Err(CacheError::Protocol { message: format!("invalid writer id in the change of {:?}", self.key) });
+        }
         let stamp = Stamp::new(self.timestamp, self.node.unwrap_or_default());
         if self.deleted {
             return Ok((self.key, Entry::tombstone(stamp)));

@@ -1,0 +1,199 @@
+//! A strict JSON (RFC 8259) validator for values that reach the cache as text from places it does
+//! not control — storage, other tabs, the network — so that only valid JSON is ever handed to
+//! `JSON.parse`. It validates without building anything, and limits nesting so that hostile input
+//! cannot exhaust the stack. (The wasm client avoids a full JSON library: parsing is the
+//! browser's job; this is all it needs.)
+
+/// The deepest nesting of arrays and objects accepted.
+pub const MAX_DEPTH: usize = 512;
+
+/// Checks that `text` is exactly one JSON value (surrounding whitespace allowed).
+pub fn validate(text: &str) -> Result<(), &'static str> {
+    let mut p = Parser { b: text.as_bytes(), i: 0 };
+    p.ws();
+    p.value(0)?;
+    p.ws();
+    if p.i == p.b.len() {
+        Ok(())
+    } else {
+        Err("trailing characters after the JSON value")
+    }
+}
+
+struct Parser<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        let hit = self.peek() == Some(c);
+        if hit {
+            self.i += 1;
+        }
+        hit
+    }
+
+    fn value(&mut self, depth: usize) -> Result<(), &'static str> {
+        if depth > MAX_DEPTH {
+            return Err("JSON nested too deeply");
+        }
+        match self.peek() {
+            Some(b'{') => self.container(depth, b'}', true),
+            Some(b'[') => self.container(depth, b']', false),
+            Some(b'"') => self.string(),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err("expected a JSON value"),
+        }
+    }
+
+    fn container(&mut self, depth: usize, close: u8, object: bool) -> Result<(), &'static str> {
+        self.i += 1;
+        self.ws();
+        if self.eat(close) {
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            if object {
+                self.string()?;
+                self.ws();
+                if !self.eat(b':') {
+                    return Err("expected ':' in object");
+                }
+                self.ws();
+            }
+            self.value(depth + 1)?;
+            self.ws();
+            if self.eat(b',') {
+                continue;
+            }
+            if self.eat(close) {
+                return Ok(());
+            }
+            return Err("expected ',' or a closing bracket");
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), &'static str> {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err("invalid literal")
+        }
+    }
+
+    fn string(&mut self) -> Result<(), &'static str> {
+        if !self.eat(b'"') {
+            return Err("expected a string");
+        }
+        loop {
+            match self.peek() {
+                None => return Err("unterminated string"),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
+                        Some(b'u') => {
+                            self.i += 1;
+                            for _ in 0..4 {
+                                if !self.peek().is_some_and(|c| c.is_ascii_hexdigit()) {
+                                    return Err("invalid \\u escape");
+                                }
+                                self.i += 1;
+                            }
+                        }
+                        _ => return Err("invalid escape"),
+                    }
+                }
+                Some(0..=0x1f) => return Err("control character in string"),
+                // The input is a &str, so the bytes are valid UTF-8 already.
+                Some(_) => self.i += 1,
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn number(&mut self) -> Result<(), &'static str> {
+        self.eat(b'-');
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err("invalid number"),
+        }
+        if self.eat(b'.') && self.digits() == 0 {
+            return Err("invalid number");
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err("invalid number");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_json() {
+        for ok in [
+            "0", "-0", "1.5e-3", "1E+9", "-12.25", "1e400", "\"\"", "\"a\\u00e9\\n\\\"\"", "\"ünï\"", "true", "false",
+            "null", "[]", "{}", " [1, [2, {\"a\": [null]}]] ", "{\"a\":1,\"b\":{\"c\":[true,false]}}", "\"\\ud800\"",
+        ] {
+            assert_eq!(validate(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_json() {
+        for bad in [
+            "", " ", "01", "1.", ".5", "-", "+1", "1e", "0x10", "NaN", "Infinity", "undefined", "tru", "nul", "'a'",
+            "\"a", "\"\\x\"", "\"\\u12\"", "\"a\u{1}\"", "[1,]", "[,1]", "{\"a\"}", "{\"a\":1,}", "{a:1}", "[1 2]",
+            "1 2", "{\"a\":1}}", "[", "]", "{",
+        ] {
+            assert!(validate(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert_eq!(validate(&ok), Ok(()));
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        assert_eq!(validate(&deep), Err("JSON nested too deeply"));
+    }
+}
