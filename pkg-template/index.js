@@ -53,7 +53,7 @@ const DEFAULTS = Object.freeze({
 // Copies of this package bundled separately into different MFEs each have their own module and
 // wasm instance. They meet here, on a global registry whose shape is a frozen protocol (v1):
 // a group per prefix holds peers `{ storage, deliver(message) }`; messages are
-// `{ kind: 'set', key, json, ttlMs, ts, node } | { kind: 'remove', key, ts, node } |
+// `{ kind: 'set', key, json, ttl (seconds), ts, node } | { kind: 'remove', key, ts, node } |
 // { kind: 'clear', ts, node }`. Delivery is synchronous, so a write in one MFE is visible in
 // every other one on the page before `set` returns.
 const HUB = Symbol.for('mfe-shared-cache.hub.v1');
@@ -273,7 +273,7 @@ export class BackendSyncedCacheService {
       const ttlSecs = checkTtl(ttl, this.#options.defaultTTL);
       const json = toJson(key, value);
       const ts = this.#core.set(key, json, ttlSecs);
-      this.#publish(key, { kind: 'set', key, json, ttlMs: Math.round(ttlSecs * 1000), ts, node: this.#node });
+      this.#publish(key, { kind: 'set', key, json, ttl: ttlSecs, ts, node: this.#node });
       return this.#whenFlushed(key);
     } catch (e) {
       return Promise.reject(toCacheError(e));
@@ -408,7 +408,7 @@ export class BackendSyncedCacheService {
         return;
       }
       const json = m.kind === 'set' ? m.json : undefined;
-      if (this.#core.applyPeer(m.key, json, m.ttlMs ?? 0, m.ts, m.node)) {
+      if (this.#core.applyPeer(m.key, json, m.ttl ?? 0, m.ts, m.node)) {
         this.#reads.delete(m.key);
         this.#notify(m.key);
       }

@@ -142,15 +142,20 @@ impl CacheCore {
         self.with(|s| Ok(s.cache.expires_at(key).map_or(0.0, |at| at as f64)))
     }
 
-    /// Applies a write made by another instance on this page (already persisted by it).
-    /// Returns whether the visible value of `key` changed.
+    /// Applies a write made by another instance on this page (already persisted by it); `ttl_secs`
+    /// is the TTL the writer was given, converted here by the same rule. Returns whether the
+    /// visible value of `key` changed.
     #[wasm_bindgen(js_name = applyPeer)]
-    pub fn apply_peer(&self, key: String, json: Option<String>, ttl_ms: f64, ts: f64, node: String) -> Result<bool, JsValue> {
+    pub fn apply_peer(&self, key: String, json: Option<String>, ttl_secs: f64, ts: f64, node: String) -> Result<bool, JsValue> {
         let inner = Rc::downgrade(&self.inner);
         self.with(|s| {
             let stamp = peer_stamp(ts, node)?;
+            mfe_shared_cache_core::validate_key(&key).map_err(|e| to_js(&e))?;
             let entry = match json {
-                Some(json) => Entry::value(stamp, ttl_ms.max(0.0) as u64, json),
+                Some(json) => {
+                    let ttl_ms = mfe_shared_cache_core::ttl_ms_from_secs(ttl_secs).map_err(|e| to_js(&e))?;
+                    Entry::value(stamp, ttl_ms, json)
+                }
                 None => Entry::tombstone(stamp),
             };
             let changed = s.cache.apply_remote(vec![(key, entry)], None, false, now_ms());
@@ -188,10 +193,12 @@ impl CacheCore {
 /// A stamp from another copy of the package on this page, checked like any other input.
 fn peer_stamp(ts: f64, node: String) -> Result<Stamp, JsValue> {
     let in_range = ts.is_finite() && ts >= 0.0 && ts <= mfe_shared_cache_core::MAX_SAFE_INTEGER as f64;
-    if !in_range || !mfe_shared_cache_core::is_valid_node(&node) {
+    if !in_range {
         return Err(to_js(&CacheError::Protocol { message: "invalid stamp from another instance on the page".into() }));
     }
-    Ok(Stamp::new(ts as u64, node))
+    let stamp = Stamp::new(ts as u64, node);
+    mfe_shared_cache_core::check_remote_stamp(&stamp, now_ms()).map_err(|e| to_js(&e))?;
+    Ok(stamp)
 }
 
 // A tab message is an array: [1, pageId, clearTs | -1, clearNode, key, record, key, record, …],
@@ -243,12 +250,24 @@ fn read_tab_message(s: &Inner, data: &JsValue) -> Result<TabNews, String> {
     if message.get(1).as_string().as_deref() == Some(s.page_id.as_str()) {
         return Ok((Vec::new(), None, Vec::new())); // this page's instances have it already
     }
-    let clear = match (message.get(2).as_f64(), message.get(3).as_string()) {
-        (Some(ts), Some(node)) if ts >= 0.0 && ts <= mfe_shared_cache_core::MAX_SAFE_INTEGER as f64 => {
-            Some(Stamp::new(ts as u64, node))
+    let (clear_ts, clear_node) = (message.get(2), message.get(3));
+    let clear = if clear_ts.as_f64() == Some(-1.0) && clear_node.is_null() {
+        None
+    } else {
+        match (clear_ts.as_f64(), clear_node.as_string()) {
+            (Some(ts), Some(node)) if ts.fract() == 0.0 && (0.0..=mfe_shared_cache_core::MAX_SAFE_INTEGER as f64).contains(&ts) => {
+                Some(Stamp::new(ts as u64, node))
+            }
+            _ => return Err("malformed clear".into()),
         }
-        _ => None,
     };
+    let now = now_ms();
+    if let Some(epoch) = &clear {
+        mfe_shared_cache_core::check_remote_stamp(epoch, now).map_err(|e| e.to_string())?;
+    }
+    if message.length() % 2 != 0 {
+        return Err("a key without its record".into());
+    }
     let mut entries = Vec::new();
     let mut errors = Vec::new();
     let mut i = 4;
@@ -259,11 +278,14 @@ fn read_tab_message(s: &Inner, data: &JsValue) -> Result<TabNews, String> {
             return Err("malformed change".into());
         };
         if let Err(e) = mfe_shared_cache_core::validate_key(&key) {
-            errors.push(to_js(&e));
+            errors.push(to_js(&CacheError::Protocol { message: format!("invalid key in a tab message: {e}") }));
             continue;
         }
         match s.cache.decode_entry(&key, &record) {
-            Some(Ok(entry)) => entries.push((key, entry)),
+            Some(Ok(entry)) => match mfe_shared_cache_core::check_remote_stamp(&entry.stamp, now) {
+                Ok(()) => entries.push((key, entry)),
+                Err(e) => errors.push(to_js(&e)),
+            },
             Some(Err(e)) => errors.push(to_js(&e)),
             None => {}
         }
@@ -342,11 +364,24 @@ fn on_storage_event(weak: &Weak<RefCell<Option<Inner>>>, event: &StorageEvent) {
             return;
         }
         let mut errors = Vec::new();
+        let now = now_ms();
         let keys = if let Some(epoch) = s.cache.decode_foreign_epoch(&storage_key, &text) {
-            apply_from_other_tab(s, Vec::new(), Some(epoch), &mut errors, weak)
+            match mfe_shared_cache_core::check_remote_stamp(&epoch, now) {
+                Ok(()) => apply_from_other_tab(s, Vec::new(), Some(epoch), &mut errors, weak),
+                Err(e) => {
+                    errors.push(to_js(&e));
+                    Vec::new()
+                }
+            }
         } else {
             match s.cache.decode_foreign_write(&storage_key, &text) {
-                Some(Ok(entry)) => apply_from_other_tab(s, vec![entry], None, &mut errors, weak),
+                Some(Ok(entry)) => match mfe_shared_cache_core::check_remote_stamp(&entry.1.stamp, now) {
+                    Ok(()) => apply_from_other_tab(s, vec![entry], None, &mut errors, weak),
+                    Err(e) => {
+                        errors.push(to_js(&e));
+                        Vec::new()
+                    }
+                },
                 Some(Err(e)) => {
                     errors.push(to_js(&e));
                     Vec::new()

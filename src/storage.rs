@@ -8,8 +8,10 @@ use crate::errors::{js_error_message, js_error_name};
 
 #[wasm_bindgen(inline_js = "export function scan(storage, prefix) {
   const out = [];
+  // Stops at the first missing key too: a storage may misreport its length.
   for (let i = 0, n = storage.length; i < n; i++) {
     const key = storage.key(i);
+    if (key === null || key === undefined) break;
     if (typeof key === 'string' && key.startsWith(prefix)) {
       const value = storage.getItem(key);
       if (typeof value === 'string') out.push(key, value);
@@ -88,10 +90,13 @@ impl Storage for WebStorage {
         if !(0.0..=u32::MAX as f64).contains(&length) {
             return Err(StorageError::Failed("storage length is not a valid count".into()));
         }
-        let mut keys = Vec::with_capacity(length as usize);
+        // No pre-allocation from `length`, and a stop at the first missing key: a storage may
+        // misreport its length.
+        let mut keys = Vec::new();
         for index in 0..length as u32 {
-            if let Some(key) = self.inner.key(index).map_err(failed)?.as_string() {
-                keys.push(key);
+            match self.inner.key(index).map_err(failed)?.as_string() {
+                Some(key) => keys.push(key),
+                None => break,
             }
         }
         Ok(keys)

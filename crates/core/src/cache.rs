@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use crate::record::{decode_meta, decode_record, encode_meta, encode_record, prefix_tag, DecodedRecord};
-use crate::{validate_key, CacheError, Entry, MergeOutcome, Replica, Stamp, Storage, StorageError};
+use crate::{check_remote_stamp, validate_key, CacheError, Entry, MergeOutcome, Replica, Stamp, Storage, StorageError};
 
 /// How long a tombstone (or an expired value) is kept so that a late, older write cannot bring the
 /// key back. Past it, the entry is dropped from memory and storage when the cache next opens.
@@ -129,7 +129,7 @@ impl<S: Storage> Cache<S> {
             }
             match decode_record(&text, &self.tag) {
                 Ok(DecodedRecord::Mine(entry)) => {
-                    if let Err(e) = validate_key(key) {
+                    if let Err(e) = validate_key(key).and_then(|()| check_remote_stamp(&entry.stamp, now_ms)) {
                         errors.push(corrupt(&storage_key, e.to_string()));
                         continue;
                     }
@@ -140,7 +140,7 @@ impl<S: Storage> Cache<S> {
                     if dead_past_retention || self.replica.merge(&key, entry) == MergeOutcome::Cleared {
                         garbage.push(storage_key);
                     } else {
-                        self.schedule_expiry(&key);
+                        self.schedule_expiry(&key, now_ms);
                     }
                 }
                 Ok(DecodedRecord::OtherCache) => {}
@@ -197,7 +197,7 @@ impl<S: Storage> Cache<S> {
         self.touch(key);
         self.dirty.insert(key.to_owned());
         self.outgoing.insert(key.to_owned());
-        self.schedule_expiry(key);
+        self.schedule_expiry(key, now_ms);
         entry
     }
 
@@ -258,7 +258,7 @@ impl<S: Storage> Cache<S> {
                         self.dirty.insert(key.clone());
                     }
                     self.touch(&key);
-                    self.schedule_expiry(&key);
+                    self.schedule_expiry(&key, now_ms);
                     if was_visible || self.replica.get(&key, now_ms).is_some() {
                         changed.insert(key);
                     }
@@ -294,8 +294,10 @@ impl<S: Storage> Cache<S> {
         }
     }
 
-    fn schedule_expiry(&mut self, key: &str) {
-        if let Some(at) = self.expires_at(key) {
+    /// Schedules `key`'s expiry if it is still to come (an entry that arrives already expired never
+    /// had a visible value here, so there is nothing to announce).
+    fn schedule_expiry(&mut self, key: &str, now_ms: u64) {
+        if let Some(at) = self.expires_at(key).filter(|at| *at > now_ms) {
             self.expiries.push(Reverse((at, key.to_owned())));
         }
         // Rewrites of a key leave stale heap items behind; rebuild before they outnumber the

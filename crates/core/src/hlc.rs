@@ -1,3 +1,5 @@
+use crate::validate::MAX_SAFE_INTEGER;
+
 /// A hybrid logical clock folded into one millisecond number.
 ///
 /// Every timestamp it issues is at least the wall clock and strictly above every timestamp it has
@@ -17,7 +19,8 @@ impl HybridClock {
 
     /// Issues the timestamp of a new local write.
     pub fn tick(&mut self, wall_ms: u64) -> u64 {
-        let next = wall_ms.max(self.last.saturating_add(1));
+        // Never above what a JS number holds exactly: a record stamped beyond it could not be read.
+        let next = wall_ms.max(self.last.saturating_add(1)).min(MAX_SAFE_INTEGER);
         self.last = next;
         next
     }
@@ -25,7 +28,7 @@ impl HybridClock {
     /// Records a timestamp seen from elsewhere, so later local writes order after it.
     pub fn observe(&mut self, ts: u64) {
         if ts > self.last {
-            self.last = ts;
+            self.last = ts.min(MAX_SAFE_INTEGER);
         }
     }
 

@@ -35,4 +35,7 @@ pub use record::{decode_meta, decode_record, encode_meta, encode_record, prefix_
 pub use replica::{MergeOutcome, Replica};
 pub use stamp::Stamp;
 pub use storage::{MemoryStorage, Storage, StorageError};
-pub use validate::{is_valid_node, ttl_ms_from_secs, validate_key, MAX_KEY_BYTES, MAX_NODE_LEN, MAX_SAFE_INTEGER};
+pub use validate::{
+    check_remote_stamp, is_valid_node, ttl_ms_from_secs, validate_key, MAX_CLOCK_AHEAD_MS, MAX_KEY_BYTES, MAX_NODE_LEN,
+    MAX_SAFE_INTEGER,
+};

@@ -1,4 +1,4 @@
-use crate::CacheError;
+use crate::{CacheError, Stamp};
 
 /// The longest key accepted, in UTF-8 bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -41,7 +41,26 @@ pub fn ttl_ms_from_secs(ttl_secs: f64) -> Result<u64, CacheError> {
     if ms > MAX_SAFE_INTEGER as f64 {
         return Err(CacheError::InvalidTtl { reason: "ttl is too large".into() });
     }
-    Ok(ms as u64)
+    // A positive TTL under half a millisecond must not round to 0, which means "never expires".
+    Ok(if ttl_secs > 0.0 { (ms as u64).max(1) } else { 0 })
+}
+
+/// How far ahead of this machine's clock a write from elsewhere may be stamped. Clocks are skewed
+/// by minutes, not days: a stamp further ahead is refused, because adopting it would push every
+/// later local timestamp (and so every expiry) that far into the future.
+pub const MAX_CLOCK_AHEAD_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Checks that a stamp from another tab, peer or server is one this cache can adopt.
+pub fn check_remote_stamp(stamp: &Stamp, now_ms: u64) -> Result<(), CacheError> {
+    if stamp.ts > MAX_SAFE_INTEGER || stamp.ts > now_ms.saturating_add(MAX_CLOCK_AHEAD_MS) {
+        return Err(CacheError::Protocol {
+            message: format!("a write stamped {} ms is more than 24 h ahead of this clock ({now_ms} ms)", stamp.ts),
+        });
+    }
+    if !is_valid_node(&stamp.node) {
+        return Err(CacheError::Protocol { message: "invalid writer id".into() });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -74,5 +93,15 @@ mod tests {
         assert!(ttl_ms_from_secs(f64::NAN).is_err());
         assert!(ttl_ms_from_secs(f64::INFINITY).is_err());
         assert!(ttl_ms_from_secs(1e300).is_err());
+        assert_eq!(ttl_ms_from_secs(0.0004).unwrap(), 1, "a positive ttl never means forever");
+    }
+
+    #[test]
+    fn remote_stamps_far_ahead_are_refused() {
+        let now = 1_000_000;
+        assert!(check_remote_stamp(&Stamp::new(now + MAX_CLOCK_AHEAD_MS, "a"), now).is_ok());
+        assert!(check_remote_stamp(&Stamp::new(now + MAX_CLOCK_AHEAD_MS + 1, "a"), now).is_err());
+        assert!(check_remote_stamp(&Stamp::new(MAX_SAFE_INTEGER + 1, "a"), u64::MAX).is_err());
+        assert!(check_remote_stamp(&Stamp::new(now, "a b"), now).is_err());
     }
 }
