@@ -1,0 +1,147 @@
+// The built package (pkg/) as a user's bundler sees it: two tiny apps under tests/bundlers/ depend
+// on it (`file:../../../pkg`, so resolution goes through node_modules and pkg/package.json
+// `exports`), are built by Vite and by webpack 5 with plain configs, and run in headless Chromium:
+// the value must round-trip, the wasm must be a separate asset fetched by the page, and nothing
+// may error. Each app's bundler is its own devDependency, installed here from its lock file when
+// node_modules is missing or older than the lock.
+import test, { describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { promisify } from 'node:util';
+import { ROOT, startServer, launch } from './harness.mjs';
+
+const run = promisify(execFile);
+const PKG = join(ROOT, 'pkg');
+const BUNDLERS = join(ROOT, 'tests', 'bundlers');
+
+const APPS = [
+  { name: 'vite-app', tool: 'vite', args: ['build'] },
+  { name: 'webpack-app', tool: 'webpack-cli', args: ['--config', 'webpack.config.js'] },
+];
+
+async function sh(file, args, cwd, timeout) {
+  try {
+    return await run(file, args, { cwd, timeout, maxBuffer: 16 << 20, env: { ...process.env, NO_COLOR: '1' } });
+  } catch (e) {
+    throw new Error(`${file} ${args.join(' ')} (in ${relative(ROOT, cwd) || '.'}) failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+  }
+}
+
+/** Builds pkg/ only when it is missing (scripts/test.sh builds it before the tests). */
+async function ensurePkg() {
+  if (['index.js', 'core.js', 'core_bg.wasm', 'package.json'].every((f) => existsSync(join(PKG, f)))) return;
+  await sh('bash', ['scripts/build-pkg.sh'], ROOT, 600_000);
+}
+
+/** `npm ci` in the app when node_modules is absent or older than package-lock.json. */
+async function ensureInstalled(dir) {
+  const lock = join(dir, 'package-lock.json');
+  const installed = join(dir, 'node_modules', '.package-lock.json');
+  if (existsSync(installed) && statSync(installed).mtimeMs >= statSync(lock).mtimeMs) return false;
+  await sh('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], dir, 300_000);
+  return true;
+}
+
+/** The JS file of a package's command, run with this node (no shell, no .bin shims). */
+function binOf(dir, tool) {
+  const meta = JSON.parse(readFileSync(join(dir, 'node_modules', tool, 'package.json'), 'utf8'));
+  const bin = typeof meta.bin === 'string' ? meta.bin : meta.bin[tool.replace(/-cli$/, '')] ?? Object.values(meta.bin)[0];
+  return join(dir, 'node_modules', tool, bin);
+}
+
+function filesUnder(dir) {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => relative(dir, join(d.parentPath ?? d.path, d.name)).split(sep).join('/'));
+}
+
+describe('the package bundled by Vite and webpack, in Chromium', () => {
+  const env = {};
+  before(async () => {
+    await ensurePkg();
+    env.server = await startServer();
+    env.browser = await launch();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.close();
+  });
+
+  for (const app of APPS) {
+    const dir = join(BUNDLERS, app.name);
+    const dist = join(dir, 'dist');
+
+    test(`${app.name}: installs, builds, and round-trips a value`, { timeout: 240_000 }, async (t) => {
+      await t.test('the package is installed as a dependency linked to pkg/', async () => {
+        await ensureInstalled(dir);
+        assert.equal(realpathSync(join(dir, 'node_modules', 'mfe-shared-cache')), realpathSync(PKG));
+      });
+
+      await t.test('the build emits the page, a script and the wasm, unchanged, as its own file', async () => {
+        await sh(process.execPath, [binOf(dir, app.tool), ...app.args], dir, 120_000);
+        const files = filesUnder(dist);
+        assert.ok(files.includes('index.html'), `no index.html in ${files}`);
+        assert.ok(files.some((f) => f.endsWith('.js')), `no script in ${files}`);
+        const wasm = files.filter((f) => f.endsWith('.wasm'));
+        assert.equal(wasm.length, 1, `expected one .wasm asset, got ${JSON.stringify(files)}`);
+        assert.ok(readFileSync(join(dist, wasm[0])).equals(readFileSync(join(PKG, 'core_bg.wasm'))), `${wasm[0]} differs from pkg/core_bg.wasm`);
+        app.wasm = wasm[0];
+      });
+
+      await t.test('the page sets and gets a value through the wasm core, without errors', async () => {
+        assert.ok(app.wasm, 'the build did not pass');
+        const base = `${env.server.url}/tests/bundlers/${app.name}/dist/`;
+        const context = await env.browser.newContext();
+        try {
+          const page = await context.newPage();
+          const problems = [];
+          const wasmFetches = [];
+          page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+          page.on('console', (m) => m.type() === 'error' && problems.push(`console.error: ${m.text()}`));
+          page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+          page.on('request', (r) => {
+            if (!r.url().startsWith(env.server.url)) problems.push(`request off the test server: ${r.url()}`);
+          });
+          page.on('response', (r) => {
+            if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
+            if (new URL(r.url()).pathname.endsWith('.wasm')) wasmFetches.push({ url: r.url(), status: r.status(), type: r.headers()['content-type'] });
+          });
+
+          await page.goto(`${base}index.html`);
+          await page.waitForFunction(() => '__result' in window || '__error' in window, null, { timeout: 15_000 });
+          const r = await page.evaluate(() => ({
+            error: window.__error ?? null,
+            result: window.__result ?? null,
+            text: document.getElementById('result')?.textContent,
+            stored: Object.keys(localStorage).filter((k) => k.startsWith('bundler_')),
+          }));
+
+          assert.equal(r.error, null, `the app failed: ${r.error}`);
+          assert.deepEqual(r.result, { ok: [1, 2] });
+          assert.equal(r.text, '{"ok":[1,2]}');
+          assert.ok(r.stored.length > 0, 'nothing was persisted under the prefix bundler_ in localStorage');
+          assert.deepEqual(wasmFetches, [{ url: base + app.wasm, status: 200, type: 'application/wasm' }]);
+          assert.deepEqual(problems, []);
+        } finally {
+          await context.close();
+        }
+      });
+    });
+  }
+});
+
+// `npm pack` keeps only what pkg/package.json `files` lists. core.js imports
+// ./snippets/<crate>-<hash>/inline0.js (a wasm-bindgen inline JS snippet); a tarball without it
+// cannot be bundled or loaded, and the apps above link pkg/, so they would not notice.
+test(
+  'npm pack of pkg/ ships every file the build put in pkg/',
+  async () => {
+    await ensurePkg();
+    const { stdout } = await sh('npm', ['pack', '--dry-run', '--json', '--ignore-scripts', '--loglevel=error'], PKG, 60_000);
+    const packed = new Set(JSON.parse(stdout)[0].files.map((f) => f.path));
+    const missing = filesUnder(PKG).filter((f) => !packed.has(f));
+    assert.deepEqual(missing, [], `left out of the tarball: ${missing.join(', ')}`);
+  },
+);
