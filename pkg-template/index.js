@@ -7,6 +7,7 @@
 // typed errors and promises.
 import initWasm, { CacheCore, checkKey as coreCheckKey } from './core.js';
 import { MemoryStorage } from './memory-storage.js';
+import { SyncDriver } from './sync.js';
 
 export { MemoryStorage };
 
@@ -47,6 +48,7 @@ const DEFAULTS = Object.freeze({
   syncInterval: 30000,
   retryDelay: 5000,
   maxRetries: 3,
+  requestTimeout: 10000,
 });
 
 // ---- the page hub -------------------------------------------------------------------------
@@ -175,10 +177,13 @@ function checkOptions(options) {
   if (typeof o.prefix !== 'string' || o.prefix.length === 0 || o.prefix.includes('\0')) bad('prefix', 'must be a non-empty string');
   if (typeof o.defaultTTL !== 'number' || !Number.isFinite(o.defaultTTL) || o.defaultTTL < 0) bad('defaultTTL', 'must be seconds >= 0');
   if (!(o.backendUrl === null || o.backendUrl === false || typeof o.backendUrl === 'string')) bad('backendUrl', 'must be a string, null or false');
-  for (const name of ['syncInterval', 'retryDelay']) {
+  for (const name of ['syncInterval', 'retryDelay', 'requestTimeout']) {
     if (typeof o[name] !== 'number' || !(o[name] > 0) || !Number.isFinite(o[name])) bad(name, 'must be a positive number of ms');
   }
   if (!Number.isInteger(o.maxRetries) || o.maxRetries < 0) bad('maxRetries', 'must be an integer >= 0');
+  if (o.headers !== undefined && o.headers !== null && typeof o.headers !== 'object' && typeof o.headers !== 'function') {
+    bad('headers', 'must be an object or a function returning one');
+  }
   if (o.storage !== undefined) {
     const s = o.storage;
     if (!s || ['getItem', 'setItem', 'removeItem', 'key'].some((m) => typeof s[m] !== 'function')) {
@@ -212,7 +217,9 @@ export class BackendSyncedCacheService {
   #storage;
   #reads = new Map(); // key -> { value, exp } (exp 0: never)
   #subscribers = new Map(); // key -> Set<callback>
-  #errorListeners = new Set();
+  #listeners = { error: new Set(), sync: new Set() };
+  #sync = null;
+  #lastStatus = '';
   #group;
   #peer;
   #waiters = [];
@@ -230,9 +237,13 @@ export class BackendSyncedCacheService {
       syncInterval: o.syncInterval,
       retryDelay: o.retryDelay,
       maxRetries: o.maxRetries,
+      requestTimeout: o.requestTimeout,
     });
     const hub = pageHub();
-    this.#core = new CacheCore(this.#storage, o.prefix, hub.pageId, (keys, errors) => this.#onCoreNews(keys, errors));
+    const notify = (keys, errors) => this.#onCoreNews(keys, errors);
+    this.#core = this.#options.backendUrl
+      ? CacheCore.openSynced(this.#storage, o.prefix, hub.pageId, notify, o.syncInterval, o.retryDelay, o.maxRetries)
+      : new CacheCore(this.#storage, o.prefix, hub.pageId, notify);
     this.#node = this.#core.node();
     for (const e of this.#core.takeStartupErrors()) early.push(toCacheError(e));
 
@@ -244,6 +255,28 @@ export class BackendSyncedCacheService {
 
     // Reported after the constructor returns, so listeners attached right after it hear them.
     if (early.length) queueMicrotask(() => early.forEach((e) => this.#emitError(e)));
+
+    if (this.#options.backendUrl) {
+      this.#sync = new SyncDriver(
+        this.#core,
+        { backendUrl: this.#options.backendUrl, prefix: o.prefix, requestTimeout: o.requestTimeout, headers: o.headers, storage: this.#storage, node: this.#node },
+        {
+          applied: (keys) => this.#onCoreNews(keys, NO_LISTENERS),
+          error: (e) => this.#emitError(toCacheError(e)),
+          status: () => this.#emitStatus(),
+        },
+      );
+      this.#sync.start();
+    }
+  }
+
+  /**
+   * The backend sync status: `{ enabled, online, syncing, leader, pending, failures, lastError,
+   * lastSyncedAt, retryAt }` (`enabled: false` and `pending: 0` without a backend).
+   */
+  get syncStatus() {
+    this.#assertOpen();
+    return { ...this.#core.syncState() };
   }
 
   /** The options in force (defaults filled in). */
@@ -355,22 +388,25 @@ export class BackendSyncedCacheService {
     };
   }
 
-  /** Listens to `'error'` events: `{ type, message, retryable, key? }`. Returns the off function. */
+  /**
+   * Listens to `'error'` events (`CacheError`: `{ type, message, retryable, key? }`) or `'sync'`
+   * events (the new `syncStatus`). Returns the off function.
+   */
   on(event, listener) {
-    this.#checkEvent(event, listener);
-    this.#errorListeners.add(listener);
+    this.#checkEvent(event, listener).add(listener);
     return () => this.off(event, listener);
   }
 
   /** Stops listening. */
   off(event, listener) {
-    this.#checkEvent(event, listener);
-    this.#errorListeners.delete(listener);
+    this.#checkEvent(event, listener).delete(listener);
   }
 
   #checkEvent(event, listener) {
-    if (event !== 'error') throw new CacheError('INVALID_ARGUMENT', `unknown event ${describe(event)}; events: 'error'`);
+    const set = Object.hasOwn(this.#listeners, event) ? this.#listeners[event] : undefined;
+    if (!set) throw new CacheError('INVALID_ARGUMENT', `unknown event ${describe(event)}; events: 'error', 'sync'`);
     if (typeof listener !== 'function') throw new CacheError('INVALID_ARGUMENT', 'listener must be a function');
+    return set;
   }
 
   /** Persists what is pending, then closes the channel, timers and listeners. Idempotent. */
@@ -378,12 +414,14 @@ export class BackendSyncedCacheService {
     if (this.#disposed) return;
     if (this.#flushQueued) this.#flush();
     this.#disposed = true;
+    this.#sync?.dispose();
     this.#group.delete(this.#peer);
     this.#core.dispose();
     this.#core.free();
     this.#reads.clear();
     this.#subscribers.clear();
-    this.#errorListeners.clear();
+    this.#listeners.error.clear();
+    this.#listeners.sync.clear();
   }
 
   #assertOpen() {
@@ -436,8 +474,23 @@ export class BackendSyncedCacheService {
     }
   }
 
+  #emitStatus() {
+    if (this.#disposed || this.#listeners.sync.size === 0) return;
+    const status = this.#core.syncState();
+    const key = JSON.stringify(status);
+    if (key === this.#lastStatus) return;
+    this.#lastStatus = key;
+    for (const listener of [...this.#listeners.sync]) {
+      try {
+        listener({ ...status });
+      } catch (e) {
+        reportAsync(e);
+      }
+    }
+  }
+
   #emitError(error) {
-    const listeners = this.#errorListeners.size ? [...this.#errorListeners] : NO_LISTENERS;
+    const listeners = this.#listeners.error.size ? [...this.#listeners.error] : NO_LISTENERS;
     if (listeners.length === 0) {
       console.warn(`[mfe-shared-cache] ${error.type}: ${error.message}`);
       return;
@@ -485,6 +538,10 @@ export class BackendSyncedCacheService {
       const error = w.key === null ? general : byKey.get(w.key) ?? general;
       if (error) w.reject(error);
       else w.resolve();
+    }
+    if (this.#sync) {
+      this.#sync.kick();
+      this.#emitStatus();
     }
   }
 }

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Object, Reflect};
-use mfe_shared_cache_core::{Cache, CacheConfig, CacheError, Entry, Stamp};
+use mfe_shared_cache_core::{Cache, CacheConfig, CacheError, Entry, Stamp, SyncBatch, SyncEngine, SyncPolicy, TabWrite};
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, StorageEvent};
 
@@ -15,8 +15,12 @@ use crate::errors::{disposed, reentrant, to_js};
 use crate::storage::WebStorage;
 use crate::timer::ExpiryTimer;
 
-struct Inner {
-    cache: Cache<WebStorage>,
+pub(crate) struct Inner {
+    pub(crate) cache: Cache<WebStorage>,
+    /// The backend sync policy state, when a backend is configured.
+    pub(crate) sync: Option<SyncEngine>,
+    /// The batch sent and not yet answered.
+    pub(crate) in_flight: Option<SyncBatch>,
     page_id: String,
     link: Option<TabLink>,
     timer: Option<ExpiryTimer>,
@@ -24,15 +28,15 @@ struct Inner {
     startup_errors: Vec<CacheError>,
 }
 
-type Shared = Rc<RefCell<Option<Inner>>>;
+pub(crate) type Shared = Rc<RefCell<Option<Inner>>>;
 
 /// One cache instance (internal: the JS shim's `BackendSyncedCacheService` wraps it).
 #[wasm_bindgen]
 pub struct CacheCore {
-    inner: Shared,
+    pub(crate) inner: Shared,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     js_sys::Date::now().max(0.0) as u64
 }
 
@@ -49,10 +53,37 @@ impl CacheCore {
     /// messages); `notify(keys, errors)` receives changes that arrive on their own.
     #[wasm_bindgen(constructor)]
     pub fn new(storage: JsValue, prefix: String, page_id: String, notify: Function) -> CacheCore {
-        let config = CacheConfig::new(prefix.clone(), random_node_id());
-        let (cache, startup_errors) = Cache::open(WebStorage::new(storage), config, now_ms());
+        Self::open(storage, prefix, page_id, notify, None)
+    }
+
+    /// Like the constructor, for a cache that syncs with a backend: writes are tracked in the
+    /// durable outbox and the sync policy is set up (intervals in ms).
+    #[wasm_bindgen(js_name = openSynced)]
+    pub fn open_synced(
+        storage: JsValue,
+        prefix: String,
+        page_id: String,
+        notify: Function,
+        sync_interval_ms: f64,
+        retry_delay_ms: f64,
+        max_retries: u32,
+    ) -> CacheCore {
+        let policy = SyncPolicy {
+            sync_interval_ms: sync_interval_ms.max(1.0) as u64,
+            retry_delay_ms: retry_delay_ms.max(1.0) as u64,
+            max_retries,
+        };
+        Self::open(storage, prefix, page_id, notify, Some(policy))
+    }
+
+    fn open(storage: JsValue, prefix: String, page_id: String, notify: Function, sync: Option<SyncPolicy>) -> CacheCore {
+        let config = CacheConfig::new(prefix.clone(), random_node_id()).with_sync(sync.is_some());
+        let now = now_ms();
+        let (cache, startup_errors) = Cache::open(WebStorage::new(storage), config, now);
         let inner: Shared = Rc::new(RefCell::new(Some(Inner {
             cache,
+            sync: sync.map(|policy| SyncEngine::new(policy, now)),
+            in_flight: None,
             page_id,
             link: None,
             timer: None,
@@ -77,7 +108,7 @@ impl CacheCore {
         CacheCore { inner }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T, JsValue>) -> Result<T, JsValue> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T, JsValue>) -> Result<T, JsValue> {
         let mut guard = self.inner.try_borrow_mut().map_err(|_| reentrant())?;
         let state = guard.as_mut().ok_or_else(disposed)?;
         f(state)
@@ -205,10 +236,11 @@ fn peer_stamp(ts: f64, node: String) -> Result<Stamp, JsValue> {
 // records in the storage format, so receivers decode exactly what hydration decodes.
 const TAB_MESSAGE_VERSION: f64 = 1.0;
 
-fn flush_inner(s: &mut Inner) -> Array {
-    // Other tabs first: the message carries the records, so they need not wait for our storage.
-    let report = s.cache.take_news();
-    let errors = Array::new();
+pub(crate) fn flush_inner(s: &mut Inner) -> Array {
+    // Storage first, then the message: a tab that finds our write older than its own writes its
+    // record back, and that repair must land after our record, never before it.
+    let report = s.cache.flush(now_ms());
+    let errors: Array = report.errors.iter().map(to_js).collect();
     if report.has_news() {
         let message = Array::new();
         message.push(&TAB_MESSAGE_VERSION.into());
@@ -225,21 +257,18 @@ fn flush_inner(s: &mut Inner) -> Array {
         }
         for (key, entry) in &report.changes {
             message.push(&JsValue::from_str(key));
-            message.push(&JsValue::from_str(&s.cache.encode_entry(entry)));
+            message.push(&JsValue::from_str(&s.cache.encode_entry(key, entry)));
         }
         if let Some(Err(e)) = s.link.as_ref().map(|l| l.post(&message)) {
             let message = format!("could not tell other tabs: {}", crate::errors::js_error_message(&e));
             errors.push(&to_js(&CacheError::Protocol { message }));
         }
     }
-    for error in s.cache.flush(now_ms()).errors {
-        errors.push(&to_js(&error));
-    }
     errors
 }
 
 /// What a tab message carried: writes, a clear, and the parts that could not be read.
-type TabNews = (Vec<(String, Entry)>, Option<Stamp>, Vec<JsValue>);
+type TabNews = (Vec<TabWrite>, Option<Stamp>, Vec<JsValue>);
 
 /// Reads a tab message; `Err` says why it is not one.
 fn read_tab_message(s: &Inner, data: &JsValue) -> Result<TabNews, String> {
@@ -282,8 +311,8 @@ fn read_tab_message(s: &Inner, data: &JsValue) -> Result<TabNews, String> {
             continue;
         }
         match s.cache.decode_entry(&key, &record) {
-            Some(Ok(entry)) => match mfe_shared_cache_core::check_remote_stamp(&entry.stamp, now) {
-                Ok(()) => entries.push((key, entry)),
+            Some(Ok((entry, unsynced))) => match mfe_shared_cache_core::check_remote_stamp(&entry.stamp, now) {
+                Ok(()) => entries.push((key, entry, unsynced)),
                 Err(e) => errors.push(to_js(&e)),
             },
             Some(Err(e)) => errors.push(to_js(&e)),
@@ -295,7 +324,7 @@ fn read_tab_message(s: &Inner, data: &JsValue) -> Result<TabNews, String> {
 
 /// Re-arms the expiry timer for the earliest pending expiry (or disarms it when nothing can
 /// expire).
-fn rearm(s: &mut Inner, weak: &Weak<RefCell<Option<Inner>>>) {
+pub(crate) fn rearm(s: &mut Inner, weak: &Weak<RefCell<Option<Inner>>>) {
     let next = s.cache.next_expiry();
     // An armed timer that fires at or before the next expiry is kept: when it fires early it finds
     // nothing due and re-arms. Re-arming only when the next expiry moves earlier keeps a burst of
@@ -365,7 +394,7 @@ fn on_storage_event(weak: &Weak<RefCell<Option<Inner>>>, event: &StorageEvent) {
         }
         let mut errors = Vec::new();
         let now = now_ms();
-        let keys = if let Some(epoch) = s.cache.decode_foreign_epoch(&storage_key, &text) {
+        let keys = if let Some((epoch, _)) = s.cache.decode_foreign_epoch(&storage_key, &text) {
             match mfe_shared_cache_core::check_remote_stamp(&epoch, now) {
                 Ok(()) => apply_from_other_tab(s, Vec::new(), Some(epoch), &mut errors, weak),
                 Err(e) => {
@@ -375,8 +404,8 @@ fn on_storage_event(weak: &Weak<RefCell<Option<Inner>>>, event: &StorageEvent) {
             }
         } else {
             match s.cache.decode_foreign_write(&storage_key, &text) {
-                Some(Ok(entry)) => match mfe_shared_cache_core::check_remote_stamp(&entry.1.stamp, now) {
-                    Ok(()) => apply_from_other_tab(s, vec![entry], None, &mut errors, weak),
+                Some(Ok(write)) => match mfe_shared_cache_core::check_remote_stamp(&write.1.stamp, now) {
+                    Ok(()) => apply_from_other_tab(s, vec![write], None, &mut errors, weak),
                     Err(e) => {
                         errors.push(to_js(&e));
                         Vec::new()
@@ -396,12 +425,12 @@ fn on_storage_event(weak: &Weak<RefCell<Option<Inner>>>, event: &StorageEvent) {
 
 fn apply_from_other_tab(
     s: &mut Inner,
-    entries: Vec<(String, Entry)>,
+    entries: Vec<TabWrite>,
     clear: Option<Stamp>,
     errors: &mut Vec<JsValue>,
     weak: &Weak<RefCell<Option<Inner>>>,
 ) -> Vec<String> {
-    let keys = s.cache.apply_remote(entries, clear, false, now_ms());
+    let keys = s.cache.apply_from_tab(entries, clear.map(|c| (c, false)), now_ms());
     if s.cache.pending_flush() > 0 {
         // Ours was newer than what the other tab just wrote over it in storage: write it back.
         // (No local write can be waiting here: the shim flushes in the same task as the write.)

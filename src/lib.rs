@@ -8,6 +8,7 @@ mod channel;
 mod core_api;
 mod errors;
 mod storage;
+mod sync_api;
 mod timer;
 
 pub use core_api::CacheCore;

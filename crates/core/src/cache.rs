@@ -4,7 +4,10 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
-use crate::record::{decode_meta, decode_record, encode_meta, encode_record, prefix_tag, DecodedRecord};
+use crate::record::{
+    decode_cursor, decode_meta_flagged, decode_record, decode_record_flagged, encode_cursor, encode_meta_flagged,
+    encode_record_flagged, prefix_tag, DecodedRecord,
+};
 use crate::{check_remote_stamp, validate_key, CacheError, Entry, MergeOutcome, Replica, Stamp, Storage, StorageError};
 
 /// How long a tombstone (or an expired value) is kept so that a late, older write cannot bring the
@@ -20,6 +23,8 @@ pub struct CacheConfig {
     pub node: String,
     /// See [`DEFAULT_TOMBSTONE_RETENTION_MS`].
     pub tombstone_retention_ms: u64,
+    /// Whether local writes are tracked as not yet acknowledged by a backend (the outbox).
+    pub track_sync: bool,
 }
 
 impl CacheConfig {
@@ -29,9 +34,37 @@ impl CacheConfig {
             prefix: prefix.into(),
             node: node.into(),
             tombstone_retention_ms: DEFAULT_TOMBSTONE_RETENTION_MS,
+            track_sync: false,
         }
     }
+
+    /// The same config, tracking writes for a backend.
+    pub fn with_sync(mut self, track_sync: bool) -> Self {
+        self.track_sync = track_sync;
+        self
+    }
 }
+
+/// What the backend has not acknowledged yet: a clear (sent first) and the latest write of each
+/// key written since it last acknowledged that key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncBatch {
+    /// A clear not yet acknowledged.
+    pub clear: Option<Stamp>,
+    /// Writes not yet acknowledged, in key order.
+    pub changes: Vec<(String, Entry)>,
+}
+
+impl SyncBatch {
+    /// Whether there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.clear.is_none() && self.changes.is_empty()
+    }
+}
+
+/// One write from another tab: the key, the write, and whether its writer still has to send it to
+/// the backend.
+pub type TabWrite = (String, Entry, bool);
 
 /// What [`Cache::flush`] did: the writes to tell other tabs, and what could not be persisted.
 #[derive(Debug, Default)]
@@ -74,6 +107,16 @@ pub struct Cache<S: Storage> {
     use_counter: u64,
     /// Pending expiries; stale items are skipped when popped.
     expiries: BinaryHeap<Reverse<(u64, String)>>,
+    track_sync: bool,
+    /// Keys whose current write the backend has not acknowledged (the durable outbox: each
+    /// record carries the mark, so it survives reloads and closed tabs).
+    unsynced: HashSet<String>,
+    /// Whether the current clear epoch is not yet acknowledged by the backend.
+    clear_unsynced: bool,
+    /// The last `timestamp` (cursor) the backend returned, and its storage key.
+    cursor: u64,
+    cursor_key: String,
+    cursor_dirty: bool,
 }
 
 impl<S: Storage> Cache<S> {
@@ -85,6 +128,7 @@ impl<S: Storage> Cache<S> {
             replica: Replica::new(config.node),
             storage,
             meta_key: format!("{}\u{0}meta", config.prefix),
+            cursor_key: format!("{}\u{0}sync", config.prefix),
             prefix: config.prefix,
             tag,
             retention_ms: config.tombstone_retention_ms,
@@ -96,6 +140,11 @@ impl<S: Storage> Cache<S> {
             last_use: HashMap::new(),
             use_counter: 0,
             expiries: BinaryHeap::new(),
+            track_sync: config.track_sync,
+            unsynced: HashSet::new(),
+            clear_unsynced: false,
+            cursor: 0,
+            cursor_dirty: false,
         };
         let errors = cache.hydrate(now_ms);
         (cache, errors)
@@ -104,12 +153,21 @@ impl<S: Storage> Cache<S> {
     fn hydrate(&mut self, now_ms: u64) -> Vec<CacheError> {
         let mut errors = Vec::new();
         match self.storage.get(&self.meta_key) {
-            Ok(Some(text)) => match decode_meta(&text, &self.tag) {
-                Ok(Some(epoch)) => {
+            Ok(Some(text)) => match decode_meta_flagged(&text, &self.tag) {
+                Ok(Some((epoch, unsynced))) => {
                     self.replica.merge_epoch(&epoch);
+                    self.clear_unsynced = unsynced && self.track_sync;
                 }
                 Ok(None) => {}
                 Err(reason) => errors.push(corrupt(&self.meta_key, reason)),
+            },
+            Ok(None) => {}
+            Err(e) => errors.push(storage_failed(e)),
+        }
+        match self.storage.get(&self.cursor_key) {
+            Ok(Some(text)) => match decode_cursor(&text, &self.tag) {
+                Ok(cursor) => self.cursor = cursor.unwrap_or(0),
+                Err(reason) => errors.push(corrupt(&self.cursor_key, reason)),
             },
             Ok(None) => {}
             Err(e) => errors.push(storage_failed(e)),
@@ -124,11 +182,11 @@ impl<S: Storage> Cache<S> {
         let mut garbage = Vec::new();
         for (storage_key, text) in items {
             let Some(key) = storage_key.strip_prefix(self.prefix.as_str()) else { continue };
-            if storage_key == self.meta_key || key.contains('\0') {
+            if key.contains('\0') {
                 continue; // bookkeeping of this cache or of one with a longer prefix
             }
-            match decode_record(&text, &self.tag) {
-                Ok(DecodedRecord::Mine(entry)) => {
+            match decode_record_flagged(&text, &self.tag) {
+                Ok((DecodedRecord::Mine(entry), unsynced)) => {
                     if let Err(e) = validate_key(key).and_then(|()| check_remote_stamp(&entry.stamp, now_ms)) {
                         errors.push(corrupt(&storage_key, e.to_string()));
                         continue;
@@ -137,13 +195,19 @@ impl<S: Storage> Cache<S> {
                         entry.dead_since().is_some_and(|since| since.saturating_add(self.retention_ms) <= now_ms);
                     let key = key.to_owned();
                     self.replica.observe(entry.stamp.ts);
-                    if dead_past_retention || self.replica.merge(&key, entry) == MergeOutcome::Cleared {
+                    // An unsynced write is kept whatever its age: the backend has not seen it yet.
+                    let garbage_now = (dead_past_retention && !unsynced)
+                        || self.replica.merge(&key, entry) == MergeOutcome::Cleared;
+                    if garbage_now {
                         garbage.push(storage_key);
                     } else {
+                        if unsynced && self.track_sync {
+                            self.unsynced.insert(key.clone());
+                        }
                         self.schedule_expiry(&key, now_ms);
                     }
                 }
-                Ok(DecodedRecord::OtherCache) => {}
+                Ok((DecodedRecord::OtherCache, _)) => {}
                 Err(reason) => errors.push(corrupt(&storage_key, reason)),
             }
         }
@@ -194,6 +258,9 @@ impl<S: Storage> Cache<S> {
 
     fn local_write(&mut self, key: &str, value: Option<String>, ttl_ms: u64, now_ms: u64) -> Entry {
         let entry = self.replica.write(key, value, ttl_ms, now_ms);
+        if self.track_sync {
+            self.unsynced.insert(key.to_owned());
+        }
         self.touch(key);
         self.dirty.insert(key.to_owned());
         self.outgoing.insert(key.to_owned());
@@ -206,6 +273,7 @@ impl<S: Storage> Cache<S> {
     pub fn clear(&mut self, now_ms: u64) -> (Stamp, Vec<String>) {
         let visible = self.visible_keys(now_ms);
         let (epoch, _) = self.replica.clear(now_ms);
+        self.clear_unsynced = self.track_sync;
         self.after_epoch();
         self.outgoing_clear = Some(epoch.clone());
         (epoch, visible.into_iter().collect())
@@ -217,16 +285,20 @@ impl<S: Storage> Cache<S> {
 
     fn after_epoch(&mut self) {
         self.epoch_dirty = true;
+        self.forget_cleared();
+    }
+
+    /// Drops bookkeeping of keys a clear removed.
+    fn forget_cleared(&mut self) {
         let replica = &self.replica;
         self.dirty.retain(|key| replica.entry(key).is_some());
         self.outgoing.retain(|key| replica.entry(key).is_some());
+        self.unsynced.retain(|key| replica.entry(key).is_some());
     }
 
-    /// Applies writes and possibly a clear from another tab or the backend. Returns the keys whose
-    /// visible value changed. With `persist`, applied writes are written to storage at the next
-    /// flush (the backend's updates); without it the sender has already persisted them (tabs share
-    /// storage), but where ours is newer it is written again, because the sender may just have
-    /// overwritten it with its older record.
+    /// Applies writes and possibly a clear from another tab (`persist == false`) or the backend
+    /// (`persist == true`), as [`Cache::apply_from_tab`] (with every write marked as acknowledged)
+    /// and [`Cache::apply_from_backend`] do. Returns the keys whose visible value changed.
     pub fn apply_remote(
         &mut self,
         changes: Vec<(String, Entry)>,
@@ -234,19 +306,66 @@ impl<S: Storage> Cache<S> {
         persist: bool,
         now_ms: u64,
     ) -> Vec<String> {
+        if persist {
+            self.apply_from_backend(changes, clear, now_ms)
+        } else {
+            let changes = changes.into_iter().map(|(k, e)| (k, e, false)).collect();
+            self.apply_from_tab(changes, clear.map(|c| (c, false)), now_ms)
+        }
+    }
+
+    /// Applies writes and a clear another tab has persisted and announced (tabs share storage, so
+    /// nothing is written again — except where ours is newer: the sender may just have
+    /// overwritten it with its older record, so ours is written back). Each write says whether its
+    /// writer still has to send it to the backend; this tab adopts that, so writes of a tab that
+    /// closes offline still reach the backend. Returns the keys whose visible value changed.
+    pub fn apply_from_tab(&mut self, changes: Vec<TabWrite>, clear: Option<(Stamp, bool)>, now_ms: u64) -> Vec<String> {
+        let mut changed = HashSet::new();
+        if let Some((epoch, unsynced)) = clear {
+            let visible = self.visible_keys(now_ms);
+            let removed = self.replica.merge_epoch(&epoch);
+            if self.replica.epoch() == Some(&epoch) {
+                self.clear_unsynced = unsynced && self.track_sync;
+                self.forget_cleared();
+            }
+            changed.extend(removed.into_iter().filter(|k| visible.contains(k)));
+        }
+        for (key, entry, unsynced) in changes {
+            let was_visible = self.replica.get(&key, now_ms).is_some();
+            match self.replica.merge(&key, entry) {
+                MergeOutcome::Applied => {
+                    self.set_unsynced(&key, unsynced);
+                    self.touch(&key);
+                    self.schedule_expiry(&key, now_ms);
+                    if was_visible || self.replica.get(&key, now_ms).is_some() {
+                        changed.insert(key);
+                    }
+                }
+                // The writer announcing that the backend acknowledged its write.
+                MergeOutcome::Duplicate if !unsynced => {
+                    self.unsynced.remove(&key);
+                }
+                MergeOutcome::Stale => {
+                    self.dirty.insert(key);
+                }
+                _ => {}
+            }
+        }
+        changed.into_iter().collect()
+    }
+
+    /// Applies the backend's updates: persisted here and announced to other tabs, and marked as
+    /// acknowledged (an update equal to our pending write acknowledges it). Returns the keys whose
+    /// visible value changed.
+    pub fn apply_from_backend(&mut self, changes: Vec<(String, Entry)>, clear: Option<Stamp>, now_ms: u64) -> Vec<String> {
         let mut changed = HashSet::new();
         if let Some(epoch) = clear {
             let visible = self.visible_keys(now_ms);
             let removed = self.replica.merge_epoch(&epoch);
             if self.replica.epoch() == Some(&epoch) {
-                if persist {
-                    self.after_epoch();
-                } else {
-                    // The sender already cleared storage; only drop what the clear superseded.
-                    let replica = &self.replica;
-                    self.dirty.retain(|key| replica.entry(key).is_some());
-                    self.outgoing.retain(|key| replica.entry(key).is_some());
-                }
+                self.clear_unsynced = false;
+                self.after_epoch();
+                self.outgoing_clear = Some(epoch);
             }
             changed.extend(removed.into_iter().filter(|k| visible.contains(k)));
         }
@@ -254,22 +373,115 @@ impl<S: Storage> Cache<S> {
             let was_visible = self.replica.get(&key, now_ms).is_some();
             match self.replica.merge(&key, entry) {
                 MergeOutcome::Applied => {
-                    if persist {
-                        self.dirty.insert(key.clone());
-                    }
+                    self.unsynced.remove(&key);
+                    self.dirty.insert(key.clone());
+                    self.outgoing.insert(key.clone());
                     self.touch(&key);
                     self.schedule_expiry(&key, now_ms);
                     if was_visible || self.replica.get(&key, now_ms).is_some() {
                         changed.insert(key);
                     }
                 }
-                MergeOutcome::Stale if !persist => {
-                    self.dirty.insert(key);
-                }
+                MergeOutcome::Duplicate => self.mark_synced(&key),
                 _ => {}
             }
         }
         changed.into_iter().collect()
+    }
+
+    fn set_unsynced(&mut self, key: &str, unsynced: bool) {
+        if unsynced && self.track_sync {
+            self.unsynced.insert(key.to_owned());
+        } else {
+            self.unsynced.remove(key);
+        }
+    }
+
+    /// Marks `key`'s current write as acknowledged: its record is rewritten without the mark and
+    /// other tabs are told, so they stop counting it as pending.
+    fn mark_synced(&mut self, key: &str) {
+        if self.unsynced.remove(key) {
+            self.dirty.insert(key.to_owned());
+            self.outgoing.insert(key.to_owned());
+        }
+    }
+
+    /// What the backend has not acknowledged, up to `max` writes.
+    pub fn sync_batch(&self, max: usize) -> SyncBatch {
+        self.sync_batch_of(max, None)
+    }
+
+    /// Like [`Cache::sync_batch`], restricted to writes (and a clear) made by `writer` when given:
+    /// a tab that does not lead sends only its own writes, the leader sends everyone's (those of
+    /// tabs that closed before they could).
+    pub fn sync_batch_of(&self, max: usize, writer: Option<&str>) -> SyncBatch {
+        let mine = |stamp: &Stamp| writer.is_none_or(|w| stamp.node == w);
+        let mut keys: Vec<&String> = self
+            .unsynced
+            .iter()
+            .filter(|k| self.replica.entry(k).is_some_and(|e| mine(&e.stamp)))
+            .collect();
+        keys.sort_unstable();
+        SyncBatch {
+            clear: self.replica.epoch().filter(|e| self.clear_unsynced && mine(e)).cloned(),
+            changes: keys
+                .into_iter()
+                .filter_map(|k| self.replica.entry(k).map(|e| (k.clone(), e.clone())))
+                .take(max)
+                .collect(),
+        }
+    }
+
+    /// Whether anything [`Cache::sync_batch_of`] would send for `writer` is pending.
+    pub fn has_pending_sync_of(&self, writer: Option<&str>) -> bool {
+        let mine = |stamp: &Stamp| writer.is_none_or(|w| stamp.node == w);
+        (self.clear_unsynced && self.replica.epoch().is_some_and(mine))
+            || self.unsynced.iter().any(|k| self.replica.entry(k).is_some_and(|e| mine(&e.stamp)))
+    }
+
+    /// Marks a batch as acknowledged by the backend. A key written again since the batch was
+    /// taken stays pending, and so does a newer clear.
+    pub fn ack_sync(&mut self, batch: &SyncBatch) {
+        if let Some(clear) = &batch.clear {
+            if self.clear_unsynced && self.replica.epoch() == Some(clear) {
+                self.clear_unsynced = false;
+                self.epoch_dirty = true;
+                self.outgoing_clear = Some(clear.clone());
+            }
+        }
+        for (key, sent) in &batch.changes {
+            if self.replica.entry(key).is_some_and(|e| e.stamp == sent.stamp) {
+                self.mark_synced(key);
+            }
+        }
+    }
+
+    /// Number of writes (and a clear) the backend has not acknowledged.
+    pub fn pending_sync(&self) -> usize {
+        self.unsynced.len() + usize::from(self.clear_unsynced)
+    }
+
+    /// Whether `key`'s current write is waiting for the backend.
+    pub fn is_unsynced(&self, key: &str) -> bool {
+        self.unsynced.contains(key)
+    }
+
+    /// Whether the clear epoch is waiting for the backend.
+    pub fn is_clear_unsynced(&self) -> bool {
+        self.clear_unsynced
+    }
+
+    /// The last cursor the backend returned (0 before the first sync).
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Records the backend's new cursor; persisted at the next flush.
+    pub fn set_cursor(&mut self, cursor: u64) {
+        if cursor != self.cursor {
+            self.cursor = cursor;
+            self.cursor_dirty = true;
+        }
     }
 
     /// The value of `key` as JSON text, if visible at `now_ms`. Counts as a use for eviction.
@@ -346,10 +558,10 @@ impl<S: Storage> Cache<S> {
         self.dirty.len() + usize::from(self.epoch_dirty)
     }
 
-    /// Hands over what other tabs must be told since the last call: the keys written locally (with
-    /// their current write) and a local clear. [`Cache::flush`] includes it when not taken first;
-    /// taking it first lets the client tell other tabs before it spends time on storage.
-    pub fn take_news(&mut self) -> FlushReport {
+    /// What other tabs must be told since the last flush: the keys written locally (with their
+    /// current write) and a local clear. Only [`Cache::flush`] hands it out, after persisting:
+    /// other tabs must hear of a write only once it is in storage (see `apply_from_tab`).
+    fn take_news(&mut self) -> FlushReport {
         let mut outgoing: Vec<String> = self.outgoing.drain().collect();
         outgoing.sort_unstable();
         FlushReport {
@@ -368,6 +580,12 @@ impl<S: Storage> Cache<S> {
     /// memory and is reported.
     pub fn flush(&mut self, now_ms: u64) -> FlushReport {
         let mut report = self.take_news();
+        if self.cursor_dirty {
+            match self.storage.set(&self.cursor_key, &encode_cursor(self.cursor, &self.tag)) {
+                Ok(()) => self.cursor_dirty = false,
+                Err(e) => report.errors.push(storage_failed(e)),
+            }
+        }
         if self.epoch_dirty {
             if let Err(e) = self.persist_epoch() {
                 report.errors.push(e);
@@ -379,7 +597,7 @@ impl<S: Storage> Cache<S> {
         dirty.sort_unstable();
         for key in dirty {
             let Some(entry) = self.replica.entry(&key) else { continue };
-            let text = encode_record(entry, &self.tag);
+            let text = encode_record_flagged(entry, &self.tag, self.unsynced.contains(&key));
             if let Err(e) = self.persist(&key, &text, now_ms) {
                 report.errors.push(e);
             }
@@ -401,7 +619,7 @@ impl<S: Storage> Cache<S> {
                 }
             }
         }
-        let text = encode_meta(&epoch, &self.tag);
+        let text = encode_meta_flagged(&epoch, &self.tag, self.clear_unsynced);
         match self.storage.set(&self.meta_key, &text) {
             Ok(()) => Ok(()),
             Err(StorageError::QuotaExceeded) => Err(CacheError::QuotaExceeded { key: self.meta_key.clone() }),
@@ -495,40 +713,42 @@ impl<S: Storage> Cache<S> {
         self.unpersisted.contains(key)
     }
 
-    /// Encodes a write in this cache's storage record format (also what tabs send each other).
-    pub fn encode_entry(&self, entry: &Entry) -> String {
-        encode_record(entry, &self.tag)
+    /// Encodes `key`'s write in this cache's storage record format (also what tabs send each
+    /// other), with its unacknowledged mark.
+    pub fn encode_entry(&self, key: &str, entry: &Entry) -> String {
+        encode_record_flagged(entry, &self.tag, self.unsynced.contains(key))
     }
 
-    /// Decodes a record sent by another tab; `None` when it belongs to another cache.
-    pub fn decode_entry(&self, key: &str, text: &str) -> Option<Result<Entry, CacheError>> {
-        match decode_record(text, &self.tag) {
-            Ok(DecodedRecord::Mine(entry)) => Some(Ok(entry)),
-            Ok(DecodedRecord::OtherCache) => None,
+    /// Decodes a record sent by another tab, with its unacknowledged mark; `None` when it belongs
+    /// to another cache.
+    pub fn decode_entry(&self, key: &str, text: &str) -> Option<Result<(Entry, bool), CacheError>> {
+        match decode_record_flagged(text, &self.tag) {
+            Ok((DecodedRecord::Mine(entry), unsynced)) => Some(Ok((entry, unsynced))),
+            Ok((DecodedRecord::OtherCache, _)) => None,
             Err(reason) => Some(Err(CacheError::Protocol { message: format!("bad record for {key:?}: {reason}") })),
         }
     }
 
     /// Decodes a storage record written by another tab (the `storage` event fallback), if the key
     /// is one of this cache's entries.
-    pub fn decode_foreign_write(&self, storage_key: &str, text: &str) -> Option<Result<(String, Entry), CacheError>> {
+    pub fn decode_foreign_write(&self, storage_key: &str, text: &str) -> Option<Result<TabWrite, CacheError>> {
         let key = storage_key.strip_prefix(self.prefix.as_str())?;
         if key.contains('\0') || key.is_empty() {
             return None;
         }
-        match decode_record(text, &self.tag) {
-            Ok(DecodedRecord::Mine(entry)) => Some(Ok((key.to_owned(), entry))),
-            Ok(DecodedRecord::OtherCache) => None,
+        match decode_record_flagged(text, &self.tag) {
+            Ok((DecodedRecord::Mine(entry), unsynced)) => Some(Ok((key.to_owned(), entry, unsynced))),
+            Ok((DecodedRecord::OtherCache, _)) => None,
             Err(reason) => Some(Err(corrupt(storage_key, reason))),
         }
     }
 
     /// Decodes the clear epoch from a meta record written by another tab (`storage` event).
-    pub fn decode_foreign_epoch(&self, storage_key: &str, text: &str) -> Option<Stamp> {
+    pub fn decode_foreign_epoch(&self, storage_key: &str, text: &str) -> Option<(Stamp, bool)> {
         if storage_key != self.meta_key {
             return None;
         }
-        decode_meta(text, &self.tag).ok().flatten()
+        decode_meta_flagged(text, &self.tag).ok().flatten()
     }
 }
 

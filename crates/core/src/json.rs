@@ -20,6 +20,28 @@ pub fn validate(text: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Appends `s` to `out` as a JSON string literal.
+pub fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[(c as usize) >> 4]));
+                out.push(char::from(HEX[(c as usize) & 0xf]));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 struct Parser<'a> {
     b: &'a [u8],
     i: usize,
@@ -186,6 +208,15 @@ mod tests {
             "1 2", "{\"a\":1}}", "[", "]", "{",
         ] {
             assert!(validate(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn written_strings_are_valid_json_strings() {
+        for s in ["", "plain", "q\"uote", "back\\slash", "nl\nnl", "\u{0}\u{1f}\u{7f}", "ünï ✓ 🕴"] {
+            let mut out = String::new();
+            write_string(&mut out, s);
+            assert_eq!(validate(&out), Ok(()), "{out}");
         }
     }
 

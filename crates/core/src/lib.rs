@@ -14,27 +14,28 @@ mod entry;
 mod error;
 mod hlc;
 pub mod json;
-#[cfg(feature = "serde")]
-mod outbox;
 mod record;
 mod replica;
 mod stamp;
 mod storage;
+mod sync;
 mod validate;
 #[cfg(feature = "serde")]
 pub mod wire;
 
-pub use cache::{Cache, CacheConfig, FlushReport};
+pub use cache::{Cache, CacheConfig, FlushReport, SyncBatch, TabWrite};
 pub use clock::{Clock, ManualClock};
 pub use entry::Entry;
 pub use error::{CacheError, ErrorKind};
 pub use hlc::HybridClock;
-#[cfg(feature = "serde")]
-pub use outbox::Outbox;
-pub use record::{decode_meta, decode_record, encode_meta, encode_record, prefix_tag, DecodedRecord};
+pub use record::{
+    decode_cursor, decode_meta, decode_meta_flagged, decode_record, decode_record_flagged, encode_cursor, encode_meta,
+    encode_meta_flagged, encode_record, encode_record_flagged, prefix_tag, DecodedRecord,
+};
 pub use replica::{MergeOutcome, Replica};
 pub use stamp::Stamp;
 pub use storage::{MemoryStorage, Storage, StorageError};
+pub use sync::{SyncEngine, SyncPolicy, SyncState};
 pub use validate::{
     check_remote_stamp, is_valid_node, ttl_ms_from_secs, validate_key, MAX_CLOCK_AHEAD_MS, MAX_KEY_BYTES, MAX_NODE_LEN,
     MAX_SAFE_INTEGER,

@@ -1,13 +1,15 @@
 //! The format of one entry in storage: compact JSON, one storage key per cache key.
 //!
 //! `{"t":<ms>,"n":"<node>","p":"<tag>","l":<ttl ms>,"v":<value>}` for a value (`l` omitted when
-//! 0) and `{"t":<ms>,"n":"<node>","p":"<tag>","d":1}` for a tombstone. `p` is a short hash of
+//! 0) and `{"t":<ms>,"n":"<node>","p":"<tag>","d":1}` for a tombstone; `"u":1` after `p` marks a
+//! write the backend has not acknowledged yet, so the outbox is durable with the write itself. `p` is a short hash of
 //! the cache's prefix: a cache with prefix `app_` must not read the entries of one with prefix
 //! `app_x_`, whose storage keys also start with `app_`.
 //!
 //! Only this cache writes records, always in this field order, so the decoder reads exactly that
 //! layout (anything else is corrupt or foreign) and validates the value with [`crate::json`].
-//! The bookkeeping record holding the clear epoch is `{"p":"<tag>","t":<ms>,"n":"<node>"}`.
+//! The bookkeeping record holding the clear epoch is `{"p":"<tag>","t":<ms>,"n":"<node>"}` (also
+//! with `"u":1` while the clear is not acknowledged), and the sync cursor `{"p":"<tag>","c":<n>}`.
 use crate::validate::{is_valid_node, MAX_SAFE_INTEGER};
 use crate::{json, Entry, Stamp};
 
@@ -34,6 +36,11 @@ pub fn prefix_tag(prefix: &str) -> String {
 /// cache) and node ids never need escaping (see [`is_valid_node`]), so this is concatenation:
 /// it runs on every write.
 pub fn encode_record(entry: &Entry, tag: &str) -> String {
+    encode_record_flagged(entry, tag, false)
+}
+
+/// Encodes an entry for storage, marked as not yet acknowledged by the backend when `unsynced`.
+pub fn encode_record_flagged(entry: &Entry, tag: &str, unsynced: bool) -> String {
     let value_len = entry.value.as_ref().map_or(0, String::len);
     let mut out = String::with_capacity(56 + entry.stamp.node.len() + tag.len() + value_len);
     out.push_str("{\"t\":");
@@ -43,6 +50,9 @@ pub fn encode_record(entry: &Entry, tag: &str) -> String {
     out.push_str("\",\"p\":\"");
     out.push_str(tag);
     out.push('"');
+    if unsynced {
+        out.push_str(",\"u\":1");
+    }
     match &entry.value {
         Some(json) => {
             if entry.ttl_ms != 0 {
@@ -69,6 +79,11 @@ pub enum DecodedRecord {
 
 /// Decodes a stored record; `Err` says why it is not a record of any cache (corrupt or foreign).
 pub fn decode_record(text: &str, tag: &str) -> Result<DecodedRecord, String> {
+    decode_record_flagged(text, tag).map(|(record, _)| record)
+}
+
+/// Decodes a stored record and whether it is marked as not yet acknowledged by the backend.
+pub fn decode_record_flagged(text: &str, tag: &str) -> Result<(DecodedRecord, bool), String> {
     let mut c = Cursor(text);
     c.expect("{\"t\":")?;
     let ts = c.uint()?;
@@ -78,26 +93,38 @@ pub fn decode_record(text: &str, tag: &str) -> Result<DecodedRecord, String> {
     let record_tag = c.ident()?;
     c.expect("\"")?;
     if record_tag != tag {
-        return Ok(DecodedRecord::OtherCache);
+        return Ok((DecodedRecord::OtherCache, false));
     }
+    let unsynced = c.eat(",\"u\":1");
     let stamp = Stamp::new(ts, node);
     if c.0 == ",\"d\":1}" {
-        return Ok(DecodedRecord::Mine(Entry::tombstone(stamp)));
+        return Ok((DecodedRecord::Mine(Entry::tombstone(stamp)), unsynced));
     }
     let ttl_ms = if c.eat(",\"l\":") { c.uint()? } else { 0 };
     c.expect(",\"v\":")?;
     let value = c.0.strip_suffix('}').ok_or("record does not end with '}'")?;
     json::validate(value).map_err(|e| format!("value is not JSON: {e}"))?;
-    Ok(DecodedRecord::Mine(Entry::value(stamp, ttl_ms, value)))
+    Ok((DecodedRecord::Mine(Entry::value(stamp, ttl_ms, value)), unsynced))
 }
 
 /// Encodes the clear epoch's bookkeeping record.
 pub fn encode_meta(epoch: &Stamp, tag: &str) -> String {
-    format!("{{\"p\":\"{tag}\",\"t\":{},\"n\":\"{}\"}}", epoch.ts, epoch.node)
+    encode_meta_flagged(epoch, tag, false)
+}
+
+/// Encodes the clear epoch's record, marked as not yet acknowledged by the backend when `unsynced`.
+pub fn encode_meta_flagged(epoch: &Stamp, tag: &str, unsynced: bool) -> String {
+    let flag = if unsynced { ",\"u\":1" } else { "" };
+    format!("{{\"p\":\"{tag}\",\"t\":{},\"n\":\"{}\"{flag}}}", epoch.ts, epoch.node)
 }
 
 /// Decodes the bookkeeping record: `Ok(None)` when it belongs to another cache.
 pub fn decode_meta(text: &str, tag: &str) -> Result<Option<Stamp>, String> {
+    decode_meta_flagged(text, tag).map(|m| m.map(|(stamp, _)| stamp))
+}
+
+/// Decodes the bookkeeping record and whether its clear is not yet acknowledged.
+pub fn decode_meta_flagged(text: &str, tag: &str) -> Result<Option<(Stamp, bool)>, String> {
     let mut c = Cursor(text);
     c.expect("{\"p\":\"")?;
     if c.ident()? != tag {
@@ -107,11 +134,34 @@ pub fn decode_meta(text: &str, tag: &str) -> Result<Option<Stamp>, String> {
     let ts = c.uint()?;
     c.expect(",\"n\":\"")?;
     let node = c.ident()?;
-    c.expect("\"}")?;
+    c.expect("\"")?;
+    let unsynced = c.eat(",\"u\":1");
+    c.expect("}")?;
     if !c.0.is_empty() {
         return Err("trailing characters".into());
     }
-    Ok(Some(Stamp::new(ts, node)))
+    Ok(Some((Stamp::new(ts, node), unsynced)))
+}
+
+/// Encodes the sync cursor (the last `timestamp` the backend returned).
+pub fn encode_cursor(cursor: u64, tag: &str) -> String {
+    format!("{{\"p\":\"{tag}\",\"c\":{cursor}}}")
+}
+
+/// Decodes the sync cursor record: `Ok(None)` when it belongs to another cache.
+pub fn decode_cursor(text: &str, tag: &str) -> Result<Option<u64>, String> {
+    let mut c = Cursor(text);
+    c.expect("{\"p\":\"")?;
+    if c.ident()? != tag {
+        return Ok(None);
+    }
+    c.expect("\",\"c\":")?;
+    let cursor = c.uint()?;
+    c.expect("}")?;
+    if !c.0.is_empty() {
+        return Err("trailing characters".into());
+    }
+    Ok(Some(cursor))
 }
 
 struct Cursor<'a>(&'a str);
@@ -224,6 +274,21 @@ mod tests {
         for bad in ["", "{}", "{\"p\":\"", &(encode_meta(&epoch, &tag) + "x")] {
             assert!(decode_meta(bad, &tag).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_unsynced_mark_round_trips_and_is_optional() {
+        let tag = prefix_tag("app_");
+        for entry in [Entry::value(Stamp::new(5, "n"), 3000, "[1]"), Entry::tombstone(Stamp::new(7, "n"))] {
+            for unsynced in [false, true] {
+                let text = encode_record_flagged(&entry, &tag, unsynced);
+                assert_eq!(decode_record_flagged(&text, &tag), Ok((DecodedRecord::Mine(entry.clone()), unsynced)));
+            }
+        }
+        let epoch = Stamp::new(9, "m");
+        assert_eq!(decode_meta_flagged(&encode_meta_flagged(&epoch, &tag, true), &tag), Ok(Some((epoch, true))));
+        assert_eq!(decode_cursor(&encode_cursor(42, &tag), &tag), Ok(Some(42)));
+        assert!(decode_cursor("{\"p\":\"x\",\"c\":-1}", "x").is_err());
     }
 
     #[test]

@@ -421,7 +421,9 @@ fn an_applied_change_from_a_tab_is_not_written_again_but_one_from_the_backend_is
     assert_eq!(c.pending_flush(), 1);
     let report = c.flush(T0 + 1);
     assert!(report.errors.is_empty());
-    assert!(report.changes.is_empty(), "remote writes are not echoed as local changes");
+    // Only one tab talks to the backend: what it learns is announced to the others.
+    let announced: Vec<_> = report.changes.iter().map(|(k, e)| (k.as_str(), e.value.as_deref())).collect();
+    assert_eq!(announced, [("k", Some("2"))], "the backend's write is announced to other tabs");
     assert_eq!(open(c.storage().clone(), "app_", "x", T0 + 2).get("k", T0 + 2), Some("2"));
 }
 

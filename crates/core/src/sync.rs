@@ -1,0 +1,251 @@
+//! When to talk to the backend: a Sans-IO policy. The adapter asks [`SyncEngine::due`] whether to
+//! send now and [`SyncEngine::next_wake`] when to ask again, reports how each request ended, and
+//! passes in the time and a random jitter; the engine never sleeps, fetches or reads a clock, so
+//! retries and backoff are tested deterministically.
+use crate::CacheError;
+
+/// The options that shape syncing (the JS API's `syncInterval`, `retryDelay`, `maxRetries`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncPolicy {
+    /// How often the leader tab polls for other writers' changes, in ms.
+    pub sync_interval_ms: u64,
+    /// The first retry delay; later retries double it (with jitter), in ms.
+    pub retry_delay_ms: u64,
+    /// Retries per cycle before waiting for the next interval or an `online` event. Pending
+    /// changes are never dropped.
+    pub max_retries: u32,
+}
+
+/// The sync state a UI can show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncState {
+    /// The browser says it is online and the backend answered the last request (or none failed).
+    pub online: bool,
+    /// A request is in flight.
+    pub syncing: bool,
+    /// This instance polls for the whole origin.
+    pub leader: bool,
+    /// Failed attempts in the current cycle.
+    pub failures: u32,
+    /// When the next attempt may start, if one is scheduled after a failure.
+    pub retry_at: Option<u64>,
+    /// The last error, cleared by the next success.
+    pub last_error: Option<CacheError>,
+    /// When a request last succeeded.
+    pub last_synced_at: Option<u64>,
+}
+
+/// The sync policy's state.
+#[derive(Debug, Clone)]
+pub struct SyncEngine {
+    policy: SyncPolicy,
+    browser_online: bool,
+    reachable: bool,
+    in_flight: bool,
+    failures: u32,
+    retry_at: Option<u64>,
+    next_poll_at: u64,
+    leader: bool,
+    last_error: Option<CacheError>,
+    last_synced_at: Option<u64>,
+}
+
+impl SyncEngine {
+    /// A fresh engine; the first poll (if leader) is due at once.
+    pub fn new(policy: SyncPolicy, now_ms: u64) -> Self {
+        SyncEngine {
+            policy,
+            browser_online: true,
+            reachable: true,
+            in_flight: false,
+            failures: 0,
+            retry_at: None,
+            next_poll_at: now_ms,
+            leader: false,
+            last_error: None,
+            last_synced_at: None,
+        }
+    }
+
+    /// Whether a request should start now, given whether local changes are pending.
+    pub fn due(&self, now_ms: u64, pending: bool) -> bool {
+        if self.in_flight || !self.browser_online || self.retry_at.is_some_and(|at| now_ms < at) {
+            return false;
+        }
+        pending || (self.leader && now_ms >= self.next_poll_at)
+    }
+
+    /// When to ask [`SyncEngine::due`] again (`None`: only after a local change or an event).
+    pub fn next_wake(&self, pending: bool) -> Option<u64> {
+        if self.in_flight || !self.browser_online {
+            return None;
+        }
+        let poll = self.leader.then_some(self.next_poll_at);
+        match (self.retry_at, pending) {
+            (Some(at), true) => Some(at),
+            (Some(at), false) => poll.map(|p| p.max(at)),
+            (None, true) => Some(0),
+            (None, false) => poll,
+        }
+    }
+
+    /// A request started.
+    pub fn begin(&mut self) {
+        self.in_flight = true;
+    }
+
+    /// The request succeeded: the backend is reachable, retries reset, the next poll is an
+    /// interval away.
+    pub fn succeeded(&mut self, now_ms: u64) {
+        self.in_flight = false;
+        self.reachable = true;
+        self.failures = 0;
+        self.retry_at = None;
+        self.last_error = None;
+        self.last_synced_at = Some(now_ms);
+        self.next_poll_at = now_ms.saturating_add(self.policy.sync_interval_ms);
+    }
+
+    /// The request failed. Retries back off exponentially from `retry_delay_ms`, each delay
+    /// scaled by a jitter factor in `[0.5, 1.5)` (from `jitter` in `[0, 1)`), capped at the sync
+    /// interval; after `max_retries` retries the engine waits a whole interval (or an `online`
+    /// event) before the next cycle. A network failure also marks the backend unreachable.
+    pub fn failed(&mut self, now_ms: u64, error: CacheError, network: bool, jitter: f64) {
+        self.in_flight = false;
+        self.failures += 1;
+        if network {
+            self.reachable = false;
+        }
+        self.last_error = Some(error);
+        let delay = if self.failures > self.policy.max_retries {
+            self.failures = 0;
+            self.policy.sync_interval_ms
+        } else {
+            let exponent = (self.failures - 1).min(30);
+            let base = self.policy.retry_delay_ms.saturating_mul(1 << exponent).min(self.policy.sync_interval_ms.max(1));
+            let factor = 0.5 + jitter.clamp(0.0, 1.0);
+            (base as f64 * factor) as u64
+        };
+        self.retry_at = Some(now_ms.saturating_add(delay.max(1)));
+    }
+
+    /// The browser went online or offline. Coming online retries at once.
+    pub fn set_online(&mut self, online: bool) {
+        self.browser_online = online;
+        if online {
+            self.failures = 0;
+            self.retry_at = None;
+            self.reachable = true;
+        }
+    }
+
+    /// This instance became (or stopped being) the origin's leader; a new leader polls at once.
+    pub fn set_leader(&mut self, leader: bool, now_ms: u64) {
+        if leader && !self.leader {
+            self.next_poll_at = now_ms;
+        }
+        self.leader = leader;
+    }
+
+    /// Whether this instance is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.leader
+    }
+
+    /// The state to show.
+    pub fn state(&self) -> SyncState {
+        SyncState {
+            online: self.browser_online && self.reachable,
+            syncing: self.in_flight,
+            leader: self.leader,
+            failures: self.failures,
+            retry_at: self.retry_at,
+            last_error: self.last_error.clone(),
+            last_synced_at: self.last_synced_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: SyncPolicy = SyncPolicy { sync_interval_ms: 30_000, retry_delay_ms: 5_000, max_retries: 3 };
+
+    fn err() -> CacheError {
+        CacheError::Protocol { message: "x".into() }
+    }
+
+    #[test]
+    fn a_pending_change_is_sent_at_once_and_only_one_request_is_in_flight() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        assert!(!e.due(0, false), "a follower does not poll");
+        assert!(e.due(0, true));
+        assert_eq!(e.next_wake(true), Some(0));
+        e.begin();
+        assert!(!e.due(0, true));
+        assert_eq!(e.next_wake(true), None);
+        e.succeeded(10);
+        assert!(!e.due(10, false));
+        assert!(e.state().online && e.state().last_synced_at == Some(10));
+    }
+
+    #[test]
+    fn the_leader_polls_every_interval() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        e.set_leader(true, 0);
+        assert!(e.due(0, false));
+        e.begin();
+        e.succeeded(100);
+        assert_eq!(e.next_wake(false), Some(30_100));
+        assert!(!e.due(30_099, false));
+        assert!(e.due(30_100, false));
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_with_jitter_then_wait_an_interval() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        let mut now = 0;
+        let mut delays = Vec::new();
+        for _ in 0..4 {
+            e.begin();
+            e.failed(now, err(), true, 0.5); // jitter factor exactly 1.0
+            let at = e.state().retry_at.unwrap();
+            delays.push(at - now);
+            assert!(!e.due(at - 1, true));
+            assert!(e.due(at, true));
+            now = at;
+        }
+        assert_eq!(delays, [5_000, 10_000, 20_000, 30_000], "doubling from retryDelay, then a whole interval");
+        assert!(!e.state().online);
+        e.begin();
+        e.failed(now, err(), true, 0.0);
+        assert_eq!(e.state().retry_at.unwrap() - now, 2_500, "a new cycle, jitter 0.5x");
+        e.begin();
+        e.failed(now, err(), true, 0.999_999);
+        assert!((e.state().retry_at.unwrap() - now) < 15_000, "jitter stays under 1.5x");
+    }
+
+    #[test]
+    fn coming_online_retries_at_once_and_offline_sends_nothing() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        e.begin();
+        e.failed(0, err(), true, 0.5);
+        e.set_online(false);
+        assert!(!e.due(1_000_000, true));
+        assert_eq!(e.next_wake(true), None);
+        e.set_online(true);
+        assert!(e.due(1, true));
+        assert!(e.state().online);
+    }
+
+    #[test]
+    fn a_follower_with_nothing_pending_sleeps_until_an_event() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        assert_eq!(e.next_wake(false), None);
+        e.begin();
+        e.failed(0, err(), false, 0.5);
+        assert_eq!(e.next_wake(false), None);
+        assert_eq!(e.next_wake(true), Some(5_000));
+    }
+}

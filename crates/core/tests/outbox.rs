@@ -1,0 +1,133 @@
+//! The durable outbox: writes not yet acknowledged by the backend are marked in their own storage
+//! records, so they survive reloads and closed tabs, coalesce per key, and are acknowledged
+//! precisely (a key rewritten while its batch was in flight stays pending).
+use mfe_shared_cache_core::{Cache, CacheConfig, Entry, MemoryStorage, Stamp, Storage};
+
+const T0: u64 = 1_800_000_000_000;
+
+fn open(storage: MemoryStorage, node: &str) -> Cache<MemoryStorage> {
+    let (cache, errors) = Cache::open(storage, CacheConfig::new("app_", node).with_sync(true), T0);
+    assert!(errors.is_empty(), "{errors:?}");
+    cache
+}
+
+fn record(c: &Cache<MemoryStorage>, key: &str) -> String {
+    c.storage().get(&format!("app_{key}")).unwrap().unwrap()
+}
+
+#[test]
+fn writes_are_pending_coalesced_and_survive_a_reload() {
+    let mut c = open(MemoryStorage::new(), "a");
+    for i in 0..100 {
+        c.set(&format!("k{}", i % 10), i.to_string(), 0, T0 + i).unwrap();
+    }
+    c.remove("k3", T0 + 200).unwrap();
+    assert_eq!(c.pending_sync(), 10);
+    let batch = c.sync_batch(1000);
+    assert_eq!(batch.changes.len(), 10, "one change per key");
+    assert!(batch.changes.iter().any(|(k, e)| k == "k3" && e.value.is_none()));
+    assert_eq!(batch.changes.iter().find(|(k, _)| k == "k9").unwrap().1.value.as_deref(), Some("99"));
+    c.flush(T0 + 200);
+    assert!(record(&c, "k1").contains("\"u\":1"));
+
+    let reopened = open(c.storage().clone(), "b");
+    assert_eq!(reopened.pending_sync(), 10, "the outbox survives a reload");
+    assert_eq!(reopened.sync_batch(4).changes.len(), 4, "batches are bounded");
+}
+
+#[test]
+fn an_ack_clears_exactly_what_was_sent() {
+    let mut c = open(MemoryStorage::new(), "a");
+    c.set("a", "1".into(), 0, T0).unwrap();
+    c.set("b", "1".into(), 0, T0).unwrap();
+    let batch = c.sync_batch(100);
+    c.set("a", "2".into(), 0, T0 + 1).unwrap(); // rewritten while the batch is in flight
+    c.ack_sync(&batch);
+    assert!(c.is_unsynced("a"), "the newer write is still pending");
+    assert!(!c.is_unsynced("b"));
+    let report = c.flush(T0 + 2);
+    assert!(!record(&c, "b").contains("\"u\""), "the acknowledged record is rewritten without the mark");
+    assert!(record(&c, "a").contains("\"u\":1"));
+    assert!(report.changes.iter().any(|(k, _)| k == "b"), "other tabs are told b is acknowledged");
+    assert_eq!(open(c.storage().clone(), "z").pending_sync(), 1);
+}
+
+#[test]
+fn a_clear_is_pending_until_acknowledged_and_drops_older_pending_writes() {
+    let mut c = open(MemoryStorage::new(), "a");
+    c.set("a", "1".into(), 0, T0).unwrap();
+    let (epoch, _) = c.clear(T0 + 1);
+    c.set("b", "2".into(), 0, T0 + 2).unwrap();
+    let batch = c.sync_batch(100);
+    assert_eq!(batch.clear.as_ref(), Some(&epoch));
+    assert_eq!(batch.changes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["b"]);
+    c.flush(T0 + 2);
+    assert!(open(c.storage().clone(), "z").is_clear_unsynced(), "a pending clear survives a reload");
+    c.ack_sync(&batch);
+    c.flush(T0 + 3);
+    let reopened = open(c.storage().clone(), "z");
+    assert!(!reopened.is_clear_unsynced());
+    assert_eq!(reopened.pending_sync(), 0);
+}
+
+#[test]
+fn the_backend_echoing_our_write_acknowledges_it_and_a_newer_backend_write_replaces_it() {
+    let mut c = open(MemoryStorage::new(), "a");
+    let mine = c.set("k", "1".into(), 0, T0).unwrap();
+    c.set("j", "1".into(), 0, T0).unwrap();
+    let changed = c.apply_from_backend(vec![("k".into(), mine)], None, T0 + 1);
+    assert!(changed.is_empty(), "no visible change");
+    assert!(!c.is_unsynced("k"));
+    let newer = Entry::value(Stamp::new(T0 + 10, "other"), 0, "9");
+    assert_eq!(c.apply_from_backend(vec![("j".into(), newer)], None, T0 + 11), ["j"]);
+    assert_eq!(c.pending_sync(), 0);
+    let older = Entry::value(Stamp::new(T0 - 10, "other"), 0, "0");
+    c.set("m", "1".into(), 0, T0 + 12).unwrap();
+    c.apply_from_backend(vec![("m".into(), older)], None, T0 + 13);
+    assert!(c.is_unsynced("m"), "a stale backend write does not acknowledge ours");
+}
+
+#[test]
+fn tabs_adopt_each_others_pending_writes_and_acknowledgements() {
+    let mut writer = open(MemoryStorage::new(), "w");
+    let mut other = open(MemoryStorage::new(), "o");
+    let entry = writer.set("k", "1".into(), 0, T0).unwrap();
+    other.apply_from_tab(vec![("k".into(), entry.clone(), true)], None, T0);
+    assert!(other.is_unsynced("k"), "a write its tab has not sent is adopted");
+    other.apply_from_tab(vec![("k".into(), entry, false)], None, T0 + 1);
+    assert!(!other.is_unsynced("k"), "the writer's acknowledgement reaches the other tab");
+}
+
+#[test]
+fn the_cursor_persists() {
+    let mut c = open(MemoryStorage::new(), "a");
+    assert_eq!(c.cursor(), 0);
+    c.set_cursor(42);
+    c.flush(T0);
+    assert_eq!(open(c.storage().clone(), "b").cursor(), 42);
+}
+
+#[test]
+fn without_a_backend_nothing_is_tracked() {
+    let (mut c, _) = Cache::open(MemoryStorage::new(), CacheConfig::new("app_", "a"), T0);
+    c.set("k", "1".into(), 0, T0).unwrap();
+    c.clear(T0 + 1);
+    assert_eq!(c.pending_sync(), 0);
+    assert!(c.sync_batch(10).is_empty());
+}
+
+#[test]
+fn a_follower_sends_only_its_own_writes_the_leader_everyones() {
+    let mut c = open(MemoryStorage::new(), "me");
+    c.set("mine", "1".into(), 0, T0).unwrap();
+    let theirs = Entry::value(Stamp::new(T0, "closed-tab"), 0, "2");
+    c.apply_from_tab(vec![("theirs".into(), theirs, true)], None, T0);
+    let keys = |b: mfe_shared_cache_core::SyncBatch| b.changes.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(keys(c.sync_batch_of(10, Some("me"))), ["mine"]);
+    assert_eq!(keys(c.sync_batch_of(10, None)), ["mine", "theirs"]);
+    assert!(c.has_pending_sync_of(Some("me")));
+    let batch = c.sync_batch_of(10, Some("me"));
+    c.ack_sync(&batch);
+    assert!(!c.has_pending_sync_of(Some("me")));
+    assert!(c.has_pending_sync_of(None));
+}

@@ -1,0 +1,281 @@
+//! The backend-sync half of [`CacheCore`]. The JS adapter owns fetch, timers, Web Locks and the
+//! `online`/`offline` events; it asks these methods whether to send, what to send, and hands back
+//! what came of it. JSON parsing of responses is the browser's (`JSON.parse`); every field is
+//! checked again here before it reaches the cache.
+use js_sys::{Array, Object, Reflect};
+use mfe_shared_cache_core::{
+    check_remote_stamp, json, ttl_ms_from_secs, validate_key, CacheError, Entry, Stamp, SyncBatch, MAX_SAFE_INTEGER,
+};
+use wasm_bindgen::prelude::*;
+
+use crate::core_api::{flush_inner, now_ms, rearm, CacheCore, Inner};
+use crate::errors::to_js;
+
+/// The most writes one `/sync` request carries (the reference server accepts 1000).
+const MAX_BATCH: usize = 500;
+
+fn no_backend() -> JsValue {
+    crate::errors::other("INTERNAL", "this cache has no backend", false)
+}
+
+impl Inner {
+    /// The writer whose writes this instance sends: its own, or everyone's when it leads.
+    fn sends_for(&self) -> Option<&str> {
+        match &self.sync {
+            Some(engine) if engine.is_leader() => None,
+            _ => Some(self.cache.node()),
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        self.cache.has_pending_sync_of(self.sends_for())
+    }
+}
+
+#[wasm_bindgen]
+impl CacheCore {
+    /// Whether a request to the backend should start now.
+    #[wasm_bindgen(js_name = syncDue)]
+    pub fn sync_due(&self) -> Result<bool, JsValue> {
+        self.with(|s| {
+            let pending = s.has_pending();
+            Ok(s.sync.as_ref().is_some_and(|e| e.due(now_ms(), pending)))
+        })
+    }
+
+    /// When to check [`CacheCore::sync_due`] again (ms since epoch; 0: now; -1: only after an
+    /// event or a local write).
+    #[wasm_bindgen(js_name = syncWake)]
+    pub fn sync_wake(&self) -> Result<f64, JsValue> {
+        self.with(|s| {
+            let pending = s.has_pending();
+            Ok(s.sync.as_ref().and_then(|e| e.next_wake(pending)).map_or(-1.0, |at| at as f64))
+        })
+    }
+
+    /// Starts a request: returns `[path, body]` — `/clear` for a pending clear (sent first),
+    /// else `/sync` with up to 500 pending writes and the cursor.
+    #[wasm_bindgen(js_name = beginSync)]
+    pub fn begin_sync(&self) -> Result<Array, JsValue> {
+        self.with(|s| {
+            let mut batch = s.cache.sync_batch_of(MAX_BATCH, s.sends_for());
+            let engine = s.sync.as_mut().ok_or_else(no_backend)?;
+            engine.begin();
+            let (path, body) = match batch.clear.clone() {
+                Some(epoch) => {
+                    batch.changes.clear();
+                    ("/clear", clear_body(&epoch))
+                }
+                None => ("/sync", sync_body(s.cache.cursor(), &batch)),
+            };
+            s.in_flight = Some(batch);
+            Ok([JsValue::from_str(path), JsValue::from_str(&body)].into_iter().collect())
+        })
+    }
+
+    /// The backend acknowledged the request (`/clear`, `/set`, `/remove`) without updates.
+    #[wasm_bindgen(js_name = syncAcked)]
+    pub fn sync_acked(&self) -> Result<Array, JsValue> {
+        self.sync_applied(f64::NAN, Array::new(), None)
+    }
+
+    /// The backend answered `/sync`: `cursor` is its `timestamp`; `updates` is a flat array of
+    /// `[key, valueJson | null, ttlSeconds, timestamp, node | null, deleted]` sextuples;
+    /// `clear` an optional `[timestamp, node]` (extension). Returns `[changedKeys, errors]`.
+    #[wasm_bindgen(js_name = syncApplied)]
+    pub fn sync_applied(&self, cursor: f64, updates: Array, clear: Option<Array>) -> Result<Array, JsValue> {
+        let inner = std::rc::Rc::downgrade(&self.inner);
+        self.with(|s| {
+            let now = now_ms();
+            let mut errors: Vec<JsValue> = Vec::new();
+            if let Some(batch) = s.in_flight.take() {
+                s.cache.ack_sync(&batch);
+            }
+            let mut changes = Vec::new();
+            let mut i = 0;
+            while i + 5 < updates.length() {
+                let field = |n: u32| updates.get(i + n);
+                match read_update(&field(0), &field(1), &field(2), &field(3), &field(4), &field(5), now) {
+                    Ok(change) => changes.push(change),
+                    Err(e) => errors.push(to_js(&e)),
+                }
+                i += 6;
+            }
+            let clear = match clear {
+                Some(c) => match read_stamp(&c.get(0), &c.get(1), now) {
+                    Ok(stamp) => Some(stamp),
+                    Err(e) => {
+                        errors.push(to_js(&e));
+                        None
+                    }
+                },
+                None => None,
+            };
+            let keys = s.cache.apply_from_backend(changes, clear, now);
+            if cursor.is_finite() && cursor >= 0.0 && cursor <= MAX_SAFE_INTEGER as f64 {
+                s.cache.set_cursor(cursor as u64);
+            }
+            if let Some(engine) = s.sync.as_mut() {
+                engine.succeeded(now);
+            }
+            errors.extend(flush_inner(s).iter());
+            rearm(s, &inner);
+            let keys: Array = keys.into_iter().map(JsValue::from).collect();
+            Ok([JsValue::from(keys), errors.into_iter().collect::<Array>().into()].into_iter().collect())
+        })
+    }
+
+    /// The request failed (`error`: a `{ type, message, retryable }` object). `network` says the
+    /// backend could not be reached; `jitter` is a random number in [0, 1).
+    #[wasm_bindgen(js_name = syncFailed)]
+    pub fn sync_failed(&self, kind: &str, message: &str, network: bool, jitter: f64) -> Result<(), JsValue> {
+        self.with(|s| {
+            s.in_flight = None;
+            let error = CacheError::Protocol { message: format!("{kind}: {message}") };
+            if let Some(engine) = s.sync.as_mut() {
+                engine.failed(now_ms(), error, network, jitter);
+            }
+            Ok(())
+        })
+    }
+
+    /// The browser went online or offline.
+    #[wasm_bindgen(js_name = setOnline)]
+    pub fn set_online(&self, online: bool) -> Result<(), JsValue> {
+        self.with(|s| {
+            if let Some(engine) = s.sync.as_mut() {
+                engine.set_online(online);
+            }
+            Ok(())
+        })
+    }
+
+    /// This instance became, or stopped being, the origin's leader.
+    #[wasm_bindgen(js_name = setLeader)]
+    pub fn set_leader(&self, leader: bool) -> Result<(), JsValue> {
+        self.with(|s| {
+            if let Some(engine) = s.sync.as_mut() {
+                engine.set_leader(leader, now_ms());
+            }
+            Ok(())
+        })
+    }
+
+    /// `{ online, syncing, leader, pending, failures, lastError, lastSyncedAt, retryAt }` (null
+    /// fields when unknown); `pending` counts every write the backend has not acknowledged.
+    #[wasm_bindgen(js_name = syncState)]
+    pub fn sync_state(&self) -> Result<Object, JsValue> {
+        self.with(|s| {
+            let out = Object::new();
+            let set = |k: &str, v: JsValue| Reflect::set(&out, &k.into(), &v).map(|_| ());
+            let state = s.sync.as_ref().map(|e| e.state());
+            set("enabled", state.is_some().into())?;
+            set("pending", (s.cache.pending_sync() as f64).into())?;
+            if let Some(st) = state {
+                set("online", st.online.into())?;
+                set("syncing", st.syncing.into())?;
+                set("leader", st.leader.into())?;
+                set("failures", st.failures.into())?;
+                set("retryAt", st.retry_at.map_or(JsValue::NULL, |t| (t as f64).into()))?;
+                set("lastSyncedAt", st.last_synced_at.map_or(JsValue::NULL, |t| (t as f64).into()))?;
+                set("lastError", st.last_error.as_ref().map_or(JsValue::NULL, |e| JsValue::from(e.to_string())))?;
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn clear_body(epoch: &Stamp) -> String {
+    format!("{{\"timestamp\":{},\"node\":\"{}\"}}", epoch.ts, epoch.node)
+}
+
+/// Seconds as JSON, from milliseconds, without going through floating point formatting.
+fn seconds(ms: u64) -> String {
+    let (whole, frac) = (ms / 1000, ms % 1000);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{frac:03}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+fn sync_body(cursor: u64, batch: &SyncBatch) -> String {
+    let mut out = format!("{{\"lastSync\":{cursor},\"changes\":[");
+    for (i, (key, entry)) in batch.changes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"key\":");
+        json::write_string(&mut out, key);
+        match &entry.value {
+            Some(value) => {
+                out.push_str(",\"value\":");
+                out.push_str(value);
+                out.push_str(",\"ttl\":");
+                out.push_str(&seconds(entry.ttl_ms));
+                out.push_str(",\"deleted\":false");
+            }
+            None => out.push_str(",\"value\":null,\"ttl\":0,\"deleted\":true"),
+        }
+        out.push_str(",\"timestamp\":");
+        out.push_str(&entry.stamp.ts.to_string());
+        out.push_str(",\"node\":\"");
+        out.push_str(&entry.stamp.node);
+        out.push_str("\"}");
+    }
+    out.push_str("]}");
+    out
+}
+
+fn protocol(message: &str) -> CacheError {
+    CacheError::Protocol { message: message.into() }
+}
+
+fn read_stamp(ts: &JsValue, node: &JsValue, now: u64) -> Result<Stamp, CacheError> {
+    let ts = ts.as_f64().filter(|t| t.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER as f64).contains(t));
+    let ts = ts.ok_or_else(|| protocol("a timestamp from the backend is not an integer in range"))?;
+    let node = if node.is_null() || node.is_undefined() {
+        String::new()
+    } else {
+        node.as_string().ok_or_else(|| protocol("a writer id from the backend is not a string"))?
+    };
+    let stamp = Stamp::new(ts as u64, node);
+    check_remote_stamp(&stamp, now)?;
+    Ok(stamp)
+}
+
+fn read_update(
+    key: &JsValue,
+    value: &JsValue,
+    ttl: &JsValue,
+    ts: &JsValue,
+    node: &JsValue,
+    deleted: &JsValue,
+    now: u64,
+) -> Result<(String, Entry), CacheError> {
+    let key = key.as_string().ok_or_else(|| protocol("an update's key is not a string"))?;
+    validate_key(&key).map_err(|e| protocol(&format!("an update has an invalid key: {e}")))?;
+    let stamp = read_stamp(ts, node, now)?;
+    if deleted.as_bool() == Some(true) {
+        return Ok((key, Entry::tombstone(stamp)));
+    }
+    let ttl_ms = ttl_ms_from_secs(ttl.as_f64().unwrap_or(0.0))?;
+    // The adapter passes JSON.stringify of the parsed value, so it is JSON; checked anyway.
+    let json = value.as_string().ok_or_else(|| protocol("an update's value is missing"))?;
+    json::validate(&json).map_err(protocol)?;
+    Ok((key, Entry::value(stamp, ttl_ms, json)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+
+    #[test]
+    fn seconds_are_exact() {
+        assert_eq!(seconds(0), "0");
+        assert_eq!(seconds(3_600_000), "3600");
+        assert_eq!(seconds(1_500), "1.5");
+        assert_eq!(seconds(1), "0.001");
+        assert_eq!(seconds(10_250), "10.25");
+    }
+}
