@@ -21,9 +21,14 @@ const TYPES = {
 // graph with its own wasm instance, like a second MFE that bundled its own copy of the package.
 const ALIASES = [['/pkg-copy/', '/pkg/']];
 
-export async function startServer() {
+/**
+ * Serves the repository over loopback. `api(req, res, path)` may handle a request first (a test
+ * backend on the same origin) by returning true.
+ */
+export async function startServer({ api, port = 0 } = {}) {
   const server = createServer(async (req, res) => {
     let path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (api && (await api(req, res, path))) return;
     if (path === '/favicon.ico') {
       res.writeHead(204).end();
       return;
@@ -43,9 +48,25 @@ export async function startServer() {
       res.writeHead(404).end('not found');
     }
   });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
+  const sockets = new Set();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  const bound = server.address().port;
+  return {
+    url: `http://127.0.0.1:${bound}`,
+    port: bound,
+    // Closes at once, dropping open (e.g. hanging) connections, as a crashed server would.
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(r));
+    },
+  };
 }
 
 export const CHROMIUM_ARGS = [

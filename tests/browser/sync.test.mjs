@@ -1,0 +1,309 @@
+// Backend sync in headless Chromium, against a backend that speaks only the seed protocol and
+// against the reference server (mfe-cache-server). A front server serves the test pages and the
+// API on one origin; it answers the API itself (seed backend) or proxies it to mfe-cache-server,
+// and in front of either it can misbehave on request (500, HTML, truncated JSON, resets, hangs).
+import test, { describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, launch, openTab, startServer, until } from './harness.mjs';
+import { createSeedBackend } from '../servers/seed-backend.mjs';
+
+const SERVER_BIN = join(ROOT, 'target/debug/mfe-cache-server');
+
+// ---- backends ---------------------------------------------------------------------------------
+async function seedBackend() {
+  const seed = createSeedBackend();
+  return {
+    name: 'seed-only backend',
+    handle: (req, res, path) => seed.handle(req, res, path),
+    values: async () => seed.values(),
+    put: async (change) => seed.put(change),
+    stop: async () => {},
+  };
+}
+
+async function referenceServer() {
+  const dir = mkdtempSync(join(tmpdir(), 'mfe-cache-test-'));
+  const child = spawn(SERVER_BIN, ['--listen', '127.0.0.1:0', '--data', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const origin = await new Promise((resolve, reject) => {
+    let out = '';
+    const onData = (chunk) => {
+      out += chunk;
+      const m = out.match(/listening on (http:\/\/[0-9.:]+)/);
+      if (m) resolve(m[1]);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`mfe-cache-server exited (${code}): ${out}`)));
+    setTimeout(() => reject(new Error(`mfe-cache-server did not start: ${out}`)), 15000);
+  });
+  const call = async (path, body) => {
+    const res = await fetch(origin + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return res.json();
+  };
+  return {
+    name: 'mfe-cache-server',
+    handle: (req, res, path) => (path.startsWith('/api/cache/') ? proxy(req, res, origin) : false),
+    values: async () => {
+      const { updates } = await call('/api/cache/sync', { lastSync: 0, changes: [] });
+      return Object.fromEntries(updates.filter((u) => !u.deleted).map((u) => [u.key, u.value]));
+    },
+    put: async (change) => call('/api/cache/set', change),
+    stop: async () => {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function proxy(req, res, origin) {
+  return new Promise((resolve) => {
+    const url = new URL(req.url, origin);
+    const upstream = request(url, { method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode, up.headers);
+      up.pipe(res);
+      up.on('end', () => resolve(true));
+    });
+    upstream.on('error', () => {
+      req.socket.destroy();
+      resolve(true);
+    });
+    req.pipe(upstream);
+  });
+}
+
+// Misbehaviours the front server can put in front of either backend.
+function misbehave(mode, req, res) {
+  switch (mode) {
+    case '500':
+      res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"internal"}');
+      return true;
+    case 'html':
+      res.writeHead(502, { 'content-type': 'text/html' }).end('<html><body><h1>502 Bad Gateway</h1></body></html>');
+      return true;
+    case 'html-200':
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>maintenance</body></html>');
+      return true;
+    case 'truncated':
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"updates":[{"key":"x","val');
+      return true;
+    case 'wrong-types':
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"updates":"nope","timestamp":"yesterday"}');
+      return true;
+    case 'reset':
+      req.socket.destroy();
+      return true;
+    case 'hang':
+      return true;
+    default:
+      return false;
+  }
+}
+
+// ---- the front server and pages ------------------------------------------------------------------
+async function environment(makeBackend) {
+  const backend = await makeBackend();
+  const state = { mode: 'ok', requests: [] };
+  const front = await startServer({
+    api: async (req, res, path) => {
+      if (!path.startsWith('/api/cache/')) return false;
+      state.requests.push(path);
+      if (misbehave(state.mode, req, res)) return true;
+      return backend.handle(req, res, path);
+    },
+  });
+  const browser = await launch();
+  return {
+    backend,
+    state,
+    browser,
+    page: `${front.url}/tests/browser/page.html`,
+    async close() {
+      await browser.close();
+      await front.close();
+      await backend.stop();
+    },
+  };
+}
+
+// Opens a tab with a synced cache; every fetch the page makes to the API is counted.
+async function syncedTab(env, ctx, options = {}, tabOptions = {}) {
+  const page = await openTab(ctx, env.page, {
+    allowConsoleErrors: true,
+    ...tabOptions,
+    before: async (p) => {
+      await p.addInitScript(() => {
+        window.apiCalls = [];
+        const realFetch = window.fetch.bind(window);
+        window.fetch = (input, init) => {
+          const url = String(input?.url ?? input);
+          if (url.includes('/api/cache/')) window.apiCalls.push(new URL(url, location.href).pathname);
+          return realFetch(input, init);
+        };
+      });
+      await tabOptions.before?.(p);
+    },
+  });
+  await page.evaluate((options) => {
+    window.c = new pkg.BackendSyncedCacheService({ prefix: 'sync_', backendUrl: '/api/cache', syncInterval: 60000, retryDelay: 100, requestTimeout: 1000, ...options });
+    window.errors = [];
+    window.statuses = [];
+    c.on('error', (e) => errors.push(e.type));
+    c.on('sync', (s) => statuses.push(s));
+  }, options);
+  return page;
+}
+
+const eventually = async (f, what, timeout = 8000) => {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+};
+
+const BACKENDS = [['seed-only backend', seedBackend]];
+if (existsSync(SERVER_BIN)) BACKENDS.push(['mfe-cache-server', referenceServer]);
+else test('mfe-cache-server sync tests', { skip: `${SERVER_BIN} is not built` }, () => {});
+
+for (const [name, makeBackend] of BACKENDS) {
+  describe(`backend sync against the ${name}`, () => {
+    let env;
+    test.before(async () => {
+      env = await environment(makeBackend);
+    });
+    test.after(async () => env?.close());
+    test.beforeEach(() => {
+      env.state.mode = 'ok';
+      env.state.requests.length = 0;
+    });
+
+    test('writes reach the backend promptly; a burst of 300 writes is a handful of requests', async () => {
+      const ctx = await env.browser.newContext();
+      const tab = await syncedTab(env, ctx);
+      await tab.evaluate(async () => {
+        await Promise.all(Array.from({ length: 300 }, (_, i) => c.set('burst' + i, { i })));
+      });
+      await eventually(async () => Object.keys(await env.backend.values()).filter((k) => k.startsWith('burst')).length === 300, 'all 300 writes on the backend');
+      const calls = await tab.evaluate(() => apiCalls.length);
+      assert.ok(calls >= 1 && calls <= 5, `requests made: ${calls}`);
+      await eventually(() => tab.evaluate(() => c.syncStatus.pending === 0), 'the outbox to drain');
+      assert.deepEqual(await tab.evaluate(() => errors), []);
+      await ctx.close();
+    });
+
+    test('a change made on the backend reaches every tab; local writes reach the other tab', async () => {
+      const ctx = await env.browser.newContext();
+      const a = await syncedTab(env, ctx, { syncInterval: 200 });
+      const b = await syncedTab(env, ctx, { syncInterval: 200 });
+      await env.backend.put({ key: 'from-server', value: { v: 1 }, ttl: 0, timestamp: Date.now(), node: 'other-client' });
+      for (const tab of [a, b]) await until(tab, () => c.get('from-server')?.v === 1, undefined, 8000);
+      await a.evaluate(() => c.set('from-a', 'hello'));
+      await until(b, () => c.get('from-a') === 'hello');
+      await eventually(async () => (await env.backend.values())['from-a'] === 'hello', 'from-a on the backend');
+      await ctx.close();
+    });
+
+    test('offline: writes wait in the outbox and are flushed at once when the browser is back online', async () => {
+      const ctx = await env.browser.newContext();
+      const tab = await syncedTab(env, ctx); // syncInterval 60 s: only the online event can flush
+      await ctx.setOffline(true);
+      await eventually(() => tab.evaluate(() => c.syncStatus.online === false), 'offline status');
+      await tab.evaluate(() => Promise.all([c.set('off1', 1), c.set('off2', 2), c.remove('burst0')]));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await env.backend.values()).off1, undefined, 'nothing is sent while offline');
+      assert.equal(await tab.evaluate(() => c.syncStatus.pending), 3);
+      await ctx.setOffline(false);
+      await eventually(async () => {
+        const v = await env.backend.values();
+        return v.off1 === 1 && v.off2 === 2;
+      }, 'the offline writes on the backend', 5000);
+      await ctx.close();
+    });
+
+    test('backend unreachable: writes survive a reload and arrive when it is back', async () => {
+      const ctx = await env.browser.newContext();
+      let tab = await syncedTab(env, ctx);
+      env.state.mode = 'reset';
+      await tab.evaluate(() => Promise.all([c.set('durable1', 'a'), c.set('durable2', 'b')]));
+      await eventually(() => tab.evaluate(() => errors.includes('NETWORK')), 'a NETWORK error');
+      assert.equal(await tab.evaluate(() => c.syncStatus.online), false);
+      await tab.close();
+      tab = await syncedTab(env, ctx); // a reload: a new page, same storage
+      assert.equal(await tab.evaluate(() => c.syncStatus.pending), 2, 'the outbox survived the reload');
+      env.state.mode = 'ok';
+      await eventually(async () => {
+        const v = await env.backend.values();
+        return v.durable1 === 'a' && v.durable2 === 'b';
+      }, 'the writes on the backend');
+      await eventually(() => tab.evaluate(() => c.syncStatus.pending === 0 && c.syncStatus.online), 'drained and online');
+      await ctx.close();
+    });
+
+    for (const [mode, type] of [
+      ['500', 'SERVER'],
+      ['html', 'SERVER'],
+      ['html-200', 'PROTOCOL'],
+      ['truncated', 'PROTOCOL'],
+      ['wrong-types', 'PROTOCOL'],
+      ['reset', 'NETWORK'],
+      ['hang', 'NETWORK'],
+    ]) {
+      test(`a failing backend (${mode}) gives ${type} errors, keeps local state, and recovers`, async () => {
+        const ctx = await env.browser.newContext();
+        const tab = await syncedTab(env, ctx);
+        env.state.mode = mode;
+        await tab.evaluate(() => c.set('fragile-' + Date.now(), { keep: true }).then(() => c.set('fragile', { keep: true })));
+        await eventually(() => tab.evaluate((type) => errors.includes(type), type), `a ${type} error`);
+        const local = await tab.evaluate(() => ({ value: c.get('fragile'), stored: localStorage.getItem('sync_fragile') !== null, pending: c.syncStatus.pending }));
+        assert.deepEqual(local.value, { keep: true });
+        assert.equal(local.stored, true);
+        assert.ok(local.pending >= 1);
+        env.state.mode = 'ok';
+        await eventually(async () => (await env.backend.values()).fragile?.keep === true, 'the write on the backend after recovery');
+        await ctx.close();
+      });
+    }
+
+    test('a tab whose clock is 10 minutes slow writes after seeing a backend value, and its write wins on the backend', async () => {
+      const ctx = await env.browser.newContext();
+      await env.backend.put({ key: 'skewed', value: 'server', ttl: 0, timestamp: Date.now(), node: 'other-client' });
+      const slow = await syncedTab(env, ctx, { syncInterval: 200 }, {
+        before: (p) =>
+          p.addInitScript(() => {
+            const realNow = Date.now.bind(Date);
+            Date.now = () => realNow() - 10 * 60 * 1000;
+          }),
+      });
+      await until(slow, () => c.get('skewed') === 'server', undefined, 8000);
+      await slow.evaluate(() => c.set('skewed', 'slow-tab'));
+      await eventually(async () => (await env.backend.values()).skewed === 'slow-tab', 'the slow tab winning on the backend');
+      await ctx.close();
+    });
+
+    test('with three idle tabs one polls; when it closes another takes over', async () => {
+      const ctx = await env.browser.newContext();
+      const tabs = [];
+      for (let i = 0; i < 3; i++) tabs.push(await syncedTab(env, ctx, { syncInterval: 150 }));
+      await new Promise((r) => setTimeout(r, 1200));
+      const counts = await Promise.all(tabs.map((t) => t.evaluate(() => apiCalls.length)));
+      const leaders = await Promise.all(tabs.map((t) => t.evaluate(() => c.syncStatus.leader)));
+      assert.equal(leaders.filter(Boolean).length, 1, `leaders: ${leaders}`);
+      const leader = leaders.indexOf(true);
+      assert.ok(counts[leader] >= 3, `the leader polled ${counts[leader]} times`);
+      counts.forEach((n, i) => i !== leader && assert.equal(n, 0, `idle follower ${i} made ${n} requests`));
+      await tabs[leader].close();
+      const rest = tabs.filter((_, i) => i !== leader);
+      await eventually(async () => (await Promise.all(rest.map((t) => t.evaluate(() => c.syncStatus.leader)))).filter(Boolean).length === 1, 'a new leader', 3000);
+      const before = await Promise.all(rest.map((t) => t.evaluate(() => apiCalls.length)));
+      await eventually(async () => (await Promise.all(rest.map((t) => t.evaluate(() => apiCalls.length)))).some((n, i) => n > before[i] + 1), 'the new leader polling', 3000);
+      await ctx.close();
+    });
+  });
+}
