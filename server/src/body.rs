@@ -1,0 +1,203 @@
+//! The JSON body extractor of the API: any content type (so seed clients sending `text/plain` to
+//! skip a CORS preflight work too), the body limit answered as 413, and bodies that do not fit
+//! the protocol's types answered with the precise code of the first offending field.
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use mfe_shared_cache_core::wire::{ClearRequest, RemoveRequest, SetRequest, SyncRequest};
+use mfe_shared_cache_core::MAX_SAFE_INTEGER;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::errors::ApiError;
+
+/// A request body parsed as `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Diagnose, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large("the request body is larger than the server accepts")
+            } else {
+                ApiError::bad_request("invalid_request", rejection.body_text())
+            }
+        })?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses a body as `T`, with the error codes of the API.
+pub fn parse<T: DeserializeOwned + Diagnose>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|err| match err.classify() {
+        serde_json::error::Category::Data => {
+            // The body is JSON of the wrong shape. serde's message does not name the field, so
+            // look again (this path only runs on bad input) to say which field and why.
+            serde_json::from_slice::<Value>(bytes)
+                .ok()
+                .and_then(|value| match &value {
+                    Value::Object(fields) => T::diagnose(fields),
+                    _ => Some(ApiError::bad_request("invalid_request", "the body must be a JSON object")),
+                })
+                .unwrap_or_else(|| ApiError::bad_request("invalid_request", err.to_string()))
+        }
+        _ => ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {err}")),
+    })
+}
+
+/// Finds the first field of a request body that does not fit the protocol.
+pub trait Diagnose {
+    /// The error for the first offending field, if one is found.
+    fn diagnose(fields: &Map<String, Value>) -> Option<ApiError>;
+}
+
+impl Diagnose for SetRequest {
+    fn diagnose(o: &Map<String, Value>) -> Option<ApiError> {
+        key(o).or_else(|| value(o)).or_else(|| ttl(o)).or_else(|| timestamp(o)).or_else(|| node(o))
+    }
+}
+
+impl Diagnose for RemoveRequest {
+    fn diagnose(o: &Map<String, Value>) -> Option<ApiError> {
+        key(o).or_else(|| timestamp(o)).or_else(|| node(o))
+    }
+}
+
+impl Diagnose for ClearRequest {
+    fn diagnose(o: &Map<String, Value>) -> Option<ApiError> {
+        timestamp(o).or_else(|| node(o))
+    }
+}
+
+impl Diagnose for SyncRequest {
+    fn diagnose(o: &Map<String, Value>) -> Option<ApiError> {
+        if o.get("lastSync").is_some_and(|v| !is_integer(v)) {
+            return Some(ApiError::bad_request("invalid_request", "lastSync must be an integer in 0..=2^53-1"));
+        }
+        let changes = match o.get("changes") {
+            None => return None,
+            Some(Value::Array(changes)) => changes,
+            Some(_) => return Some(ApiError::bad_request("invalid_request", "changes must be an array")),
+        };
+        changes.iter().enumerate().find_map(|(i, change)| {
+            let problem = match change {
+                Value::Object(c) => key(c)
+                    .or_else(|| ttl(c))
+                    .or_else(|| timestamp(c))
+                    .or_else(|| node(c))
+                    .or_else(|| flag(c, "deleted")),
+                _ => Some(ApiError::bad_request("invalid_request", "a change must be an object")),
+            };
+            problem.map(|p| p.at(&format!("changes[{i}]")))
+        })
+    }
+}
+
+fn key(o: &Map<String, Value>) -> Option<ApiError> {
+    match o.get("key") {
+        Some(Value::String(_)) => None,
+        None => Some(ApiError::bad_request("invalid_key", "key is required")),
+        Some(_) => Some(ApiError::bad_request("invalid_key", "key must be a string")),
+    }
+}
+
+fn value(o: &Map<String, Value>) -> Option<ApiError> {
+    (!o.contains_key("value")).then(|| ApiError::bad_request("invalid_value", "value is required"))
+}
+
+fn ttl(o: &Map<String, Value>) -> Option<ApiError> {
+    match o.get("ttl") {
+        None | Some(Value::Number(_)) => None,
+        // JSON.stringify turns Infinity and NaN into null.
+        Some(Value::Null) => {
+            Some(ApiError::bad_request("invalid_ttl", "ttl must be a finite number of seconds (got null)"))
+        }
+        Some(_) => Some(ApiError::bad_request("invalid_ttl", "ttl must be a number of seconds")),
+    }
+}
+
+fn timestamp(o: &Map<String, Value>) -> Option<ApiError> {
+    match o.get("timestamp") {
+        None => Some(ApiError::bad_request("invalid_timestamp", "timestamp is required")),
+        Some(v) if is_integer(v) => None,
+        Some(_) => Some(ApiError::bad_request(
+            "invalid_timestamp",
+            "timestamp must be an integer number of milliseconds in 0..=2^53-1",
+        )),
+    }
+}
+
+fn node(o: &Map<String, Value>) -> Option<ApiError> {
+    match o.get("node") {
+        None | Some(Value::Null | Value::String(_)) => None,
+        Some(_) => Some(ApiError::bad_request("invalid_node", "node must be a string")),
+    }
+}
+
+fn flag(o: &Map<String, Value>, name: &str) -> Option<ApiError> {
+    match o.get(name) {
+        None | Some(Value::Bool(_)) => None,
+        Some(_) => Some(ApiError::bad_request("invalid_request", format!("{name} must be a boolean"))),
+    }
+}
+
+/// What the core's timestamp fields accept: an integral number in 0..=2^53-1 (`1.7e12` too).
+fn is_integer(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => n.as_u64().map_or_else(
+            || n.as_f64().is_some_and(|f| f >= 0.0 && f <= MAX_SAFE_INTEGER as f64 && f.fract() == 0.0),
+            |u| u <= MAX_SAFE_INTEGER,
+        ),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code<T: DeserializeOwned + Diagnose>(body: &str) -> &'static str {
+        match parse::<T>(body.as_bytes()) {
+            Ok(_) => "ok",
+            Err(err) => err.code,
+        }
+    }
+
+    #[test]
+    fn codes_name_the_offending_field() {
+        assert_eq!(code::<SetRequest>(r#"{"key":"k","value":1,"ttl":0,"timestamp":1}"#), "ok");
+        assert_eq!(code::<SetRequest>("not json"), "invalid_json");
+        assert_eq!(code::<SetRequest>(""), "invalid_json");
+        assert_eq!(code::<SetRequest>("[1]"), "invalid_request");
+        assert_eq!(code::<SetRequest>(r#"{"value":1,"timestamp":1}"#), "invalid_key");
+        assert_eq!(code::<SetRequest>(r#"{"key":7,"value":1,"timestamp":1}"#), "invalid_key");
+        assert_eq!(code::<SetRequest>(r#"{"key":"k","timestamp":1}"#), "invalid_value");
+        assert_eq!(code::<SetRequest>(r#"{"key":"k","value":1,"ttl":null,"timestamp":1}"#), "invalid_ttl");
+        assert_eq!(code::<SetRequest>(r#"{"key":"k","value":1,"ttl":"5","timestamp":1}"#), "invalid_ttl");
+        assert_eq!(code::<SetRequest>(r#"{"key":"k","value":1,"timestamp":-1}"#), "invalid_timestamp");
+        assert_eq!(code::<SetRequest>(r#"{"key":"k","value":1,"timestamp":1.5}"#), "invalid_timestamp");
+        assert_eq!(code::<SetRequest>(r#"{"key":"k","value":1}"#), "invalid_timestamp");
+        assert_eq!(code::<SetRequest>(r#"{"key":"k","value":1,"timestamp":1,"node":5}"#), "invalid_node");
+        assert_eq!(code::<ClearRequest>(r#"{"timestamp":"now"}"#), "invalid_timestamp");
+        assert_eq!(code::<SyncRequest>(r#"{"lastSync":-3,"changes":[]}"#), "invalid_request");
+        assert_eq!(code::<SyncRequest>(r#"{"lastSync":0,"changes":{}}"#), "invalid_request");
+        assert_eq!(
+            code::<SyncRequest>(r#"{"lastSync":0,"changes":[{"key":"a","timestamp":1},{"timestamp":1}]}"#),
+            "invalid_key"
+        );
+        assert_eq!(
+            code::<SyncRequest>(r#"{"changes":[{"key":"a","timestamp":1,"deleted":"yes"}]}"#),
+            "invalid_request"
+        );
+    }
+
+    #[test]
+    fn sync_errors_say_which_change() {
+        let err = parse::<SyncRequest>(br#"{"changes":[{"key":"a","timestamp":1},{"key":"b","timestamp":"x"}]}"#)
+            .err()
+            .unwrap();
+        assert!(err.message.starts_with("changes[1]:"), "{}", err.message);
+    }
+}

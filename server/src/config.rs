@@ -1,0 +1,108 @@
+//! Command-line flags, each with an environment variable of the same meaning.
+use std::path::PathBuf;
+
+use clap::builder::FalseyValueParser;
+use clap::Parser;
+
+/// Default `--max-body`: 1 MiB.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+/// Default `--max-batch`: changes per `/sync` request.
+pub const DEFAULT_MAX_BATCH: usize = 1000;
+/// Default `--max-updates`: updates per `/sync` response (the rest follow on the next sync).
+pub const DEFAULT_MAX_UPDATES: usize = 10_000;
+
+/// The reference backend of mfe-shared-cache.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "mfe-cache-server", version, about)]
+pub struct Config {
+    /// Address to listen on (`127.0.0.1:0` picks a free port; the bound one is printed).
+    #[arg(long, env = "MFE_CACHE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Directory of the embedded store (created if missing).
+    #[arg(long, env = "MFE_CACHE_DATA", default_value = "./mfe-cache-data")]
+    pub data: PathBuf,
+
+    /// Keep everything in memory only (tests, throwaway demos): nothing survives a restart.
+    #[arg(long, env = "MFE_CACHE_MEMORY", value_parser = FalseyValueParser::new(), default_value_t = false)]
+    pub memory: bool,
+
+    /// Serve this directory at `/` (the demo pages); `/api` and `/healthz` take precedence.
+    #[arg(long = "static", env = "MFE_CACHE_STATIC", value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
+
+    /// Allow cross-origin requests from ORIGIN (repeatable; `*` allows any). None: same-origin only.
+    #[arg(long = "cors-origin", env = "MFE_CACHE_CORS_ORIGIN", value_name = "ORIGIN", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Require `Authorization: Bearer TOKEN`; FILE has lines `TOKEN NAMESPACE` (`#` comments).
+    /// Each namespace is a separate keyspace.
+    #[arg(long, env = "MFE_CACHE_TOKENS", value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
+
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, env = "MFE_CACHE_MAX_BODY", value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY,
+          value_parser = positive)]
+    pub max_body: usize,
+
+    /// Most changes in one `/sync` request (413 beyond).
+    #[arg(long, env = "MFE_CACHE_MAX_BATCH", value_name = "N", default_value_t = DEFAULT_MAX_BATCH,
+          value_parser = positive)]
+    pub max_batch: usize,
+
+    /// Most updates in one `/sync` response; a client gets the rest on its next sync.
+    #[arg(long, env = "MFE_CACHE_MAX_UPDATES", value_name = "N", default_value_t = DEFAULT_MAX_UPDATES,
+          value_parser = positive)]
+    pub max_updates: usize,
+}
+
+fn positive(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a whole number above 0".into()),
+    }
+}
+
+impl Config {
+    /// A configuration for tests and embedding: memory store, ephemeral port, defaults elsewhere.
+    pub fn for_tests() -> Self {
+        Config {
+            listen: "127.0.0.1:0".into(),
+            data: PathBuf::from("./mfe-cache-data"),
+            memory: true,
+            static_dir: None,
+            cors_origins: Vec::new(),
+            tokens: None,
+            max_body: DEFAULT_MAX_BODY,
+            max_batch: DEFAULT_MAX_BATCH,
+            max_updates: DEFAULT_MAX_UPDATES,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse() {
+        let c = Config::try_parse_from([
+            "x",
+            "--listen",
+            "127.0.0.1:0",
+            "--memory",
+            "--cors-origin",
+            "http://a",
+            "--cors-origin",
+            "http://b",
+            "--max-batch",
+            "5",
+        ])
+        .unwrap();
+        assert!(c.memory);
+        assert_eq!(c.cors_origins, ["http://a", "http://b"]);
+        assert_eq!(c.max_batch, 5);
+        assert_eq!(c.max_body, DEFAULT_MAX_BODY);
+        assert!(Config::try_parse_from(["x", "--max-batch", "0"]).is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! The endpoints of the seed protocol (DESIGN §4), plus `/healthz` and the JSON 404.
+//!
+//! `/sync` answers with every entry whose latest accepted write has a sequence number above
+//! `lastSync` (whatever the write's own timestamp), once per entry at its latest write. Echo
+//! policy: the request's changes are merged first, and those that won are *not* sent back (the
+//! client has them); writes accepted from anyone else meanwhile are. A change that lost is
+//! answered with what won for its key (unless the delta carries that key already), so the
+//! client converges even if it already had seen the winner or the winner is a clear's tombstone.
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::State;
+use axum::{Extension, Json};
+use mfe_shared_cache_core::wire::{Change, ClearRequest, RemoveRequest, SetRequest, SyncRequest, SyncResponse};
+use mfe_shared_cache_core::{Entry, MergeOutcome};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Namespace;
+use crate::body::JsonBody;
+use crate::errors::ApiError;
+use crate::input::{clear_epoch, write_from_change};
+use crate::server::AppState;
+use crate::store::{DeltaQuery, OpReport, WriteOp};
+
+/// Stop adding updates to one `/sync` answer past this many bytes of keys and values.
+pub const MAX_UPDATE_BYTES: usize = 8 << 20;
+
+/// The `/sync` answer: the seed's `{ updates, timestamp }` and optional extensions.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SyncReply {
+    /// `updates` and `timestamp` (the cursor to send back as `lastSync`).
+    #[serde(flatten)]
+    pub base: SyncResponse,
+    /// Extension: the same cursor, under the name DESIGN §4 gives it.
+    pub cursor: u64,
+    /// Extension: the namespace's clear epoch, when it was accepted after `lastSync`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear: Option<ClearRequest>,
+    /// Extension: the answer hit a size limit; sync again (from `timestamp`) for the rest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
+}
+
+/// The answer of `/set`, `/remove` and `/clear`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WriteReply {
+    /// Always true: a write that lost to a newer one is not an error.
+    pub success: bool,
+    /// The namespace's cursor after the write (informational: `lastSync` must come from `/sync`,
+    /// or writes accepted before this one from others would be skipped).
+    pub timestamp: u64,
+    /// Extension: whether the write is now what the server holds (it won, or was already there).
+    pub accepted: bool,
+}
+
+/// `POST /api/cache/sync`
+pub async fn sync(
+    State(app): State<AppState>,
+    Extension(Namespace(ns)): Extension<Namespace>,
+    JsonBody(request): JsonBody<SyncRequest>,
+) -> Result<Json<SyncReply>, ApiError> {
+    if request.changes.len() > app.limits.max_batch {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("{} changes in one sync; at most {} are accepted", request.changes.len(), app.limits.max_batch),
+        ));
+    }
+    let now = app.now_ms();
+    // Validate the whole batch before touching the store: one bad change rejects it all.
+    let writes = request
+        .changes
+        .into_iter()
+        .enumerate()
+        .map(|(i, change)| write_from_change(change, now).map_err(|err| err.at(&format!("changes[{i}]"))))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut last_sync = request.last_sync;
+    let mut own = HashSet::new();
+    let mut lost: HashMap<String, Entry> = HashMap::new();
+    if !writes.is_empty() {
+        let keys: Vec<String> = writes.iter().map(|(key, _)| key.clone()).collect();
+        let report = app.store.apply(&ns, WriteOp::Changes(writes), now).await?;
+        // Judge a cursor from other data against the namespace as it was before this request
+        // wrote (its writes may move the cursor past the client's).
+        if last_sync > report.cursor_before {
+            last_sync = 0;
+        }
+        let own_seqs: HashSet<u64> = report.changes.iter().filter_map(|c| c.seq).collect();
+        for (key, result) in keys.into_iter().zip(report.changes) {
+            if result.seq.is_some() {
+                // A later change of the same key in this batch won: nothing to correct.
+                lost.remove(&key);
+            } else if let Some(winner) = result.winner.filter(|w| !own_seqs.contains(&w.seq)) {
+                lost.insert(key, winner.entry);
+            }
+        }
+        own = own_seqs;
+    }
+
+    let query = DeltaQuery { last_sync, exclude: own, max_rows: app.limits.max_updates, max_bytes: MAX_UPDATE_BYTES };
+    let delta = app.store.delta(&ns, query).await?;
+    let mut updates: Vec<Change> =
+        delta.rows.iter().map(|row| Change::from_entry(&row.key, &row.stored.entry)).collect();
+    for row in &delta.rows {
+        lost.remove(&row.key);
+    }
+    let mut lost: Vec<_> = lost.into_iter().collect();
+    lost.sort_by(|a, b| a.0.cmp(&b.0));
+    updates.extend(lost.iter().map(|(key, entry)| Change::from_entry(key, entry)));
+
+    Ok(Json(SyncReply {
+        base: SyncResponse { updates, timestamp: delta.cursor },
+        cursor: delta.cursor,
+        clear: delta.epoch.as_ref().map(ClearRequest::from_stamp),
+        more: delta.more,
+    }))
+}
+
+/// `POST /api/cache/set`
+pub async fn set(
+    State(app): State<AppState>,
+    Extension(Namespace(ns)): Extension<Namespace>,
+    JsonBody(request): JsonBody<SetRequest>,
+) -> Result<Json<WriteReply>, ApiError> {
+    let change = Change {
+        key: request.key,
+        value: Some(request.value),
+        ttl: request.ttl,
+        timestamp: request.timestamp,
+        deleted: false,
+        node: request.node,
+    };
+    write_one(&app, &ns, change).await
+}
+
+/// `POST /api/cache/remove`
+pub async fn remove(
+    State(app): State<AppState>,
+    Extension(Namespace(ns)): Extension<Namespace>,
+    JsonBody(request): JsonBody<RemoveRequest>,
+) -> Result<Json<WriteReply>, ApiError> {
+    let change = Change {
+        key: request.key,
+        value: None,
+        ttl: 0.0,
+        timestamp: request.timestamp,
+        deleted: true,
+        node: request.node,
+    };
+    write_one(&app, &ns, change).await
+}
+
+async fn write_one(app: &AppState, ns: &str, change: Change) -> Result<Json<WriteReply>, ApiError> {
+    let now = app.now_ms();
+    let write = write_from_change(change, now)?;
+    let report = app.store.apply(ns, WriteOp::Changes(vec![write]), now).await?;
+    let accepted =
+        report.changes.first().is_some_and(|c| matches!(c.outcome, MergeOutcome::Applied | MergeOutcome::Duplicate));
+    Ok(reply(&report, accepted))
+}
+
+/// `POST /api/cache/clear`
+pub async fn clear(
+    State(app): State<AppState>,
+    Extension(Namespace(ns)): Extension<Namespace>,
+    JsonBody(request): JsonBody<ClearRequest>,
+) -> Result<Json<WriteReply>, ApiError> {
+    let now = app.now_ms();
+    let epoch = clear_epoch(&request, now)?;
+    let report = app.store.apply(&ns, WriteOp::Clear(epoch), now).await?;
+    let accepted =
+        report.clear.as_ref().is_some_and(|c| matches!(c.outcome, MergeOutcome::Applied | MergeOutcome::Duplicate));
+    Ok(reply(&report, accepted))
+}
+
+fn reply(report: &OpReport, accepted: bool) -> Json<WriteReply> {
+    Json(WriteReply { success: true, timestamp: report.cursor, accepted })
+}
+
+/// `GET /healthz`
+pub async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Unknown routes under `/api` (and everywhere when no static directory is served).
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sync_reply_is_a_superset_of_the_seed_response() {
+        let change =
+            Change::from_entry("k", &Entry::value(mfe_shared_cache_core::Stamp::new(5, "n"), 2000, r#"{"a":1}"#));
+        let reply = SyncReply {
+            base: SyncResponse { updates: vec![change], timestamp: 9 },
+            cursor: 9,
+            clear: Some(ClearRequest { timestamp: 4, node: Some("n".into()) }),
+            more: false,
+        };
+        let text = serde_json::to_string(&reply).unwrap();
+        assert_eq!(
+            text,
+            r#"{"updates":[{"key":"k","value":{"a":1},"ttl":2.0,"timestamp":5,"deleted":false,"node":"n"}],"timestamp":9,"cursor":9,"clear":{"timestamp":4,"node":"n"}}"#
+        );
+        let seed: SyncResponse = serde_json::from_str(&text).unwrap();
+        assert_eq!(seed.timestamp, 9);
+        assert_eq!(seed.updates[0].value.as_ref().unwrap().get(), r#"{"a":1}"#);
+    }
+}

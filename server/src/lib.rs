@@ -1,0 +1,42 @@
+//! Reference backend of mfe-shared-cache: the seed protocol (`/api/cache/{sync,set,remove,clear}`,
+//! DESIGN §4) over an embedded durable store, with the core's merge rule and wire types, the
+//! very code the client runs.
+//!
+//! # Store
+//! By default the data lives in one [redb](https://www.redb.org) file in `--data DIR`. redb is
+//! pure Rust (no C toolchain to build, unlike RocksDB or SQLite bindings), ACID with
+//! copy-on-write B-trees and fsync on commit, and crash-safe: a write is acknowledged only after
+//! its transaction committed, so it survives `kill -9` and power loss. One writer thread commits
+//! concurrent writes together (group commit); reads are MVCC snapshots that never wait.
+//! `--memory` keeps everything in memory instead (tests). Both implement [`store::Store`], behind
+//! which a Redis store for multi-instance deployments can be added.
+//!
+//! # Delivery by receipt
+//! Each namespace has a cursor. Every write that wins the merge gets the next sequence number
+//! (`max(cursor + 1, now_ms)`: strictly increasing, and never below the wall clock so it keeps
+//! growing across a wipe of the data). `/sync` returns every entry whose latest accepted write
+//! is numbered above `lastSync`, whatever the write's own timestamp, once, at its latest write,
+//! and answers `timestamp` = the cursor. A `lastSync` above the cursor did not come from this
+//! data (it was wiped): it is read as 0, a full resync, so nothing is lost. See
+//! [`handlers`] for the echo policy and [`namespace`] for clears and garbage collection.
+//!
+//! # Namespaces
+//! With `--tokens FILE` each bearer token maps to a namespace, a keyspace no other token reads or
+//! writes; without it everything is in [`auth::DEFAULT_NAMESPACE`].
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod auth;
+mod body;
+pub mod config;
+pub mod errors;
+pub mod gc;
+pub mod handlers;
+mod input;
+pub mod namespace;
+pub mod routes;
+pub mod server;
+pub mod store;
+
+pub use config::Config;
+pub use server::{run, AppState, Server, ServerError, SystemClock};

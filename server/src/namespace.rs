@@ -1,0 +1,245 @@
+//! The merge rule applied to one namespace, inside whatever transaction a store provides.
+//!
+//! Each key keeps its highest-stamped write (`(timestamp, node)` order, tombstones included) and
+//! the namespace keeps its newest clear epoch, exactly as the core's [`Replica`] does; the
+//! decision for each incoming write is made *by* a [`Replica`] so the server cannot drift from the
+//! client. On top of that the server adds what only it needs:
+//! - every accepted write gets the next sequence number, which is what `/sync` delivers by;
+//! - a clear turns every stored value ordered at or before it into a tombstone stamped with the
+//!   epoch, at a new sequence number, so clients that know nothing of clears drop those keys too;
+//! - garbage collection forgets entries dead for longer than the retention and raises the
+//!   namespace's *floor* to the newest stamp it forgot: a write at or before the floor to a key
+//!   the namespace holds nothing for might be an old write of a key whose remove was forgotten,
+//!   so it is refused like a stale write (such a write is always more than the retention old). A
+//!   key that has a stored entry needs no floor: that entry is newer than anything forgotten of
+//!   the key (a write after a collection must beat the floor), so the plain rule is exact.
+use mfe_shared_cache_core::{Entry, MergeOutcome, Replica, Stamp};
+
+use crate::store::{
+    ChangeResult, ClearResult, Delta, DeltaQuery, DeltaRow, Meta, NsRead, NsWrite, OpReport, StoreError, Stored,
+    WriteOp,
+};
+
+/// Decides whether `incoming` beats what the namespace holds for `key`.
+///
+/// The stored entry and the epoch are replayed into a [`Replica`] (as value-less stand-ins: the
+/// rule looks only at stamps), and the incoming write is merged into it: the outcome is the core's.
+pub fn decide(key: &str, current: Option<&Entry>, meta: &Meta, incoming: &Entry) -> MergeOutcome {
+    let stand_in =
+        |e: &Entry| Entry { stamp: e.stamp.clone(), ttl_ms: e.ttl_ms, value: e.value.as_ref().map(|_| String::new()) };
+    let mut replica = Replica::new("");
+    if let Some(epoch) = &meta.epoch {
+        replica.merge_epoch(epoch);
+    }
+    if let Some(current) = current {
+        replica.merge(key, stand_in(current));
+    }
+    let outcome = replica.merge(key, stand_in(incoming));
+    if outcome == MergeOutcome::Applied
+        && current.is_none()
+        && meta.floor.as_ref().is_some_and(|floor| incoming.stamp <= *floor)
+    {
+        return MergeOutcome::Stale;
+    }
+    outcome
+}
+
+/// Whether a clear at `epoch` removes a write stamped `stamp` (the core's rule: at or before).
+pub fn cleared_by(stamp: &Stamp, epoch: &Stamp) -> bool {
+    stamp <= epoch
+}
+
+/// Applies one write operation to a namespace.
+pub(crate) fn apply<T: NsWrite>(txn: &mut T, op: &WriteOp, now_ms: u64) -> Result<OpReport, StoreError> {
+    let mut meta = txn.meta()?;
+    let cursor_before = meta.cursor;
+    let mut changes = Vec::new();
+    let mut clear = None;
+    match op {
+        WriteOp::Changes(writes) => {
+            changes.reserve(writes.len());
+            for (key, incoming) in writes {
+                changes.push(apply_change(txn, &mut meta, key, incoming, now_ms)?);
+            }
+        }
+        WriteOp::Clear(epoch) => clear = Some(apply_clear(txn, &mut meta, epoch, now_ms)?),
+    }
+    if meta.cursor != cursor_before {
+        txn.put_meta(&meta)?;
+    }
+    Ok(OpReport { cursor_before, cursor: meta.cursor, changes, clear })
+}
+
+fn apply_change<T: NsWrite>(
+    txn: &mut T,
+    meta: &mut Meta,
+    key: &str,
+    incoming: &Entry,
+    now_ms: u64,
+) -> Result<ChangeResult, StoreError> {
+    let current = txn.get(key)?;
+    let outcome = decide(key, current.as_ref().map(|s| &s.entry), meta, incoming);
+    let (seq, winner) = match outcome {
+        MergeOutcome::Applied => {
+            let seq = meta.next_seq(now_ms)?;
+            txn.put(key, &Stored { entry: incoming.clone(), seq }, current.map(|c| c.seq))?;
+            (Some(seq), None)
+        }
+        MergeOutcome::Duplicate => (None, None),
+        // Refused by the epoch or the GC floor: the key is gone as of that stamp.
+        MergeOutcome::Cleared => (None, Some(refusal(current, meta.epoch.as_ref()))),
+        MergeOutcome::Stale => match current {
+            Some(current) => (None, Some(current)),
+            None => (None, Some(refusal(None, meta.floor.as_ref()))),
+        },
+    };
+    Ok(ChangeResult { outcome, seq, winner })
+}
+
+/// What a writer whose change was refused by `by` (the epoch or the floor) should hold instead:
+/// the stored entry if it is newer, else a tombstone at `by`, which is not stored (its `seq` is 0).
+fn refusal(current: Option<Stored>, by: Option<&Stamp>) -> Stored {
+    match (current, by) {
+        (Some(current), Some(by)) if current.entry.stamp > *by => current,
+        (_, by) => Stored { entry: Entry::tombstone(by.cloned().unwrap_or_default()), seq: 0 },
+    }
+}
+
+fn apply_clear<T: NsWrite>(
+    txn: &mut T,
+    meta: &mut Meta,
+    epoch: &Stamp,
+    now_ms: u64,
+) -> Result<ClearResult, StoreError> {
+    match &meta.epoch {
+        Some(current) if current == epoch => {
+            return Ok(ClearResult { outcome: MergeOutcome::Duplicate, tombstoned: 0 })
+        }
+        Some(current) if current > epoch => return Ok(ClearResult { outcome: MergeOutcome::Stale, tombstoned: 0 }),
+        _ => {}
+    }
+    // The clear itself takes a sequence number, so a client whose cursor is below it learns of
+    // the epoch even when there was nothing to tombstone.
+    meta.epoch_seq = meta.next_seq(now_ms)?;
+    meta.epoch = Some(epoch.clone());
+    let mut tombstoned = 0;
+    for (key, header) in txn.headers()? {
+        // Tombstones already ordered before the epoch stay as they are: both refuse the same writes
+        // from now on, and re-sending them would only repeat a remove every client has.
+        if header.tombstone || !cleared_by(&header.stamp, epoch) {
+            continue;
+        }
+        let seq = meta.next_seq(now_ms)?;
+        txn.put(&key, &Stored { entry: Entry::tombstone(epoch.clone()), seq }, Some(header.seq))?;
+        tombstoned += 1;
+    }
+    Ok(ClearResult { outcome: MergeOutcome::Applied, tombstoned })
+}
+
+/// Forgets the entries of a namespace that have been dead for longer than `retention_ms`.
+pub(crate) fn collect<T: NsWrite>(txn: &mut T, now_ms: u64, retention_ms: u64) -> Result<usize, StoreError> {
+    let cutoff = now_ms.saturating_sub(retention_ms);
+    let mut meta = txn.meta()?;
+    let before = meta.floor.clone();
+    let mut removed = 0;
+    for (key, header) in txn.headers()? {
+        if header.dead_since.is_some_and(|since| since < cutoff) {
+            txn.forget(&key, header.seq)?;
+            if meta.floor.as_ref().is_none_or(|floor| header.stamp > *floor) {
+                meta.floor = Some(header.stamp);
+            }
+            removed += 1;
+        }
+    }
+    if meta.floor != before {
+        txn.put_meta(&meta)?;
+    }
+    Ok(removed)
+}
+
+/// Reads what a client at `query.last_sync` has not seen yet.
+pub(crate) fn delta<T: NsRead>(txn: &T, query: &DeltaQuery) -> Result<Delta, StoreError> {
+    let meta = txn.meta()?;
+    // A cursor ahead of ours did not come from this data (it was wiped or restored from an older
+    // backup): answer with everything rather than with nothing.
+    let since = if query.last_sync > meta.cursor { 0 } else { query.last_sync };
+    let mut rows = Vec::new();
+    let mut bytes = 0usize;
+    let mut last_examined = since;
+    let mut more = false;
+    txn.scan_after(since, &mut |seq, key| {
+        if rows.len() >= query.max_rows || bytes >= query.max_bytes {
+            more = true;
+            return Ok(false);
+        }
+        last_examined = seq;
+        if query.exclude.contains(&seq) {
+            return Ok(true);
+        }
+        let stored = txn
+            .get(&key)?
+            .filter(|stored| stored.seq == seq)
+            .ok_or_else(|| StoreError::Corrupt(format!("sequence {seq} points to {key:?}, which is not at it")))?;
+        bytes = bytes.saturating_add(key.len() + stored.entry.value.as_ref().map_or(0, String::len));
+        rows.push(DeltaRow { key, stored });
+        Ok(true)
+    })?;
+    let cursor = if more { last_examined } else { meta.cursor };
+    let epoch = meta.epoch.filter(|_| meta.epoch_seq > since);
+    Ok(Delta { rows, cursor, since, epoch, more })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(ts: u64, node: &str) -> Entry {
+        Entry::value(Stamp::new(ts, node), 0, "1")
+    }
+
+    #[test]
+    fn decisions_follow_the_core_rule() {
+        let meta = Meta::default();
+        assert_eq!(decide("k", None, &meta, &v(1, "a")), MergeOutcome::Applied);
+        assert_eq!(decide("k", Some(&v(10, "a")), &meta, &v(10, "b")), MergeOutcome::Applied);
+        assert_eq!(decide("k", Some(&v(10, "b")), &meta, &v(10, "a")), MergeOutcome::Stale);
+        assert_eq!(decide("k", Some(&v(10, "b")), &meta, &v(10, "b")), MergeOutcome::Duplicate);
+        let tomb = Entry::tombstone(Stamp::new(20, "a"));
+        assert_eq!(decide("k", Some(&tomb), &meta, &v(15, "z")), MergeOutcome::Stale);
+    }
+
+    #[test]
+    fn the_epoch_and_the_floor_refuse_older_writes() {
+        let epoch = Stamp::new(50, "e");
+        let meta = Meta { epoch: Some(epoch.clone()), ..Meta::default() };
+        assert_eq!(decide("k", None, &meta, &v(50, "e")), MergeOutcome::Cleared);
+        assert_eq!(decide("k", None, &meta, &v(50, "f")), MergeOutcome::Applied);
+        // A tombstone the clear left behind is at the epoch and must not change the outcome.
+        assert_eq!(decide("k", Some(&Entry::tombstone(epoch)), &meta, &v(51, "a")), MergeOutcome::Applied);
+        let meta = Meta { floor: Some(Stamp::new(70, "x")), ..Meta::default() };
+        assert_eq!(decide("k", None, &meta, &v(70, "x")), MergeOutcome::Stale);
+        assert_eq!(decide("k", None, &meta, &v(71, "")), MergeOutcome::Applied);
+        // A key with a stored entry is judged against it alone.
+        assert_eq!(decide("k", Some(&v(5, "a")), &meta, &v(6, "a")), MergeOutcome::Applied);
+    }
+
+    #[test]
+    fn cleared_by_matches_the_replica() {
+        for (ts, node) in [(9, "z"), (10, "a"), (10, "b"), (11, "")] {
+            let mut replica = Replica::new("r");
+            replica.merge("k", v(ts, node));
+            let epoch = Stamp::new(10, "a");
+            let removed = !replica.merge_epoch(&epoch).is_empty();
+            assert_eq!(cleared_by(&Stamp::new(ts, node), &epoch), removed, "{ts} {node}");
+        }
+    }
+
+    #[test]
+    fn cursors_grow_and_follow_the_wall_clock() {
+        let mut meta = Meta::default();
+        assert_eq!(meta.next_seq(1000).unwrap(), 1000);
+        assert_eq!(meta.next_seq(1000).unwrap(), 1001);
+        assert_eq!(meta.next_seq(5).unwrap(), 1002);
+        assert_eq!(meta.next_seq(0).unwrap(), 1003);
+    }
+}

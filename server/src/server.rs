@@ -1,0 +1,183 @@
+//! Binding, serving and shutting down.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use mfe_shared_cache_core::Clock;
+use tokio::net::TcpListener;
+
+use crate::auth::{Auth, TokensError};
+use crate::config::Config;
+use crate::gc;
+use crate::routes::{router, RouterOptions};
+use crate::store::{MemoryStore, RedbStore, Store, StoreError};
+
+/// The wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// Limits on one request.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most changes in one `/sync`.
+    pub max_batch: usize,
+    /// Most updates in one `/sync` answer.
+    pub max_updates: usize,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where namespaces live.
+    pub store: Arc<dyn Store>,
+    /// Request limits.
+    pub limits: Limits,
+    /// The time, for stamp checks and cursors.
+    pub clock: Arc<dyn Clock + Send + Sync>,
+}
+
+impl AppState {
+    /// The current time in ms since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A flag or file is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The tokens file is unusable.
+    #[error(transparent)]
+    Tokens(#[from] TokensError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Binding or serving failed.
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A bound, not yet serving, server.
+pub struct Server {
+    listener: TcpListener,
+    app: Router,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock + Send + Sync>,
+}
+
+impl Server {
+    /// Opens the configured store and binds the configured address.
+    pub async fn bind(config: &Config) -> Result<Self, ServerError> {
+        let store: Arc<dyn Store> = if config.memory {
+            Arc::new(MemoryStore::new())
+        } else {
+            let dir = config.data.clone();
+            // Opening may repair the file after a crash: keep it off the async workers.
+            Arc::new(
+                tokio::task::spawn_blocking(move || RedbStore::open(&dir))
+                    .await
+                    .map_err(|err| ServerError::Config(format!("opening the store panicked: {err}")))??,
+            )
+        };
+        Self::bind_with(config, store, Arc::new(SystemClock)).await
+    }
+
+    /// Binds with a given store and clock (tests inject a manual clock or a shared store).
+    pub async fn bind_with(
+        config: &Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock + Send + Sync>,
+    ) -> Result<Self, ServerError> {
+        let auth = config.tokens.as_deref().map(Auth::load).transpose()?;
+        if let Some(dir) = &config.static_dir {
+            if !dir.is_dir() {
+                return Err(ServerError::Config(format!("--static {} is not a directory", dir.display())));
+            }
+        }
+        let state = AppState {
+            store: store.clone(),
+            limits: Limits { max_batch: config.max_batch, max_updates: config.max_updates },
+            clock: clock.clone(),
+        };
+        let options = RouterOptions {
+            auth,
+            max_body: config.max_body,
+            cors_origins: config.cors_origins.clone(),
+            static_dir: config.static_dir.clone(),
+        };
+        let app = router(state, &options).map_err(ServerError::Config)?;
+        let listener = TcpListener::bind(&config.listen).await?;
+        Ok(Server { listener, app, store, clock })
+    }
+
+    /// The bound address (the real port when `:0` was asked for).
+    pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        tracing::info!(store = self.store.kind(), "serving");
+        let gc = gc::spawn(self.store.clone(), self.clock.clone());
+        let result = axum::serve(self.listener, self.app).with_graceful_shutdown(shutdown).await;
+        gc.abort();
+        // Let the aborted task drop its handle on the store, so the store (and the redb writer
+        // thread) closes when this returns.
+        let _ = gc.await;
+        result.map_err(ServerError::Io)
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Binds, prints `listening on http://ADDR`, and serves until Ctrl-C or SIGTERM.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    let server = Server::bind(&config).await?;
+    let addr = server.local_addr()?;
+    // On stdout, for scripts and tests that start the binary with `--listen 127.0.0.1:0`.
+    println!("listening on http://{addr}");
+    if config.memory {
+        tracing::warn!(%addr, "listening; memory store: nothing is kept when the server stops");
+    } else {
+        tracing::info!(%addr, data = %config.data.display(), "listening");
+    }
+    server.serve(shutdown_signal()).await
+}

@@ -1,0 +1,246 @@
+//! Where namespaces live: the [`Store`] trait and its implementations.
+//!
+//! A store only keeps rows; *what* to keep is decided by [`crate::namespace`], which runs the
+//! core's merge rule inside each store's transaction through the small [`NsWrite`] / [`NsRead`]
+//! traits. So every store (redb now, Redis later) applies exactly the same rule, and the same
+//! test-suite (`tests/store.rs`) runs against each.
+//!
+//! Per namespace a store keeps:
+//! - entries: key → the key's latest write ([`Entry`]) and the sequence number it was accepted at;
+//! - by-sequence: seq → key, one row per entry (the row of a replaced write is deleted), so a
+//!   delta is a range scan;
+//! - meta: the cursor (the last sequence number issued), the clear epoch, and the GC floor.
+pub mod memory;
+pub mod redb;
+
+mod codec;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+
+use mfe_shared_cache_core::{Entry, MergeOutcome, Stamp, MAX_SAFE_INTEGER};
+
+pub use self::memory::MemoryStore;
+pub use self::redb::RedbStore;
+
+/// A store operation in flight. Boxed so that `dyn Store` works (the server picks the store at
+/// run time) without an `async-trait` dependency.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A failure of the storage itself (never of the input, which is validated before it gets here).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The embedded database failed (I/O, a full disk, a corrupt file).
+    #[error("database error: {0}")]
+    Database(#[from] ::redb::Error),
+    /// A stored row could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The store was shut down or its worker died.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One key's latest write as stored, with the sequence number it was accepted at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// The write.
+    pub entry: Entry,
+    /// Its position in the namespace's delivery order.
+    pub seq: u64,
+}
+
+/// The part of a stored entry that ordering, clears and GC need (no value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The write's stamp.
+    pub stamp: Stamp,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Whether it is a remove.
+    pub tombstone: bool,
+    /// Since when it has been dead (see [`Entry::dead_since`]).
+    pub dead_since: Option<u64>,
+}
+
+impl Header {
+    /// The header of a stored entry.
+    pub fn of(stored: &Stored) -> Self {
+        Header::from_parts(stored.entry.stamp.clone(), stored.entry.ttl_ms, stored.entry.value.is_none(), stored.seq)
+    }
+
+    /// A header from its parts. Expiry comes from the core's [`Entry::dead_since`] (on a value-less
+    /// stand-in, so no value is copied) so that the server expires exactly as the clients do.
+    pub fn from_parts(stamp: Stamp, ttl_ms: u64, tombstone: bool, seq: u64) -> Self {
+        let probe = Entry { stamp, ttl_ms, value: (!tombstone).then(String::new) };
+        let dead_since = probe.dead_since();
+        Header { stamp: probe.stamp, seq, tombstone, dead_since }
+    }
+}
+
+/// A namespace's bookkeeping.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// The last sequence number issued (0: nothing accepted yet).
+    pub cursor: u64,
+    /// The newest clear accepted.
+    pub epoch: Option<Stamp>,
+    /// The sequence number the clear was accepted at.
+    pub epoch_seq: u64,
+    /// The newest stamp garbage collection forgot: a write at or before it could resurrect a
+    /// collected remove, so it is refused (see [`crate::namespace`]).
+    pub floor: Option<Stamp>,
+}
+
+impl Meta {
+    /// Issues the next sequence number: above the last one, and never below the wall clock.
+    ///
+    /// Why the wall clock: a cursor that starts from the time, not from 1, keeps growing across a
+    /// wipe of the store, so a client holding a cursor from the old data is (almost always) still
+    /// below the new cursor and gets every new write; and seed peers that read `timestamp` as a
+    /// time still see a plausible one. Strictly increasing is all delivery needs; gaps are fine.
+    pub fn next_seq(&mut self, now_ms: u64) -> Result<u64, StoreError> {
+        let next = self.cursor.saturating_add(1).max(now_ms.min(MAX_SAFE_INTEGER));
+        if next > MAX_SAFE_INTEGER {
+            return Err(StoreError::Corrupt("the namespace cursor is exhausted".into()));
+        }
+        self.cursor = next;
+        Ok(next)
+    }
+}
+
+/// A write to one namespace, already validated.
+#[derive(Clone, Debug)]
+pub enum WriteOp {
+    /// Key writes (values and removes), merged in order.
+    Changes(Vec<(String, Entry)>),
+    /// A clear epoch.
+    Clear(Stamp),
+}
+
+/// What happened to one change of a [`WriteOp::Changes`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeResult {
+    /// The merge outcome.
+    pub outcome: MergeOutcome,
+    /// The sequence number the change was accepted at (when it won).
+    pub seq: Option<u64>,
+    /// When the change lost: what the namespace holds instead (the newer write, or a tombstone
+    /// stamped with the clear epoch or GC floor that refused it, which is not stored and has
+    /// `seq` 0), so the writer can converge.
+    pub winner: Option<Stored>,
+}
+
+/// What a [`WriteOp::Clear`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClearResult {
+    /// `Applied` when it was newer than the namespace's epoch (and so became it), `Duplicate`
+    /// when it is the epoch already, `Stale` when a newer clear was accepted before.
+    pub outcome: MergeOutcome,
+    /// How many values it turned into tombstones.
+    pub tombstoned: usize,
+}
+
+/// The result of one [`WriteOp`], durable once returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpReport {
+    /// The cursor before the operation.
+    pub cursor_before: u64,
+    /// The cursor after it.
+    pub cursor: u64,
+    /// Per change, in order (empty for a clear).
+    pub changes: Vec<ChangeResult>,
+    /// For a clear.
+    pub clear: Option<ClearResult>,
+}
+
+/// Which rows a delta read returns.
+#[derive(Clone, Debug)]
+pub struct DeltaQuery {
+    /// The client's cursor; rows above it are returned. Above the namespace's cursor it means the
+    /// client's cursor came from other data (a wiped store): it is read as 0, a full resync.
+    pub last_sync: u64,
+    /// Sequence numbers not to return (the caller's own just-accepted writes).
+    pub exclude: HashSet<u64>,
+    /// At most this many rows.
+    pub max_rows: usize,
+    /// Stop adding rows once keys and values add up to this many bytes (one row always fits).
+    pub max_bytes: usize,
+}
+
+/// One row of a delta.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeltaRow {
+    /// The key.
+    pub key: String,
+    /// Its latest write and sequence number.
+    pub stored: Stored,
+}
+
+/// A delta read, from one consistent snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delta {
+    /// The rows, by sequence number.
+    pub rows: Vec<DeltaRow>,
+    /// The cursor to hand back: the namespace's cursor, or the last row examined when `more`.
+    pub cursor: u64,
+    /// The cursor the read started from (0 after a resync).
+    pub since: u64,
+    /// The clear epoch, when it was accepted after `since`.
+    pub epoch: Option<Stamp>,
+    /// Whether rows remain past `cursor` (the response hit a limit).
+    pub more: bool,
+}
+
+/// What one garbage collection pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Namespaces visited.
+    pub namespaces: usize,
+    /// Dead entries forgotten.
+    pub removed: usize,
+}
+
+/// A durable (or, for tests, in-memory) home for namespaces.
+///
+/// Writes to a namespace are serialised and durable when the future resolves; reads see a
+/// consistent snapshot and run concurrently with each other and with writes.
+pub trait Store: Send + Sync + 'static {
+    /// Applies a write to `ns` with the merge rule; `now_ms` feeds the cursor.
+    fn apply<'a>(&'a self, ns: &'a str, op: WriteOp, now_ms: u64) -> StoreFuture<'a, OpReport>;
+
+    /// Reads the rows accepted after `query.last_sync`.
+    fn delta<'a>(&'a self, ns: &'a str, query: DeltaQuery) -> StoreFuture<'a, Delta>;
+
+    /// Forgets, in every namespace, the entries dead for longer than `retention_ms`.
+    fn gc(&self, now_ms: u64, retention_ms: u64) -> StoreFuture<'_, GcReport>;
+
+    /// A short name for logs.
+    fn kind(&self) -> &'static str;
+}
+
+/// Storage primitives inside one write transaction on one namespace.
+pub(crate) trait NsWrite {
+    fn meta(&mut self) -> Result<Meta, StoreError>;
+    fn put_meta(&mut self, meta: &Meta) -> Result<(), StoreError>;
+    fn get(&mut self, key: &str) -> Result<Option<Stored>, StoreError>;
+    /// Stores `stored` under `key`, deleting the by-sequence row of the write it replaces.
+    fn put(&mut self, key: &str, stored: &Stored, replaced_seq: Option<u64>) -> Result<(), StoreError>;
+    /// Deletes `key` and its by-sequence row.
+    fn forget(&mut self, key: &str, seq: u64) -> Result<(), StoreError>;
+    /// Every key's header.
+    fn headers(&mut self) -> Result<Vec<(String, Header)>, StoreError>;
+}
+
+/// Storage primitives inside one read snapshot of one namespace.
+pub(crate) trait NsRead {
+    fn meta(&self) -> Result<Meta, StoreError>;
+    fn get(&self, key: &str) -> Result<Option<Stored>, StoreError>;
+    /// Visits the by-sequence rows above `after` in order, until `visit` returns `false`.
+    fn scan_after(
+        &self,
+        after: u64,
+        visit: &mut dyn FnMut(u64, String) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError>;
+}

@@ -1,0 +1,350 @@
+//! The durable store: one redb file (`<data dir>/cache.redb`).
+//!
+//! Tables (every key starts with the namespace, so one namespace's rows are contiguous):
+//! - `entries`: `(namespace, key)` → encoded entry + its sequence number;
+//! - `by_seq`:  `(namespace, seq)` → key; the row of a replaced write is deleted, so a delta is
+//!   one range scan from `(namespace, lastSync + 1)`;
+//! - `meta`:    `namespace` → cursor, clear epoch and GC floor;
+//! - `schema`:  the layout version, checked at open.
+//!
+//! Writes go through one writer thread that applies whatever writes are queued in a single
+//! transaction and commits it (fsync) before answering any of them: a write is acknowledged only
+//! once durable, and concurrent writers share one fsync (group commit) instead of queueing for
+//! one each. redb allows one writer at a time anyway, so this serialises writes per namespace
+//! (and across namespaces) without holding a blocking thread per waiting request. Reads are MVCC
+//! snapshots on the blocking pool and never wait for the writer.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::{mpsc, oneshot};
+
+use super::codec::{decode_header, decode_meta, decode_stored, encode_meta, encode_stored};
+use super::{
+    Delta, DeltaQuery, GcReport, Header, Meta, NsRead, NsWrite, OpReport, Store, StoreError, StoreFuture, Stored,
+    WriteOp,
+};
+use crate::namespace;
+
+const ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("entries");
+const BY_SEQ: TableDefinition<(&str, u64), &str> = TableDefinition::new("by_seq");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const SCHEMA: TableDefinition<&str, u64> = TableDefinition::new("schema");
+const SCHEMA_VERSION: u64 = 1;
+
+/// The database file inside the data directory.
+pub const FILE_NAME: &str = "cache.redb";
+
+/// Writes waiting for the writer thread before callers feel back-pressure.
+const QUEUE_DEPTH: usize = 1024;
+/// Most writes committed together (bounds the latency one commit adds to the first of them).
+const MAX_GROUP: usize = 256;
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(err: $t) -> Self {
+                StoreError::Database(err.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    std::io::Error
+);
+
+/// The redb-backed store.
+pub struct RedbStore {
+    db: Arc<Database>,
+    path: PathBuf,
+    tasks: Option<mpsc::Sender<Task>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+enum Task {
+    Apply { ns: String, op: WriteOp, now_ms: u64, reply: oneshot::Sender<Result<OpReport, StoreError>> },
+    Gc { now_ms: u64, retention_ms: u64, reply: oneshot::Sender<Result<GcReport, StoreError>> },
+}
+
+enum Done {
+    Apply(OpReport),
+    Gc(GcReport),
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store in `dir`. Fails if another process has it open.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(FILE_NAME);
+        let db = Arc::new(Database::create(&path)?);
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(ENTRIES)?;
+            txn.open_table(BY_SEQ)?;
+            txn.open_table(META)?;
+            let mut schema = txn.open_table(SCHEMA)?;
+            let found = schema.get("version")?.map(|v| v.value());
+            match found {
+                None => {
+                    schema.insert("version", SCHEMA_VERSION)?;
+                }
+                Some(SCHEMA_VERSION) => {}
+                Some(other) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} has layout version {other}; this server reads version {SCHEMA_VERSION}",
+                        path.display()
+                    )))
+                }
+            }
+        }
+        txn.commit()?;
+        let (tasks, queue) = mpsc::channel(QUEUE_DEPTH);
+        let writer_db = db.clone();
+        let writer =
+            std::thread::Builder::new().name("redb-writer".into()).spawn(move || run_writer(&writer_db, queue))?;
+        Ok(RedbStore { db, path, tasks: Some(tasks), writer: Some(writer) })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn submit<T>(&self, task: Task, reply: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+        let tasks = self.tasks.as_ref().ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?;
+        tasks.send(task).await.map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
+        reply.await.map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
+    }
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued and exit; joining it releases
+        // the database file, so the same directory can be reopened right away.
+        self.tasks = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Store for RedbStore {
+    fn apply<'a>(&'a self, ns: &'a str, op: WriteOp, now_ms: u64) -> StoreFuture<'a, OpReport> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.submit(Task::Apply { ns: ns.to_owned(), op, now_ms, reply }, answer).await
+        })
+    }
+
+    fn delta<'a>(&'a self, ns: &'a str, query: DeltaQuery) -> StoreFuture<'a, Delta> {
+        let db = self.db.clone();
+        let ns = ns.to_owned();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || read_delta(&db, &ns, &query))
+                .await
+                .map_err(|err| StoreError::Unavailable(format!("read task failed: {err}")))?
+        })
+    }
+
+    fn gc(&self, now_ms: u64, retention_ms: u64) -> StoreFuture<'_, GcReport> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.submit(Task::Gc { now_ms, retention_ms, reply }, answer).await
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "redb"
+    }
+}
+
+fn run_writer(db: &Database, mut queue: mpsc::Receiver<Task>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(task) => group.push(task),
+                Err(_) => break,
+            }
+        }
+        write_group(db, group);
+    }
+}
+
+/// Commits a group of tasks together; if that fails, retries each alone, so one failing task
+/// (a corrupt row, say) does not fail the writes queued beside it.
+fn write_group(db: &Database, group: Vec<Task>) {
+    match commit_group(db, &group) {
+        Ok(done) => {
+            for (task, done) in group.into_iter().zip(done) {
+                match (task, done) {
+                    (Task::Apply { reply, .. }, Done::Apply(report)) => drop(reply.send(Ok(report))),
+                    (Task::Gc { reply, .. }, Done::Gc(report)) => drop(reply.send(Ok(report))),
+                    // commit_group answers task by task, in order, with the matching kind.
+                    _ => {}
+                }
+            }
+        }
+        Err(err) if group.len() == 1 => {
+            tracing::error!(error = %err, "store write failed");
+            match group.into_iter().next() {
+                Some(Task::Apply { reply, .. }) => drop(reply.send(Err(err))),
+                Some(Task::Gc { reply, .. }) => drop(reply.send(Err(err))),
+                None => {}
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, tasks = group.len(), "group commit failed; retrying each write alone");
+            for task in group {
+                write_group(db, vec![task]);
+            }
+        }
+    }
+}
+
+fn commit_group(db: &Database, group: &[Task]) -> Result<Vec<Done>, StoreError> {
+    let mut txn = db.begin_write()?;
+    // Commits also save the allocator state, so reopening after a crash (kill -9, power loss)
+    // takes no full-file repair; group commit pays for the slower commit.
+    txn.set_quick_repair(true);
+    let mut done = Vec::with_capacity(group.len());
+    {
+        let mut tables =
+            Tables { entries: txn.open_table(ENTRIES)?, by_seq: txn.open_table(BY_SEQ)?, meta: txn.open_table(META)? };
+        for task in group {
+            done.push(match task {
+                Task::Apply { ns, op, now_ms, .. } => {
+                    Done::Apply(namespace::apply(&mut NsTables { ns, t: &mut tables }, op, *now_ms)?)
+                }
+                Task::Gc { now_ms, retention_ms, .. } => Done::Gc(collect_all(&mut tables, *now_ms, *retention_ms)?),
+            });
+        }
+    }
+    txn.commit()?;
+    Ok(done)
+}
+
+fn collect_all(tables: &mut Tables<'_>, now_ms: u64, retention_ms: u64) -> Result<GcReport, StoreError> {
+    let mut names = Vec::new();
+    for row in tables.meta.iter()? {
+        names.push(row?.0.value().to_owned());
+    }
+    let mut report = GcReport::default();
+    for ns in &names {
+        report.removed += namespace::collect(&mut NsTables { ns, t: tables }, now_ms, retention_ms)?;
+        report.namespaces += 1;
+    }
+    Ok(report)
+}
+
+fn read_delta(db: &Database, ns: &str, query: &DeltaQuery) -> Result<Delta, StoreError> {
+    let txn = db.begin_read()?;
+    let reader =
+        Reader { ns, entries: txn.open_table(ENTRIES)?, by_seq: txn.open_table(BY_SEQ)?, meta: txn.open_table(META)? };
+    namespace::delta(&reader, query)
+}
+
+struct Tables<'t> {
+    entries: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+    by_seq: redb::Table<'t, (&'static str, u64), &'static str>,
+    meta: redb::Table<'t, &'static str, &'static [u8]>,
+}
+
+/// The tables of one write transaction, seen as one namespace.
+struct NsTables<'a, 't> {
+    ns: &'a str,
+    t: &'a mut Tables<'t>,
+}
+
+impl NsWrite for NsTables<'_, '_> {
+    fn meta(&mut self) -> Result<Meta, StoreError> {
+        match self.t.meta.get(self.ns)? {
+            Some(row) => decode_meta(row.value()),
+            None => Ok(Meta::default()),
+        }
+    }
+
+    fn put_meta(&mut self, meta: &Meta) -> Result<(), StoreError> {
+        self.t.meta.insert(self.ns, encode_meta(meta).as_slice())?;
+        Ok(())
+    }
+
+    fn get(&mut self, key: &str) -> Result<Option<Stored>, StoreError> {
+        match self.t.entries.get((self.ns, key))? {
+            Some(row) => decode_stored(row.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put(&mut self, key: &str, stored: &Stored, replaced_seq: Option<u64>) -> Result<(), StoreError> {
+        if let Some(seq) = replaced_seq {
+            self.t.by_seq.remove((self.ns, seq))?;
+        }
+        self.t.by_seq.insert((self.ns, stored.seq), key)?;
+        self.t.entries.insert((self.ns, key), encode_stored(stored).as_slice())?;
+        Ok(())
+    }
+
+    fn forget(&mut self, key: &str, seq: u64) -> Result<(), StoreError> {
+        self.t.by_seq.remove((self.ns, seq))?;
+        self.t.entries.remove((self.ns, key))?;
+        Ok(())
+    }
+
+    fn headers(&mut self) -> Result<Vec<(String, Header)>, StoreError> {
+        let mut headers = Vec::new();
+        for row in self.t.entries.range((self.ns, "")..)? {
+            let (key, value) = row?;
+            let (ns, key) = key.value();
+            if ns != self.ns {
+                break;
+            }
+            headers.push((key.to_owned(), decode_header(value.value())?));
+        }
+        Ok(headers)
+    }
+}
+
+/// One read snapshot, seen as one namespace.
+struct Reader<'a> {
+    ns: &'a str,
+    entries: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
+    by_seq: redb::ReadOnlyTable<(&'static str, u64), &'static str>,
+    meta: redb::ReadOnlyTable<&'static str, &'static [u8]>,
+}
+
+impl NsRead for Reader<'_> {
+    fn meta(&self) -> Result<Meta, StoreError> {
+        match self.meta.get(self.ns)? {
+            Some(row) => decode_meta(row.value()),
+            None => Ok(Meta::default()),
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Stored>, StoreError> {
+        match self.entries.get((self.ns, key))? {
+            Some(row) => decode_stored(row.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn scan_after(
+        &self,
+        after: u64,
+        visit: &mut dyn FnMut(u64, String) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        for row in self.by_seq.range((self.ns, after.saturating_add(1))..=(self.ns, u64::MAX))? {
+            let (seq, key) = row?;
+            if !visit(seq.value().1, key.value().to_owned())? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

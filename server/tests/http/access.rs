@@ -1,0 +1,123 @@
+//! Bearer auth and namespaces, CORS, the static directory.
+use mfe_cache_server::Config;
+use serde_json::json;
+
+use crate::common::{by_key, now_ms, TestServer};
+
+fn tokens_server_config(dir: &tempfile::TempDir) -> Config {
+    let path = dir.path().join("tokens");
+    std::fs::write(&path, "# team tokens\ntoken-alpha-123 alpha\n\ntoken-beta-456 beta\ntoken-alpha-rotated alpha\n")
+        .unwrap();
+    Config { tokens: Some(path), ..Config::for_tests() }
+}
+
+#[tokio::test]
+async fn tokens_separate_namespaces_and_guard_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(tokens_server_config(&dir)).await;
+    let t = now_ms();
+    let body = json!({ "key": "shared-name", "value": "alpha's", "ttl": 0, "timestamp": t, "node": "a" });
+
+    // Without a token, with a wrong one, with another scheme: 401, nothing stored.
+    for auth in [None, Some("Bearer wrong-token"), Some("Basic dG9rZW4="), Some("Bearer token-alpha-12")] {
+        let mut request = s.client.post(s.url("/api/cache/set")).json(&body);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{auth:?}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer["error"], "unauthorized");
+    }
+
+    let as_token =
+        |token: &str, path: &str, body: serde_json::Value| s.client.post(s.url(path)).bearer_auth(token).json(&body);
+    let (status, _) = s.send(as_token("token-alpha-123", "/api/cache/set", body.clone())).await;
+    assert_eq!(status, 200);
+    let beta_body = json!({ "key": "shared-name", "value": "beta's", "ttl": 0, "timestamp": t - 5, "node": "b" });
+    let (status, beta_set) = s.send(as_token("token-beta-456", "/api/cache/set", beta_body)).await;
+    assert_eq!(status, 200);
+    assert_eq!(beta_set["accepted"], true, "an older write in another namespace does not compete");
+
+    let sync = json!({ "lastSync": 0, "changes": [] });
+    let (_, alpha) = s.send(as_token("token-alpha-rotated", "/api/cache/sync", sync.clone())).await;
+    let (_, beta) = s.send(as_token("token-beta-456", "/api/cache/sync", sync.clone())).await;
+    assert_eq!(by_key(&alpha)["shared-name"]["value"], "alpha's", "tokens of one namespace share it");
+    assert_eq!(by_key(&beta)["shared-name"]["value"], "beta's");
+    assert_eq!(alpha["updates"].as_array().unwrap().len(), 1);
+
+    // A clear in one namespace leaves the other alone.
+    let (status, _) =
+        s.send(as_token("token-beta-456", "/api/cache/clear", json!({ "timestamp": t + 1, "node": "b" }))).await;
+    assert_eq!(status, 200);
+    let (_, alpha) = s.send(as_token("token-alpha-123", "/api/cache/sync", sync)).await;
+    assert_eq!(by_key(&alpha)["shared-name"]["deleted"], false);
+
+    // The health check needs no token.
+    let (status, _) = s.send(s.client.get(s.url("/healthz"))).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_bad_tokens_file_stops_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens");
+    std::fs::write(&path, "only-a-token\n").unwrap();
+    let config = Config { tokens: Some(path), ..Config::for_tests() };
+    let err = mfe_cache_server::Server::bind(&config).await.err().expect("refused");
+    assert!(err.to_string().contains("line 1"), "{err}");
+}
+
+#[tokio::test]
+async fn cors_preflights_are_answered_for_configured_origins_only() {
+    let config = Config { cors_origins: vec!["http://shell.example:3000".into()], ..Config::for_tests() };
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { tokens: tokens_server_config(&dir).tokens, ..config };
+    let s = TestServer::start(config).await;
+    let preflight = |origin: &str| {
+        s.client
+            .request(reqwest::Method::OPTIONS, s.url("/api/cache/sync"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,authorization")
+    };
+
+    let allowed = preflight("http://shell.example:3000").send().await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let h = allowed.headers();
+    assert_eq!(h["access-control-allow-origin"], "http://shell.example:3000");
+    let methods = h["access-control-allow-methods"].to_str().unwrap().to_ascii_uppercase();
+    assert!(methods.contains("POST") && methods.contains("GET") && methods.contains("OPTIONS"), "{methods}");
+    let headers = h["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert!(headers.contains("content-type") && headers.contains("authorization"), "{headers}");
+
+    let other = preflight("http://evil.example").send().await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none(), "no CORS grant for other origins");
+
+    // Actual requests from the allowed origin carry the grant — the 401 too, so the page can read it.
+    let response = s
+        .client
+        .post(s.url("/api/cache/sync"))
+        .header("origin", "http://shell.example:3000")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(response.headers()["access-control-allow-origin"], "http://shell.example:3000");
+}
+
+#[tokio::test]
+async fn a_static_directory_is_served_beside_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<h1>demo shell</h1>").unwrap();
+    let s = TestServer::start(Config { static_dir: Some(dir.path().to_owned()), ..Config::for_tests() }).await;
+    let page = s.client.get(s.url("/")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert_eq!(page.text().await.unwrap(), "<h1>demo shell</h1>");
+    let (status, answer) = s.post("/api/unknown", &json!({})).await;
+    assert_eq!((status, answer["error"].as_str()), (404, Some("not_found")), "the API keeps its JSON 404");
+    let (status, _) = s.send(s.client.get(s.url("/healthz"))).await;
+    assert_eq!(status, 200);
+}

@@ -1,0 +1,181 @@
+//! Bad input: the exact status and `error` code, the server stays up, nothing stored is touched.
+use mfe_cache_server::Config;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{keys, now_ms, TestServer};
+
+#[tokio::test]
+async fn bad_bodies_get_their_status_and_code_and_change_nothing() {
+    let s = TestServer::memory().await;
+    let t = now_ms();
+    s.set("kept", json!("original"), 0.0, t, "a").await;
+    let before = s.sync(0, json!([])).await;
+
+    let long_key = "k".repeat(1025);
+    let far = t + 25 * 60 * 60 * 1000;
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("/api/cache/set", "this is not json".into(), 400, "invalid_json"),
+        ("/api/cache/set", "".into(), 400, "invalid_json"),
+        ("/api/cache/set", "{\"key\":".into(), 400, "invalid_json"),
+        ("/api/cache/set", "[1,2]".into(), 400, "invalid_request"),
+        ("/api/cache/set", format!(r#"{{"value":1,"ttl":0,"timestamp":{t}}}"#), 400, "invalid_key"),
+        ("/api/cache/set", format!(r#"{{"key":"","value":1,"ttl":0,"timestamp":{t}}}"#), 400, "invalid_key"),
+        ("/api/cache/set", format!(r#"{{"key":42,"value":1,"ttl":0,"timestamp":{t}}}"#), 400, "invalid_key"),
+        ("/api/cache/set", format!(r#"{{"key":"{long_key}","value":1,"ttl":0,"timestamp":{t}}}"#), 400, "invalid_key"),
+        ("/api/cache/set", format!(r#"{{"key":"a\u0000b","value":1,"ttl":0,"timestamp":{t}}}"#), 400, "invalid_key"),
+        ("/api/cache/set", format!(r#"{{"key":"kept","ttl":0,"timestamp":{t}}}"#), 400, "invalid_value"),
+        ("/api/cache/set", format!(r#"{{"key":"kept","value":1,"ttl":-1,"timestamp":{t}}}"#), 400, "invalid_ttl"),
+        ("/api/cache/set", format!(r#"{{"key":"kept","value":1,"ttl":null,"timestamp":{t}}}"#), 400, "invalid_ttl"),
+        ("/api/cache/set", format!(r#"{{"key":"kept","value":1,"ttl":"60","timestamp":{t}}}"#), 400, "invalid_ttl"),
+        ("/api/cache/set", format!(r#"{{"key":"kept","value":1,"ttl":1e300,"timestamp":{t}}}"#), 400, "invalid_ttl"),
+        ("/api/cache/set", r#"{"key":"kept","value":1,"ttl":0}"#.into(), 400, "invalid_timestamp"),
+        ("/api/cache/set", r#"{"key":"kept","value":1,"ttl":0,"timestamp":"now"}"#.into(), 400, "invalid_timestamp"),
+        ("/api/cache/set", r#"{"key":"kept","value":1,"ttl":0,"timestamp":-5}"#.into(), 400, "invalid_timestamp"),
+        ("/api/cache/set", r#"{"key":"kept","value":1,"ttl":0,"timestamp":1.5}"#.into(), 400, "invalid_timestamp"),
+        (
+            "/api/cache/set",
+            format!(r#"{{"key":"kept","value":1,"ttl":0,"timestamp":{far}}}"#),
+            400,
+            "invalid_timestamp",
+        ),
+        (
+            "/api/cache/set",
+            format!(r#"{{"key":"kept","value":1,"ttl":0,"timestamp":{t},"node":"has space"}}"#),
+            400,
+            "invalid_node",
+        ),
+        (
+            "/api/cache/set",
+            format!(r#"{{"key":"kept","value":1,"ttl":0,"timestamp":{t},"node":7}}"#),
+            400,
+            "invalid_node",
+        ),
+        ("/api/cache/remove", format!(r#"{{"timestamp":{t}}}"#), 400, "invalid_key"),
+        ("/api/cache/remove", r#"{"key":"kept"}"#.into(), 400, "invalid_timestamp"),
+        ("/api/cache/remove", format!(r#"{{"key":"kept","timestamp":{far}}}"#), 400, "invalid_timestamp"),
+        ("/api/cache/clear", "{}".into(), 400, "invalid_timestamp"),
+        ("/api/cache/clear", format!(r#"{{"timestamp":{far}}}"#), 400, "invalid_timestamp"),
+        ("/api/cache/clear", format!(r#"{{"timestamp":{t},"node":"bad\"node"}}"#), 400, "invalid_node"),
+        ("/api/cache/sync", "nope".into(), 400, "invalid_json"),
+        ("/api/cache/sync", r#"{"lastSync":"yesterday","changes":[]}"#.into(), 400, "invalid_request"),
+        ("/api/cache/sync", r#"{"lastSync":0,"changes":"all"}"#.into(), 400, "invalid_request"),
+        ("/api/cache/sync", r#"{"lastSync":0,"changes":[5]}"#.into(), 400, "invalid_request"),
+        // One invalid change rejects the whole batch (the valid one before it is not stored).
+        (
+            "/api/cache/sync",
+            format!(
+                r#"{{"lastSync":0,"changes":[{{"key":"new","value":1,"ttl":0,"timestamp":{t},"deleted":false}},
+                   {{"key":"","value":2,"ttl":0,"timestamp":{t},"deleted":false}}]}}"#
+            ),
+            400,
+            "invalid_key",
+        ),
+        (
+            "/api/cache/sync",
+            format!(
+                r#"{{"lastSync":0,"changes":[{{"key":"new","value":1,"ttl":0,"timestamp":{t},"deleted":false}},
+                   {{"key":"kept","value":2,"ttl":-3,"timestamp":{t},"deleted":false}}]}}"#
+            ),
+            400,
+            "invalid_ttl",
+        ),
+        (
+            "/api/cache/sync",
+            format!(
+                r#"{{"lastSync":0,"changes":[{{"key":"new","value":1,"ttl":0,"timestamp":{t},"deleted":false}},
+                   {{"key":"kept","value":2,"ttl":0,"timestamp":{far},"deleted":false}}]}}"#
+            ),
+            400,
+            "invalid_timestamp",
+        ),
+        // Hostile nesting is refused (clients would refuse to read it), not a stack overflow.
+        (
+            "/api/cache/set",
+            format!(
+                r#"{{"key":"deep","value":{}{},"ttl":0,"timestamp":{t}}}"#,
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            ),
+            400,
+            "invalid_value",
+        ),
+        (
+            "/api/cache/set",
+            format!(
+                r#"{{"key":"deep","value":{}1{},"ttl":0,"timestamp":{t}}}"#,
+                "{\"a\":".repeat(600),
+                "}".repeat(600)
+            ),
+            400,
+            "invalid_value",
+        ),
+    ];
+    for (path, body, status, code) in cases {
+        let (got_status, answer) = s.post_raw(path, body.clone()).await;
+        let shown = &body[..body.len().min(120)];
+        assert_eq!(got_status, status, "{path} {shown}: {answer}");
+        assert_eq!(answer["error"], code, "{path} {shown}: {answer}");
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()), "{answer}");
+    }
+
+    let (status, health) = s.send(s.client.get(s.url("/healthz"))).await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")), "the server stays up");
+    assert_eq!(s.sync(0, json!([])).await, before, "nothing stored was touched");
+}
+
+#[tokio::test]
+async fn oversized_bodies_and_batches_are_413() {
+    let s = TestServer::start(Config { max_body: 4096, max_batch: 3, ..Config::for_tests() }).await;
+    let t = now_ms();
+    let big = format!(r#"{{"key":"k","value":"{}","ttl":0,"timestamp":{t}}}"#, "x".repeat(5000));
+    let (status, answer) = s.post_raw("/api/cache/set", big).await;
+    assert_eq!((status, answer["error"].as_str()), (413, Some("payload_too_large")), "{answer}");
+
+    let change = |i: u64| json!({ "key": format!("k{i}"), "value": i, "ttl": 0, "timestamp": t, "deleted": false });
+    let (status, answer) = s
+        .post("/api/cache/sync", &json!({ "lastSync": 0, "changes": [change(1), change(2), change(3), change(4)] }))
+        .await;
+    assert_eq!((status, answer["error"].as_str()), (413, Some("batch_too_large")), "{answer}");
+    let synced = s.sync(0, json!([change(1), change(2), change(3)])).await;
+    assert!(keys(&synced).is_empty(), "a batch at the limit is fine");
+    assert_eq!(keys(&s.sync(1, json!([])).await).len(), 3);
+}
+
+#[tokio::test]
+async fn oversized_chunked_bodies_are_413_too() {
+    // No Content-Length: the limit is only found while reading the stream.
+    let s = TestServer::start(Config { max_body: 4096, ..Config::for_tests() }).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/cache/set HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = "x".repeat(2048);
+    for _ in 0..4 {
+        let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+        if stream.write_all(frame.as_bytes()).await.is_err() {
+            break; // the server may answer and close before the rest is sent
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""error":"payload_too_large""#), "{answer}");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let s = TestServer::memory().await;
+    for path in ["/api/nope", "/api/cache/get", "/api", "/api/cache/sync/extra"] {
+        let (status, answer) = s.post(path, &json!({})).await;
+        assert_eq!((status, answer["error"].as_str()), (404, Some("not_found")), "{path}");
+    }
+    let (status, answer) = s.send(s.client.get(s.url("/api/cache/sync"))).await;
+    assert_eq!((status, answer["error"].as_str()), (405, Some("method_not_allowed")));
+    let (status, answer) = s.send(s.client.get(s.url("/elsewhere"))).await;
+    assert_eq!((status, answer["error"].as_str()), (404, Some("not_found")), "no static dir: JSON 404 too");
+}

@@ -1,0 +1,10 @@
+//! The server over real HTTP on 127.0.0.1.
+#[path = "../support/mod.rs"]
+mod support;
+
+mod access;
+mod common;
+mod concurrency;
+mod durability;
+mod errors;
+mod protocol;

@@ -1,0 +1,371 @@
+//! The store test-suite: every test runs against the memory store and the redb store (and
+//! against any store added later: add it to `suite!`).
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use mfe_cache_server::store::{ChangeResult, Delta, DeltaQuery, MemoryStore, RedbStore, Store, WriteOp};
+use mfe_shared_cache_core::{Entry, MergeOutcome, Replica, Stamp};
+use support::Rng;
+use tempfile::TempDir;
+
+const NOW: u64 = 1_700_000_000_000;
+const DAY: u64 = 24 * 60 * 60 * 1000;
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    _dir: Option<TempDir>,
+}
+
+fn memory() -> Fixture {
+    Fixture { store: Arc::new(MemoryStore::new()), _dir: None }
+}
+
+fn redb() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    Fixture { store: Arc::new(RedbStore::open(dir.path()).unwrap()), _dir: Some(dir) }
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod memory_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(&super::memory()).await })*
+        }
+        mod redb_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(&super::redb()).await })*
+        }
+    };
+}
+
+suite!(
+    higher_stamp_wins_and_node_breaks_ties,
+    an_older_set_does_not_resurrect_a_removed_key,
+    clear_tombstones_older_writes_and_refuses_late_ones,
+    clears_are_ordered_too,
+    delta_is_by_receipt_not_by_timestamp,
+    a_cursor_past_ours_means_full_resync,
+    own_writes_can_be_excluded,
+    deltas_page_without_repeats_or_gaps,
+    namespaces_are_separate,
+    gc_forgets_old_dead_entries_and_keeps_order,
+    matches_the_core_replica_on_random_histories,
+    concurrent_writers_end_in_the_merge_rules_state,
+);
+
+fn v(ts: u64, node: &str, json: &str) -> Entry {
+    Entry::value(Stamp::new(ts, node), 0, json)
+}
+
+async fn put(f: &Fixture, ns: &str, key: &str, entry: Entry) -> ChangeResult {
+    let report = f.store.apply(ns, WriteOp::Changes(vec![(key.into(), entry)]), NOW).await.unwrap();
+    report.changes.into_iter().next().unwrap()
+}
+
+async fn clear(f: &Fixture, ns: &str, ts: u64, node: &str) -> MergeOutcome {
+    let report = f.store.apply(ns, WriteOp::Clear(Stamp::new(ts, node)), NOW).await.unwrap();
+    report.clear.unwrap().outcome
+}
+
+async fn since(f: &Fixture, ns: &str, last_sync: u64) -> Delta {
+    let query = DeltaQuery { last_sync, exclude: HashSet::new(), max_rows: usize::MAX, max_bytes: usize::MAX };
+    f.store.delta(ns, query).await.unwrap()
+}
+
+async fn state(f: &Fixture, ns: &str) -> BTreeMap<String, Entry> {
+    since(f, ns, 0).await.rows.into_iter().map(|row| (row.key, row.stored.entry)).collect()
+}
+
+async fn higher_stamp_wins_and_node_breaks_ties(f: &Fixture) {
+    assert_eq!(put(f, "n", "k", v(10, "a", "1")).await.outcome, MergeOutcome::Applied);
+    let lost = put(f, "n", "k", v(9, "z", "2")).await;
+    assert_eq!(lost.outcome, MergeOutcome::Stale);
+    assert_eq!(lost.winner.unwrap().entry, v(10, "a", "1"), "a lost write learns the winner");
+    assert_eq!(put(f, "n", "k", v(10, "b", "3")).await.outcome, MergeOutcome::Applied);
+    assert_eq!(put(f, "n", "k", v(10, "b", "3")).await.outcome, MergeOutcome::Duplicate);
+    assert_eq!(put(f, "n", "k", v(10, "", "seed")).await.outcome, MergeOutcome::Stale, "seed peers lose ties");
+    assert_eq!(state(f, "n").await["k"], v(10, "b", "3"));
+}
+
+async fn an_older_set_does_not_resurrect_a_removed_key(f: &Fixture) {
+    put(f, "n", "k", v(10, "a", "1")).await;
+    put(f, "n", "k", Entry::tombstone(Stamp::new(20, "a"))).await;
+    assert_eq!(put(f, "n", "k", v(15, "b", "old")).await.outcome, MergeOutcome::Stale);
+    assert_eq!(state(f, "n").await["k"], Entry::tombstone(Stamp::new(20, "a")));
+    assert_eq!(put(f, "n", "k", v(21, "b", "new")).await.outcome, MergeOutcome::Applied);
+}
+
+async fn clear_tombstones_older_writes_and_refuses_late_ones(f: &Fixture) {
+    put(f, "n", "old", v(10, "a", "1")).await;
+    put(f, "n", "new", v(30, "a", "2")).await;
+    put(f, "n", "gone", Entry::tombstone(Stamp::new(5, "a"))).await;
+    put(f, "n", "at-epoch", v(20, "c", "3")).await;
+    put(f, "n", "just-after", v(20, "d", "4")).await;
+    let before = since(f, "n", 0).await.cursor;
+    let epoch = Stamp::new(20, "c");
+    assert_eq!(clear(f, "n", 20, "c").await, MergeOutcome::Applied);
+
+    // A seed-only client at `before` learns of the clear as a tombstone, at the epoch's stamp.
+    let delta = since(f, "n", before).await;
+    let keys: Vec<_> = delta.rows.iter().map(|r| (r.key.as_str(), r.stored.entry.clone())).collect();
+    assert_eq!(
+        keys,
+        vec![("at-epoch", Entry::tombstone(epoch.clone())), ("old", Entry::tombstone(epoch.clone()))],
+        "exactly the values ordered at or before the epoch"
+    );
+    assert_eq!(delta.epoch, Some(epoch.clone()));
+
+    // Writes ordered at or before the epoch are refused, even for keys never seen.
+    let late = put(f, "n", "late", v(19, "z", "x")).await;
+    assert_eq!(late.outcome, MergeOutcome::Cleared);
+    assert_eq!(late.winner.unwrap().entry, Entry::tombstone(epoch.clone()));
+    assert_eq!(put(f, "n", "old", v(20, "c", "x")).await.outcome, MergeOutcome::Cleared);
+    assert_eq!(put(f, "n", "late2", v(20, "d", "y")).await.outcome, MergeOutcome::Applied);
+
+    let all = state(f, "n").await;
+    assert!(!all.contains_key("late"));
+    assert_eq!(all["new"], v(30, "a", "2"));
+    assert_eq!(all["just-after"], v(20, "d", "4"), "the node breaks the tie with the epoch too");
+    assert_eq!(all["gone"], Entry::tombstone(Stamp::new(5, "a")), "old tombstones are left alone");
+    // The epoch is not repeated to a client past it.
+    assert_eq!(since(f, "n", delta.cursor).await.epoch, None);
+}
+
+async fn clears_are_ordered_too(f: &Fixture) {
+    assert_eq!(clear(f, "n", 20, "a").await, MergeOutcome::Applied);
+    assert_eq!(clear(f, "n", 20, "a").await, MergeOutcome::Duplicate);
+    assert_eq!(clear(f, "n", 15, "z").await, MergeOutcome::Stale);
+    put(f, "n", "k", v(25, "a", "1")).await;
+    assert_eq!(clear(f, "n", 30, "a").await, MergeOutcome::Applied);
+    assert_eq!(state(f, "n").await["k"], Entry::tombstone(Stamp::new(30, "a")));
+    assert_eq!(put(f, "n", "k", v(29, "a", "1")).await.outcome, MergeOutcome::Cleared);
+}
+
+async fn delta_is_by_receipt_not_by_timestamp(f: &Fixture) {
+    put(f, "n", "a", v(NOW, "x", "1")).await;
+    let cursor = since(f, "n", 0).await.cursor;
+    assert!(cursor >= NOW, "cursors never fall below the wall clock");
+    // Accepted late, with a timestamp long before the client's cursor: still delivered.
+    put(f, "n", "b", v(1000, "old-offline-writer", "late")).await;
+    let delta = since(f, "n", cursor).await;
+    assert_eq!(delta.rows.len(), 1);
+    assert_eq!(delta.rows[0].key, "b");
+    // Nothing is repeated; a rewritten entry appears once, at its latest write.
+    assert!(since(f, "n", delta.cursor).await.rows.is_empty());
+    put(f, "n", "a", v(NOW + 1, "x", "2")).await;
+    put(f, "n", "a", v(NOW + 2, "x", "3")).await;
+    let again = since(f, "n", delta.cursor).await;
+    assert_eq!(again.rows.len(), 1);
+    assert_eq!(again.rows[0].stored.entry, v(NOW + 2, "x", "3"));
+    let everything = since(f, "n", 0).await;
+    assert_eq!(everything.rows.len(), 2, "one row per key: the by-sequence rows of replaced writes are gone");
+    let seqs: Vec<u64> = everything.rows.iter().map(|r| r.stored.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "rows come in sequence order");
+}
+
+async fn a_cursor_past_ours_means_full_resync(f: &Fixture) {
+    put(f, "n", "a", v(1, "x", "1")).await;
+    put(f, "n", "b", v(2, "x", "2")).await;
+    let cursor = since(f, "n", 0).await.cursor;
+    let delta = since(f, "n", cursor + 1_000_000).await;
+    assert_eq!(delta.since, 0);
+    assert_eq!(delta.rows.len(), 2);
+    assert_eq!(delta.cursor, cursor);
+}
+
+async fn own_writes_can_be_excluded(f: &Fixture) {
+    put(f, "n", "theirs", v(5, "b", "1")).await;
+    let report = f.store.apply("n", WriteOp::Changes(vec![("mine".into(), v(6, "a", "2"))]), NOW).await.unwrap();
+    let own: HashSet<u64> = report.changes.iter().filter_map(|c| c.seq).collect();
+    let query = DeltaQuery { last_sync: 0, exclude: own, max_rows: 100, max_bytes: 1 << 20 };
+    let delta = f.store.delta("n", query).await.unwrap();
+    let keys: Vec<_> = delta.rows.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["theirs"]);
+    assert_eq!(delta.cursor, report.cursor);
+}
+
+async fn deltas_page_without_repeats_or_gaps(f: &Fixture) {
+    for i in 0..25 {
+        put(f, "n", &format!("k{i:02}"), v(100 + i, "a", "\"xxxxxxxxxx\"")).await;
+    }
+    put(f, "n", "k03", v(500, "a", "\"again\"")).await;
+    let mut cursor = 0;
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let query = DeltaQuery { last_sync: cursor, exclude: HashSet::new(), max_rows: 4, max_bytes: 1 << 20 };
+        let page = f.store.delta("n", query).await.unwrap();
+        seen.extend(page.rows.iter().map(|r| r.key.clone()));
+        cursor = page.cursor;
+        pages += 1;
+        if !page.more {
+            break;
+        }
+        assert_eq!(page.rows.len(), 4);
+    }
+    assert_eq!(pages, 7);
+    let unique: HashSet<_> = seen.iter().cloned().collect();
+    assert_eq!(seen.len(), 25);
+    assert_eq!(unique.len(), 25);
+    assert_eq!(seen.last().map(String::as_str), Some("k03"), "the rewritten key comes at its new place");
+    // A byte budget also pages (one row always fits).
+    let query = DeltaQuery { last_sync: 0, exclude: HashSet::new(), max_rows: 100, max_bytes: 1 };
+    let page = f.store.delta("n", query).await.unwrap();
+    assert_eq!(page.rows.len(), 1);
+    assert!(page.more);
+}
+
+async fn namespaces_are_separate(f: &Fixture) {
+    put(f, "a", "k", v(10, "x", "\"a\"")).await;
+    put(f, "b", "k", v(5, "x", "\"b\"")).await;
+    clear(f, "b", 20, "x").await;
+    assert_eq!(state(f, "a").await["k"], v(10, "x", "\"a\""));
+    assert_eq!(state(f, "b").await["k"], Entry::tombstone(Stamp::new(20, "x")));
+    assert!(state(f, "c").await.is_empty());
+    // A namespace whose name is a prefix of another's sees only its own rows.
+    put(f, "ab", "z", v(1, "x", "1")).await;
+    assert_eq!(state(f, "a").await.len(), 1);
+}
+
+async fn gc_forgets_old_dead_entries_and_keeps_order(f: &Fixture) {
+    let t0 = NOW - 10 * DAY;
+    put(f, "n", "removed", Entry::tombstone(Stamp::new(t0, "a"))).await;
+    put(f, "n", "expired", Entry::value(Stamp::new(t0, "a"), 1000, "1")).await;
+    put(f, "n", "live", v(t0 - 100, "a", "2")).await;
+    put(f, "n", "fresh-remove", Entry::tombstone(Stamp::new(NOW - 1000, "a"))).await;
+    let report = f.store.gc(NOW, DAY).await.unwrap();
+    assert_eq!(report.removed, 2);
+    let all = state(f, "n").await;
+    assert_eq!(all.keys().map(String::as_str).collect::<Vec<_>>(), ["fresh-remove", "live"]);
+    // An old write of a forgotten key could resurrect it: refused, and told it is gone.
+    let stale = put(f, "n", "removed", v(t0 - 5, "b", "zombie")).await;
+    assert_eq!(stale.outcome, MergeOutcome::Stale);
+    assert!(stale.winner.unwrap().entry.value.is_none());
+    // A key with an entry is judged against it alone (even below the floor); new writes are fine.
+    assert_eq!(put(f, "n", "live", v(t0 - 50, "a", "3")).await.outcome, MergeOutcome::Applied);
+    assert_eq!(put(f, "n", "removed", v(NOW, "b", "back")).await.outcome, MergeOutcome::Applied);
+    assert_eq!(f.store.gc(NOW, DAY).await.unwrap().removed, 0);
+}
+
+/// Random histories of sets, removes and clears give the state the core's `Replica` reaches, and
+/// a seed-only client (which ignores the `clear` extension) syncing along reaches it too.
+async fn matches_the_core_replica_on_random_histories(f: &Fixture) {
+    let mut rng = Rng::new(7);
+    let mut model = Replica::new("model");
+    let mut seed_client = Replica::new("seed");
+    let mut cursor = 0;
+    let nodes = ["", "a", "b"];
+    for step in 0..300 {
+        let ts = 1 + rng.below(80);
+        let node = nodes[rng.below(3) as usize];
+        match rng.below(10) {
+            0 => {
+                let stamp = Stamp::new(ts, node);
+                model.merge_epoch(&stamp);
+                f.store.apply("n", WriteOp::Clear(stamp), NOW + step).await.unwrap();
+            }
+            roll => {
+                let batch: Vec<(String, Entry)> = (0..1 + rng.below(3))
+                    .map(|_| {
+                        let key = format!("k{}", rng.below(6));
+                        let entry = if roll < 3 {
+                            Entry::tombstone(Stamp::new(1 + rng.below(80), node))
+                        } else {
+                            Entry::value(Stamp::new(1 + rng.below(80), node), 0, format!("{}", rng.below(1000)))
+                        };
+                        (key, entry)
+                    })
+                    .collect();
+                for (key, entry) in &batch {
+                    model.merge(key, entry.clone());
+                }
+                f.store.apply("n", WriteOp::Changes(batch), NOW + step).await.unwrap();
+            }
+        }
+        if rng.below(4) == 0 {
+            let delta = since(f, "n", cursor).await;
+            for row in delta.rows {
+                seed_client.merge(&row.key, row.stored.entry);
+            }
+            cursor = delta.cursor;
+        }
+    }
+    let delta = since(f, "n", cursor).await;
+    for row in delta.rows {
+        seed_client.merge(&row.key, row.stored.entry);
+    }
+    let server = state(f, "n").await;
+    for k in 0..6 {
+        let key = format!("k{k}");
+        let expected = model.get(&key, 0).map(str::to_owned);
+        let stored = server.get(&key).and_then(|e| e.value.clone());
+        assert_eq!(stored, expected, "server, {key}");
+        assert_eq!(seed_client.get(&key, 0).map(str::to_owned), expected, "seed-only client, {key}");
+        if let (Some(e), Some(m)) = (server.get(&key), model.entry(&key)) {
+            assert_eq!(e, m, "same write held for {key}");
+        }
+    }
+}
+
+async fn concurrent_writers_end_in_the_merge_rules_state(f: &Fixture) {
+    let mut tasks = Vec::new();
+    for writer in 0..8u64 {
+        let store = f.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng::new(100 + writer);
+            let mut sent = Vec::new();
+            for i in 0..50 {
+                let key = format!("k{}", rng.below(10));
+                // Unique stamps per writer (its node), random order across writers.
+                let entry =
+                    Entry::value(Stamp::new(1 + rng.below(1000) * 64 + i, format!("w{writer}")), 0, format!("{i}"));
+                store.apply("n", WriteOp::Changes(vec![(key.clone(), entry.clone())]), NOW).await.unwrap();
+                sent.push((key, entry));
+            }
+            sent
+        }));
+    }
+    let mut expected: BTreeMap<String, Entry> = BTreeMap::new();
+    for task in tasks {
+        for (key, entry) in task.await.unwrap() {
+            if expected.get(&key).is_none_or(|e| e.stamp < entry.stamp) {
+                expected.insert(key, entry);
+            }
+        }
+    }
+    assert_eq!(state(f, "n").await, expected);
+    let seqs: Vec<u64> = since(f, "n", 0).await.rows.iter().map(|r| r.stored.seq).collect();
+    assert_eq!(seqs.iter().collect::<HashSet<_>>().len(), seqs.len(), "sequence numbers are unique");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_store_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let cursor = {
+        let f = Fixture { store: Arc::new(RedbStore::open(dir.path()).unwrap()), _dir: None };
+        put(&f, "n", "a", v(10, "x", r#"{"deep":[1,2,3]}"#)).await;
+        put(&f, "n", "b", Entry::value(Stamp::new(11, "x"), 5000, "\"ttl\"")).await;
+        put(&f, "n", "c", Entry::tombstone(Stamp::new(12, "x"))).await;
+        clear(&f, "n", 10, "y").await;
+        since(&f, "n", 0).await.cursor
+    };
+    let f = Fixture { store: Arc::new(RedbStore::open(dir.path()).unwrap()), _dir: None };
+    let all = state(&f, "n").await;
+    assert_eq!(all["a"], Entry::tombstone(Stamp::new(10, "y")));
+    assert_eq!(all["b"], Entry::value(Stamp::new(11, "x"), 5000, "\"ttl\""));
+    assert_eq!(all["c"], Entry::tombstone(Stamp::new(12, "x")));
+    assert_eq!(since(&f, "n", 0).await.cursor, cursor);
+    assert_eq!(since(&f, "n", 0).await.epoch, Some(Stamp::new(10, "y")));
+    assert_eq!(put(&f, "n", "z", v(9, "q", "1")).await.outcome, MergeOutcome::Cleared, "the epoch persisted");
+    let report = f.store.apply("n", WriteOp::Changes(vec![("d".into(), v(13, "x", "1"))]), 0).await.unwrap();
+    assert!(report.changes[0].seq.unwrap() > cursor, "the cursor persisted");
+}
+
+#[test]
+fn a_second_process_cannot_open_the_same_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = RedbStore::open(dir.path()).unwrap();
+    assert!(RedbStore::open(dir.path()).is_err());
+}
