@@ -141,7 +141,7 @@ export class SyncDriver {
           }
           if (this.#disposed) return;
           const [keys, errors] =
-            path === '/sync' ? this.#core.syncApplied(answer.cursor, answer.updates, answer.clear) : this.#core.syncAcked();
+            path === '/sync' ? this.#core.syncApplied(answer.cursor, answer.updates, answer.clear, answer.more) : this.#core.syncAcked();
           this.#hooks.applied(keys);
           for (const e of errors) this.#hooks.error(e);
         }
@@ -221,5 +221,5 @@ function readSyncAnswer(data) {
     updates.push(u.key, value, typeof u.ttl === 'number' ? u.ttl : 0, u.timestamp, u.node ?? null, deleted);
   }
   const clear = data.clear && typeof data.clear === 'object' ? [data.clear.timestamp, data.clear.node ?? null] : undefined;
-  return { cursor, updates, clear };
+  return { cursor, updates, clear, more: data.more === true };
 }

@@ -76,14 +76,15 @@ impl CacheCore {
     /// The backend acknowledged the request (`/clear`, `/set`, `/remove`) without updates.
     #[wasm_bindgen(js_name = syncAcked)]
     pub fn sync_acked(&self) -> Result<Array, JsValue> {
-        self.sync_applied(f64::NAN, Array::new(), None)
+        self.sync_applied(f64::NAN, Array::new(), None, false)
     }
 
     /// The backend answered `/sync`: `cursor` is its `timestamp`; `updates` is a flat array of
     /// `[key, valueJson | null, ttlSeconds, timestamp, node | null, deleted]` sextuples;
-    /// `clear` an optional `[timestamp, node]` (extension). Returns `[changedKeys, errors]`.
+    /// `clear` an optional `[timestamp, node]` and `more` whether the backend paged its answer
+    /// (extensions). Returns `[changedKeys, errors]`.
     #[wasm_bindgen(js_name = syncApplied)]
-    pub fn sync_applied(&self, cursor: f64, updates: Array, clear: Option<Array>) -> Result<Array, JsValue> {
+    pub fn sync_applied(&self, cursor: f64, updates: Array, clear: Option<Array>, more: bool) -> Result<Array, JsValue> {
         let inner = std::rc::Rc::downgrade(&self.inner);
         self.with(|s| {
             let now = now_ms();
@@ -117,6 +118,9 @@ impl CacheCore {
             }
             if let Some(engine) = s.sync.as_mut() {
                 engine.succeeded(now);
+                if more {
+                    engine.more_to_fetch();
+                }
             }
             errors.extend(flush_inner(s).iter());
             rearm(s, &inner);

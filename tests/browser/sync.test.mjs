@@ -28,7 +28,8 @@ async function seedBackend() {
 
 async function referenceServer() {
   const dir = mkdtempSync(join(tmpdir(), 'mfe-cache-test-'));
-  const child = spawn(SERVER_BIN, ['--listen', '127.0.0.1:0', '--data', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Small pages, so that paging (`more: true`) is exercised by every test.
+  const child = spawn(SERVER_BIN, ['--listen', '127.0.0.1:0', '--data', dir, '--max-updates', '40'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const origin = await new Promise((resolve, reject) => {
     let out = '';
     const onData = (chunk) => {
@@ -49,8 +50,17 @@ async function referenceServer() {
     name: 'mfe-cache-server',
     handle: (req, res, path) => (path.startsWith('/api/cache/') ? proxy(req, res, origin) : false),
     values: async () => {
-      const { updates } = await call('/api/cache/sync', { lastSync: 0, changes: [] });
-      return Object.fromEntries(updates.filter((u) => !u.deleted).map((u) => [u.key, u.value]));
+      const values = {};
+      for (let lastSync = 0, more = true; more; ) {
+        const answer = await call('/api/cache/sync', { lastSync, changes: [] });
+        for (const u of answer.updates) {
+          if (u.deleted) delete values[u.key];
+          else values[u.key] = u.value;
+        }
+        lastSync = answer.timestamp;
+        more = answer.more === true;
+      }
+      return values;
     },
     put: async (change) => call('/api/cache/set', change),
     stop: async () => {
@@ -207,6 +217,15 @@ for (const [name, makeBackend] of BACKENDS) {
       await a.evaluate(() => c.set('from-a', 'hello'));
       await until(b, () => c.get('from-a') === 'hello');
       await eventually(async () => (await env.backend.values())['from-a'] === 'hello', 'from-a on the backend');
+      await ctx.close();
+    });
+
+    test('a backlog on the backend arrives at once, page after page', async () => {
+      const now = Date.now();
+      for (let i = 0; i < 150; i++) await env.backend.put({ key: 'backlog' + i, value: i, ttl: 0, timestamp: now + i, node: 'other-client' });
+      const ctx = await env.browser.newContext();
+      const tab = await syncedTab(env, ctx); // syncInterval 60 s: only paging explains a prompt arrival
+      await until(tab, () => Array.from({ length: 150 }, (_, i) => c.get('backlog' + i)).every((v, i) => v === i), undefined, 5000);
       await ctx.close();
     });
 

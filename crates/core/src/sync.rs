@@ -46,6 +46,8 @@ pub struct SyncEngine {
     retry_at: Option<u64>,
     next_poll_at: u64,
     leader: bool,
+    /// The backend paged its answer: the next page is due at once.
+    more: bool,
     last_error: Option<CacheError>,
     last_synced_at: Option<u64>,
 }
@@ -62,6 +64,7 @@ impl SyncEngine {
             retry_at: None,
             next_poll_at: now_ms,
             leader: false,
+            more: false,
             last_error: None,
             last_synced_at: None,
         }
@@ -72,7 +75,7 @@ impl SyncEngine {
         if self.in_flight || !self.browser_online || self.retry_at.is_some_and(|at| now_ms < at) {
             return false;
         }
-        pending || (self.leader && now_ms >= self.next_poll_at)
+        pending || self.more || (self.leader && now_ms >= self.next_poll_at)
     }
 
     /// When to ask [`SyncEngine::due`] again (`None`: only after a local change or an event).
@@ -80,7 +83,7 @@ impl SyncEngine {
         if self.in_flight || !self.browser_online {
             return None;
         }
-        let poll = self.leader.then_some(self.next_poll_at);
+        let poll = if self.more { Some(0) } else { self.leader.then_some(self.next_poll_at) };
         match (self.retry_at, pending) {
             (Some(at), true) => Some(at),
             (Some(at), false) => poll.map(|p| p.max(at)),
@@ -92,6 +95,12 @@ impl SyncEngine {
     /// A request started.
     pub fn begin(&mut self) {
         self.in_flight = true;
+        self.more = false;
+    }
+
+    /// The backend's answer was one page of more (`more: true`): fetch the next at once.
+    pub fn more_to_fetch(&mut self) {
+        self.more = true;
     }
 
     /// The request succeeded: the backend is reachable, retries reset, the next poll is an
@@ -237,6 +246,19 @@ mod tests {
         e.set_online(true);
         assert!(e.due(1, true));
         assert!(e.state().online);
+    }
+
+    #[test]
+    fn a_paged_answer_fetches_the_next_page_at_once_even_for_a_follower() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        e.begin();
+        e.succeeded(10);
+        e.more_to_fetch();
+        assert!(e.due(10, false));
+        assert_eq!(e.next_wake(false), Some(0));
+        e.begin();
+        e.succeeded(20);
+        assert!(!e.due(20, false), "the last page ends it");
     }
 
     #[test]
