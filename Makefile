@@ -9,14 +9,14 @@ pkg:
 test:
 	scripts/test.sh
 
-## The benchmark, in headless Chromium, with its baselines side by side.
+## The benchmark (headless Chromium; mfe-cache-server under wrk), with its baselines side by side.
 bench: pkg
-	scripts/ensure-tools.sh browser
+	scripts/ensure-tools.sh browser npm wrk
 	node bench/run.mjs
 
-## Build the package and serve the demo page.
-demo: pkg
-	node scripts/demo-server.mjs
+## The demo: mfe-cache-server on its embedded store, serving www-demo.
+demo:
+	scripts/demo.sh
 
 clean:
 	rm -rf pkg target node_modules

@@ -2,7 +2,8 @@
 # Installs what the build and tests need and is missing; skips what is present. Usage:
 #   scripts/ensure-tools.sh wasm      rust wasm target + wasm-bindgen CLI at the pinned version
 #   scripts/ensure-tools.sh browser   Debian's chromium + chromium-driver
-#   scripts/ensure-tools.sh npm       the dev npm packages (playwright-core, esbuild, binaryen)
+#   scripts/ensure-tools.sh npm       the dev npm packages (playwright-core, esbuild, binaryen, express)
+#   scripts/ensure-tools.sh wrk       Debian's wrk (the HTTP load generator of the server benchmark)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +42,13 @@ ensure_browser() {
   fi
 }
 
+ensure_wrk() {
+  if ! command -v wrk >/dev/null; then
+    log "installing wrk"
+    apt_install wrk
+  fi
+}
+
 ensure_npm() {
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     log "installing npm dev packages"
@@ -53,6 +61,7 @@ for what in "$@"; do
     wasm) ensure_wasm ;;
     browser) ensure_browser ;;
     npm) ensure_npm ;;
+    wrk) ensure_wrk ;;
     *) echo "unknown: $what" >&2; exit 2 ;;
   esac
 done

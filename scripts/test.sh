@@ -12,6 +12,7 @@ cargo test --workspace
 step "wasm client in headless Chromium (wasm-bindgen-test)"
 CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver} cargo test --target wasm32-unknown-unknown -p mfe-shared-cache
 
-step "npm package (pkg/) in headless Chromium (Playwright)"
+step "npm package (pkg/) in headless Chromium (Playwright), against mfe-cache-server too"
 scripts/build-pkg.sh
+cargo build -p mfe-cache-server
 node --test --test-concurrency=1 tests/browser/
