@@ -109,6 +109,23 @@ function misbehave(mode, req, res) {
       return true;
     case 'hang':
       return true;
+    case 'hostile-updates': {
+      // Well-shaped, but with updates no cache may take; one good update among them.
+      const now = Date.now();
+      const updates = [
+        { key: 'hostile-good', value: 'ok', ttl: 0, timestamp: now, deleted: false },
+        { key: '', value: 1, ttl: 0, timestamp: now, deleted: false },
+        { key: 'a\u0000b', value: 1, ttl: 0, timestamp: now, deleted: false },
+        { key: 'future', value: 1, ttl: 0, timestamp: now + 7 * 24 * 3600 * 1000, deleted: false },
+        { key: 'neg-ttl', value: 1, ttl: -5, timestamp: now, deleted: false },
+        { key: 'float-ts', value: 1, ttl: 0, timestamp: 1.5, deleted: false },
+        { key: 'no-value', ttl: 0, timestamp: now, deleted: false },
+        { key: 'bad-node', value: 1, ttl: 0, timestamp: now, deleted: false, node: 'has space' },
+        { key: 7, value: 1, ttl: 0, timestamp: now, deleted: false },
+      ];
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ updates, timestamp: now }));
+      return true;
+    }
     default:
       return false;
   }
@@ -289,6 +306,42 @@ for (const [name, makeBackend] of BACKENDS) {
         await ctx.close();
       });
     }
+
+    test('hostile updates in a well-formed answer are refused one by one; the good one is applied', async () => {
+      const ctx = await env.browser.newContext();
+      env.state.mode = 'hostile-updates';
+      const tab = await syncedTab(env, ctx, { syncInterval: 200 });
+      await until(tab, () => c.get('hostile-good') === 'ok', undefined, 5000);
+      await eventually(() => tab.evaluate(() => errors.filter((t) => t === 'PROTOCOL').length >= 8), '8 PROTOCOL errors');
+      const r = await tab.evaluate(() => ({
+        refused: ['future', 'neg-ttl', 'float-ts', 'no-value', 'bad-node'].map((k) => c.get(k)),
+        time: Date.now() < 4e12, // the far-future stamp did not move the clock
+        stillWorks: (c.set('after-hostile', 1), c.get('after-hostile')),
+      }));
+      assert.deepEqual(r, { refused: [null, null, null, null, null], time: true, stillWorks: 1 });
+      await ctx.close();
+    });
+
+    test('a remove and a clear reach another device through the backend', async () => {
+      const deviceA = await env.browser.newContext();
+      const deviceB = await env.browser.newContext(); // its own storage: only the backend connects them
+      const a = await syncedTab(env, deviceA, { prefix: 'dev_', syncInterval: 200 });
+      const b = await syncedTab(env, deviceB, { prefix: 'dev_', syncInterval: 200 });
+      await a.evaluate(() => Promise.all([c.set('x', 1), c.set('y', 2), c.set('z', 3)]));
+      await until(b, () => c.get('x') === 1 && c.get('y') === 2 && c.get('z') === 3, undefined, 8000);
+      await a.evaluate(() => c.remove('x'));
+      await until(b, () => c.get('x') === null, undefined, 8000);
+      await a.evaluate(() => c.clear());
+      await until(b, () => c.get('y') === null && c.get('z') === null, undefined, 8000);
+      await b.evaluate(() => c.set('after-clear', true));
+      await until(a, () => c.get('after-clear') === true, undefined, 8000);
+      await eventually(async () => {
+        const v = await env.backend.values();
+        return v.y === undefined && v.z === undefined && v['after-clear'] === true;
+      }, 'the backend to hold the cleared state');
+      await deviceA.close();
+      await deviceB.close();
+    });
 
     test('a tab whose clock is 10 minutes slow writes after seeing a backend value, and its write wins on the backend', async () => {
       const ctx = await env.browser.newContext();
