@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// Browser benchmark of mfe-shared-cache: `node bench/run.mjs`.
+// Benchmark of mfe-shared-cache: `node bench/run.mjs` (or `make bench`).
 //
 // Starts the test harness's static server (127.0.0.1, random port), launches headless Chromium,
 // runs every section in one run and prints one table: metric, mfe-shared-cache, a baseline
 // measured in the same run under the same conditions, the ratio, the goal. Informational only:
 // no timing is asserted; the exit code is non-zero only when a section crashed.
+// The backend sections (bench/backend.mjs) build mfe-cache-server in release mode and drive it
+// from the page (offline flush) and with wrk (server throughput, vs bench/express-seed.mjs).
+// BENCH_SECTIONS=offline,server (names or name prefixes, comma-separated) runs only those.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -12,6 +15,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { launch, openTab, startServer, ROOT } from '../tests/browser/harness.mjs';
+import { benchOfflineFlush, benchServerThroughput } from './backend.mjs';
 
 const PAGE = '/bench/bench.html';
 const started = performance.now();
@@ -53,7 +57,10 @@ function printTable() {
   for (const r of rows) console.log(line(r));
 }
 
+const only = (process.env.BENCH_SECTIONS ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+
 async function section(name, fn) {
+  if (only.length && !only.some((x) => name.startsWith(x))) return;
   const t0 = performance.now();
   process.stderr.write(`[bench] ${name}…\n`);
   try {
@@ -273,6 +280,9 @@ function benchSize() {
   notes.push(`size: JS sources before minifying ${bytes(jsRawSrc)} B (index.js + core.js + memory-storage.js); gzip level 9; 1 KB = 1024 B`);
 }
 
+// The backend parts (bench/backend.mjs) add their rows and notes through this.
+const report = { row, note: (text) => notes.push(text) };
+
 // ---- main ---------------------------------------------------------------------------------
 async function main() {
   if (!existsSync(join(ROOT, 'pkg/index.js')) || !existsSync(join(ROOT, 'pkg/core_bg.wasm'))) {
@@ -287,7 +297,7 @@ async function main() {
       const page = await tab(context, server.url + PAGE);
       return page.evaluate(() => ({ ua: navigator.userAgent, ...window.bench.timerResolution() }));
     });
-    console.log(`mfe-shared-cache browser benchmark — ${new Date().toISOString()}`);
+    console.log(`mfe-shared-cache benchmark (browser, backend sync, server) — ${new Date().toISOString()}`);
     console.log(`Chromium ${browser.version()} (headless, ${process.env.CHROMIUM ?? '/usr/bin/chromium'}); Node ${process.version}; ${cpus().length} CPU(s) ${cpus()[0]?.model ?? ''}`.trim());
     const wasmPath = join(ROOT, 'pkg/core_bg.wasm');
     const sha = createHash('sha256').update(readFileSync(wasmPath)).digest('hex').slice(0, 12);
@@ -301,10 +311,13 @@ async function main() {
     await section('propagation', () => benchPropagation(browser, server.url));
     await section('cold start', () => benchColdStart(browser, server.url));
     await section('size', () => benchSize());
+    await section('offline flush', () => benchOfflineFlush(browser, report));
   } finally {
     await browser.close().catch(() => {});
     await server.close();
   }
+  // Without the browser: wrk, the servers and node share the machine's cores.
+  await section('server throughput', () => benchServerThroughput(report));
 
   printTable();
   console.log('');

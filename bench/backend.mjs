@@ -1,0 +1,533 @@
+// The backend parts of `node bench/run.mjs` (DESIGN §4 protocol):
+//   - offline flush: a browser page writes 10,000 times over 1,000 keys while offline, comes back
+//     online, and we count the requests it makes and time until its outbox is drained, against
+//     mfe-cache-server behind the front server (as tests/browser/sync.test.mjs sets it up);
+//     baseline: the naive client path, one awaited POST /api/cache/set per write;
+//   - server throughput: wrk at 64 connections against mfe-cache-server (release build, its
+//     default embedded store in a temp dir) and a minimal Express server of the seed protocol
+//     (bench/express-seed.mjs), /sync and /set, side by side.
+// Each section adds rows to run.mjs's table through `report.row(...)` and notes through
+// `report.note(...)`. Loopback only.
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { request } from 'node:http';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, openTab, startServer } from '../tests/browser/harness.mjs';
+
+export const SERVER_BIN = join(ROOT, 'target/release/mfe-cache-server');
+const PAGE = '/bench/bench.html';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
+const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const spread = (xs, digits) => `[${fmt(Math.min(...xs), digits)}…${fmt(Math.max(...xs), digits)}]`;
+
+// ---- servers ----------------------------------------------------------------------------------
+
+/** `cargo build --release -p mfe-cache-server` (a no-op when up to date); output to stderr. */
+export function buildReleaseServer() {
+  const t0 = performance.now();
+  const out = spawnSync('cargo', ['build', '--release', '-p', 'mfe-cache-server'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (out.status !== 0) throw new Error(`cargo build --release -p mfe-cache-server failed (${out.status ?? out.signal})`);
+  if (!existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} missing after the build`);
+  return (performance.now() - t0) / 1000;
+}
+
+// Spawns a server that prints `listening on http://…` on stdout; stderr goes to `logFile`.
+async function spawnListening(cmd, args, { env, logFile, what }) {
+  const log = openSync(logFile, 'w');
+  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', log] });
+  closeSync(log);
+  const origin = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${what} did not start within 15 s: ${out}${tail(logFile)}`)), 15000);
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const m = out.match(/listening on (http:\/\/[0-9.:]+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (${code ?? signal}) before listening: ${out}${tail(logFile)}`));
+    });
+  });
+  child.stdout.resume();
+  let exited = null;
+  child.once('exit', (code, signal) => (exited = { code, signal }));
+  return {
+    origin,
+    pid: child.pid,
+    exited: () => exited,
+    /** CPU seconds (user + system) the process has used so far (Linux /proc). */
+    cpuSeconds: () => {
+      try {
+        const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+        const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+        return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+      } catch {
+        return NaN;
+      }
+    },
+    stop: async () => {
+      if (exited) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await gone;
+      clearTimeout(t);
+    },
+  };
+}
+
+function tail(file) {
+  try {
+    const text = readFileSync(file, 'utf8');
+    return text ? `\n--- log tail ---\n${text.slice(-1500)}` : '';
+  } catch {
+    return '';
+  }
+}
+
+/** mfe-cache-server (release) on its default embedded store in a fresh temp dir. */
+export async function startCacheServer({ env = {} } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'mfe-cache-bench-'));
+  const logFile = join(dir, 'server.log');
+  const proc = await spawnListening(SERVER_BIN, ['--listen', '127.0.0.1:0', '--data', join(dir, 'data')], { env, logFile, what: 'mfe-cache-server' });
+  return {
+    ...proc,
+    dir,
+    logFile,
+    stop: async () => {
+      await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** bench/express-seed.mjs in its own node process. */
+export async function startExpressSeed() {
+  const dir = mkdtempSync(join(tmpdir(), 'mfe-express-bench-'));
+  const logFile = join(dir, 'express.log');
+  const proc = await spawnListening(process.execPath, [join(ROOT, 'bench/express-seed.mjs'), '--listen', '127.0.0.1:0'], { logFile, what: 'express-seed' });
+  return {
+    ...proc,
+    logFile,
+    stop: async () => {
+      await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// The front server's api hook forwards /api/cache/* to the backend (as sync.test.mjs does).
+function proxy(req, res, origin) {
+  return new Promise((resolve) => {
+    const upstream = request(new URL(req.url, origin), { method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode, up.headers);
+      up.pipe(res);
+      up.on('end', () => resolve(true));
+    });
+    upstream.on('error', () => {
+      req.socket.destroy();
+      resolve(true);
+    });
+    req.pipe(upstream);
+  });
+}
+
+async function post(origin, path, body) {
+  const res = await fetch(origin + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (!res.ok) throw new Error(`${path} answered HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
+  return res.json();
+}
+
+// ---- 1. offline flush -----------------------------------------------------------------------
+
+// Counts every request the page makes to the API: path, number of changes in the body, start and
+// end (page clock), status or error. Also stamps the page's `online` event.
+function instrumentPage() {
+  window.apiCalls = [];
+  window.onlineAt = null;
+  addEventListener('online', () => (window.onlineAt = performance.now()));
+  const realFetch = window.fetch.bind(window);
+  window.fetch = async (input, init) => {
+    const url = String(input?.url ?? input);
+    if (!url.includes('/api/cache/')) return realFetch(input, init);
+    const call = { path: new URL(url, location.href).pathname, start: performance.now(), end: null, status: null, error: null, changes: null, bytes: 0 };
+    if (typeof init?.body === 'string') {
+      call.bytes = init.body.length;
+      try {
+        const body = JSON.parse(init.body);
+        call.changes = Array.isArray(body?.changes) ? body.changes.length : 1;
+      } catch {
+        // not JSON: leave changes unknown
+      }
+    }
+    window.apiCalls.push(call);
+    try {
+      const res = await realFetch(input, init);
+      call.status = res.status;
+      call.end = performance.now();
+      return res;
+    } catch (e) {
+      call.end = performance.now();
+      call.error = String(e?.message ?? e);
+      throw e;
+    }
+  };
+}
+
+const KEYS = 1000;
+const PER_KEY = 10;
+const WRITES = KEYS * PER_KEY;
+const NAIVE_SEQ = 1000;
+
+async function offlineRound(browser, frontUrl, backend, gen, { naive: withNaive }) {
+  const context = await browser.newContext();
+  try {
+    await context.addInitScript(instrumentPage);
+    const page = await openTab(context, frontUrl + PAGE, { allowConsoleErrors: true });
+    // The synced cache, and its first sync (it downloads what earlier rounds left on the backend).
+    await page.evaluate(() => {
+      window.c = new pkg.BackendSyncedCacheService({ prefix: 'offline_', backendUrl: '/api/cache', syncInterval: 60000 });
+      window.cacheErrors = [];
+      window.drainedAt = null;
+      c.on('error', (e) => cacheErrors.push(`${e.type}: ${e.message}`));
+      c.on('sync', (s) => {
+        if (window.onlineAt !== null && window.drainedAt === null && s.pending === 0) window.drainedAt = performance.now();
+      });
+    });
+    await page.waitForFunction(() => apiCalls.length > 0 && apiCalls.every((x) => x.end !== null) && c.syncStatus.pending === 0 && !c.syncStatus.syncing, null, { polling: 10, timeout: 15000 });
+
+    await context.setOffline(true);
+    await page.waitForFunction(() => c.syncStatus.online === false, null, { polling: 5, timeout: 5000 });
+    const offline = await page.evaluate(
+      async ([keys, perKey, gen]) => {
+        const before = apiCalls.length;
+        const t0 = performance.now();
+        const writes = [];
+        for (let r = 0; r < perKey; r++) for (let i = 0; i < keys; i++) writes.push(c.set(`off${i}`, { i, r, gen, name: `user-${i}`, roles: ['reader', 'editor'] }));
+        await Promise.all(writes);
+        const ms = performance.now() - t0;
+        return { before, ms, pending: c.syncStatus.pending, callsWhileWriting: apiCalls.length - before };
+      },
+      [KEYS, PER_KEY, gen],
+    );
+    await sleep(200); // nothing should go out while offline
+    const pendingOffline = await page.evaluate(() => c.syncStatus.pending);
+
+    // Back online: time until the outbox is empty (every change acknowledged by the server,
+    // which acknowledges only what it has committed), then check the backend holds every value.
+    const t0 = performance.now();
+    await context.setOffline(false);
+    await page.waitForFunction(() => window.drainedAt !== null && c.syncStatus.pending === 0 && apiCalls.every((x) => x.end !== null), null, { polling: 5, timeout: 30000 });
+    const wallMs = performance.now() - t0;
+    const updates = (await post(backend.origin, '/api/cache/sync', { lastSync: 0, changes: [] })).updates;
+    const onServer = new Map(updates.filter((u) => !u.deleted).map((u) => [u.key, u.value]));
+    let wrong = 0;
+    for (let i = 0; i < KEYS; i++) {
+      const v = onServer.get(`off${i}`);
+      if (v?.i !== i || v?.r !== PER_KEY - 1 || v?.gen !== gen) wrong++;
+    }
+    const flush = await page.evaluate((before) => {
+      const calls = apiCalls.slice(before);
+      return {
+        drainMs: window.drainedAt - window.onlineAt,
+        calls: calls.map(({ path, changes, bytes, status, error, start, end }) => ({ path, changes, bytes, status, error, start: start - window.onlineAt, end: end - window.onlineAt })),
+        errors: cacheErrors.slice(),
+      };
+    }, offline.before);
+
+    // The naive client path on the same page, backend and proxy: one awaited POST /set per write.
+    const naive = !withNaive ? null : await page.evaluate(
+      async ([n, gen]) => {
+        const t0 = performance.now();
+        let bad = 0;
+        for (let i = 0; i < n; i++) {
+          const body = JSON.stringify({ key: `naive${i}`, value: { i, r: 0, gen, name: `user-${i}`, roles: ['reader', 'editor'] }, ttl: 3600, timestamp: Date.now() });
+          const res = await fetch('/api/cache/set', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+          await res.text();
+          if (!res.ok) bad++;
+        }
+        return { ms: performance.now() - t0, bad };
+      },
+      [NAIVE_SEQ, gen],
+    );
+    return { offline, pendingOffline, wallMs, wrong, ...flush, naive, problems: page.problems };
+  } finally {
+    await context.close();
+  }
+}
+
+export async function benchOfflineFlush(browser, report) {
+  buildReleaseServer();
+  const backend = await startCacheServer();
+  const front = await startServer({ api: async (req, res, path) => (path.startsWith('/api/cache/') ? proxy(req, res, backend.origin) : false) });
+  const ROUNDS = 3;
+  const rounds = [];
+  try {
+    // The naive baseline (~10 s) runs in the last round only.
+    for (let gen = 1; gen <= ROUNDS; gen++) rounds.push(await offlineRound(browser, front.url, backend, gen, { naive: gen === ROUNDS }));
+  } finally {
+    await front.close();
+    await backend.stop();
+  }
+  const reqs = rounds.map((r) => r.calls.length);
+  const drain = rounds.map((r) => r.drainMs);
+  const last = rounds[rounds.length - 1];
+  const naivePerWrite = last.naive.ms / NAIVE_SEQ;
+  const naive10k = naivePerWrite * WRITES;
+  const maxReqs = Math.max(...reqs);
+  const wireChanges = last.calls.reduce((n, c) => n + (c.changes ?? 0), 0);
+  const failed = rounds.map((r) => r.calls.filter((c) => c.error !== null || !(c.status >= 200 && c.status < 300)).length);
+  const wrong = rounds.reduce((n, r) => n + r.wrong, 0);
+  const perReq = WRITES / maxReqs;
+
+  report.row(
+    `offline flush: requests for ${int(WRITES)} writes / ${int(KEYS)} keys`,
+    `${reqs.join(', ')} requests = ${int(perReq)} writes/request`,
+    `naive: ${int(WRITES)} POST /set = 1 write/request`,
+    `${fmt(maxReqs / WRITES, 4)}× (${int(WRITES / maxReqs)}× fewer)`,
+    '≤ 1 request / 500 writes (≤ 20)',
+    maxReqs <= WRITES / 500 ? 'yes' : 'NO',
+  );
+  report.row(
+    `offline flush: drain time after going online (ms)`,
+    `${fmt(median(drain), 1)} ms ${spread(drain, 0)}`,
+    `naive, 1 awaited POST /set per write: ${int(naive10k)} ms per 10k writes (EXTRAPOLATED: ${int(last.naive.ms)} ms for ${int(NAIVE_SEQ)} ×${WRITES / NAIVE_SEQ})`,
+    `${fmt(median(drain) / naive10k, 4)}× (${int(naive10k / median(drain))}× faster)`,
+    '—',
+    wrong ? `${wrong} keys WRONG on the backend` : '',
+  );
+  const lastCalls = last.calls.map((c) => `${c.path.replace('/api/cache', '')} with ${c.changes ?? '?'} changes (${int(c.bytes)} B) +${fmt(c.start, 0)}→+${fmt(c.end, 0)} ms`).join(', ');
+  report.note(
+    `offline flush: ${ROUNDS} rounds, each a fresh browser context whose cache (syncInterval 60 s) first syncs, then goes offline (context.setOffline) and writes ` +
+      `${int(WRITES)} times (${PER_KEY} rounds over ${int(KEYS)} keys, un-awaited; took median ${fmt(median(rounds.map((r) => r.offline.ms)), 0)} ms; ` +
+      `outbox after the writes: ${rounds.map((r) => r.offline.pending).join(', ')} pending (${rounds.map((r) => r.pendingOffline).join(', ')} still after 200 ms more offline), ` +
+      `requests while writing offline: ${rounds.map((r) => r.offline.callsWhileWriting).join(', ')}); ` +
+      `drain = page's 'online' event → first 'sync' event with pending 0 (node-side, setOffline(false) → observed: median ${fmt(median(rounds.map((r) => r.wallMs)), 0)} ms); ` +
+      `then the backend was read back: ${wrong === 0 ? `all ${int(KEYS)} keys held their final value in every round` : `${wrong} key-rounds held a WRONG value`}; ` +
+      `failed requests: ${failed.join(', ')}; changes on the wire in the last round: ${int(wireChanges)} (the outbox keeps the latest write per key); ` +
+      `last round's requests, page clock from the 'online' event to the answer's headers: ${lastCalls}, drained at +${fmt(last.drainMs, 0)} ms`,
+  );
+  report.note(
+    `offline flush: backend = mfe-cache-server (release, --data in a temp dir) behind the front server's proxy (node http), same origin as the page; ` +
+      `baseline (last round only) = ${NAIVE_SEQ} sequential awaited fetch POST /api/cache/set from the same page through the same proxy to the same server ` +
+      `(${fmt(naivePerWrite, 2)} ms/write, each one a durable commit on the server), ×${WRITES / NAIVE_SEQ} for 10k writes` +
+      (last.naive.bad ? `; naive non-2xx answers: ${last.naive.bad}` : ''),
+  );
+  const errors = rounds.flatMap((r) => r.errors);
+  if (errors.length) report.note(`offline flush: cache 'error' events: ${[...new Set(errors)].slice(0, 5).join(' | ')} (${errors.length} in all)`);
+  const problems = rounds.flatMap((r) => r.problems ?? []);
+  if (problems.length) report.note(`offline flush: page problems: ${[...new Set(problems)].slice(0, 5).join(' | ')}`);
+}
+
+// ---- 2. server throughput -------------------------------------------------------------------
+
+const WRK_SCRIPT = join(ROOT, 'bench/wrk/cache.lua');
+const CONNECTIONS = 64;
+const DURATION_S = 8;
+const WARMUP_S = 2;
+const DIAG_S = 4;
+const KEYSPACE = 10000;
+
+function ensureWrk() {
+  if (spawnSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' }).status === 0) return;
+  const out = spawnSync(join(ROOT, 'scripts/ensure-tools.sh'), ['wrk'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (out.status !== 0) throw new Error('scripts/ensure-tools.sh wrk failed');
+}
+
+async function runWrk(server, mode, seconds) {
+  // A fresh cursor, so that no request starts from lastSync 0 (a full dump of the store).
+  let answer = await post(server.origin, '/api/cache/sync', { lastSync: 0, changes: [] });
+  while (answer.more) answer = await post(server.origin, '/api/cache/sync', { lastSync: answer.cursor, changes: [] });
+  const cursor = answer.cursor ?? answer.timestamp;
+  return new Promise((resolve, reject) => {
+    const path = mode === 'set' ? 'set' : 'sync';
+    const args = ['-t2', `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-s', WRK_SCRIPT, `${server.origin}/api/cache/${path}`, '--', mode, String(KEYSPACE), String(cursor)];
+    const cpu0 = server.cpuSeconds();
+    // Through sh, which prints wrk's CPU time (its children's utime + stime) after it exits.
+    const wrapper = 'wrk "$@"; s=$?; echo "WRKCPU $(cut -d" " -f16,17 /proc/$$/stat)"; exit $s';
+    const child = spawn('sh', ['-c', wrapper, 'sh', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (err += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 20) * 1000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      const m = out.match(/^WRKJSON (.*)$/m);
+      if (code !== 0 || !m) {
+        reject(new Error(`wrk ${args.join(' ')} exited ${code}: ${out.slice(-1500)} ${err.slice(-500)}`));
+        return;
+      }
+      const r = JSON.parse(m[1]);
+      r.rps = r.requests / (r.duration_us / 1e6);
+      r.cpu = server.cpuSeconds() - cpu0;
+      const w = out.match(/^WRKCPU (\d+) (\d+)/m);
+      r.wrkCpu = w ? (Number(w[1]) + Number(w[2])) / 100 : NaN;
+      r.firstBad = out.match(/^WRKBAD (.*)$/m)?.[1] ?? null;
+      r.socketErrors = r.connect + r.read + r.write + r.timeout;
+      r.stderr = err.trim();
+      resolve(r);
+    });
+  });
+}
+
+// Status codes and warnings/errors in mfe-cache-server's log (one `done status=…` line per request).
+function scanServerLog(file) {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return { statuses: {}, problems: [], bytes: 0 };
+  }
+  const statuses = {};
+  text = text.replace(/\x1b\[[0-9;]*m/g, ''); // tracing colours its output even into a file
+  for (const m of text.matchAll(/status=(\d{3})/g)) statuses[m[1]] = (statuses[m[1]] ?? 0) + 1;
+  const problems = text.split('\n').filter((l) => /\b(WARN|ERROR)\b|panick/.test(l));
+  return { statuses, problems, bytes: statSync(file).size };
+}
+
+export async function benchServerThroughput(report) {
+  ensureWrk();
+  buildReleaseServer();
+  const startLoad = loadavg()[0];
+  const results = {};
+  const logs = {};
+  const ours = await startCacheServer();
+  let express;
+  let memory;
+  try {
+    express = await startExpressSeed();
+    const servers = [
+      ['ours', ours],
+      ['express', express],
+    ];
+    const died = (name, s, mode) => s.exited() && new Error(`${name} died during the ${mode} run: ${JSON.stringify(s.exited())}${tail(s.logFile)}`);
+    // Warm-up (discarded): V8's JIT for Express, redb's file and tokio's threads for ours.
+    for (const [, s] of servers) await runWrk(s, 'sync', WARMUP_S);
+    // Measured: interleaved, so a change in the machine's load hits both alike. `poll` last: it
+    // reads what the write runs left (10,000 keys) and both answer empty deltas.
+    for (const [mode, seconds] of [['sync', DURATION_S], ['set', DURATION_S], ['poll', DIAG_S]]) {
+      for (const [name, s] of servers) {
+        const r = await runWrk(s, mode, seconds);
+        const dead = died(name === 'ours' ? 'mfe-cache-server' : 'express-seed', s, mode);
+        if (dead) throw dead;
+        results[`${name}:${mode}`] = r;
+      }
+    }
+    await express.stop();
+    express = null;
+    logs.ours = { ...scanServerLog(ours.logFile), exited: ours.exited() };
+    await ours.stop();
+    // Diagnostic: the same server on its in-memory store (no fsync), as the Express baseline is.
+    memory = await startCacheServer({ env: { MFE_CACHE_MEMORY: 'true' } });
+    await runWrk(memory, 'sync', WARMUP_S);
+    for (const mode of ['sync', 'set']) {
+      results[`memory:${mode}`] = await runWrk(memory, mode, DIAG_S);
+      const dead = died('mfe-cache-server --memory', memory, mode);
+      if (dead) throw dead;
+    }
+    logs.memory = { ...scanServerLog(memory.logFile), exited: memory.exited() };
+  } finally {
+    await express?.stop();
+    logs.ours ??= { ...scanServerLog(ours.logFile), exited: ours.exited() };
+    await ours.stop();
+    await memory?.stop();
+  }
+
+  const ms = (us) => fmt(us / 1000, 2);
+  const errs = (r) => (r.bad || r.socketErrors ? ` (${r.bad} non-2xx, ${r.socketErrors} socket errors)` : '');
+  const rps = (r) => `${int(r.rps)} req/s${errs(r)}`;
+  for (const [mode, what] of [
+    ['sync', '/sync, 1–5 changes, lastSync = latest cursor'],
+    ['set', '/set'],
+  ]) {
+    const a = results[`ours:${mode}`];
+    const b = results[`express:${mode}`];
+    const q = a.rps / b.rps;
+    report.row(`server ${what} (req/s, ${CONNECTIONS} conns)`, rps(a), `Express seed ${rps(b)}`, `${fmt(q)}×`, '≥ 5× Express', q >= 5 ? 'yes' : `NO (${fmt(q)}×)`);
+    report.row(
+      `server /${mode} latency p50 / p99 (ms)`,
+      `${ms(a.p50_us)} / ${ms(a.p99_us)} ms`,
+      `Express seed ${ms(b.p50_us)} / ${ms(b.p99_us)} ms`,
+      `${fmt(a.p99_us / b.p99_us)}× (p99)`,
+      'p99 ≤ 5 ms',
+      a.p99_us <= 5000 ? 'yes' : `NO (${fmt(a.p99_us / 5000, 1)}× over)`,
+    );
+  }
+  const poll = [results['ours:poll'], results['express:poll']];
+  report.row(
+    `server /sync poll: no changes, lastSync = latest cursor [diagnostic]`,
+    `${rps(poll[0])}, p50/p99 ${ms(poll[0].p50_us)}/${ms(poll[0].p99_us)} ms`,
+    `Express seed ${rps(poll[1])}, p50/p99 ${ms(poll[1].p50_us)}/${ms(poll[1].p99_us)} ms`,
+    `${fmt(poll[0].rps / poll[1].rps)}×`,
+    '—',
+  );
+  for (const mode of ['sync', 'set']) {
+    const m = results[`memory:${mode}`];
+    const b = results[`express:${mode}`];
+    report.row(
+      `server /${mode}, in-memory store (--memory) [diagnostic]`,
+      `${rps(m)}, p50/p99 ${ms(m.p50_us)}/${ms(m.p99_us)} ms`,
+      `Express seed ${rps(b)} (run above)`,
+      `${fmt(m.rps / b.rps)}×`,
+      '—',
+    );
+  }
+
+  const per = (r) =>
+    `${int(r.requests)} req in ${fmt(r.duration_us / 1e6, 1)} s, ${int(r.bytes / r.requests)} B/answer` +
+    (r.sampled ? `, ${fmt(r.sampled_updates / r.sampled, 1)} updates/answer (sampled)` : '') +
+    `, p90 ${ms(r.p90_us)} p99.9 ${ms(r.p999_us)} max ${ms(r.max_us)} ms; CPU: server ${fmt(r.cpu, 1)} s (${int(r.requests / r.cpu)} req per CPU-s), wrk ${fmt(r.wrkCpu, 1)} s` +
+    (r.unparsed ? `; ${r.unparsed} answers without a cursor` : '');
+  for (const mode of ['sync', 'set', 'poll']) report.note(`server ${mode}: mfe-cache-server ${per(results[`ours:${mode}`])} | Express ${per(results[`express:${mode}`])}`);
+  for (const mode of ['sync', 'set']) report.note(`server ${mode}, mfe-cache-server --memory: ${per(results[`memory:${mode}`])}`);
+  for (const [k, r] of Object.entries(results)) {
+    if (r.firstBad) report.note(`server ${k}: first non-2xx answer: ${r.firstBad.slice(0, 300)}`);
+    if (r.socketErrors) report.note(`server ${k}: wrk socket errors: connect ${r.connect}, read ${r.read}, write ${r.write}, timeout ${r.timeout}`);
+  }
+  for (const [name, log] of Object.entries(logs)) {
+    const statusText = Object.entries(log.statuses).map(([st, n]) => `${st}×${int(n)}`).join(', ');
+    report.note(
+      `server: mfe-cache-server${name === 'memory' ? ' --memory' : ''} log (default RUST_LOG=info: one line per request, written to a file): statuses ${statusText || 'none logged'}; ` +
+        `${log.problems.length ? `${log.problems.length} WARN/ERROR lines, first: ${log.problems[0].slice(0, 300)}` : 'no WARN/ERROR lines'}; ` +
+        `${log.exited ? `the server had EXITED (${JSON.stringify(log.exited)})` : 'it was still running at the end'}`,
+    );
+  }
+  report.note(
+    `server: wrk -t2 -c${CONNECTIONS} --latency --timeout 5s, ${DURATION_S} s per measured run, ${DIAG_S} s per diagnostic run, after a ${WARMUP_S} s /sync warm-up per server process; ` +
+      `bench/wrk/cache.lua: keys drawn from ${int(KEYSPACE)}, ~90-byte JSON values, wall-clock ms timestamps; /sync sends lastSync = the newest cursor (else timestamp) its wrk thread was answered (at first, one the runner fetched just before the run), ` +
+      `so a correct server answers every change the other ~${CONNECTIONS - 1} in-flight requests made meanwhile, while the seed's delta-by-timestamp misses changes stamped before ` +
+      `the cursor but accepted after it (compare updates/answer above: the Express figure is small because it drops those updates, not because it is efficient); runs interleaved per endpoint`,
+  );
+  report.note(
+    `server: latency under wrk is closed-loop: ${CONNECTIONS} connections each waiting for its answer, so mean latency = ${CONNECTIONS} / throughput ` +
+      `(Little's law) and p99 ≤ 5 ms needs well over ${int(CONNECTIONS / 0.005)} req/s at this concurrency`,
+  );
+  const bin = statSync(SERVER_BIN);
+  report.note(
+    `server: ${SERVER_BIN.slice(ROOT.length)} (${int(bin.size)} B, built ${bin.mtime.toISOString()}) = release build (this workspace's release profile: opt-level "z", LTO, panic=abort), redb store in a temp dir on ${fsOf(tmpdir())}: every write is committed with fsync ` +
+      `before its answer (group commit); Express 5 seed (bench/express-seed.mjs) = one node process, in-memory Map, no durability, every /sync scans every entry`,
+  );
+  report.note(
+    `server: THIS MACHINE HAS ${cpus().length} CPU CORES shared by wrk (2 threads), the server under test and this node process, plus anything else running ` +
+      `(load average ${fmt(startLoad)} at the start of this part, ${fmt(loadavg()[0])} at its end); absolute req/s and tail latencies are bounded by that, ` +
+      `and the multi-threaded server competes with wrk for the same cores (see the CPU figures); loopback only (127.0.0.1)`,
+  );
+}
+
+function fsOf(dir) {
+  const out = spawnSync('df', ['-T', dir], { encoding: 'utf8' });
+  const type = out.stdout?.split('\n')[1]?.split(/\s+/)[1];
+  return type ? `${type} (${dir})` : dir;
+}
