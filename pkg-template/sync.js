@@ -23,6 +23,7 @@ export class SyncDriver {
   #releaseLock = null;
   #onOnline = () => this.#setOnline(true);
   #onOffline = () => this.#setOnline(false);
+  #onPageHide = () => this.#releaseLease();
 
   /**
    * @param core the wasm CacheCore (opened with openSynced)
@@ -68,6 +69,12 @@ export class SyncDriver {
     this.#releaseLock?.();
     globalThis.removeEventListener?.('online', this.#onOnline);
     globalThis.removeEventListener?.('offline', this.#onOffline);
+    globalThis.removeEventListener?.('pagehide', this.#onPageHide);
+    this.#releaseLease();
+  }
+
+  // Gives up a storage lease this instance holds, so a successor need not wait for it to expire.
+  #releaseLease() {
     try {
       if (this.#storage.getItem(this.#leaseKey)?.startsWith(this.node + ' ')) this.#storage.removeItem(this.#leaseKey);
     } catch {
@@ -119,6 +126,7 @@ export class SyncDriver {
     };
     beat();
     this.#leaseTimer = setInterval(beat, HEARTBEAT_MS);
+    globalThis.addEventListener?.('pagehide', this.#onPageHide);
   }
 
   async #pump() {

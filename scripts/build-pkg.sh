@@ -5,10 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-tools.sh wasm npm
 
-cargo build --quiet --release --target wasm32-unknown-unknown -p mfe-shared-cache
+cargo build --quiet --profile wasm-release --target wasm32-unknown-unknown -p mfe-shared-cache
 rm -rf pkg
 wasm-bindgen --target web --out-dir pkg --out-name core --no-typescript \
-  target/wasm32-unknown-unknown/release/mfe_shared_cache.wasm
+  target/wasm32-unknown-unknown/wasm-release/mfe_shared_cache.wasm
 # Smaller and faster; the features match what every browser of the last years supports.
 node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
   --enable-sign-ext --enable-mutable-globals --enable-reference-types \

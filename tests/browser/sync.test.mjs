@@ -359,6 +359,21 @@ for (const [name, makeBackend] of BACKENDS) {
       await ctx.close();
     });
 
+    test('without Web Locks, a lease in storage elects one polling tab, and a successor when it closes', async () => {
+      const ctx = await env.browser.newContext();
+      const noLocks = { before: (p) => p.addInitScript(() => delete Navigator.prototype.locks) };
+      const tabs = [];
+      for (let i = 0; i < 3; i++) tabs.push(await syncedTab(env, ctx, { syncInterval: 150 }, noLocks));
+      assert.equal(await tabs[0].evaluate(() => 'locks' in navigator), false);
+      await eventually(async () => (await Promise.all(tabs.map((t) => t.evaluate(() => c.syncStatus.leader)))).filter(Boolean).length === 1, 'one leader', 3000);
+      const leader = (await Promise.all(tabs.map((t) => t.evaluate(() => c.syncStatus.leader)))).indexOf(true);
+      await tabs[leader].evaluate(() => c.dispose()); // gives the lease up, as closing the tab does
+      await tabs[leader].close();
+      const rest = tabs.filter((_, i) => i !== leader);
+      await eventually(async () => (await Promise.all(rest.map((t) => t.evaluate(() => c.syncStatus.leader)))).filter(Boolean).length === 1, 'a successor', 5000);
+      await ctx.close();
+    });
+
     test('with three idle tabs one polls; when it closes another takes over', async () => {
       const ctx = await env.browser.newContext();
       const tabs = [];
