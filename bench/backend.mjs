@@ -10,10 +10,10 @@
 // `report.note(...)`. Loopback only.
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, openTab, startServer } from '../tests/browser/harness.mjs';
+import { proxy } from '../tests/servers/proxy.mjs';
 
 export const SERVER_BIN = join(ROOT, 'target/release/mfe-cache-server');
 const PAGE = '/bench/bench.html';
@@ -125,22 +125,6 @@ export async function startExpressSeed() {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-// The front server's api hook forwards /api/cache/* to the backend (as sync.test.mjs does).
-function proxy(req, res, origin) {
-  return new Promise((resolve) => {
-    const upstream = request(new URL(req.url, origin), { method: req.method, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode, up.headers);
-      up.pipe(res);
-      up.on('end', () => resolve(true));
-    });
-    upstream.on('error', () => {
-      req.socket.destroy();
-      resolve(true);
-    });
-    req.pipe(upstream);
-  });
 }
 
 async function post(origin, path, body) {

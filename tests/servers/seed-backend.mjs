@@ -1,12 +1,10 @@
 // A backend that implements exactly the seed protocol (seed 000's README) and nothing more: no
 // writer ids, no cursor, no clear epochs — deltas by timestamp, `timestamp: Date.now()` as the
 // seed's example does. The client must work against it as well as against mfe-cache-server.
-// For tests it also misbehaves on request (`mode`) and records every request.
+// (Faults are injected in front of it, by the test's front server, as for mfe-cache-server.)
 export function createSeedBackend() {
   const entries = new Map(); // key -> { key, value, ttl, timestamp, deleted }
   const backend = {
-    mode: 'ok', // ok | 500 | html | truncated | wrong-types | reset | hang
-    requests: [], // { path, body, at }
     entries,
     /** Writes an entry as another client would (for tests). */
     put(change) {
@@ -17,27 +15,6 @@ export function createSeedBackend() {
     async handle(req, res, path) {
       if (!path.startsWith('/api/cache/')) return false;
       const body = await readBody(req);
-      backend.requests.push({ path, body, at: Date.now() });
-      switch (backend.mode) {
-        case '500':
-          return send(res, 500, { error: 'internal' }), true;
-        case 'html':
-          res.writeHead(502, { 'content-type': 'text/html' }).end('<html><body><h1>502 Bad Gateway</h1></body></html>');
-          return true;
-        case 'html-200':
-          res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>maintenance</body></html>');
-          return true;
-        case 'truncated':
-          res.writeHead(200, { 'content-type': 'application/json' }).end('{"updates":[{"key":"x","val');
-          return true;
-        case 'wrong-types':
-          return send(res, 200, { updates: 'nope', timestamp: 'yesterday' }), true;
-        case 'reset':
-          req.socket.destroy();
-          return true;
-        case 'hang':
-          return true; // never answers
-      }
       let data;
       try {
         data = JSON.parse(body);
