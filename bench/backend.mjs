@@ -500,7 +500,7 @@ export async function benchServerThroughput(report) {
   );
   const bin = statSync(SERVER_BIN);
   report.note(
-    `server: ${SERVER_BIN.slice(ROOT.length)} (${int(bin.size)} B, built ${bin.mtime.toISOString()}) = release build (this workspace's release profile: opt-level "z", LTO, panic=abort), redb store in a temp dir on ${fsOf(tmpdir())}: every write is committed with fsync ` +
+    `server: ${SERVER_BIN.slice(ROOT.length)} (${int(bin.size)} B, built ${bin.mtime.toISOString()}) = release build (the workspace's native release profile, opt-level 3), redb store in a temp dir on ${fsOf(tmpdir())}: every write is committed with fsync ` +
       `before its answer (group commit); Express 5 seed (bench/express-seed.mjs) = one node process, in-memory Map, no durability, every /sync scans every entry`,
   );
   report.note(

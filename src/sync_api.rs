@@ -4,7 +4,8 @@
 //! checked again here before it reaches the cache.
 use js_sys::{Array, Object, Reflect};
 use mfe_shared_cache_core::{
-    check_remote_stamp, json, ttl_ms_from_secs, validate_key, CacheError, Entry, Stamp, SyncBatch, MAX_SAFE_INTEGER,
+    check_remote_stamp, json, ttl_ms_from_secs, validate_key, wire_text, CacheError, Entry, Stamp, SyncBatch,
+    MAX_SAFE_INTEGER,
 };
 use wasm_bindgen::prelude::*;
 
@@ -190,17 +191,9 @@ impl CacheCore {
 }
 
 fn clear_body(epoch: &Stamp) -> String {
-    format!("{{\"timestamp\":{},\"node\":\"{}\"}}", epoch.ts, epoch.node)
-}
-
-/// Seconds as JSON, from milliseconds, without going through floating point formatting.
-fn seconds(ms: u64) -> String {
-    let (whole, frac) = (ms / 1000, ms % 1000);
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let digits = format!("{frac:03}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
+    let mut out = String::new();
+    wire_text::write_clear(&mut out, epoch);
+    out
 }
 
 fn sync_body(cursor: u64, batch: &SyncBatch) -> String {
@@ -209,23 +202,7 @@ fn sync_body(cursor: u64, batch: &SyncBatch) -> String {
         if i > 0 {
             out.push(',');
         }
-        out.push_str("{\"key\":");
-        json::write_string(&mut out, key);
-        match &entry.value {
-            Some(value) => {
-                out.push_str(",\"value\":");
-                out.push_str(value);
-                out.push_str(",\"ttl\":");
-                out.push_str(&seconds(entry.ttl_ms));
-                out.push_str(",\"deleted\":false");
-            }
-            None => out.push_str(",\"value\":null,\"ttl\":0,\"deleted\":true"),
-        }
-        out.push_str(",\"timestamp\":");
-        out.push_str(&entry.stamp.ts.to_string());
-        out.push_str(",\"node\":\"");
-        out.push_str(&entry.stamp.node);
-        out.push_str("\"}");
+        wire_text::write_change(&mut out, key, entry);
     }
     out.push_str("]}");
     out
@@ -268,18 +245,4 @@ fn read_update(
     let json = value.as_string().ok_or_else(|| protocol("an update's value is missing"))?;
     json::validate(&json).map_err(protocol)?;
     Ok((key, Entry::value(stamp, ttl_ms, json)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::seconds;
-
-    #[test]
-    fn seconds_are_exact() {
-        assert_eq!(seconds(0), "0");
-        assert_eq!(seconds(3_600_000), "3600");
-        assert_eq!(seconds(1_500), "1.5");
-        assert_eq!(seconds(1), "0.001");
-        assert_eq!(seconds(10_250), "10.25");
-    }
 }

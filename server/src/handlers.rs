@@ -9,9 +9,11 @@
 use std::collections::{HashMap, HashSet};
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mfe_shared_cache_core::wire::{Change, ClearRequest, RemoveRequest, SetRequest, SyncRequest, SyncResponse};
-use mfe_shared_cache_core::{Entry, MergeOutcome};
+use mfe_shared_cache_core::wire::{Change, ClearRequest, RemoveRequest, SetRequest, SyncRequest};
+use mfe_shared_cache_core::{wire_text, Entry, MergeOutcome, Stamp};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Namespace;
@@ -24,20 +26,32 @@ use crate::store::{DeltaQuery, OpReport, WriteOp};
 /// Stop adding updates to one `/sync` answer past this many bytes of keys and values.
 pub const MAX_UPDATE_BYTES: usize = 8 << 20;
 
-/// The `/sync` answer: the seed's `{ updates, timestamp }` and optional extensions.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SyncReply {
-    /// `updates` and `timestamp` (the cursor to send back as `lastSync`).
-    #[serde(flatten)]
-    pub base: SyncResponse,
-    /// Extension: the same cursor, under the name DESIGN §4 gives it.
-    pub cursor: u64,
-    /// Extension: the namespace's clear epoch, when it was accepted after `lastSync`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clear: Option<ClearRequest>,
-    /// Extension: the answer hit a size limit; sync again (from `timestamp`) for the rest.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub more: bool,
+/// The `/sync` answer: the seed's `{ updates, timestamp }` and the optional extensions `cursor`
+/// (the same cursor, under the name DESIGN §4 gives it), `clear` (the namespace's clear epoch,
+/// when it was accepted after `lastSync`) and `more` (the answer hit a size limit: sync again from
+/// `timestamp` for the rest). Written directly: stored values are JSON validated on the way in, so
+/// they are concatenated rather than re-parsed and re-serialised for every update of every answer.
+fn sync_reply<'a>(updates: impl Iterator<Item = (&'a str, &'a Entry)>, cursor: u64, clear: Option<&Stamp>, more: bool) -> String {
+    let mut out = String::from("{\"updates\":[");
+    for (i, (key, entry)) in updates.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        wire_text::write_change(&mut out, key, entry);
+    }
+    out.push_str("],\"timestamp\":");
+    out.push_str(&cursor.to_string());
+    out.push_str(",\"cursor\":");
+    out.push_str(&cursor.to_string());
+    if let Some(epoch) = clear {
+        out.push_str(",\"clear\":");
+        wire_text::write_clear(&mut out, epoch);
+    }
+    if more {
+        out.push_str(",\"more\":true");
+    }
+    out.push('}');
+    out
 }
 
 /// The answer of `/set`, `/remove` and `/clear`.
@@ -57,7 +71,7 @@ pub async fn sync(
     State(app): State<AppState>,
     Extension(Namespace(ns)): Extension<Namespace>,
     JsonBody(request): JsonBody<SyncRequest>,
-) -> Result<Json<SyncReply>, ApiError> {
+) -> Result<Response, ApiError> {
     if request.changes.len() > app.limits.max_batch {
         return Err(ApiError::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -99,21 +113,18 @@ pub async fn sync(
 
     let query = DeltaQuery { last_sync, exclude: own, max_rows: app.limits.max_updates, max_bytes: MAX_UPDATE_BYTES };
     let delta = app.store.delta(&ns, query).await?;
-    let mut updates: Vec<Change> =
-        delta.rows.iter().map(|row| Change::from_entry(&row.key, &row.stored.entry)).collect();
     for row in &delta.rows {
         lost.remove(&row.key);
     }
     let mut lost: Vec<_> = lost.into_iter().collect();
     lost.sort_by(|a, b| a.0.cmp(&b.0));
-    updates.extend(lost.iter().map(|(key, entry)| Change::from_entry(key, entry)));
-
-    Ok(Json(SyncReply {
-        base: SyncResponse { updates, timestamp: delta.cursor },
-        cursor: delta.cursor,
-        clear: delta.epoch.as_ref().map(ClearRequest::from_stamp),
-        more: delta.more,
-    }))
+    let updates = delta
+        .rows
+        .iter()
+        .map(|row| (row.key.as_str(), &row.stored.entry))
+        .chain(lost.iter().map(|(key, entry)| (key.as_str(), entry)));
+    let body = sync_reply(updates, delta.cursor, delta.epoch.as_ref(), delta.more);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `POST /api/cache/set`
@@ -193,20 +204,14 @@ mod tests {
 
     #[test]
     fn the_sync_reply_is_a_superset_of_the_seed_response() {
-        let change =
-            Change::from_entry("k", &Entry::value(mfe_shared_cache_core::Stamp::new(5, "n"), 2000, r#"{"a":1}"#));
-        let reply = SyncReply {
-            base: SyncResponse { updates: vec![change], timestamp: 9 },
-            cursor: 9,
-            clear: Some(ClearRequest { timestamp: 4, node: Some("n".into()) }),
-            more: false,
-        };
-        let text = serde_json::to_string(&reply).unwrap();
+        let entry = Entry::value(Stamp::new(5, "n"), 2000, r#"{"a":1}"#);
+        let text = sync_reply([("k", &entry)].into_iter(), 9, Some(&Stamp::new(4, "n")), false);
         assert_eq!(
             text,
-            r#"{"updates":[{"key":"k","value":{"a":1},"ttl":2.0,"timestamp":5,"deleted":false,"node":"n"}],"timestamp":9,"cursor":9,"clear":{"timestamp":4,"node":"n"}}"#
+            r#"{"updates":[{"key":"k","value":{"a":1},"ttl":2,"deleted":false,"timestamp":5,"node":"n"}],"timestamp":9,"cursor":9,"clear":{"timestamp":4,"node":"n"}}"#
         );
-        let seed: SyncResponse = serde_json::from_str(&text).unwrap();
+        assert!(sync_reply(std::iter::empty(), 1, None, true).ends_with(r#""cursor":1,"more":true}"#));
+        let seed: mfe_shared_cache_core::wire::SyncResponse = serde_json::from_str(&text).unwrap();
         assert_eq!(seed.timestamp, 9);
         assert_eq!(seed.updates[0].value.as_ref().unwrap().get(), r#"{"a":1}"#);
     }

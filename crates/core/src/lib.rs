@@ -22,6 +22,7 @@ mod sync;
 mod validate;
 #[cfg(feature = "serde")]
 pub mod wire;
+pub mod wire_text;
 
 pub use cache::{Cache, CacheConfig, FlushReport, SyncBatch, TabWrite};
 pub use clock::{Clock, ManualClock};
