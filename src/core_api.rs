@@ -189,7 +189,9 @@ impl CacheCore {
                 }
                 None => Entry::tombstone(stamp),
             };
-            let changed = s.cache.apply_remote(vec![(key, entry)], None, false, now_ms());
+            // Not yet acknowledged by the backend: if the writer goes away before sending it, this
+            // instance (or the leader) still will.
+            let changed = s.cache.apply_from_tab(vec![(key, entry, true)], None, now_ms());
             rearm(s, &inner);
             Ok(!changed.is_empty())
         })

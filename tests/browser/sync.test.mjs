@@ -334,6 +334,24 @@ for (const [name, makeBackend, { byReceipt }] of BACKENDS) {
       await deviceB.close();
     });
 
+    test('a write made by a package copy that is disposed before sending is sent by the other copy on the page', async () => {
+      const ctx = await env.browser.newContext();
+      const page = await openTab(ctx, env.page.replace('page.html', 'page.html?copies=2'), { allowConsoleErrors: true });
+      await page.evaluate(() => {
+        const options = { prefix: 'copies_', backendUrl: '/api/cache', syncInterval: 200, retryDelay: 100 };
+        window.first = new pkg.BackendSyncedCacheService(options);
+        window.second = new pkg2.BackendSyncedCacheService(options);
+      });
+      await page.evaluate(() => {
+        first.set('orphan', 'kept');
+        first.dispose(); // persisted, never sent by its writer
+      });
+      assert.equal(await page.evaluate(() => second.get('orphan')), 'kept');
+      await eventually(async () => (await env.backend.values()).orphan === 'kept', 'the orphaned write on the backend');
+      await eventually(() => page.evaluate(() => second.syncStatus.pending === 0), 'the other copy to see it acknowledged');
+      await ctx.close();
+    });
+
     test('a tab whose clock is 10 minutes slow writes after seeing a backend value, and its write wins on the backend', async () => {
       const ctx = await env.browser.newContext();
       await env.backend.put({ key: 'skewed', value: 'server', ttl: 0, timestamp: Date.now(), node: 'other-client' });
