@@ -21,6 +21,9 @@ export type CacheErrorType =
   | 'PROTOCOL'
   | 'DISPOSED'
   | 'REENTRANT_CALL'
+  | 'NETWORK'
+  | 'SERVER'
+  | 'UNAUTHORIZED'
   | 'INTERNAL';
 
 /** The one error type of the whole API. */
@@ -58,6 +61,25 @@ export interface CacheOptions {
   retryDelay?: number;
   /** Default 3. */
   maxRetries?: number;
+  /** ms, default 10000: a request with no complete answer by then counts as a network failure. */
+  requestTimeout?: number;
+  /** Added to every backend request (e.g. an authorization header), or a function giving them. */
+  headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
+}
+
+/** What a UI shows about backend sync. */
+export interface SyncStatus {
+  readonly enabled: boolean;
+  readonly online: boolean;
+  readonly syncing: boolean;
+  /** This instance polls for the whole origin. */
+  readonly leader: boolean;
+  /** Writes (and a clear) the backend has not acknowledged. */
+  readonly pending: number;
+  readonly failures: number;
+  readonly lastError: string | null;
+  readonly lastSyncedAt: number | null;
+  readonly retryAt: number | null;
 }
 
 export class BackendSyncedCacheService {
@@ -74,8 +96,12 @@ export class BackendSyncedCacheService {
   remove(key: string): Promise<void>;
   clear(): Promise<void>;
   subscribe<T = JsonValue>(key: string, callback: (value: DeepReadonly<T> | null) => void): () => void;
+  /** The backend sync status. */
+  readonly syncStatus: SyncStatus;
   on(event: 'error', listener: (error: CacheError) => void): () => void;
+  on(event: 'sync', listener: (status: SyncStatus) => void): () => void;
   off(event: 'error', listener: (error: CacheError) => void): void;
+  off(event: 'sync', listener: (status: SyncStatus) => void): void;
   dispose(): void;
 }
 

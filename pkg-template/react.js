@@ -1,0 +1,88 @@
+// React bindings: `useSharedCache(key, initialValue, ttl)` and `useSyncStatus()`, built on
+// useSyncExternalStore, so every root (each MFE mounts its own) reads one consistent store and a
+// component re-renders only when its own key changes.
+import { createContext, createElement, useCallback, useContext, useRef, useSyncExternalStore } from 'react';
+import { BackendSyncedCacheService } from './index.js';
+
+const CacheContext = createContext(null);
+const IS_BROWSER = typeof window !== 'undefined' && typeof document !== 'undefined';
+
+let defaultOptions = {};
+let defaultCache = null;
+
+/**
+ * Options of the page's default instance (used by hooks without a provider or `cache` option).
+ * Call it before the first hook renders; later calls throw.
+ */
+export function configureDefaultCache(options) {
+  if (defaultCache) throw new Error('mfe-shared-cache/react: the default cache already exists');
+  defaultOptions = { ...options };
+}
+
+/** The page's default instance, created on first use (never on the server). */
+export function getDefaultCache() {
+  defaultCache ??= new BackendSyncedCacheService(defaultOptions);
+  return defaultCache;
+}
+
+/** Makes `cache` the instance the hooks below it use. */
+export function SharedCacheProvider({ cache, children }) {
+  return createElement(CacheContext.Provider, { value: cache }, children);
+}
+
+function useCache(explicit) {
+  const fromContext = useContext(CacheContext);
+  // On the server there is no storage to share and no tab to talk to: hooks render initial values.
+  return explicit ?? fromContext ?? (IS_BROWSER ? getDefaultCache() : null);
+}
+
+/**
+ * `[value, setValue]` for `key`: `value` is the cached value or `initialValue` while there is none;
+ * `setValue(valueOrUpdater)` returns the `set` promise. `options.cache` picks an instance.
+ */
+export function useSharedCache(key, initialValue = null, ttl, options) {
+  const cache = useCache(options?.cache);
+  // The first initial value is kept: a literal passed on every render must not look like a change.
+  const initial = useRef(initialValue).current;
+  const subscribe = useCallback((onChange) => (cache ? cache.subscribe(key, onChange) : () => {}), [cache, key]);
+  const read = () => {
+    const value = cache ? cache.get(key) : null;
+    return value === null ? initial : value;
+  };
+  const value = useSyncExternalStore(subscribe, read, () => initial);
+  const setValue = useCallback(
+    (next) => {
+      if (!cache) return Promise.reject(new Error('mfe-shared-cache/react: no cache on the server'));
+      const current = cache.get(key);
+      const resolved = typeof next === 'function' ? next(current === null ? initial : current) : next;
+      return cache.set(key, resolved, ttl);
+    },
+    [cache, key, ttl, initial],
+  );
+  return [value, setValue];
+}
+
+const SERVER_STATUS = Object.freeze({ enabled: false, online: false, syncing: false, leader: false, pending: 0, failures: 0, lastError: null, lastSyncedAt: null, retryAt: null });
+
+/** The backend sync status (`cache.syncStatus`), re-rendering when it changes. */
+export function useSyncStatus(options) {
+  const cache = useCache(options?.cache);
+  const latest = useRef(null);
+  const subscribe = useCallback(
+    (onChange) => {
+      if (!cache) return () => {};
+      latest.current = null;
+      return cache.on('sync', (status) => {
+        latest.current = status;
+        onChange();
+      });
+    },
+    [cache],
+  );
+  const read = () => {
+    if (!cache) return SERVER_STATUS;
+    latest.current ??= cache.syncStatus;
+    return latest.current;
+  };
+  return useSyncExternalStore(subscribe, read, () => SERVER_STATUS);
+}

@@ -1,0 +1,153 @@
+// `mfe-shared-cache/react` with React 19 in headless Chromium: several roots (one per MFE) on one
+// store, per-key re-renders, no render loops, providers, cross-tab updates — and SSR in Node.
+import test, { describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { suite, openTab, until } from './harness.mjs';
+import { buildReactVendor } from './react-vendor.mjs';
+
+// Mounts components into #a/#b/#c; each counts its renders in window.renders[name].
+const setup = () => {
+  const h = React.createElement;
+  window.renders = {};
+  window.setters = {};
+  const count = (name) => (renders[name] = (renders[name] ?? 0) + 1);
+  window.components = {
+    // A cart in the shell MFE: reads and updates the cart with an updater function.
+    Cart({ name, cache }) {
+      count(name);
+      const [cart, setCart] = pkgReact.useSharedCache('cart', { items: [] }, undefined, cache ? { cache } : undefined);
+      setters[name] = setCart;
+      return h('p', { id: name }, `${cart.items.length} items`);
+    },
+    // A badge in the product MFE: reads the same key.
+    Badge({ name }) {
+      count(name);
+      const [cart] = pkgReact.useSharedCache('cart', { items: [] });
+      return h('span', { id: name }, String(cart.items.length));
+    },
+    // A component on another key.
+    User({ name }) {
+      count(name);
+      const [user] = pkgReact.useSharedCache('user', null);
+      return h('span', { id: name }, user ? user.name : 'anonymous');
+    },
+    // Records the value it got on each render, re-rendering when its parent does.
+    Probe({ name }) {
+      count(name);
+      const [cart] = pkgReact.useSharedCache('missing-key', { items: [] });
+      (window.seen ??= []).push(cart);
+      return h('span', { id: name }, String(cart.items.length));
+    },
+    Parent() {
+      const [n, setN] = React.useState(0);
+      window.rerenderParent = () => setN((x) => x + 1);
+      return h('div', { 'data-n': n }, h(components.Probe, { name: 'probe' }));
+    },
+    Status({ name }) {
+      count(name);
+      const status = pkgReact.useSyncStatus();
+      return h('span', { id: name }, `enabled=${status.enabled} pending=${status.pending}`);
+    },
+  };
+};
+
+describe('React hooks', () => {
+  const env = suite({ before: test.before, after: test.after });
+  test.before(buildReactVendor);
+  const page = (q = '') => env.page(q).replace('page.html', 'react.html');
+
+  test('two roots share a key; an update in one re-renders the other; unrelated keys do not render', async () => {
+    const ctx = await env.context();
+    const tab = await openTab(ctx, page());
+    await tab.evaluate(setup);
+    await tab.evaluate(() => {
+      pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'react_' });
+      const h = React.createElement;
+      ReactDOM.createRoot(document.getElementById('a')).render(h(components.Cart, { name: 'shell' }));
+      ReactDOM.createRoot(document.getElementById('b')).render(h(components.Badge, { name: 'product' }));
+      ReactDOM.createRoot(document.getElementById('c')).render(h(components.User, { name: 'user' }));
+    });
+    await until(tab, () => document.getElementById('product')?.textContent === '0');
+    const settled = await tab.evaluate(() => ({ ...renders }));
+    await tab.evaluate(() => setters.shell((cart) => ({ items: [...cart.items, 'apple'] })));
+    await until(tab, () => document.getElementById('product').textContent === '1' && document.getElementById('shell').textContent === '1 items');
+    const promise = await tab.evaluate(() => setters.shell((cart) => ({ items: [...cart.items, 'pear'] })) instanceof Promise);
+    await until(tab, () => document.getElementById('product').textContent === '2');
+    const after = await tab.evaluate(() => ({ ...renders, stored: JSON.parse(localStorage.getItem('react_cart')).v }));
+    assert.equal(promise, true, 'setValue returns the set promise');
+    assert.deepEqual(after.stored, { items: ['apple', 'pear'] });
+    assert.equal(after.user, settled.user, 'a component on another key did not render');
+    assert.ok(after.shell - settled.shell <= 2 && after.product - settled.product <= 2, `renders bounded: ${JSON.stringify({ settled, after })}`);
+    assert.deepEqual(tab.problems, []);
+    await ctx.close();
+  });
+
+  test('a write in another tab re-renders components; providers and the cache option pick instances', async () => {
+    const ctx = await env.context();
+    const tab = await openTab(ctx, page());
+    const other = await openTab(ctx, page());
+    await tab.evaluate(setup);
+    await tab.evaluate(() => {
+      pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'react2_' });
+      const h = React.createElement;
+      window.mine = new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'react_mine_' });
+      ReactDOM.createRoot(document.getElementById('a')).render(h(components.User, { name: 'default' }));
+      ReactDOM.createRoot(document.getElementById('b')).render(h(pkgReact.SharedCacheProvider, { cache: mine }, h(components.User, { name: 'provided' })));
+      ReactDOM.createRoot(document.getElementById('c')).render(h(components.Cart, { name: 'explicit', cache: mine }));
+    });
+    await until(tab, () => document.getElementById('provided')?.textContent === 'anonymous');
+    await other.evaluate(() => new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'react2_' }).set('user', { name: 'Ann' }));
+    await until(tab, () => document.getElementById('default').textContent === 'Ann');
+    assert.equal(await tab.evaluate(() => document.getElementById('provided').textContent), 'anonymous', 'the provider’s instance is another cache');
+    await tab.evaluate(() => mine.set('user', { name: 'Mine' }));
+    await until(tab, () => document.getElementById('provided').textContent === 'Mine');
+    await tab.evaluate(() => setters.explicit({ items: [1, 2, 3] }));
+    assert.deepEqual(await tab.evaluate(() => mine.get('cart')), { items: [1, 2, 3] });
+    assert.deepEqual(tab.problems, []);
+    await ctx.close();
+  });
+
+  test('a literal initial value and useSyncStatus render without loops or warnings', async () => {
+    const ctx = await env.context();
+    const tab = await openTab(ctx, page());
+    await tab.evaluate(setup);
+    await tab.evaluate(() => {
+      pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'react3_' });
+      const h = React.createElement;
+      ReactDOM.createRoot(document.getElementById('a')).render(h(React.StrictMode, null, h(components.Cart, { name: 'strict' }), h(components.Status, { name: 'status' })));
+    });
+    await until(tab, () => document.getElementById('status')?.textContent === 'enabled=false pending=0');
+    await new Promise((r) => setTimeout(r, 200));
+    const renders = await tab.evaluate(() => ({ ...renders }));
+    assert.ok(renders.strict <= 4 && renders.status <= 4, `no render loop: ${JSON.stringify(renders)}`);
+    assert.deepEqual(tab.problems, [], 'no React warnings (a getSnapshot that is not cached would warn)');
+    await ctx.close();
+  });
+
+  test('the value keeps its identity across re-renders while nothing changed, even from a literal initial value', async () => {
+    const ctx = await env.context();
+    const tab = await openTab(ctx, page());
+    await tab.evaluate(setup);
+    await tab.evaluate(() => {
+      pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'react4_' });
+      ReactDOM.createRoot(document.getElementById('a')).render(React.createElement(components.Parent));
+    });
+    await until(tab, () => window.seen?.length >= 1);
+    await tab.evaluate(() => rerenderParent());
+    await until(tab, () => window.seen.length >= 2);
+    assert.equal(await tab.evaluate(() => seen.every((v) => v === seen[0])), true, 'an effect depending on the value would not re-run');
+    await ctx.close();
+  });
+});
+
+test('server-side rendering renders the initial value and touches no storage', async () => {
+  const { createElement: h } = await import('react');
+  const { renderToString } = await import('react-dom/server');
+  const { useSharedCache, useSyncStatus } = await import('../../pkg/react.js');
+  function App() {
+    const [cart] = useSharedCache('cart', { items: ['ssr'] });
+    const status = useSyncStatus();
+    return h('p', null, `${cart.items.join(',')} ${status.enabled}`);
+  }
+  assert.equal(renderToString(h(App)), '<p>ssr false</p>');
+});
