@@ -173,18 +173,19 @@ impl CacheCore {
         self.with(|s| {
             let out = Object::new();
             let set = |k: &str, v: JsValue| Reflect::set(&out, &k.into(), &v).map(|_| ());
+            // Every field is always present; without a backend: not enabled, offline, idle.
             let state = s.sync.as_ref().map(|e| e.state());
+            let time = |t: Option<u64>| t.map_or(JsValue::NULL, |t| JsValue::from(t as f64));
             set("enabled", state.is_some().into())?;
             set("pending", (s.cache.pending_sync() as f64).into())?;
-            if let Some(st) = state {
-                set("online", st.online.into())?;
-                set("syncing", st.syncing.into())?;
-                set("leader", st.leader.into())?;
-                set("failures", st.failures.into())?;
-                set("retryAt", st.retry_at.map_or(JsValue::NULL, |t| (t as f64).into()))?;
-                set("lastSyncedAt", st.last_synced_at.map_or(JsValue::NULL, |t| (t as f64).into()))?;
-                set("lastError", st.last_error.as_ref().map_or(JsValue::NULL, |e| JsValue::from(e.to_string())))?;
-            }
+            set("online", state.as_ref().is_some_and(|st| st.online).into())?;
+            set("syncing", state.as_ref().is_some_and(|st| st.syncing).into())?;
+            set("leader", state.as_ref().is_some_and(|st| st.leader).into())?;
+            set("failures", state.as_ref().map_or(0, |st| st.failures).into())?;
+            set("retryAt", time(state.as_ref().and_then(|st| st.retry_at)))?;
+            set("lastSyncedAt", time(state.as_ref().and_then(|st| st.last_synced_at)))?;
+            let last_error = state.as_ref().and_then(|st| st.last_error.as_ref());
+            set("lastError", last_error.map_or(JsValue::NULL, |e| JsValue::from(e.to_string())))?;
             Ok(out)
         })
     }

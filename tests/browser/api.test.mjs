@@ -374,4 +374,12 @@ describe('BackendSyncedCacheService in one page', () => {
     assert.deepEqual(r, { stored: true, set: 'DISPOSED', get: 'DISPOSED', subscribe: 'DISPOSED', clear: 'DISPOSED' });
     await ctx.close();
   });
+
+  test('without a backend, syncStatus has every field: not enabled, offline, idle, nothing pending', async () => {
+    const ctx = await env.context();
+    const page = await openTab(ctx, env.page());
+    const status = await page.evaluate(() => new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'st_' }).syncStatus);
+    assert.deepEqual(status, { enabled: false, pending: 0, online: false, syncing: false, leader: false, failures: 0, retryAt: null, lastSyncedAt: null, lastError: null });
+    await ctx.close();
+  });
 });
