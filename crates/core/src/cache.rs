@@ -322,24 +322,17 @@ impl<S: Storage> Cache<S> {
     pub fn apply_from_tab(&mut self, changes: Vec<TabWrite>, clear: Option<(Stamp, bool)>, now_ms: u64) -> Vec<String> {
         let mut changed = HashSet::new();
         if let Some((epoch, unsynced)) = clear {
-            let visible = self.visible_keys(now_ms);
-            let removed = self.replica.merge_epoch(&epoch);
-            if self.replica.epoch() == Some(&epoch) {
+            if self.merge_clear(&epoch, now_ms, &mut changed) {
                 self.clear_unsynced = unsynced && self.track_sync;
                 self.forget_cleared();
             }
-            changed.extend(removed.into_iter().filter(|k| visible.contains(k)));
         }
         for (key, entry, unsynced) in changes {
             let was_visible = self.replica.get(&key, now_ms).is_some();
             match self.replica.merge(&key, entry) {
                 MergeOutcome::Applied => {
                     self.set_unsynced(&key, unsynced);
-                    self.touch(&key);
-                    self.schedule_expiry(&key, now_ms);
-                    if was_visible || self.replica.get(&key, now_ms).is_some() {
-                        changed.insert(key);
-                    }
+                    self.after_applied(key, was_visible, now_ms, &mut changed);
                 }
                 // The writer announcing that the backend acknowledged its write.
                 MergeOutcome::Duplicate if !unsynced => {
@@ -360,14 +353,11 @@ impl<S: Storage> Cache<S> {
     pub fn apply_from_backend(&mut self, changes: Vec<(String, Entry)>, clear: Option<Stamp>, now_ms: u64) -> Vec<String> {
         let mut changed = HashSet::new();
         if let Some(epoch) = clear {
-            let visible = self.visible_keys(now_ms);
-            let removed = self.replica.merge_epoch(&epoch);
-            if self.replica.epoch() == Some(&epoch) {
+            if self.merge_clear(&epoch, now_ms, &mut changed) {
                 self.clear_unsynced = false;
                 self.after_epoch();
                 self.outgoing_clear = Some(epoch);
             }
-            changed.extend(removed.into_iter().filter(|k| visible.contains(k)));
         }
         for (key, entry) in changes {
             let was_visible = self.replica.get(&key, now_ms).is_some();
@@ -376,17 +366,31 @@ impl<S: Storage> Cache<S> {
                     self.unsynced.remove(&key);
                     self.dirty.insert(key.clone());
                     self.outgoing.insert(key.clone());
-                    self.touch(&key);
-                    self.schedule_expiry(&key, now_ms);
-                    if was_visible || self.replica.get(&key, now_ms).is_some() {
-                        changed.insert(key);
-                    }
+                    self.after_applied(key, was_visible, now_ms, &mut changed);
                 }
                 MergeOutcome::Duplicate => self.mark_synced(&key),
                 _ => {}
             }
         }
         changed.into_iter().collect()
+    }
+
+    /// Merges a clear from elsewhere, adding the keys it hid to `changed`; true when it is now the
+    /// epoch (the caller's own bookkeeping then follows).
+    fn merge_clear(&mut self, epoch: &Stamp, now_ms: u64, changed: &mut HashSet<String>) -> bool {
+        let visible = self.visible_keys(now_ms);
+        let removed = self.replica.merge_epoch(epoch);
+        changed.extend(removed.into_iter().filter(|k| visible.contains(k)));
+        self.replica.epoch() == Some(epoch)
+    }
+
+    /// Bookkeeping common to every write from elsewhere that won the merge.
+    fn after_applied(&mut self, key: String, was_visible: bool, now_ms: u64, changed: &mut HashSet<String>) {
+        self.touch(&key);
+        self.schedule_expiry(&key, now_ms);
+        if was_visible || self.replica.get(&key, now_ms).is_some() {
+            changed.insert(key);
+        }
     }
 
     fn set_unsynced(&mut self, key: &str, unsynced: bool) {
