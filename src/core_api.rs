@@ -292,10 +292,6 @@ fn read_tab_message(s: &Inner, data: &JsValue) -> Result<TabNews, String> {
             _ => return Err("malformed clear".into()),
         }
     };
-    let now = now_ms();
-    if let Some(epoch) = &clear {
-        mfe_shared_cache_core::check_remote_stamp(epoch, now).map_err(|e| e.to_string())?;
-    }
     if message.length() % 2 != 0 {
         return Err("a key without its record".into());
     }
@@ -313,10 +309,7 @@ fn read_tab_message(s: &Inner, data: &JsValue) -> Result<TabNews, String> {
             continue;
         }
         match s.cache.decode_entry(&key, &record) {
-            Some(Ok((entry, unsynced))) => match mfe_shared_cache_core::check_remote_stamp(&entry.stamp, now) {
-                Ok(()) => entries.push((key, entry, unsynced)),
-                Err(e) => errors.push(to_js(&e)),
-            },
+            Some(Ok((entry, unsynced))) => entries.push((key, entry, unsynced)),
             Some(Err(e)) => errors.push(to_js(&e)),
             None => {}
         }
@@ -395,24 +388,11 @@ fn on_storage_event(weak: &Weak<RefCell<Option<Inner>>>, event: &StorageEvent) {
             return;
         }
         let mut errors = Vec::new();
-        let now = now_ms();
         let keys = if let Some((epoch, _)) = s.cache.decode_foreign_epoch(&storage_key, &text) {
-            match mfe_shared_cache_core::check_remote_stamp(&epoch, now) {
-                Ok(()) => apply_from_other_tab(s, Vec::new(), Some(epoch), &mut errors, weak),
-                Err(e) => {
-                    errors.push(to_js(&e));
-                    Vec::new()
-                }
-            }
+            apply_from_other_tab(s, Vec::new(), Some(epoch), &mut errors, weak)
         } else {
             match s.cache.decode_foreign_write(&storage_key, &text) {
-                Some(Ok(write)) => match mfe_shared_cache_core::check_remote_stamp(&write.1.stamp, now) {
-                    Ok(()) => apply_from_other_tab(s, vec![write], None, &mut errors, weak),
-                    Err(e) => {
-                        errors.push(to_js(&e));
-                        Vec::new()
-                    }
-                },
+                Some(Ok(write)) => apply_from_other_tab(s, vec![write], None, &mut errors, weak),
                 Some(Err(e)) => {
                     errors.push(to_js(&e));
                     Vec::new()
@@ -425,6 +405,9 @@ fn on_storage_event(weak: &Weak<RefCell<Option<Inner>>>, event: &StorageEvent) {
     deliver(delivery);
 }
 
+/// Applies what another tab announced (by message or storage event). Stamps too far ahead of this
+/// clock are refused here, for every way in: a bad clear refuses the whole announcement, a bad
+/// write only itself.
 fn apply_from_other_tab(
     s: &mut Inner,
     entries: Vec<TabWrite>,
@@ -432,7 +415,22 @@ fn apply_from_other_tab(
     errors: &mut Vec<JsValue>,
     weak: &Weak<RefCell<Option<Inner>>>,
 ) -> Vec<String> {
-    let keys = s.cache.apply_from_tab(entries, clear.map(|c| (c, false)), now_ms());
+    let now = now_ms();
+    if let Some(Err(e)) = clear.as_ref().map(|epoch| mfe_shared_cache_core::check_remote_stamp(epoch, now)) {
+        errors.push(to_js(&CacheError::Protocol { message: format!("ignored a tab message: {e}") }));
+        return Vec::new();
+    }
+    let entries: Vec<TabWrite> = entries
+        .into_iter()
+        .filter(|(_, entry, _)| match mfe_shared_cache_core::check_remote_stamp(&entry.stamp, now) {
+            Ok(()) => true,
+            Err(e) => {
+                errors.push(to_js(&e));
+                false
+            }
+        })
+        .collect();
+    let keys = s.cache.apply_from_tab(entries, clear.map(|c| (c, false)), now);
     if s.cache.pending_flush() > 0 {
         // Ours was newer than what the other tab just wrote over it in storage: write it back.
         // (No local write can be waiting here: the shim flushes in the same task as the write.)
