@@ -361,7 +361,7 @@ export class BackendSyncedCacheService {
       const { timestamp, keys } = this.#core.clear();
       this.#reads.clear();
       const message = { kind: 'clear', ts: timestamp, node: this.#node };
-      for (const peer of this.#group) if (peer !== this.#peer && peer.storage === this.#storage) peer.deliver(message);
+      this.#tellPeers(message);
       for (const key of keys) this.#notify(key);
       return this.#whenFlushed(null);
     } catch (e) {
@@ -432,8 +432,13 @@ export class BackendSyncedCacheService {
   // subscribers (after all states agree, so a subscriber may read any instance).
   #publish(key, message) {
     this.#reads.delete(key);
-    for (const peer of this.#group) if (peer !== this.#peer && peer.storage === this.#storage) peer.deliver(message);
+    this.#tellPeers(message);
     this.#notify(key);
+  }
+
+  // Every other instance on this page with the same prefix and storage (the hub protocol).
+  #tellPeers(message) {
+    for (const peer of this.#group) if (peer !== this.#peer && peer.storage === this.#storage) peer.deliver(message);
   }
 
   #onPeerMessage(m) {
