@@ -82,6 +82,20 @@ export interface SyncStatus {
   readonly retryAt: number | null;
 }
 
+/** One entry as dev tools show it. */
+export interface CacheEntryInfo {
+  readonly key: string;
+  readonly value: DeepReadonly<JsonValue>;
+  /** ms since epoch; null: never expires. */
+  readonly expiresAt: number | null;
+  /** The write's timestamp (ms since epoch, hybrid logical clock). */
+  readonly updatedAt: number;
+  /** The `nodeId` of the instance that wrote it. */
+  readonly writer: string;
+  /** Not yet acknowledged by the backend. */
+  readonly pending: boolean;
+}
+
 export class BackendSyncedCacheService {
   constructor(options?: CacheOptions);
   readonly options: Readonly<Required<Omit<CacheOptions, 'storage' | 'backendUrl'>> & { backendUrl: string | null }>;
@@ -96,12 +110,17 @@ export class BackendSyncedCacheService {
   remove(key: string): Promise<void>;
   clear(): Promise<void>;
   subscribe<T = JsonValue>(key: string, callback: (value: DeepReadonly<T> | null) => void): () => void;
+  /** Every visible entry, sorted by key (for dev tools: walks the whole cache). */
+  entries(): CacheEntryInfo[];
   /** The backend sync status. */
   readonly syncStatus: SyncStatus;
   on(event: 'error', listener: (error: CacheError) => void): () => void;
   on(event: 'sync', listener: (status: SyncStatus) => void): () => void;
+  /** Any key changed (set, removed, expired or cleared) here, in another MFE or another tab. */
+  on(event: 'change', listener: (key: string) => void): () => void;
   off(event: 'error', listener: (error: CacheError) => void): void;
   off(event: 'sync', listener: (status: SyncStatus) => void): void;
+  off(event: 'change', listener: (key: string) => void): void;
   dispose(): void;
 }
 

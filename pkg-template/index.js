@@ -217,7 +217,7 @@ export class BackendSyncedCacheService {
   #storage;
   #reads = new Map(); // key -> { value, exp } (exp 0: never)
   #subscribers = new Map(); // key -> Set<callback>
-  #listeners = { error: new Set(), sync: new Set() };
+  #listeners = { error: new Set(), sync: new Set(), change: new Set() };
   #sync = null;
   #lastStatus = '';
   #group;
@@ -370,6 +370,28 @@ export class BackendSyncedCacheService {
   }
 
   /**
+   * Every visible entry, sorted by key, with what a developer wants to see about it:
+   * `{ key, value, expiresAt (ms since epoch, null: never), updatedAt (the write's timestamp),
+   * writer (the writing instance's nodeId), pending (not yet acknowledged by the backend) }`.
+   * Meant for dev tools and debugging: it walks the whole cache.
+   */
+  entries() {
+    this.#assertOpen();
+    let flat;
+    try {
+      flat = this.#core.entries();
+    } catch (e) {
+      throw toCacheError(e);
+    }
+    const out = [];
+    for (let i = 0; i < flat.length; i += 6) {
+      const key = flat[i];
+      out.push({ key, value: this.get(key), expiresAt: flat[i + 2] || null, updatedAt: flat[i + 3], writer: flat[i + 4], pending: flat[i + 5] });
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /**
    * Calls `callback(value)` whenever `key` changes here, in another MFE or in another tab
    * (`null` on remove, expiry and clear). Returns the function that unsubscribes.
    */
@@ -389,8 +411,9 @@ export class BackendSyncedCacheService {
   }
 
   /**
-   * Listens to `'error'` events (`CacheError`: `{ type, message, retryable, key? }`) or `'sync'`
-   * events (the new `syncStatus`). Returns the off function.
+   * Listens to `'error'` events (`CacheError`: `{ type, message, retryable, key? }`), `'sync'`
+   * events (the new `syncStatus`) or `'change'` events (the key whose value changed, from
+   * anywhere: for views of the whole cache). Returns the off function.
    */
   on(event, listener) {
     this.#checkEvent(event, listener).add(listener);
@@ -404,7 +427,7 @@ export class BackendSyncedCacheService {
 
   #checkEvent(event, listener) {
     const set = Object.hasOwn(this.#listeners, event) ? this.#listeners[event] : undefined;
-    if (!set) throw new CacheError('INVALID_ARGUMENT', `unknown event ${describe(event)}; events: 'error', 'sync'`);
+    if (!set) throw new CacheError('INVALID_ARGUMENT', `unknown event ${describe(event)}; events: 'error', 'sync', 'change'`);
     if (typeof listener !== 'function') throw new CacheError('INVALID_ARGUMENT', 'listener must be a function');
     return set;
   }
@@ -420,8 +443,7 @@ export class BackendSyncedCacheService {
     this.#core.free();
     this.#reads.clear();
     this.#subscribers.clear();
-    this.#listeners.error.clear();
-    this.#listeners.sync.clear();
+    for (const set of Object.values(this.#listeners)) set.clear();
   }
 
   #assertOpen() {
@@ -468,11 +490,20 @@ export class BackendSyncedCacheService {
 
   #notify(key) {
     const set = this.#subscribers.get(key);
-    if (!set) return;
-    const value = this.get(key);
-    for (const callback of [...set]) {
+    if (set) {
+      const value = this.get(key);
+      for (const callback of [...set]) {
+        try {
+          callback(value);
+        } catch (e) {
+          reportAsync(e);
+        }
+      }
+    }
+    if (this.#listeners.change.size === 0) return;
+    for (const listener of [...this.#listeners.change]) {
       try {
-        callback(value);
+        listener(key);
       } catch (e) {
         reportAsync(e);
       }

@@ -173,6 +173,25 @@ impl CacheCore {
         self.with(|s| Ok(s.cache.expires_at(key).map_or(0.0, |at| at as f64)))
     }
 
+    /// Every visible entry, flat: `[key, json, expiresAt (0: never), timestamp, writer, pending]`
+    /// per entry, in no particular order. For dev tools and debugging; reads count as no use.
+    pub fn entries(&self) -> Result<Array, JsValue> {
+        self.with(|s| {
+            let now = now_ms();
+            let out = Array::new();
+            for (key, entry) in s.cache.replica().iter() {
+                let Some(json) = entry.value.as_deref().filter(|_| entry.is_live(now)) else { continue };
+                out.push(&JsValue::from_str(key));
+                out.push(&JsValue::from_str(json));
+                out.push(&entry.expires_at().map_or(0.0, |at| at as f64).into());
+                out.push(&(entry.stamp.ts as f64).into());
+                out.push(&JsValue::from_str(&entry.stamp.node));
+                out.push(&s.cache.is_unsynced(key).into());
+            }
+            Ok(out)
+        })
+    }
+
     /// Applies a write made by another instance on this page (already persisted by it); `ttl_secs`
     /// is the TTL the writer was given, converted here by the same rule. Returns whether the
     /// visible value of `key` changed.

@@ -375,6 +375,42 @@ describe('BackendSyncedCacheService in one page', () => {
     await ctx.close();
   });
 
+  test('entries() lists visible entries with expiry, writer and timestamp; change events name every changed key', async () => {
+    const ctx = await env.context();
+    const start = new Date('2026-11-21T10:00:00Z').getTime();
+    const page = await openTab(ctx, env.page('?copies=2'), { before: (p) => p.clock.install({ time: start }) });
+    const r = await page.evaluate(async () => {
+      const a = (window.a = new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'ent_' }));
+      const b = new pkg2.BackendSyncedCacheService({ backendUrl: null, prefix: 'ent_' });
+      window.changes = [];
+      a.on('change', (key) => changes.push(key));
+      await b.set('user', { name: 'Ada' }, 0);
+      await a.set('cart', [1], 60);
+      await a.set('gone', 1);
+      await a.remove('gone');
+      const list = a.entries();
+      return { list, same: list[0].value === a.get('cart'), aNode: a.nodeId, bNode: b.nodeId, changes: [...changes] };
+    });
+    assert.deepEqual(
+      r.list.map((e) => [e.key, e.value, e.expiresAt === null ? null : e.expiresAt - e.updatedAt, e.writer, e.pending]),
+      [
+        ['cart', [1], 60_000, r.aNode, false],
+        ['user', { name: 'Ada' }, null, r.bNode, false],
+      ],
+    );
+    assert.ok(r.list.every((e) => e.updatedAt >= start && e.updatedAt < start + 1000), 'timestamps are the writes\' HLC times');
+    assert.equal(r.same, true, 'values are the same objects get returns');
+    assert.deepEqual(r.changes, ['user', 'cart', 'gone', 'gone']);
+    await page.clock.fastForward(61_000);
+    const after = await page.evaluate(async () => {
+      const keys = a.entries().map((e) => e.key);
+      await a.clear();
+      return { keys, changes, left: a.entries() };
+    });
+    assert.deepEqual(after, { keys: ['user'], changes: ['user', 'cart', 'gone', 'gone', 'cart', 'user'], left: [] });
+    await ctx.close();
+  });
+
   test('without a backend, syncStatus has every field: not enabled, offline, idle, nothing pending', async () => {
     const ctx = await env.context();
     const page = await openTab(ctx, env.page());
