@@ -56,8 +56,10 @@ const DEFAULTS = Object.freeze({
 // wasm instance. They meet here, on a global registry whose shape is a frozen protocol (v1):
 // a group per prefix holds peers `{ storage, deliver(message) }`; messages are
 // `{ kind: 'set', key, json, ttl (seconds), ts, node } | { kind: 'remove', key, ts, node } |
-// { kind: 'clear', ts, node }`. Delivery is synchronous, so a write in one MFE is visible in
-// every other one on the page before `set` returns.
+// { kind: 'clear', ts, node } | { kind: 'acked', acked }` (the backend acknowledged a batch; the
+// format is the core's). Delivery is synchronous, so a write in one MFE is visible in every other
+// one on the page before `set` returns. Kinds a copy does not know are ignored: newer copies may
+// add some.
 const HUB = Symbol.for('mfe-shared-cache.hub.v1');
 
 function pageHub() {
@@ -262,6 +264,7 @@ export class BackendSyncedCacheService {
         { backendUrl: this.#options.backendUrl, prefix: o.prefix, requestTimeout: o.requestTimeout, headers: o.headers, storage: this.#storage, node: this.#node },
         {
           applied: (keys) => this.#onCoreNews(keys, NO_LISTENERS),
+          acked: (acked) => (acked.length > 2 || acked[0] !== -1) && this.#tellPeers({ kind: 'acked', acked }),
           error: (e) => this.#emitError(toCacheError(e)),
           status: () => this.#emitStatus(),
         },
@@ -466,6 +469,11 @@ export class BackendSyncedCacheService {
   #onPeerMessage(m) {
     if (this.#disposed) return;
     try {
+      if (m.kind === 'acked') {
+        if (this.#sync && Array.isArray(m.acked) && this.#core.applyPeerAcked(m.acked)) this.#emitStatus();
+        return;
+      }
+      if (m.kind !== 'set' && m.kind !== 'remove' && m.kind !== 'clear') return;
       if (m.kind === 'clear') {
         const keys = this.#core.applyPeerClear(m.ts, m.node);
         this.#reads.clear();
@@ -486,6 +494,8 @@ export class BackendSyncedCacheService {
     for (const key of keys) this.#reads.delete(key);
     for (const key of keys) this.#notify(key);
     for (const e of errors) this.#emitError(toCacheError(e));
+    // Another tab's writes (and acknowledgements) change what is pending here.
+    if (this.#sync) this.#emitStatus();
   }
 
   #notify(key) {

@@ -28,7 +28,7 @@ export class SyncDriver {
   /**
    * @param core the wasm CacheCore (opened with openSynced)
    * @param options { backendUrl, prefix, requestTimeout, headers, storage, node }
-   * @param hooks { applied(keys), error(CacheError-like), status() }
+   * @param hooks { applied(keys), acked(batch for the page's other instances), error(CacheError-like), status() }
    */
   constructor(core, options, hooks) {
     this.#core = core;
@@ -148,8 +148,9 @@ export class SyncDriver {
             break;
           }
           if (this.#disposed) return;
-          const [keys, errors] =
+          const [keys, errors, acked] =
             path === '/sync' ? this.#core.syncApplied(answer.cursor, answer.updates, answer.clear, answer.more) : this.#core.syncAcked();
+          this.#hooks.acked(acked);
           this.#hooks.applied(keys);
           for (const e of errors) this.#hooks.error(e);
         }

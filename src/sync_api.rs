@@ -83,16 +83,21 @@ impl CacheCore {
     /// The backend answered `/sync`: `cursor` is its `timestamp`; `updates` is a flat array of
     /// `[key, valueJson | null, ttlSeconds, timestamp, node | null, deleted]` sextuples;
     /// `clear` an optional `[timestamp, node]` and `more` whether the backend paged its answer
-    /// (extensions). Returns `[changedKeys, errors]`.
+    /// (extensions). Returns `[changedKeys, errors, acked]`; `acked` (see [`encode_acked`]) is for
+    /// the other instances on the page, which share this storage but not this memory.
     #[wasm_bindgen(js_name = syncApplied)]
     pub fn sync_applied(&self, cursor: f64, updates: Array, clear: Option<Array>, more: bool) -> Result<Array, JsValue> {
         let inner = std::rc::Rc::downgrade(&self.inner);
         self.with(|s| {
             let now = now_ms();
             let mut errors: Vec<JsValue> = Vec::new();
-            if let Some(batch) = s.in_flight.take() {
-                s.cache.ack_sync(&batch);
-            }
+            let acked = match s.in_flight.take() {
+                Some(batch) => {
+                    s.cache.ack_sync(&batch);
+                    encode_acked(&batch)
+                }
+                None => Array::new(),
+            };
             let mut changes = Vec::new();
             let mut i = 0;
             while i + 5 < updates.length() {
@@ -126,8 +131,15 @@ impl CacheCore {
             errors.extend(flush_inner(s).iter());
             rearm(s, &inner);
             let keys: Array = keys.into_iter().map(JsValue::from).collect();
-            Ok([JsValue::from(keys), errors.into_iter().collect::<Array>().into()].into_iter().collect())
+            Ok([JsValue::from(keys), errors.into_iter().collect::<Array>().into(), acked.into()].into_iter().collect())
         })
+    }
+
+    /// Another instance on this page had a batch acknowledged (`acked` from its
+    /// [`CacheCore::sync_applied`]); returns whether this instance's pending count changed.
+    #[wasm_bindgen(js_name = applyPeerAcked)]
+    pub fn apply_peer_acked(&self, acked: &Array) -> Result<bool, JsValue> {
+        self.with(|s| Ok(decode_acked(acked).is_some_and(|batch| s.cache.ack_from_peer(&batch))))
     }
 
     /// The request failed (`error`: a `{ type, message, retryable }` object). `network` says the
@@ -246,4 +258,49 @@ fn read_update(
     let json = value.as_string().ok_or_else(|| protocol("an update's value is missing"))?;
     json::validate(&json).map_err(protocol)?;
     Ok((key, Entry::value(stamp, ttl_ms, json)))
+}
+
+/// An acknowledged batch for the page's other instances: `[clearTs | -1, clearNode | null, key, ts,
+/// node, key, ts, node, …]`. Only stamps travel: a receiver drops a pending mark only where its
+/// entry has exactly that stamp.
+fn encode_acked(batch: &SyncBatch) -> Array {
+    let out = Array::new();
+    match &batch.clear {
+        Some(c) => {
+            out.push(&(c.ts as f64).into());
+            out.push(&JsValue::from_str(&c.node));
+        }
+        None => {
+            out.push(&(-1.0).into());
+            out.push(&JsValue::NULL);
+        }
+    }
+    for (key, entry) in &batch.changes {
+        out.push(&JsValue::from_str(key));
+        out.push(&(entry.stamp.ts as f64).into());
+        out.push(&JsValue::from_str(&entry.stamp.node));
+    }
+    out
+}
+
+/// Reads [`encode_acked`]'s format; anything malformed reads as nothing (it can only ever clear
+/// pending marks, so ignoring it is safe: the write is sent again and acknowledged as a duplicate).
+fn decode_acked(acked: &Array) -> Option<SyncBatch> {
+    let stamp = |ts: JsValue, node: JsValue| -> Option<Stamp> {
+        let ts = ts.as_f64().filter(|t| t.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER as f64).contains(t))?;
+        Some(Stamp::new(ts as u64, node.as_string()?))
+    };
+    if acked.length() < 2 || (acked.length() - 2) % 3 != 0 {
+        return None;
+    }
+    let clear = if acked.get(0).as_f64() == Some(-1.0) { None } else { Some(stamp(acked.get(0), acked.get(1))?) };
+    let mut changes = Vec::new();
+    let mut i = 2;
+    while i + 2 < acked.length() {
+        let key = acked.get(i).as_string()?;
+        // Only the stamp is compared; the value is not needed.
+        changes.push((key, Entry::tombstone(stamp(acked.get(i + 1), acked.get(i + 2))?)));
+        i += 3;
+    }
+    Some(SyncBatch { clear, changes })
 }

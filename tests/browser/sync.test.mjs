@@ -352,6 +352,29 @@ for (const [name, makeBackend, { byReceipt }] of BACKENDS) {
       await ctx.close();
     });
 
+    test('an acknowledgement received by one copy on the page clears the pending count of the others', async () => {
+      const ctx = await env.browser.newContext();
+      const page = await openTab(ctx, env.page.replace('page.html', 'page.html?copies=2'), { allowConsoleErrors: true });
+      await page.evaluate(() => {
+        // A long interval: the only way the idle copy learns of the acknowledgement is from its peer.
+        const options = { prefix: 'acks_', backendUrl: '/api/cache', syncInterval: 600000, retryDelay: 100 };
+        window.first = new pkg.BackendSyncedCacheService(options);
+        window.second = new pkg2.BackendSyncedCacheService(options);
+        window.secondStatuses = [];
+        second.on('sync', (s) => secondStatuses.push(s.pending));
+      });
+      // The leader sends everyone's writes, a follower its own: either way one copy gets the ack.
+      await page.evaluate(() => Promise.all([first.set('a', 1), second.set('b', 2), first.clear().then(() => first.set('c', 3))]));
+      await eventually(async () => (await env.backend.values()).c === 3, 'the writes on the backend');
+      const pending = await eventually(
+        () => page.evaluate(() => first.syncStatus.pending === 0 && second.syncStatus.pending === 0 && [first.entries(), second.entries()]),
+        'both copies to see every write acknowledged',
+      );
+      for (const list of pending) assert.deepEqual(list.map((e) => [e.key, e.pending]), [['c', false]]);
+      assert.equal(await page.evaluate(() => secondStatuses.at(-1)), 0, 'the idle copy announced it');
+      await ctx.close();
+    });
+
     test('a tab whose clock is 10 minutes slow writes after seeing a backend value, and its write wins on the backend', async () => {
       const ctx = await env.browser.newContext();
       await env.backend.put({ key: 'skewed', value: 'server', ttl: 0, timestamp: Date.now(), node: 'other-client' });

@@ -410,6 +410,25 @@ impl<S: Storage> Cache<S> {
         }
     }
 
+    /// Another instance over the same storage (a copy of the package in another MFE on the page)
+    /// had `batch` acknowledged and has rewritten its records: stop counting those writes as
+    /// pending here too. Writes replaced since are still pending. Returns whether anything changed.
+    pub fn ack_from_peer(&mut self, batch: &SyncBatch) -> bool {
+        let mut changed = false;
+        if let Some(clear) = &batch.clear {
+            if self.clear_unsynced && self.replica.epoch() == Some(clear) {
+                self.clear_unsynced = false;
+                changed = true;
+            }
+        }
+        for (key, sent) in &batch.changes {
+            if self.replica.entry(key).is_some_and(|e| e.stamp == sent.stamp) {
+                changed |= self.unsynced.remove(key);
+            }
+        }
+        changed
+    }
+
     /// What the backend has not acknowledged, up to `max` writes.
     pub fn sync_batch(&self, max: usize) -> SyncBatch {
         self.sync_batch_of(max, None)

@@ -131,3 +131,27 @@ fn a_follower_sends_only_its_own_writes_the_leader_everyones() {
     assert!(!c.has_pending_sync_of(Some("me")));
     assert!(c.has_pending_sync_of(None));
 }
+
+#[test]
+fn an_ack_made_by_another_instance_on_the_page_clears_pending_here_too() {
+    // Two MFEs' instances over one storage: b adopted a's writes as pending (a may vanish first).
+    let mut a = open(MemoryStorage::new(), "a");
+    let mut b = open(a.storage().clone(), "b");
+    a.set("cart", "[1]".into(), 0, T0).unwrap();
+    a.set("user", "\"ada\"".into(), 0, T0 + 1).unwrap();
+    let (epoch, _) = a.clear(T0 + 2);
+    a.set("cart", "[2]".into(), 0, T0 + 3).unwrap();
+    let batch = a.sync_batch(100);
+    let adopted: Vec<_> = batch.changes.iter().map(|(k, e)| (k.clone(), e.clone(), true)).collect();
+    b.apply_from_tab(adopted, Some((epoch.clone(), true)), T0 + 3);
+    assert_eq!(b.pending_sync(), 2, "cart and the clear");
+
+    // b writes user again after the batch was taken: that write is not acknowledged by it.
+    b.set("user", "\"bob\"".into(), 0, T0 + 4).unwrap();
+    assert_eq!(b.pending_sync(), 3);
+    a.ack_sync(&batch);
+    assert!(b.ack_from_peer(&batch));
+    assert_eq!(b.pending_sync(), 1, "only b's own newer write is left");
+    assert!(b.is_unsynced("user") && !b.is_unsynced("cart") && !b.is_clear_unsynced());
+    assert!(!b.ack_from_peer(&batch), "a repeated ack changes nothing");
+}
