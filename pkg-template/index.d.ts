@@ -1,8 +1,11 @@
-/** A JSON value: what the cache stores. */
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+/**
+ * A JSON value: what the cache stores. Arrays may be readonly, so values read from the cache
+ * (deeply frozen) can be written back.
+ */
+export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { [key: string]: JsonValue };
 
 /** Deeply read-only view of a value returned by the cache (values are frozen). */
-export type DeepReadonly<T> = T extends (infer U)[]
+export type DeepReadonly<T> = T extends readonly (infer U)[]
   ? ReadonlyArray<DeepReadonly<U>>
   : T extends object
     ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
@@ -34,7 +37,7 @@ export class CacheError extends Error {
   readonly retryable: boolean;
   /** The key concerned, where there is one. */
   readonly key?: string;
-  constructor(type: CacheErrorType, message: string, options?: { retryable?: boolean; key?: string; cause?: unknown });
+  constructor(type: CacheErrorType, message: string, options?: { retryable?: boolean | undefined; key?: string | undefined; cause?: unknown });
 }
 
 /** Anything with the Web Storage interface. */
@@ -46,25 +49,26 @@ export interface StorageLike {
   removeItem(key: string): void;
 }
 
+/** Every option may be left out or `undefined` (index.js treats both as the default). */
 export interface CacheOptions {
   /** Default: `localStorage` (an in-memory storage where it is unavailable). */
-  storage?: StorageLike;
+  storage?: StorageLike | undefined;
   /** Default `'shared_mfe_cache_'`; also names the cross-tab channel. */
-  prefix?: string;
+  prefix?: string | undefined;
   /** Seconds; default 3600; 0 never expires. */
-  defaultTTL?: number;
+  defaultTTL?: number | undefined;
   /** Default `'/api/cache'`; `null`/`false`: no backend (local + cross-tab only). */
-  backendUrl?: string | null | false;
+  backendUrl?: string | null | false | undefined;
   /** ms, default 30000. */
-  syncInterval?: number;
+  syncInterval?: number | undefined;
   /** ms, default 5000. */
-  retryDelay?: number;
+  retryDelay?: number | undefined;
   /** Default 3. */
-  maxRetries?: number;
+  maxRetries?: number | undefined;
   /** ms, default 10000: a request with no complete answer by then counts as a network failure. */
-  requestTimeout?: number;
+  requestTimeout?: number | undefined;
   /** Added to every backend request (e.g. an authorization header), or a function giving them. */
-  headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
+  headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>) | undefined;
 }
 
 /** What a UI shows about backend sync. */
@@ -98,7 +102,16 @@ export interface CacheEntryInfo {
 
 export class BackendSyncedCacheService {
   constructor(options?: CacheOptions);
-  readonly options: Readonly<Required<Omit<CacheOptions, 'storage' | 'backendUrl'>> & { backendUrl: string | null }>;
+  /** The options in force, defaults filled in (as index.js keeps them: no `storage`, no `headers`). */
+  readonly options: {
+    readonly prefix: string;
+    readonly defaultTTL: number;
+    readonly backendUrl: string | null;
+    readonly syncInterval: number;
+    readonly retryDelay: number;
+    readonly maxRetries: number;
+    readonly requestTimeout: number;
+  };
   /** This instance's writer id. */
   readonly nodeId: string;
   /** How this instance reaches other tabs. */

@@ -3,29 +3,38 @@ import type { BackendSyncedCacheService, CacheOptions, DeepReadonly, JsonValue, 
 
 /** Options of the page's default instance; call before the first hook renders. */
 export function configureDefaultCache(options: CacheOptions): void;
-/** The page's default instance (created on first use; never on the server). */
+/** The page's default instance, created on first use (the hooks never create it on the server). */
 export function getDefaultCache(): BackendSyncedCacheService;
 /** Makes `cache` the instance the hooks below it use. */
 export function SharedCacheProvider(props: { cache: BackendSyncedCacheService; children?: ReactNode }): ReactNode;
 
 export interface HookOptions {
   /** The instance to use instead of the provider's or the page's default. */
-  cache?: BackendSyncedCacheService;
+  cache?: BackendSyncedCacheService | undefined;
 }
 
-/** `[value, setValue]` for `key`; `setValue` returns the `set` promise. */
-export function useSharedCache<T extends JsonValue>(
+/**
+ * `[value, setValue]` for `key`; `value` is `initialValue` while there is none. `setValue` takes a
+ * value or an updater (values read from the cache, deeply readonly, are accepted back) and returns
+ * the `set` promise. `T` is inferred widened, as with `useState` (`0` gives `number`, not `0`):
+ * the constraint checks that the value is JSON without making TypeScript keep the literal type.
+ */
+export function useSharedCache<T extends ([T] extends [JsonValue] ? unknown : JsonValue)>(
   key: string,
   initialValue: T,
   ttl?: number,
   options?: HookOptions,
-): [DeepReadonly<T>, (next: T | ((current: DeepReadonly<T>) => T)) => Promise<void>];
+): [DeepReadonly<T>, (next: T | DeepReadonly<T> | ((current: DeepReadonly<T>) => T | DeepReadonly<T>)) => Promise<void>];
+/** The same with no initial value: `value` is null while there is none. */
 export function useSharedCache<T extends JsonValue = JsonValue>(
   key: string,
   initialValue?: null,
   ttl?: number,
   options?: HookOptions,
-): [DeepReadonly<T> | null, (next: T | ((current: DeepReadonly<T> | null) => T)) => Promise<void>];
+): [
+  DeepReadonly<T> | null,
+  (next: T | DeepReadonly<T> | ((current: DeepReadonly<T> | null) => T | DeepReadonly<T>)) => Promise<void>,
+];
 
 /** The backend sync status, re-rendering when it changes. */
 export function useSyncStatus(options?: HookOptions): SyncStatus;

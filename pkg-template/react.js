@@ -2,7 +2,7 @@
 // useSyncExternalStore, so every root (each MFE mounts its own) reads one consistent store and a
 // component re-renders only when its own key changes.
 import { createContext, createElement, useCallback, useContext, useRef, useSyncExternalStore } from 'react';
-import { BackendSyncedCacheService } from './index.js';
+import { BackendSyncedCacheService, CacheError } from './index.js';
 
 const CacheContext = createContext(null);
 const IS_BROWSER = typeof window !== 'undefined' && typeof document !== 'undefined';
@@ -15,7 +15,7 @@ let defaultCache = null;
  * Call it before the first hook renders; later calls throw.
  */
 export function configureDefaultCache(options) {
-  if (defaultCache) throw new Error('mfe-shared-cache/react: the default cache already exists');
+  if (defaultCache) throw new CacheError('INVALID_OPTION', 'configureDefaultCache: the default cache already exists; call it before the first hook renders');
   defaultOptions = { ...options };
 }
 
@@ -52,7 +52,7 @@ export function useSharedCache(key, initialValue = null, ttl, options) {
   const value = useSyncExternalStore(subscribe, read, () => initial);
   const setValue = useCallback(
     (next) => {
-      if (!cache) return Promise.reject(new Error('mfe-shared-cache/react: no cache on the server'));
+      if (!cache) return Promise.reject(new CacheError('INVALID_ARGUMENT', 'useSharedCache: there is no cache on the server; set values in the browser'));
       const current = cache.get(key);
       const resolved = typeof next === 'function' ? next(current === null ? initial : current) : next;
       return cache.set(key, resolved, ttl);

@@ -12,7 +12,11 @@ cargo test --workspace
 step "wasm client in headless Chromium (wasm-bindgen-test)"
 CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver} cargo test --target wasm32-unknown-unknown -p mfe-shared-cache
 
-step "npm package (pkg/) in headless Chromium (Playwright), against mfe-cache-server too"
+step "npm package (pkg/): TypeScript types (tsc over tests/types, with expected errors)"
 scripts/build-pkg.sh
+node_modules/.bin/tsc -p tests/types
+
+step "npm package, www-demo and mfe-cache-server in headless Chromium (Playwright)"
 cargo build -p mfe-cache-server
+node www-demo/build.mjs target/demo-site
 node --test --test-concurrency=1 tests/browser/
