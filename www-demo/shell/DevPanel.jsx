@@ -139,7 +139,7 @@ export function DevPanel({ instances }) {
                   <td className="dp-value">
                     <code>{JSON.stringify(e.value)}</code>
                   </td>
-                  <td data-testid={`ttl-${e.key}`}>{ttlLeft(e.expiresAt, now)}</td>
+                  <td className="dp-ttl" data-testid={`ttl-${e.key}`}>{ttlLeft(e.expiresAt, now)}</td>
                   <td>
                     {writerName.has(e.writer) ? `${writerName.get(e.writer)} MFE, this tab` : 'another tab, device or earlier page load'}{' '}
                     <code className="dp-dim">{e.writer}</code>
