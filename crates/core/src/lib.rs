@@ -14,6 +14,7 @@ mod entry;
 mod error;
 mod hlc;
 pub mod json;
+mod pattern;
 mod record;
 mod replica;
 mod stamp;
@@ -33,6 +34,7 @@ pub use record::{
     decode_cursor, decode_meta, decode_meta_flagged, decode_record, decode_record_flagged, encode_cursor, encode_meta,
     encode_meta_flagged, encode_record, encode_record_flagged, prefix_tag, DecodedRecord,
 };
+pub use pattern::{KeyPattern, MAX_PATTERN_BYTES};
 pub use replica::{MergeOutcome, Replica};
 pub use stamp::Stamp;
 pub use storage::{MemoryStorage, Storage, StorageError};

@@ -1,0 +1,150 @@
+//! Key patterns for invalidation (`stores:*`), one syntax for the client and the server: `*`
+//! matches any run of characters (also none), `?` exactly one character, `\` makes the next
+//! character literal; everything else matches itself. No classes or alternations: a pattern is a
+//! key with holes, as in Redis `SCAN MATCH` minus what nobody invalidates by.
+
+use crate::CacheError;
+
+/// The longest pattern accepted (the longest key is 1024 bytes).
+pub const MAX_PATTERN_BYTES: usize = 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    Literal(char),
+    One,
+    Any,
+}
+
+/// A parsed key pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPattern {
+    tokens: Vec<Token>,
+}
+
+impl KeyPattern {
+    /// Parses `pattern`; an empty one, one over [`MAX_PATTERN_BYTES`] or one ending in a lone `\`
+    /// is an `InvalidKey` error.
+    pub fn parse(pattern: &str) -> Result<Self, CacheError> {
+        let invalid = |why: &str| CacheError::InvalidKey {
+            key: pattern.chars().take(64).collect(),
+            reason: format!("not a key pattern: {why}"),
+        };
+        if pattern.is_empty() {
+            return Err(invalid("it is empty"));
+        }
+        if pattern.len() > MAX_PATTERN_BYTES {
+            return Err(invalid("it is longer than 1024 bytes"));
+        }
+        let mut tokens = Vec::new();
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            tokens.push(match c {
+                '*' if tokens.last() == Some(&Token::Any) => continue,
+                '*' => Token::Any,
+                '?' => Token::One,
+                '\\' => Token::Literal(chars.next().ok_or_else(|| invalid("it ends with a lone \\"))?),
+                c => Token::Literal(c),
+            });
+        }
+        Ok(KeyPattern { tokens })
+    }
+
+    /// Whether the pattern has no wildcard (it names one key).
+    pub fn is_exact(&self) -> bool {
+        self.tokens.iter().all(|t| matches!(t, Token::Literal(_)))
+    }
+
+    /// The literal text every matching key starts with (for prefix scans).
+    pub fn literal_prefix(&self) -> String {
+        self.tokens
+            .iter()
+            .map_while(|t| match t {
+                Token::Literal(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether `key` matches. Linear in `key.len() × pattern length` at worst (no backtracking
+    /// blow-up: the classic greedy-star algorithm with one resume point).
+    pub fn matches(&self, key: &str) -> bool {
+        let key: Vec<char> = key.chars().collect();
+        let (mut k, mut p) = (0, 0);
+        let mut resume: Option<(usize, usize)> = None; // (pattern index after '*', key index)
+        while k < key.len() {
+            match self.tokens.get(p) {
+                Some(Token::Any) => {
+                    p += 1;
+                    resume = Some((p, k));
+                }
+                Some(Token::One) => {
+                    p += 1;
+                    k += 1;
+                }
+                Some(Token::Literal(c)) if *c == key[k] => {
+                    p += 1;
+                    k += 1;
+                }
+                _ => match resume {
+                    Some((rp, rk)) => {
+                        p = rp;
+                        k = rk + 1;
+                        resume = Some((rp, rk + 1));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        self.tokens[p..].iter().all(|t| *t == Token::Any)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, k: &str) -> bool {
+        KeyPattern::parse(p).unwrap().matches(k)
+    }
+
+    #[test]
+    fn stars_question_marks_and_escapes() {
+        assert!(m("stores:*", "stores:"));
+        assert!(m("stores:*", "stores:42:users"));
+        assert!(!m("stores:*", "store:42"));
+        assert!(m("*:users", "stores:42:users"));
+        assert!(m("a*b*c", "aXXbYYc"));
+        assert!(!m("a*b*c", "aXXbYY"));
+        assert!(m("user:?", "user:1"));
+        assert!(!m("user:?", "user:12"));
+        assert!(m("ünï?ode", "ünïcode"));
+        assert!(m(r"literal\*", "literal*"));
+        assert!(!m(r"literal\*", "literalX"));
+        assert!(m("exact", "exact"));
+        assert!(!m("exact", "exactly"));
+        assert!(m("*", ""));
+        assert!(m("**", "anything"));
+    }
+
+    #[test]
+    fn bad_patterns_are_typed_errors() {
+        assert!(KeyPattern::parse("").is_err());
+        assert!(KeyPattern::parse("trailing\\").is_err());
+        assert!(KeyPattern::parse(&"x".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn prefix_and_exactness() {
+        let p = KeyPattern::parse("stores:*:users").unwrap();
+        assert_eq!(p.literal_prefix(), "stores:");
+        assert!(!p.is_exact());
+        assert!(KeyPattern::parse(r"a\*b").unwrap().is_exact());
+    }
+
+    #[test]
+    fn many_stars_stay_fast() {
+        let p = KeyPattern::parse(&"*a".repeat(50)).unwrap();
+        assert!(!p.matches(&"a".repeat(49)));
+        assert!(p.matches(&"a".repeat(60)));
+    }
+}
