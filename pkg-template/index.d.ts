@@ -13,6 +13,11 @@ export type DeepReadonly<T> = T extends readonly (infer U)[]
 
 /** Every `type` an error of this package can have. */
 export type CacheErrorType =
+  | 'FETCH_FAILED'
+  | 'CACHE_SET_FAILED'
+  | 'CACHE_GET_FAILED'
+  | 'CLEANUP_FAILED'
+  | 'RETRY_EXHAUSTED'
   | 'INVALID_KEY'
   | 'INVALID_VALUE'
   | 'INVALID_TTL'
@@ -29,6 +34,15 @@ export type CacheErrorType =
   | 'UNAUTHORIZED'
   | 'INTERNAL';
 
+/** The error types as constants (`CacheErrorType.RETRY_EXHAUSTED`), as in seed 004. */
+export const CacheErrorType: { readonly [T in CacheErrorType]: T };
+
+/**
+ * Seconds (0: never expires), or a duration string: a number with a unit (`ms`, `s`, `m`, `h`,
+ * `d`, `w` or their long forms), several of them (`"1h 30m"`), or a bare number of seconds.
+ */
+export type Ttl = number | string;
+
 /** The one error type of the whole API. */
 export class CacheError extends Error {
   readonly name: 'CacheError';
@@ -37,6 +51,8 @@ export class CacheError extends Error {
   readonly retryable: boolean;
   /** The key concerned, where there is one. */
   readonly key?: string;
+  /** The underlying failure (a loader's error, a storage exception…), where there is one. */
+  readonly cause?: unknown;
   constructor(type: CacheErrorType, message: string, options?: { retryable?: boolean | undefined; key?: string | undefined; cause?: unknown });
 }
 
@@ -55,8 +71,8 @@ export interface CacheOptions {
   storage?: StorageLike | undefined;
   /** Default `'shared_mfe_cache_'`; also names the cross-tab channel. */
   prefix?: string | undefined;
-  /** Seconds; default 3600; 0 never expires. */
-  defaultTTL?: number | undefined;
+  /** Default 3600 seconds; 0 never expires; or a duration string such as `"1h"`. */
+  defaultTTL?: Ttl | undefined;
   /** Default `'/api/cache'`; `null`/`false`: no backend (local + cross-tab only). */
   backendUrl?: string | null | false | undefined;
   /** ms, default 30000. */
@@ -69,6 +85,72 @@ export interface CacheOptions {
   requestTimeout?: number | undefined;
   /** Added to every backend request (e.g. an authorization header), or a function giving them. */
   headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>) | undefined;
+  /** The MFE's name (1–32 of `A-Z a-z 0-9 _ . -`): writer ids become `app:random`, so entries say who wrote them. */
+  app?: string | null | undefined;
+  /** Default `'warn'`: only errors nobody listens to. */
+  logLevel?: LogLevel | undefined;
+  /** Receives the log records; default: the console. */
+  logger?: ((record: LogRecord) => void) | null | undefined;
+}
+
+export type LogLevel = 'silent' | 'error' | 'warn' | 'info' | 'debug';
+
+/** A structured log record. */
+export interface LogRecord {
+  readonly level: Exclude<LogLevel, 'silent'>;
+  readonly message: string;
+  readonly key?: string;
+  /** ms, for loads. */
+  readonly duration?: number;
+  /** The failed attempt a retry follows. */
+  readonly attempt?: number;
+  readonly error?: string;
+  readonly [field: string]: unknown;
+}
+
+/** Retries of a loader (seed 004): attempt, wait initialDelay, × backoffFactor, … capped at maxDelay. */
+export interface RetryConfig {
+  /** Default 3. */
+  maxRetries?: number | undefined;
+  /** ms, default 100. */
+  initialDelay?: number | undefined;
+  /** ms, default 2000. */
+  maxDelay?: number | undefined;
+  /** Default 2. */
+  backoffFactor?: number | undefined;
+}
+
+export interface GetOrFetchOptions<T> {
+  /** Default: the cache's defaultTTL. */
+  ttl?: Ttl | undefined;
+  /** Serve an expired value at once and refresh it in the background. */
+  staleWhileRevalidate?: boolean | undefined;
+  /** Only failures that may go away (network errors, 5xx/408/429, `retryable: true`) are retried. */
+  retry?: RetryConfig | undefined;
+  /** Resolved (not stored) when loading fails for good; the failure still goes to 'error' listeners. */
+  defaultValue?: T | DeepReadonly<T> | undefined;
+  /** Transforms the loaded value before it is stored (seed 002's cacheSetFilter). */
+  filter?: ((loaded: any) => T) | undefined;
+  /** ms a caller waits for another tab's load of the same key before loading itself; default 10000. */
+  graceTime?: number | undefined;
+  /** Load even on a hit (a load another tab finished after this call started counts). */
+  refresh?: boolean | undefined;
+}
+
+/** `getStats()`. */
+export interface CacheStats {
+  /** Values held: active + expired. */
+  readonly size: number;
+  readonly active: number;
+  /** Values past their TTL, not yet collected. */
+  readonly expired: number;
+  /** This instance's reads (get, getOrFetch) that found a value. */
+  readonly hits: number;
+  readonly misses: number;
+  /** hits / (hits + misses); 0 before any read. */
+  readonly hitRate: number;
+  /** Writes the backend has not acknowledged. */
+  readonly pending: number;
 }
 
 /** What a UI shows about backend sync. */
@@ -96,6 +178,8 @@ export interface CacheEntryInfo {
   readonly updatedAt: number;
   /** The `nodeId` of the instance that wrote it. */
   readonly writer: string;
+  /** The writer's `app` option (the part of `writer` before `:`), or null. */
+  readonly app: string | null;
   /** Not yet acknowledged by the backend. */
   readonly pending: boolean;
 }
@@ -111,13 +195,15 @@ export class BackendSyncedCacheService {
     readonly retryDelay: number;
     readonly maxRetries: number;
     readonly requestTimeout: number;
+    readonly app: string | null;
+    readonly logLevel: LogLevel;
   };
   /** This instance's writer id. */
   readonly nodeId: string;
   /** How this instance reaches other tabs. */
   readonly tabLink: 'broadcast-channel' | 'storage-event' | 'none';
   /** Resolves once applied locally and persisted; rejects with a CacheError. */
-  set<T extends JsonValue>(key: string, value: T, ttl?: number): Promise<void>;
+  set<T extends JsonValue>(key: string, value: T, ttl?: Ttl): Promise<void>;
   /** The value, or null when missing or expired; the same frozen object while unchanged. */
   get<T = JsonValue>(key: string): DeepReadonly<T> | null;
   remove(key: string): Promise<void>;
@@ -125,6 +211,27 @@ export class BackendSyncedCacheService {
   subscribe<T = JsonValue>(key: string, callback: (value: DeepReadonly<T> | null) => void): () => void;
   /** Every visible entry, sorted by key (for dev tools: walks the whole cache). */
   entries(): CacheEntryInfo[];
+  /** Whether `key` has a value now (not counted in the hit rate). */
+  has(key: string): boolean;
+  /** Keys with a value, sorted; `pattern`: `*` any run, `?` one character, `\\` escapes. */
+  keys(pattern?: string): string[];
+  /** How many keys have a value. */
+  size(): number;
+  /** ms until `key` expires; null without a value; Infinity when it never expires. */
+  getTimeToExpiry(key: string): number | null;
+  getStats(): CacheStats;
+  /** Removes every key matching (here, everywhere, and on the backend); resolves to how many. */
+  invalidate(keyOrPattern: string): Promise<number>;
+  /** The value, loaded once per key across the page's MFEs and the origin's tabs on a miss. */
+  getOrFetch<T extends JsonValue>(key: string, loader: () => T | Promise<T>, options?: GetOrFetchOptions<T>): Promise<DeepReadonly<T>>;
+  /** Like getOrFetch, never rejecting: failures resolve to `defaultValue` (default null). */
+  getOrFetchWithFallback<T extends JsonValue>(
+    key: string,
+    loader: () => T | Promise<T>,
+    options?: GetOrFetchOptions<T>,
+  ): Promise<DeepReadonly<T> | null>;
+  /** A view whose keys live under `name:`. */
+  scope(name: string): CacheScope;
   /** The backend sync status. */
   readonly syncStatus: SyncStatus;
   on(event: 'error', listener: (error: CacheError) => void): () => void;
@@ -135,6 +242,29 @@ export class BackendSyncedCacheService {
   off(event: 'sync', listener: (status: SyncStatus) => void): void;
   off(event: 'change', listener: (key: string) => void): void;
   dispose(): void;
+}
+
+/** `cache.scope(name)`: the same API over the keys under `name:` (given without it). */
+export class CacheScope {
+  readonly name: string;
+  /** The instance it writes through. */
+  readonly cache: BackendSyncedCacheService;
+  set<T extends JsonValue>(key: string, value: T, ttl?: Ttl): Promise<void>;
+  get<T = JsonValue>(key: string): DeepReadonly<T> | null;
+  has(key: string): boolean;
+  remove(key: string): Promise<void>;
+  subscribe<T = JsonValue>(key: string, callback: (value: DeepReadonly<T> | null) => void): () => void;
+  getTimeToExpiry(key: string): number | null;
+  getOrFetch<T extends JsonValue>(key: string, loader: () => T | Promise<T>, options?: GetOrFetchOptions<T>): Promise<DeepReadonly<T>>;
+  getOrFetchWithFallback<T extends JsonValue>(key: string, loader: () => T | Promise<T>, options?: GetOrFetchOptions<T>): Promise<DeepReadonly<T> | null>;
+  /** Keys of this scope (without `name:`), matching `pattern` within it. */
+  keys(pattern?: string): string[];
+  size(): number;
+  /** Invalidates keys of this scope only (default: all of them). */
+  invalidate(pattern?: string): Promise<number>;
+  entries(): CacheEntryInfo[];
+  /** A scope inside this one (`name:inner:`). */
+  scope(name: string): CacheScope;
 }
 
 /** An in-memory Storage (SSR, workers, tests). */

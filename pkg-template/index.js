@@ -6,10 +6,15 @@
 // object and costs a Map lookup), subscribers, the page hub shared by separately bundled copies,
 // typed errors and promises.
 import initWasm, { CacheCore, checkKey as coreCheckKey } from './core.js';
+import { CacheError, CacheErrorType, describe, toCacheError } from './errors.js';
+import { checkRetry, loadWithRetry } from './load.js';
+import { checkLogOptions, makeLog } from './log.js';
 import { MemoryStorage } from './memory-storage.js';
+import { CacheScope } from './scope.js';
 import { SyncDriver } from './sync.js';
+import { ttlSeconds } from './ttl.js';
 
-export { MemoryStorage };
+export { CacheError, CacheErrorType, CacheScope, MemoryStorage };
 
 await initWasm({ module_or_path: await wasmSource() });
 
@@ -22,25 +27,6 @@ async function wasmSource() {
   return readFile(url);
 }
 
-/** The one error type of the whole API. */
-export class CacheError extends Error {
-  constructor(type, message, { retryable = false, key, cause } = {}) {
-    super(message, cause === undefined ? undefined : { cause });
-    this.name = 'CacheError';
-    this.type = type;
-    this.retryable = retryable;
-    if (key !== undefined) this.key = key;
-  }
-}
-
-function toCacheError(e) {
-  if (e instanceof CacheError) return e;
-  if (e && typeof e === 'object' && typeof e.type === 'string') {
-    return new CacheError(e.type, String(e.message), { retryable: !!e.retryable, key: e.key });
-  }
-  return new CacheError('INTERNAL', String(e?.message ?? e), { cause: e });
-}
-
 const DEFAULTS = Object.freeze({
   prefix: 'shared_mfe_cache_',
   defaultTTL: 3600,
@@ -49,7 +35,23 @@ const DEFAULTS = Object.freeze({
   retryDelay: 5000,
   maxRetries: 3,
   requestTimeout: 10000,
+  app: null,
+  logLevel: 'warn',
 });
+
+/** How long a getOrFetch waits for another tab's load of the same key before loading itself. */
+const DEFAULT_GRACE_MS = 10000;
+/**
+ * A tab that loaded a key says so for this long (a shared Web Lock named after the write), and
+ * another tab that finds the marker waits up to ARRIVAL_WAIT_MS for the write to reach it: in
+ * Chromium, localStorage and BroadcastChannel reach other tabs asynchronously, so "the lock is
+ * free" does not mean "its holder's write is visible here".
+ */
+const JUST_LOADED_MS = 3000;
+const ARRIVAL_WAIT_MS = 1000;
+
+/** Reads an expired value still held (stale-while-revalidate); shared by every copy on the page. */
+export const READ_STALE = Symbol.for('mfe-shared-cache.readStale.v1');
 
 // ---- the page hub -------------------------------------------------------------------------
 // Copies of this package bundled separately into different MFEs each have their own module and
@@ -88,16 +90,7 @@ function checkKey(key) {
 
 function checkTtl(ttl, fallback) {
   if (ttl === undefined || ttl === null) return fallback;
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
-    throw new CacheError('INVALID_TTL', `ttl must be a finite number of seconds >= 0, got ${describe(ttl)}`);
-  }
-  return ttl;
-}
-
-function describe(v) {
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
-  if (typeof v === 'bigint') return `${v}n`;
-  return typeof v === 'symbol' || typeof v === 'function' ? typeof v : String(v);
+  return ttlSeconds(ttl);
 }
 
 // JSON.stringify silently drops functions and symbols, turns NaN into null and Maps into {}:
@@ -177,7 +170,13 @@ function checkOptions(options) {
     throw new CacheError('INVALID_OPTION', `option ${name} ${why}, got ${describe(o[name])}`);
   };
   if (typeof o.prefix !== 'string' || o.prefix.length === 0 || o.prefix.includes('\0')) bad('prefix', 'must be a non-empty string');
-  if (typeof o.defaultTTL !== 'number' || !Number.isFinite(o.defaultTTL) || o.defaultTTL < 0) bad('defaultTTL', 'must be seconds >= 0');
+  try {
+    o.defaultTTL = ttlSeconds(o.defaultTTL, 'option defaultTTL');
+  } catch (e) {
+    throw new CacheError('INVALID_OPTION', e.message);
+  }
+  if (o.app !== null && (typeof o.app !== 'string' || !/^[A-Za-z0-9_.-]{1,32}$/.test(o.app))) bad('app', 'must be 1 to 32 of A-Z a-z 0-9 _ . -');
+  checkLogOptions(o);
   if (!(o.backendUrl === null || o.backendUrl === false || typeof o.backendUrl === 'string')) bad('backendUrl', 'must be a string, null or false');
   for (const name of ['syncInterval', 'retryDelay', 'requestTimeout']) {
     if (typeof o[name] !== 'number' || !(o[name] > 0) || !Number.isFinite(o[name])) bad(name, 'must be a positive number of ms');
@@ -227,6 +226,10 @@ export class BackendSyncedCacheService {
   #waiters = [];
   #flushQueued = false;
   #disposed = false;
+  #log;
+  #hits = 0;
+  #misses = 0;
+  #stale = new Map(); // key -> { json, value }: READ_STALE answers, stable while unchanged
 
   constructor(options = {}) {
     const o = checkOptions(options);
@@ -240,12 +243,20 @@ export class BackendSyncedCacheService {
       retryDelay: o.retryDelay,
       maxRetries: o.maxRetries,
       requestTimeout: o.requestTimeout,
+      app: o.app,
+      logLevel: o.logLevel,
     });
+    this.#log = makeLog(o.logLevel, o.logger);
     const hub = pageHub();
     const notify = (keys, errors) => this.#onCoreNews(keys, errors);
-    this.#core = this.#options.backendUrl
-      ? CacheCore.openSynced(this.#storage, o.prefix, hub.pageId, notify, o.syncInterval, o.retryDelay, o.maxRetries)
-      : new CacheCore(this.#storage, o.prefix, hub.pageId, notify);
+    const app = o.app ?? undefined;
+    try {
+      this.#core = this.#options.backendUrl
+        ? CacheCore.openSynced(this.#storage, o.prefix, hub.pageId, notify, o.syncInterval, o.retryDelay, o.maxRetries, app)
+        : new CacheCore(this.#storage, o.prefix, hub.pageId, notify, app);
+    } catch (e) {
+      throw toCacheError(e);
+    }
     this.#node = this.#core.node();
     for (const e of this.#core.takeStartupErrors()) early.push(toCacheError(e));
 
@@ -322,8 +333,295 @@ export class BackendSyncedCacheService {
    */
   get(key) {
     const hit = this.#reads.get(key);
-    if (hit !== undefined && (hit.exp === 0 || hit.exp > now())) return hit.value;
-    return this.#load(key);
+    if (hit !== undefined && (hit.exp === 0 || hit.exp > now())) {
+      this.#hits++;
+      return hit.value;
+    }
+    const value = this.#load(key);
+    if (value === null) this.#misses++;
+    else this.#hits++;
+    return value;
+  }
+
+  /** Whether `key` has a value now (not counted in the hit rate). */
+  has(key) {
+    const hit = this.#reads.get(key);
+    if (hit !== undefined && (hit.exp === 0 || hit.exp > now())) return true;
+    return this.#load(key) !== null;
+  }
+
+  /**
+   * The keys that have a value now, sorted; with a pattern (`*` any run of characters, `?` one
+   * character, `` escapes), only those matching it.
+   */
+  keys(pattern) {
+    this.#assertOpen();
+    if (pattern !== undefined && typeof pattern !== 'string') throw new CacheError('INVALID_ARGUMENT', `pattern must be a string, got ${describe(pattern)}`);
+    try {
+      return this.#core.keys(pattern).sort();
+    } catch (e) {
+      throw toCacheError(e);
+    }
+  }
+
+  /** How many keys have a value now. */
+  size() {
+    this.#assertOpen();
+    return this.#core.stats()[0];
+  }
+
+  /** Milliseconds until `key` expires: null when it has no value, Infinity when it never expires. */
+  getTimeToExpiry(key) {
+    if (!this.has(key)) return null;
+    const at = this.#core.expiresAt(key);
+    return at === 0 ? Infinity : Math.max(0, at - Date.now());
+  }
+
+  /**
+   * `{ size, active, expired, hits, misses, hitRate, pending }`: values held (visible and expired),
+   * visible ones, expired ones not yet collected, this instance's reads that found a value or not
+   * (get, getOrFetch), hits / (hits + misses) (0 before any read), and writes the backend has not
+   * acknowledged.
+   */
+  getStats() {
+    this.#assertOpen();
+    const [active, expired] = this.#core.stats();
+    const reads = this.#hits + this.#misses;
+    return {
+      size: active + expired,
+      active,
+      expired,
+      hits: this.#hits,
+      misses: this.#misses,
+      hitRate: reads === 0 ? 0 : this.#hits / reads,
+      pending: this.#core.syncState().pending,
+    };
+  }
+
+  /**
+   * Removes every key matching `keyOrPattern` (a key, or a pattern such as `stores:*`) here, in
+   * every other instance and tab, and (through the outbox) on the backend; resolves to how many
+   * keys it removed, once persisted.
+   */
+  invalidate(keyOrPattern) {
+    try {
+      this.#assertOpen();
+      if (typeof keyOrPattern !== 'string') throw new CacheError('INVALID_ARGUMENT', `invalidate takes a key or pattern string, got ${describe(keyOrPattern)}`);
+      const removed = this.#core.invalidate(keyOrPattern);
+      for (let i = 0; i < removed.length; i += 2) {
+        this.#publish(removed[i], { kind: 'remove', key: removed[i], ts: removed[i + 1], node: this.#node });
+      }
+      const count = removed.length / 2;
+      this.#log('info', 'invalidated', { key: keyOrPattern, count });
+      return this.#whenFlushed(null).then(() => count);
+    } catch (e) {
+      return Promise.reject(toCacheError(e));
+    }
+  }
+
+  /**
+   * The value of `key`, loading it with `loader()` on a miss: one load at a time per key across
+   * every instance on the page and every tab (Web Locks); the others wait for it and read its
+   * result from the cache. Options: `ttl` (seconds or "5m"), `staleWhileRevalidate` (serve an
+   * expired value at once and refresh in the background), `retry` ({ maxRetries, initialDelay,
+   * maxDelay, backoffFactor }), `defaultValue` (resolved, not stored, when loading fails for
+   * good), `filter(value)` (transforms what is stored), `graceTime` (ms to wait for another
+   * tab's load before loading here, default 10000), `refresh` (load even on a hit).
+   */
+  async getOrFetch(key, loader, options = {}) {
+    this.#assertOpen();
+    checkKey(key);
+    if (typeof loader !== 'function') throw new CacheError('INVALID_ARGUMENT', 'loader must be a function returning the value or a promise of it');
+    const o = this.#loadOptions(options);
+    const startedAt = Date.now();
+    if (!o.refresh) {
+      const hit = this.get(key);
+      if (hit !== null) {
+        this.#log('debug', 'cache hit', { key });
+        return hit;
+      }
+      if (o.staleWhileRevalidate) {
+        const stale = this[READ_STALE](key);
+        if (stale !== null) {
+          this.#log('debug', 'serving a stale value while revalidating', { key });
+          this.#flight(key, loader, o, startedAt).catch((e) => this.#emitError(toCacheError(e)));
+          return stale;
+        }
+      }
+    }
+    try {
+      const json = await this.#flight(key, loader, o, startedAt);
+      return this.get(key) ?? deepFreeze(JSON.parse(json));
+    } catch (e) {
+      const error = toCacheError(e);
+      if (!o.hasDefault) throw error;
+      // Resolved with the default, but never silently: 'error' listeners (or the log) hear why.
+      this.#emitError(error);
+      return o.defaultValue;
+    }
+  }
+
+  /** Like getOrFetch, but never rejects: failures go to 'error' listeners and resolve to `defaultValue` (default null). */
+  async getOrFetchWithFallback(key, loader, options = {}) {
+    try {
+      return await this.getOrFetch(key, loader, { ...options, defaultValue: options?.defaultValue ?? null });
+    } catch (e) {
+      this.#emitError(toCacheError(e));
+      return options?.defaultValue ?? null;
+    }
+  }
+
+  /** A view whose keys live under `name:`, so an MFE owns its part of the keyspace. */
+  scope(name) {
+    this.#assertOpen();
+    return new CacheScope(this, name);
+  }
+
+  #loadOptions(options) {
+    if (options === null || typeof options !== 'object') throw new CacheError('INVALID_OPTION', 'getOrFetch options must be an object');
+    const filter = options.filter;
+    if (filter !== undefined && typeof filter !== 'function') throw new CacheError('INVALID_OPTION', 'option filter must be a function');
+    const graceTime = options.graceTime ?? DEFAULT_GRACE_MS;
+    if (typeof graceTime !== 'number' || !(graceTime >= 0) || !Number.isFinite(graceTime)) throw new CacheError('INVALID_OPTION', `option graceTime must be ms >= 0, got ${describe(graceTime)}`);
+    return {
+      ttl: checkTtl(options.ttl, this.#options.defaultTTL),
+      retry: checkRetry(options.retry),
+      staleWhileRevalidate: options.staleWhileRevalidate === true,
+      hasDefault: Object.hasOwn(options, 'defaultValue'),
+      defaultValue: options.defaultValue,
+      filter,
+      graceTime,
+      refresh: options.refresh === true,
+    };
+  }
+
+  // One load per key at a time on the page (every copy of the package meets in the hub), and
+  // across tabs (a Web Lock). Resolves to the JSON text of what was stored.
+  #flight(key, loader, o, startedAt) {
+    const loads = (pageHub().loads ??= new Map());
+    const id = `${this.#options.prefix}\u0000${key}`;
+    let flight = loads.get(id);
+    if (!flight) {
+      flight = this.#loadAcrossTabs(key, loader, o, startedAt).finally(() => loads.delete(id));
+      loads.set(id, flight);
+    }
+    return flight;
+  }
+
+  async #loadAcrossTabs(key, loader, o, startedAt) {
+    const locks = globalThis.navigator?.locks;
+    if (typeof locks?.request !== 'function' || typeof locks.query !== 'function') return this.#loadAndStore(key, loader, o, null);
+    const signal = AbortSignal.timeout(o.graceTime);
+    let granted = false;
+    const load = async () => this.#loadedMeanwhile(key, o, startedAt) ?? (await this.#arriving(key, o, startedAt, locks)) ?? this.#loadAndStore(key, loader, o, locks);
+    try {
+      return await locks.request(`mfe-shared-cache:load:${this.#options.prefix}:${key}`, { signal }, () => {
+        granted = true;
+        return load();
+      });
+    } catch (e) {
+      if (granted || !signal.aborted) throw e;
+      this.#log('warn', `another tab has been loading for over ${o.graceTime} ms; loading here`, { key });
+      return load();
+    }
+  }
+
+  #loadedMarker(key) {
+    return `mfe-shared-cache:loaded:${this.#options.prefix}:${key}:`;
+  }
+
+  // Another tab loaded this key moments ago (its marker lock is held) but its write has not
+  // reached this tab yet: wait for it rather than load again.
+  async #arriving(key, o, startedAt, locks) {
+    const marker = this.#loadedMarker(key);
+    let stamp = 0;
+    try {
+      for (const lock of (await locks.query()).held ?? []) {
+        if (lock.name?.startsWith(marker)) stamp = Math.max(stamp, Number(lock.name.slice(marker.length)) || 0);
+      }
+    } catch {
+      return null;
+    }
+    if (stamp === 0 || (o.refresh && stamp < startedAt)) return null;
+    const deadline = Date.now() + ARRIVAL_WAIT_MS;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const json = this.#loadedMeanwhile(key, o, startedAt);
+      if (this.#core.writtenAt(key) >= stamp) return json; // null when it was removed since: load
+    }
+    this.#log('warn', `another tab loaded this key but its write did not arrive within ${ARRIVAL_WAIT_MS} ms; loading here`, { key });
+    return null;
+  }
+
+  // After waiting for another tab: did it store the value? Storage is written before its lock is
+  // released; its message to this tab may still be on the way, so read the record itself.
+  #loadedMeanwhile(key, o, startedAt) {
+    this.#assertOpen();
+    try {
+      if (this.#core.reloadKey(key)) this.#onCoreNews([key], NO_LISTENERS);
+    } catch (e) {
+      this.#emitError(toCacheError(e));
+    }
+    const json = this.#core.get(key);
+    if (json === undefined || (o.refresh && this.#core.writtenAt(key) < startedAt)) return null;
+    this.#log('debug', 'loaded by another instance or tab', { key });
+    return json;
+  }
+
+  async #loadAndStore(key, loader, o, locks) {
+    const started = performance.now();
+    this.#log('info', 'cache miss, loading', { key });
+    const onRetry = (attempt, cause, wait) => this.#log('info', 'retry attempt', { key, attempt, error: String(cause?.message ?? cause), delay: wait });
+    let value;
+    try {
+      value = await loadWithRetry(key, loader, o.retry, onRetry);
+    } catch (e) {
+      this.#log('warn', e.message, { key, duration: performance.now() - started, error: String(e.cause?.message ?? e.cause) });
+      throw e;
+    }
+    if (o.filter) {
+      try {
+        value = o.filter(value);
+      } catch (cause) {
+        throw new CacheError('FETCH_FAILED', `the filter for ${describe(key)} threw: ${cause?.message ?? cause}`, { key, cause });
+      }
+    }
+    const json = toJson(key, value);
+    try {
+      await this.set(key, value, o.ttl);
+    } catch (e) {
+      // Over quota the value still lives in memory, here and on the page: loading succeeded.
+      if (e.type !== 'QUOTA_EXCEEDED') throw new CacheError('CACHE_SET_FAILED', `storing the loaded ${describe(key)} failed: ${e.message}`, { key, cause: e, retryable: e.retryable });
+    }
+    this.#log('info', 'loaded and cached', { key, duration: performance.now() - started });
+    if (locks) {
+      // Held before the load lock is released, so a tab that gets that lock next sees it.
+      const name = this.#loadedMarker(key) + this.#core.writtenAt(key);
+      await new Promise((held) => {
+        locks
+          .request(name, { mode: 'shared' }, () => {
+            held();
+            return new Promise((release) => setTimeout(release, JUST_LOADED_MS));
+          })
+          .catch(held);
+      });
+    }
+    return json;
+  }
+
+  /** An expired value still held (for stale-while-revalidate), the same object while unchanged. */
+  [READ_STALE](key) {
+    this.#assertOpen();
+    const json = this.#core.getStale(key);
+    if (json === undefined) {
+      this.#stale.delete(key);
+      return null;
+    }
+    const cached = this.#stale.get(key);
+    if (cached?.json === json) return cached.value;
+    const value = deepFreeze(JSON.parse(json));
+    this.#stale.set(key, { json, value });
+    return value;
   }
 
   #load(key) {
@@ -389,7 +687,10 @@ export class BackendSyncedCacheService {
     const out = [];
     for (let i = 0; i < flat.length; i += 6) {
       const key = flat[i];
-      out.push({ key, value: this.get(key), expiresAt: flat[i + 2] || null, updatedAt: flat[i + 3], writer: flat[i + 4], pending: flat[i + 5] });
+      const writer = flat[i + 4];
+      const colon = writer.indexOf(':');
+      const app = colon > 0 ? writer.slice(0, colon) : null;
+      out.push({ key, value: this.get(key), expiresAt: flat[i + 2] || null, updatedAt: flat[i + 3], writer, app, pending: flat[i + 5] });
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
@@ -537,10 +838,9 @@ export class BackendSyncedCacheService {
 
   #emitError(error) {
     const listeners = this.#listeners.error.size ? [...this.#listeners.error] : NO_LISTENERS;
-    if (listeners.length === 0) {
-      console.warn(`[mfe-shared-cache] ${error.type}: ${error.message}`);
-      return;
-    }
+    // Nobody listens: a warning (the default logLevel shows it); otherwise a debug record.
+    this.#log(listeners.length === 0 ? 'warn' : 'debug', `${error.type}: ${error.message}`, { key: error.key, error: error.type });
+    if (listeners.length === 0) return;
     for (const listener of listeners) {
       try {
         listener(error);

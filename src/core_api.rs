@@ -40,10 +40,19 @@ pub(crate) fn now_ms() -> u64 {
     js_sys::Date::now().max(0.0) as u64
 }
 
-fn random_node_id() -> String {
+/// A writer id: random, after `app:` when the instance names its app, so every entry says which
+/// MFE wrote it, in every tab, device and on the server.
+fn node_id(app: Option<&str>) -> Result<String, JsValue> {
     // Math.random is enough: the id only has to differ between writers, it guards nothing.
     const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    (0..12).map(|_| DIGITS[(js_sys::Math::random() * 36.0) as usize % 36] as char).collect()
+    let random: String = (0..12).map(|_| DIGITS[(js_sys::Math::random() * 36.0) as usize % 36] as char).collect();
+    let Some(app) = app else { return Ok(random) };
+    let valid = (1..=32).contains(&app.len()) && app.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !valid {
+        let message = format!("option app must be 1 to 32 of A-Z a-z 0-9 _ . -, got {app:?}");
+        return Err(crate::errors::other("INVALID_OPTION", &message, false));
+    }
+    Ok(format!("{app}:{random}"))
 }
 
 #[wasm_bindgen]
@@ -51,9 +60,10 @@ impl CacheCore {
     /// Opens the cache over `storage` under `prefix`. `page_id` is shared by every instance on
     /// the page (they already exchange writes synchronously, so they skip each other's tab
     /// messages); `notify(keys, errors)` receives changes that arrive on their own.
+    /// `app` names the MFE in the writer id (see `node_id`).
     #[wasm_bindgen(constructor)]
-    pub fn new(storage: JsValue, prefix: String, page_id: String, notify: Function) -> CacheCore {
-        Self::open(storage, prefix, page_id, notify, None)
+    pub fn new(storage: JsValue, prefix: String, page_id: String, notify: Function, app: Option<String>) -> Result<CacheCore, JsValue> {
+        Self::open(storage, prefix, page_id, notify, None, app)
     }
 
     /// Like the constructor, for a cache that syncs with a backend: writes are tracked in the
@@ -67,17 +77,25 @@ impl CacheCore {
         sync_interval_ms: f64,
         retry_delay_ms: f64,
         max_retries: u32,
-    ) -> CacheCore {
+        app: Option<String>,
+    ) -> Result<CacheCore, JsValue> {
         let policy = SyncPolicy {
             sync_interval_ms: sync_interval_ms.max(1.0) as u64,
             retry_delay_ms: retry_delay_ms.max(1.0) as u64,
             max_retries,
         };
-        Self::open(storage, prefix, page_id, notify, Some(policy))
+        Self::open(storage, prefix, page_id, notify, Some(policy), app)
     }
 
-    fn open(storage: JsValue, prefix: String, page_id: String, notify: Function, sync: Option<SyncPolicy>) -> CacheCore {
-        let config = CacheConfig::new(prefix.clone(), random_node_id()).with_sync(sync.is_some());
+    fn open(
+        storage: JsValue,
+        prefix: String,
+        page_id: String,
+        notify: Function,
+        sync: Option<SyncPolicy>,
+        app: Option<String>,
+    ) -> Result<CacheCore, JsValue> {
+        let config = CacheConfig::new(prefix.clone(), node_id(app.as_deref())?).with_sync(sync.is_some());
         let now = now_ms();
         let (cache, startup_errors) = Cache::open(WebStorage::new(storage), config, now);
         let inner: Shared = Rc::new(RefCell::new(Some(Inner {
@@ -105,7 +123,7 @@ impl CacheCore {
                 rearm(state, &Rc::downgrade(&inner));
             }
         }
-        CacheCore { inner }
+        Ok(CacheCore { inner })
     }
 
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T, JsValue>) -> Result<T, JsValue> {
@@ -427,7 +445,7 @@ fn on_storage_event(weak: &Weak<RefCell<Option<Inner>>>, event: &StorageEvent) {
 /// Applies what another tab announced (by message or storage event). Stamps too far ahead of this
 /// clock are refused here, for every way in: a bad clear refuses the whole announcement, a bad
 /// write only itself.
-fn apply_from_other_tab(
+pub(crate) fn apply_from_other_tab(
     s: &mut Inner,
     entries: Vec<TabWrite>,
     clear: Option<Stamp>,

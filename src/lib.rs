@@ -6,6 +6,7 @@
 
 mod channel;
 mod core_api;
+mod query_api;
 mod errors;
 mod storage;
 mod sync_api;

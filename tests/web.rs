@@ -385,7 +385,7 @@ impl Recorder {
 }
 
 fn open(storage: &JsValue, prefix: &str, page: &str, recorder: &Recorder) -> CacheCore {
-    CacheCore::new(storage.clone(), prefix.into(), page.into(), recorder.function())
+    CacheCore::new(storage.clone(), prefix.into(), page.into(), recorder.function(), None).expect("opens")
 }
 
 /// Flushes and asserts that nothing failed.
@@ -1583,7 +1583,7 @@ async fn a_throwing_listener_does_not_break_the_cache() {
     clean(p);
     let a = open(&local_js(), p, "page-a", &Recorder::new());
     let thrower = Function::new_with_args("keys, errors", "throw new Error('listener failed')");
-    let b = CacheCore::new(local_js(), p.into(), "page-b".into(), thrower);
+    let b = CacheCore::new(local_js(), p.into(), "page-b".into(), thrower, None).expect("opens");
     let rc = Recorder::new();
     let control = open(&local_js(), p, "page-c", &rc);
     a.set("k", "1".into(), 0.05).unwrap();

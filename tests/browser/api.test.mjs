@@ -238,7 +238,8 @@ describe('BackendSyncedCacheService in one page', () => {
         }
       };
       const keys = ['', 42, null, undefined, {}, 'a\u0000b', 'x'.repeat(1025), 'é'.repeat(600)];
-      const ttls = [-1, NaN, Infinity, '60', {}, 1e300];
+      // Strings are durations since issue 5 ("60", "5m"); one that is not stays an error.
+      const ttls = [-1, NaN, Infinity, '60 parsecs', {}, 1e300];
       const options = [{ prefix: '' }, { prefix: 5 }, { defaultTTL: -1 }, { storage: {} }, { syncInterval: 0 }, { maxRetries: 1.5 }, { backendUrl: 3 }];
       return {
         setKeys: await Promise.all(keys.map((k) => attempt(() => c.set(k, 1)))),

@@ -66,8 +66,9 @@ const ownStorage: StorageLike = {
 new BackendSyncedCacheService({ storage: ownStorage });
 expect<Equal<typeof DefaultExport, typeof BackendSyncedCacheService>>();
 
-// @ts-expect-error defaultTTL is a number of seconds, not a string
-new BackendSyncedCacheService({ defaultTTL: '1h' });
+new BackendSyncedCacheService({ defaultTTL: '1h' }); // durations as strings since issue 5
+// @ts-expect-error defaultTTL is seconds or a duration string, not a boolean
+new BackendSyncedCacheService({ defaultTTL: true });
 // @ts-expect-error backendUrl is a string, null or false (true means nothing)
 new BackendSyncedCacheService({ backendUrl: true });
 // @ts-expect-error header values are strings
@@ -137,8 +138,9 @@ export async function writes(): Promise<void> {
   await cache.set('sym', Symbol('s'));
   // @ts-expect-error a nested non-JSON value is refused too
   await cache.set('nested', { at: new Date() });
-  // @ts-expect-error ttl is a number of seconds
-  await cache.set('user', user, '3600');
+  await cache.set('user', user, '1h 30m');
+  // @ts-expect-error ttl is seconds or a duration string
+  await cache.set('user', user, { seconds: 3600 });
   // @ts-expect-error keys are strings
   await cache.set(42, 'x');
   // @ts-expect-error an explicit type argument must be JSON too
@@ -284,6 +286,11 @@ export async function errors(): Promise<void> {
         case 'DISPOSED':
         case 'REENTRANT_CALL':
         case 'INTERNAL':
+        case 'FETCH_FAILED':
+        case 'CACHE_SET_FAILED':
+        case 'CACHE_GET_FAILED':
+        case 'CLEANUP_FAILED':
+        case 'RETRY_EXHAUSTED':
           break;
         // @ts-expect-error not an error type of this package
         case 'TIMEOUT':

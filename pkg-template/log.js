@@ -1,0 +1,35 @@
+// Structured logging: records `{ level, message, key?, duration?, attempt?, error? }` to a logger
+// function, or to the console. Quiet by default: only warnings (errors nobody listens to).
+import { CacheError } from './errors.js';
+
+export const LOG_LEVELS = Object.freeze({ silent: 0, error: 1, warn: 2, info: 3, debug: 4 });
+
+function toConsole(record) {
+  const { level, message, ...fields } = record;
+  const method = level === 'debug' ? 'debug' : level === 'info' ? 'info' : level === 'error' ? 'error' : 'warn';
+  const extra = Object.keys(fields).length ? [fields] : [];
+  console[method](`[mfe-shared-cache] ${message}`, ...extra);
+}
+
+/** A `log(level, message, fields?)` function for the options `logLevel` and `logger`. */
+export function makeLog(logLevel, logger) {
+  const threshold = LOG_LEVELS[logLevel];
+  const sink = logger ?? toConsole;
+  return (level, message, fields) => {
+    if (LOG_LEVELS[level] > threshold) return;
+    try {
+      sink({ level, message, ...fields });
+    } catch {
+      // A broken logger must not break the cache.
+    }
+  };
+}
+
+export function checkLogOptions(o) {
+  if (!Object.hasOwn(LOG_LEVELS, o.logLevel)) {
+    throw new CacheError('INVALID_OPTION', `option logLevel must be one of ${Object.keys(LOG_LEVELS).join(', ')}, got ${String(o.logLevel)}`);
+  }
+  if (o.logger != null && typeof o.logger !== 'function') {
+    throw new CacheError('INVALID_OPTION', 'option logger must be a function receiving log records');
+  }
+}

@@ -1,0 +1,88 @@
+// A view of a cache whose keys live under `name:`: an MFE owns its part of the keyspace and
+// cannot collide with another's. Writes still record the instance's writer id (`app:random` with
+// the `app` option), so every entry says which MFE wrote it.
+import { CacheError, describe } from './errors.js';
+
+const escapePattern = (text) => text.replace(/[\\*?]/g, (c) => `\\${c}`);
+
+export class CacheScope {
+  #cache;
+  #prefix;
+
+  constructor(cache, name) {
+    if (typeof name !== 'string' || name.length === 0 || name.includes('\0')) {
+      throw new CacheError('INVALID_ARGUMENT', `a scope name must be a non-empty string, got ${describe(name)}`);
+    }
+    this.#cache = cache;
+    this.#prefix = `${name}:`;
+    this.name = name;
+  }
+
+  /** The instance this view writes through. */
+  get cache() {
+    return this.#cache;
+  }
+
+  #key(key) {
+    if (typeof key !== 'string') throw new CacheError('INVALID_KEY', `key must be a non-empty string, got ${describe(key)}`, { key });
+    return this.#prefix + key;
+  }
+
+  set(key, value, ttl) {
+    try {
+      return this.#cache.set(this.#key(key), value, ttl);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  get(key) {
+    return this.#cache.get(this.#key(key));
+  }
+  has(key) {
+    return this.#cache.has(this.#key(key));
+  }
+  remove(key) {
+    try {
+      return this.#cache.remove(this.#key(key));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  subscribe(key, callback) {
+    return this.#cache.subscribe(this.#key(key), callback);
+  }
+  getTimeToExpiry(key) {
+    return this.#cache.getTimeToExpiry(this.#key(key));
+  }
+  async getOrFetch(key, loader, options) {
+    return this.#cache.getOrFetch(this.#key(key), loader, options);
+  }
+  async getOrFetchWithFallback(key, loader, options) {
+    return this.#cache.getOrFetchWithFallback(this.#prefix + String(key), loader, options);
+  }
+  /** Keys of this scope (without the `name:` part), matching `pattern` within the scope. */
+  keys(pattern = '*') {
+    const n = this.#prefix.length;
+    return this.#cache.keys(escapePattern(this.#prefix) + pattern).map((k) => k.slice(n));
+  }
+  size() {
+    return this.keys().length;
+  }
+  /** Invalidates keys of this scope only: `pattern` is matched within it (default: all of them). */
+  invalidate(pattern = '*') {
+    if (typeof pattern !== 'string') return Promise.reject(new CacheError('INVALID_ARGUMENT', `invalidate takes a key or pattern string, got ${describe(pattern)}`));
+    return this.#cache.invalidate(escapePattern(this.#prefix) + pattern);
+  }
+  /** The entries of this scope, keys without the `name:` part. */
+  entries() {
+    const n = this.#prefix.length;
+    return this.#cache
+      .entries()
+      .filter((e) => e.key.startsWith(this.#prefix))
+      .map((e) => ({ ...e, key: e.key.slice(n) }));
+  }
+  /** A scope inside this one (`outer:inner:`). */
+  scope(name) {
+    return new CacheScope(this.#cache, this.#prefix + name);
+  }
+}

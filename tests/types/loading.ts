@@ -1,0 +1,58 @@
+// Type test of the loading, invalidation and inspection API (issue 5): getOrFetch and its options,
+// scopes, stats, logging options and the seed-004 error constants.
+import { BackendSyncedCacheService, CacheErrorType, CacheScope, type CacheStats, type LogRecord } from 'mfe-shared-cache';
+import type { DeepReadonly } from 'mfe-shared-cache';
+import type { Equal } from './cache.js';
+import { expect } from './cache.js';
+
+type Store = { code: string; name: string; open: boolean };
+
+const records: LogRecord[] = [];
+const cache = new BackendSyncedCacheService({ app: 'product', logLevel: 'info', logger: (r) => records.push(r), defaultTTL: '10m' });
+
+export async function loading() {
+  const stores = await cache.getOrFetch('stores:all', async (): Promise<Store[]> => [{ code: 'a', name: 'A', open: true }], {
+    ttl: '5m',
+    staleWhileRevalidate: true,
+    retry: { maxRetries: 5, initialDelay: 50 },
+    defaultValue: [],
+    filter: (loaded: Store[]) => loaded.filter((s) => s.open),
+    graceTime: 2000,
+  });
+  expect<Equal<typeof stores, DeepReadonly<Store[]>>>();
+  const maybe = await cache.getOrFetchWithFallback('stores:all', () => [] as Store[]);
+  expect<Equal<typeof maybe, DeepReadonly<Store[]> | null>>();
+  // @ts-expect-error the loader must give JSON (a Map is not)
+  await cache.getOrFetch('m', async () => new Map<string, number>());
+  // @ts-expect-error retry has no `attempts` field
+  await cache.getOrFetch('x', () => 1, { retry: { attempts: 3 } });
+  // @ts-expect-error ttl is seconds or a duration string
+  await cache.getOrFetch('x', () => 1, { ttl: true });
+  // @ts-expect-error the default value must have the loaded type
+  await cache.getOrFetch('x', () => 1, { defaultValue: 'one' });
+
+  const removed: number = await cache.invalidate('stores:*');
+  const keys: string[] = cache.keys('stores:?');
+  const ttl: number | null = cache.getTimeToExpiry('stores:all');
+  const stats: CacheStats = cache.getStats();
+  const rate: number = stats.hitRate;
+  const present: boolean = cache.has('stores:all');
+  const n: number = cache.size();
+  // @ts-expect-error stats are read-only
+  stats.hits = 0;
+
+  const product: CacheScope = cache.scope('product');
+  await product.set('featured', ['a'], '1h');
+  const featured = product.get<string[]>('featured');
+  expect<Equal<typeof featured, readonly string[] | null>>();
+  const inner: CacheScope = product.scope('v2');
+  const mine: string[] = inner.keys();
+  const app: string | null = cache.entries()[0]?.app ?? null;
+
+  const exhausted: 'RETRY_EXHAUSTED' = CacheErrorType.RETRY_EXHAUSTED;
+  // @ts-expect-error not an error type of this package
+  void CacheErrorType.TIMEOUT;
+  // @ts-expect-error logLevel is one of silent, error, warn, info, debug
+  new BackendSyncedCacheService({ logLevel: 'verbose' });
+  return [removed, keys, ttl, rate, present, n, mine, app, exhausted];
+}
