@@ -12,13 +12,22 @@
 //!   the namespace holds nothing for might be an old write of a key whose remove was forgotten,
 //!   so it is refused like a stale write (such a write is always more than the retention old). A
 //!   key that has a stored entry needs no floor: that entry is newer than anything forgotten of
-//!   the key (a write after a collection must beat the floor), so the plain rule is exact.
-use mfe_shared_cache_core::{Entry, MergeOutcome, Replica, Stamp};
+//!   the key (a write after a collection must beat the floor), so the plain rule is exact;
+//! - an invalidation turns every live value whose key matches a pattern into a tombstone written
+//!   by the server itself ([`INVALIDATION_NODE`]), stamped by the core's hybrid clock after
+//!   observing the value, so it wins under the ordinary rule and is delivered like any write.
+use std::collections::BTreeMap;
+
+use mfe_shared_cache_core::{Entry, KeyPattern, MergeOutcome, Replica, Stamp};
 
 use crate::store::{
-    ChangeResult, ClearResult, Delta, DeltaQuery, DeltaRow, Meta, NsRead, NsWrite, OpReport, StoreError, Stored,
-    WriteOp,
+    Census, ChangeResult, ClearResult, Delta, DeltaQuery, DeltaRow, EntriesPage, EntriesQuery, Header, Meta, NsRead,
+    NsWrite, OpReport, StoreError, Stored, WriteOp,
 };
+
+/// The writer id of the tombstones an invalidation writes. Client ids are 12 random characters,
+/// or `app:` and 12 random characters, so no client writes as it.
+pub const INVALIDATION_NODE: &str = "server";
 
 /// Decides whether `incoming` beats what the namespace holds for `key`.
 ///
@@ -55,6 +64,7 @@ pub(crate) fn apply<T: NsWrite>(txn: &mut T, op: &WriteOp, now_ms: u64) -> Resul
     let cursor_before = meta.cursor;
     let mut changes = Vec::new();
     let mut clear = None;
+    let mut invalidated = 0;
     match op {
         WriteOp::Changes(writes) => {
             changes.reserve(writes.len());
@@ -63,11 +73,12 @@ pub(crate) fn apply<T: NsWrite>(txn: &mut T, op: &WriteOp, now_ms: u64) -> Resul
             }
         }
         WriteOp::Clear(epoch) => clear = Some(apply_clear(txn, &mut meta, epoch, now_ms)?),
+        WriteOp::Invalidate(patterns) => invalidated = apply_invalidate(txn, &mut meta, patterns, now_ms)?,
     }
     if meta.cursor != cursor_before {
         txn.put_meta(&meta)?;
     }
-    Ok(OpReport { cursor_before, cursor: meta.cursor, changes, clear })
+    Ok(OpReport { cursor_before, cursor: meta.cursor, changes, clear, invalidated })
 }
 
 fn apply_change<T: NsWrite>(
@@ -123,7 +134,7 @@ fn apply_clear<T: NsWrite>(
     meta.epoch_seq = meta.next_seq(now_ms)?;
     meta.epoch = Some(epoch.clone());
     let mut tombstoned = 0;
-    for (key, header) in txn.headers()? {
+    for (key, header) in txn.headers("")? {
         // Tombstones already ordered before the epoch stay as they are: both refuse the same writes
         // from now on, and re-sending them would only repeat a remove every client has.
         if header.tombstone || !cleared_by(&header.stamp, epoch) {
@@ -136,13 +147,87 @@ fn apply_clear<T: NsWrite>(
     Ok(ClearResult { outcome: MergeOutcome::Applied, tombstoned })
 }
 
+/// The tombstone the server writes over a live value stamped `current` to invalidate it: the
+/// core's own local write path (a [`Replica`] writing as [`INVALIDATION_NODE`] after observing the
+/// value and the epoch), so its timestamp is the hybrid clock's, `max(now, current + 1)`. Each
+/// key gets its own stamp: one stamp for a whole invalidation would be pushed by the newest value
+/// matched, and would then beat later writes to every other key for that long. `None` if the rule
+/// would not let it win (only possible for a value stamped at the largest timestamp there is).
+pub fn invalidation_tombstone(key: &str, current: &Stamp, meta: &Meta, now_ms: u64) -> Option<Entry> {
+    let stand_in = Entry { stamp: current.clone(), ttl_ms: 0, value: Some(String::new()) };
+    let mut server = Replica::new(INVALIDATION_NODE);
+    if let Some(epoch) = &meta.epoch {
+        server.merge_epoch(epoch);
+    }
+    server.merge(key, stand_in.clone());
+    let tombstone = server.write(key, None, 0, now_ms);
+    (decide(key, Some(&stand_in), meta, &tombstone) == MergeOutcome::Applied).then_some(tombstone)
+}
+
+/// The key ranges an invalidation scans: the literal prefixes of its wildcard patterns, without
+/// those inside another (`stores:` covers `stores:42:`), so no key is visited twice.
+fn scan_prefixes(patterns: &[KeyPattern]) -> Vec<String> {
+    let mut prefixes: Vec<String> = patterns.iter().filter(|p| !p.is_exact()).map(KeyPattern::literal_prefix).collect();
+    prefixes.sort_unstable();
+    let mut kept: Vec<String> = Vec::with_capacity(prefixes.len());
+    for prefix in prefixes {
+        // Sorted, a prefix that covers this one is the last kept one if any is.
+        if kept.last().is_none_or(|last| !prefix.starts_with(last.as_str())) {
+            kept.push(prefix);
+        }
+    }
+    kept
+}
+
+fn apply_invalidate<T: NsWrite>(
+    txn: &mut T,
+    meta: &mut Meta,
+    patterns: &[KeyPattern],
+    now_ms: u64,
+) -> Result<usize, StoreError> {
+    // Collect first (a key matched by several patterns counts once), then write in key order.
+    let mut matched: BTreeMap<String, Header> = BTreeMap::new();
+    for pattern in patterns.iter().filter(|p| p.is_exact()) {
+        // An exact pattern names one key: its literal text, escapes resolved.
+        let key = pattern.literal_prefix();
+        if let Some(stored) = txn.get(&key)? {
+            matched.insert(key, Header::of(&stored));
+        }
+    }
+    let wild: Vec<(String, &KeyPattern)> =
+        patterns.iter().filter(|p| !p.is_exact()).map(|p| (p.literal_prefix(), p)).collect();
+    for prefix in scan_prefixes(patterns) {
+        for (key, header) in txn.headers(&prefix)? {
+            // The cheap prefix test first: most keys of a range fail it for most patterns.
+            if wild.iter().any(|(p, pattern)| key.starts_with(p.as_str()) && pattern.matches(&key)) {
+                matched.insert(key, header);
+            }
+        }
+    }
+    let mut invalidated = 0;
+    for (key, header) in matched {
+        if !header.is_live(now_ms) {
+            continue;
+        }
+        let Some(tombstone) = invalidation_tombstone(&key, &header.stamp, meta, now_ms) else { continue };
+        let seq = meta.next_seq(now_ms)?;
+        txn.put(&key, &Stored { entry: tombstone, seq }, Some(header.seq))?;
+        invalidated += 1;
+    }
+    Ok(invalidated)
+}
+
 /// Forgets the entries of a namespace that have been dead for longer than `retention_ms`.
+///
+/// A pass that forgets something moves the cursor (with no row to deliver: clients never held
+/// what is forgotten as a value) because what the namespace holds changed, and the cursor is the
+/// version caches of it are keyed by.
 pub(crate) fn collect<T: NsWrite>(txn: &mut T, now_ms: u64, retention_ms: u64) -> Result<usize, StoreError> {
     let cutoff = now_ms.saturating_sub(retention_ms);
     let mut meta = txn.meta()?;
-    let before = meta.floor.clone();
+    let before = meta.clone();
     let mut removed = 0;
-    for (key, header) in txn.headers()? {
+    for (key, header) in txn.headers("")? {
         if header.dead_since.is_some_and(|since| since < cutoff) {
             txn.forget(&key, header.seq)?;
             if meta.floor.as_ref().is_none_or(|floor| header.stamp > *floor) {
@@ -151,10 +236,77 @@ pub(crate) fn collect<T: NsWrite>(txn: &mut T, now_ms: u64, retention_ms: u64) -
             removed += 1;
         }
     }
-    if meta.floor != before {
+    if removed > 0 {
+        meta.next_seq(now_ms)?;
+    }
+    if meta != before {
         txn.put_meta(&meta)?;
     }
     Ok(removed)
+}
+
+/// Counts what a namespace holds (a scan of every header, no value is decoded).
+pub(crate) fn census<T: NsRead>(txn: &T, now_ms: u64) -> Result<Census, StoreError> {
+    let mut census = Census { cursor: txn.meta()?.cursor, ..Census::default() };
+    txn.scan_keys("", &mut |_, row| {
+        let header = row.header()?;
+        if header.tombstone {
+            census.tombstones += 1;
+        } else if header.is_live(now_ms) {
+            census.live += 1;
+            if let Some(at) = header.dead_since {
+                census.next_expiry = Some(census.next_expiry.map_or(at, |next| next.min(at)));
+            }
+        } else {
+            census.expired += 1;
+        }
+        Ok(true)
+    })?;
+    Ok(census)
+}
+
+/// Reads one page of the live values whose keys start with `query.prefix`, after `query.after`.
+pub(crate) fn entries<T: NsRead>(txn: &T, query: &EntriesQuery) -> Result<EntriesPage, StoreError> {
+    let cursor = txn.meta()?.cursor;
+    let prefix = query.prefix.as_str();
+    let after = query.after.as_deref();
+    let from = match after {
+        Some(after) if after > prefix => after,
+        _ => prefix,
+    };
+    let mut rows = Vec::new();
+    let (mut bytes, mut examined) = (0usize, 0usize);
+    let mut last_examined: Option<String> = None;
+    let mut more = false;
+    let mut next_expiry: Option<u64> = None;
+    // At least one key per page, so paging always moves on.
+    let (max_rows, max_examined) = (query.max_rows.max(1), query.max_examined.max(1));
+    txn.scan_keys(from, &mut |key, row| {
+        if !key.starts_with(prefix) {
+            return Ok(false);
+        }
+        if Some(key) == after {
+            return Ok(true);
+        }
+        // Only now is it known that another key with the prefix follows.
+        if rows.len() >= max_rows || bytes >= query.max_bytes || examined >= max_examined {
+            more = true;
+            return Ok(false);
+        }
+        examined += 1;
+        last_examined = Some(key.to_owned());
+        if !row.header()?.is_live(query.now_ms) {
+            return Ok(true);
+        }
+        let stored = row.stored()?;
+        if let Some(at) = stored.entry.expires_at() {
+            next_expiry = Some(next_expiry.map_or(at, |next| next.min(at)));
+        }
+        bytes = bytes.saturating_add(key.len() + stored.entry.value.as_ref().map_or(0, String::len));
+        rows.push(DeltaRow { key: key.to_owned(), stored });
+        Ok(true)
+    })?;
+    Ok(EntriesPage { rows, cursor, next_after: if more { last_examined } else { None }, next_expiry })
 }
 
 /// Reads what a client at `query.last_sync` has not seen yet.

@@ -5,8 +5,11 @@ mod support;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use mfe_cache_server::store::{ChangeResult, Delta, DeltaQuery, MemoryStore, RedbStore, Store, WriteOp};
-use mfe_shared_cache_core::{Entry, MergeOutcome, Replica, Stamp};
+use mfe_cache_server::namespace::INVALIDATION_NODE;
+use mfe_cache_server::store::{
+    ChangeResult, Delta, DeltaQuery, EntriesPage, EntriesQuery, MemoryStore, RedbStore, Store, WriteOp,
+};
+use mfe_shared_cache_core::{Entry, KeyPattern, MergeOutcome, Replica, Stamp};
 use support::Rng;
 use tempfile::TempDir;
 
@@ -53,6 +56,11 @@ suite!(
     gc_forgets_old_dead_entries_and_keeps_order,
     matches_the_core_replica_on_random_histories,
     concurrent_writers_end_in_the_merge_rules_state,
+    invalidate_tombstones_exactly_the_live_matching_values,
+    invalidation_tombstones_win_and_are_delivered,
+    census_counts_live_dead_and_expired,
+    entries_are_live_values_by_prefix_in_pages,
+    the_cursor_moves_when_gc_forgets,
 );
 
 fn v(ts: u64, node: &str, json: &str) -> Entry {
@@ -368,4 +376,131 @@ fn a_second_process_cannot_open_the_same_store() {
     let dir = tempfile::tempdir().unwrap();
     let _first = RedbStore::open(dir.path()).unwrap();
     assert!(RedbStore::open(dir.path()).is_err());
+}
+
+async fn invalidate(f: &Fixture, ns: &str, patterns: &[&str], now: u64) -> usize {
+    let patterns = patterns.iter().map(|p| KeyPattern::parse(p).unwrap()).collect();
+    f.store.apply(ns, WriteOp::Invalidate(patterns), now).await.unwrap().invalidated
+}
+
+async fn invalidate_tombstones_exactly_the_live_matching_values(f: &Fixture) {
+    let t = NOW - 1000;
+    for key in ["stores:1", "stores:2:users", "stores", "store:3", "xstores:4", "a*b", "a-b", "user:1", "user:12"] {
+        put(f, "n", key, v(t, "a", "1")).await;
+    }
+    put(f, "n", "stores:removed", Entry::tombstone(Stamp::new(t, "a"))).await;
+    put(f, "n", "stores:expired", Entry::value(Stamp::new(t - DAY, "a"), 1000, "1")).await;
+    put(f, "other", "stores:1", v(t, "a", "1")).await;
+    // Overlapping patterns count a key once; `\*` is a literal star; `?` is one character.
+    let n = invalidate(f, "n", &["stores:*", "stores:2:*", r"a\*b", "user:?", "nothing:*"], NOW).await;
+    assert_eq!(n, 4);
+    let all = state(f, "n").await;
+    let gone: Vec<&str> =
+        all.iter().filter(|(_, e)| e.stamp.node == INVALIDATION_NODE).map(|(k, _)| k.as_str()).collect();
+    assert_eq!(gone, ["a*b", "stores:1", "stores:2:users", "user:1"]);
+    for key in ["stores", "store:3", "xstores:4", "a-b", "user:12"] {
+        assert!(all[key].value.is_some(), "{key} does not match");
+    }
+    assert_eq!(all["stores:removed"], Entry::tombstone(Stamp::new(t, "a")), "an existing tombstone is left alone");
+    assert!(all["stores:expired"].value.is_some(), "an expired value is not live: left to expire and be collected");
+    assert!(state(f, "other").await["stores:1"].value.is_some(), "other namespaces are untouched");
+    assert_eq!(invalidate(f, "n", &["stores:*"], NOW).await, 0, "nothing live matches any more");
+    assert_eq!(invalidate(f, "n", &["*"], NOW).await, 5);
+}
+
+async fn invalidation_tombstones_win_and_are_delivered(f: &Fixture) {
+    put(f, "n", "behind", v(NOW - 5000, "a", "1")).await;
+    // A value stamped ahead of the server's wall clock (a client clock running fast).
+    put(f, "n", "ahead", v(NOW + 60_000, "zzz", "2")).await;
+    let before = since(f, "n", 0).await.cursor;
+    assert_eq!(invalidate(f, "n", &["*"], NOW).await, 2);
+    let delta = since(f, "n", before).await;
+    let got: BTreeMap<_, _> = delta.rows.into_iter().map(|r| (r.key, r.stored.entry)).collect();
+    assert_eq!(got.len(), 2, "every tombstone is delivered to a client at the earlier cursor");
+    assert_eq!(got["behind"], Entry::tombstone(Stamp::new(NOW, INVALIDATION_NODE)), "the wall clock");
+    assert_eq!(got["ahead"], Entry::tombstone(Stamp::new(NOW + 60_001, INVALIDATION_NODE)), "above the value");
+    // Older writes that arrive later lose; newer ones win.
+    assert_eq!(put(f, "n", "behind", v(NOW - 1, "zzz", "old")).await.outcome, MergeOutcome::Stale);
+    assert_eq!(put(f, "n", "ahead", v(NOW + 60_000, "zzz", "old")).await.outcome, MergeOutcome::Stale);
+    assert_eq!(put(f, "n", "behind", v(NOW + 1, "a", "new")).await.outcome, MergeOutcome::Applied);
+    // The model agrees: the tombstone is an ordinary write under the core's rule.
+    let mut model = Replica::new("m");
+    model.merge("k", v(NOW + 60_000, "zzz", "2"));
+    assert_eq!(model.merge("k", got["ahead"].clone()), MergeOutcome::Applied);
+}
+
+async fn census_counts_live_dead_and_expired(f: &Fixture) {
+    let empty = f.store.census("n", NOW).await.unwrap();
+    assert_eq!((empty.cursor, empty.live, empty.tombstones, empty.expired), (0, 0, 0, 0));
+    put(f, "n", "a", v(NOW, "x", "1")).await;
+    put(f, "n", "b", Entry::value(Stamp::new(NOW, "x"), 5000, "1")).await;
+    put(f, "n", "c", Entry::tombstone(Stamp::new(NOW, "x"))).await;
+    put(f, "n", "d", Entry::value(Stamp::new(NOW - 10_000, "x"), 1000, "1")).await;
+    put(f, "other", "e", v(NOW, "x", "1")).await;
+    let census = f.store.census("n", NOW).await.unwrap();
+    assert_eq!((census.live, census.tombstones, census.expired), (2, 1, 1));
+    assert_eq!(census.next_expiry, Some(NOW + 5000));
+    assert_eq!(census.cursor, f.store.cursor("n").await.unwrap());
+    let later = f.store.census("n", NOW + 5000).await.unwrap();
+    assert_eq!((later.live, later.expired, later.next_expiry), (1, 2, None));
+}
+
+async fn page(f: &Fixture, prefix: &str, after: Option<&str>, max_rows: usize, max_examined: usize) -> EntriesPage {
+    let query = EntriesQuery {
+        prefix: prefix.into(),
+        after: after.map(str::to_owned),
+        now_ms: NOW,
+        max_rows,
+        max_bytes: 1 << 20,
+        max_examined,
+    };
+    f.store.entries("n", query).await.unwrap()
+}
+
+fn page_keys(page: &EntriesPage) -> Vec<&str> {
+    page.rows.iter().map(|r| r.key.as_str()).collect()
+}
+
+async fn entries_are_live_values_by_prefix_in_pages(f: &Fixture) {
+    for key in ["s:1", "s:2", "s:3", "s", "t:1", "r:1"] {
+        put(f, "n", key, v(NOW, "x", "1")).await;
+    }
+    put(f, "n", "s:2", Entry::tombstone(Stamp::new(NOW + 1, "x"))).await;
+    put(f, "n", "s:4", Entry::value(Stamp::new(NOW - 10_000, "x"), 1000, "1")).await;
+    put(f, "n", "s:5", Entry::value(Stamp::new(NOW, "x"), 7000, "\"five\"")).await;
+    put(f, "ns-prefix-of-n", "s:9", v(NOW, "x", "1")).await;
+    let all = page(f, "s:", None, 100, 100).await;
+    assert_eq!(page_keys(&all), ["s:1", "s:3", "s:5"], "live values only, by key");
+    assert_eq!((all.next_after.clone(), all.next_expiry), (None, Some(NOW + 7000)));
+    assert_eq!(all.rows[2].stored.entry, Entry::value(Stamp::new(NOW, "x"), 7000, "\"five\""));
+    assert_eq!(all.cursor, f.store.cursor("n").await.unwrap());
+    assert_eq!(page_keys(&page(f, "", None, 100, 100).await), ["r:1", "s", "s:1", "s:3", "s:5", "t:1"]);
+    assert!(page(f, "zz", None, 100, 100).await.rows.is_empty());
+
+    // Pages of two, then on from `after`, without repeats or gaps.
+    let first = page(f, "s:", None, 2, 100).await;
+    assert_eq!((page_keys(&first), first.next_after.as_deref()), (vec!["s:1", "s:3"], Some("s:3")));
+    let second = page(f, "s:", first.next_after.as_deref(), 2, 100).await;
+    assert_eq!((page_keys(&second), second.next_after.as_deref()), (vec!["s:5"], None));
+    // A full last page says no more when no further key has the prefix.
+    let exact = page(f, "s:", Some("s:1"), 2, 100).await;
+    assert_eq!((page_keys(&exact), exact.next_after.as_deref()), (vec!["s:3", "s:5"], None));
+    // Dead keys count against the examined budget: paging moves on through them.
+    let dead = page(f, "s:", Some("s:1"), 100, 1).await;
+    assert_eq!((page_keys(&dead), dead.next_after.as_deref()), (vec![], Some("s:2")));
+    // `after` outside the prefix: before it starts at the prefix, past it is empty.
+    assert_eq!(page_keys(&page(f, "s:", Some("a"), 100, 100).await).len(), 3);
+    assert!(page(f, "s:", Some("t"), 100, 100).await.rows.is_empty());
+}
+
+async fn the_cursor_moves_when_gc_forgets(f: &Fixture) {
+    put(f, "n", "old", Entry::tombstone(Stamp::new(NOW - 10 * DAY, "a"))).await;
+    put(f, "n", "live", v(NOW, "a", "1")).await;
+    let before = f.store.cursor("n").await.unwrap();
+    assert_eq!(f.store.gc(NOW, DAY).await.unwrap().removed, 1);
+    let after = f.store.cursor("n").await.unwrap();
+    assert!(after > before, "what the namespace holds changed: {before} -> {after}");
+    assert!(since(f, "n", before).await.rows.is_empty(), "nothing to deliver for it");
+    assert_eq!(f.store.gc(NOW, DAY).await.unwrap().removed, 0);
+    assert_eq!(f.store.cursor("n").await.unwrap(), after, "a pass that forgets nothing changes nothing");
 }

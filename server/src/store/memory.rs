@@ -1,11 +1,12 @@
 //! The in-memory store (`--memory`): the same rule and layout as the durable store, gone on exit.
 //! For tests and throwaway demos.
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::{
-    Delta, DeltaQuery, GcReport, Header, Meta, NsRead, NsWrite, OpReport, Store, StoreError, StoreFuture, Stored,
-    WriteOp,
+    Census, Delta, DeltaQuery, EntriesPage, EntriesQuery, GcReport, Header, Meta, NsRead, NsWrite, OpReport, Row,
+    Store, StoreError, StoreFuture, Stored, WriteOp,
 };
 use crate::namespace;
 
@@ -19,7 +20,8 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct NsState {
     meta: Meta,
-    entries: HashMap<String, Stored>,
+    /// Ordered, so that prefix scans (`/entries`, invalidation) are range reads as in redb.
+    entries: BTreeMap<String, Stored>,
     by_seq: BTreeMap<u64, String>,
 }
 
@@ -52,10 +54,11 @@ impl MemoryStore {
         result
     }
 
-    fn delta_now(&self, ns: &str, query: &DeltaQuery) -> Result<Delta, StoreError> {
+    /// Runs `read` on a snapshot of `ns` (the namespace's read lock; an empty one if it is new).
+    fn read<T>(&self, ns: &str, read: impl FnOnce(&NsState) -> Result<T, StoreError>) -> Result<T, StoreError> {
         match self.namespace(ns) {
-            Some(state) => namespace::delta(&*state.read().unwrap_or_else(PoisonError::into_inner), query),
-            None => namespace::delta(&NsState::default(), query),
+            Some(state) => read(&state.read().unwrap_or_else(PoisonError::into_inner)),
+            None => read(&NsState::default()),
         }
     }
 
@@ -84,11 +87,23 @@ impl Store for MemoryStore {
     }
 
     fn delta<'a>(&'a self, ns: &'a str, query: DeltaQuery) -> StoreFuture<'a, Delta> {
-        Box::pin(async move { self.delta_now(ns, &query) })
+        Box::pin(async move { self.read(ns, |state| namespace::delta(state, &query)) })
     }
 
     fn gc(&self, now_ms: u64, retention_ms: u64) -> StoreFuture<'_, GcReport> {
         Box::pin(async move { self.gc_now(now_ms, retention_ms) })
+    }
+
+    fn cursor<'a>(&'a self, ns: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move { self.read(ns, |state| Ok(state.meta.cursor)) })
+    }
+
+    fn census<'a>(&'a self, ns: &'a str, now_ms: u64) -> StoreFuture<'a, Census> {
+        Box::pin(async move { self.read(ns, |state| namespace::census(state, now_ms)) })
+    }
+
+    fn entries<'a>(&'a self, ns: &'a str, query: EntriesQuery) -> StoreFuture<'a, EntriesPage> {
+        Box::pin(async move { self.read(ns, |state| namespace::entries(state, &query)) })
     }
 
     fn kind(&self) -> &'static str {
@@ -167,12 +182,15 @@ impl NsWrite for MemTxn<'_> {
         Ok(())
     }
 
-    fn headers(&mut self) -> Result<Vec<(String, Header)>, StoreError> {
+    fn headers(&mut self, prefix: &str) -> Result<Vec<(String, Header)>, StoreError> {
         // In key order, like the redb store, so clears number their tombstones the same way.
-        let mut headers: Vec<_> =
-            self.state.entries.iter().map(|(key, stored)| (key.clone(), Header::of(stored))).collect();
-        headers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Ok(headers)
+        Ok(self
+            .state
+            .entries
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, stored)| (key.clone(), Header::of(stored)))
+            .collect())
     }
 }
 
@@ -192,6 +210,19 @@ impl NsRead for NsState {
     ) -> Result<(), StoreError> {
         for (seq, key) in self.by_seq.range(after.saturating_add(1)..) {
             if !visit(*seq, key.clone())? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_keys(
+        &self,
+        from: &str,
+        visit: &mut dyn FnMut(&str, &dyn Row) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        for (key, stored) in self.entries.range::<str, _>((Bound::Included(from), Bound::Unbounded)) {
+            if !visit(key, stored)? {
                 break;
             }
         }

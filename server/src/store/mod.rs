@@ -10,6 +10,10 @@
 //! - by-sequence: seq → key, one row per entry (the row of a replaced write is deleted), so a
 //!   delta is a range scan;
 //! - meta: the cursor (the last sequence number issued), the clear epoch, and the GC floor.
+//!
+//! The cursor moves on every change of what a namespace holds (an accepted write, a clear, an
+//! invalidation, a garbage collection that forgot something), so it doubles as the namespace's
+//! content version: `/entries` ETags and the `/stats` census cache are keyed by it.
 pub mod memory;
 pub mod redb;
 
@@ -19,7 +23,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
-use mfe_shared_cache_core::{Entry, MergeOutcome, Stamp, MAX_SAFE_INTEGER};
+use mfe_shared_cache_core::{Entry, KeyPattern, MergeOutcome, Stamp, MAX_SAFE_INTEGER};
 
 pub use self::memory::MemoryStore;
 pub use self::redb::RedbStore;
@@ -77,6 +81,11 @@ impl Header {
         let dead_since = probe.dead_since();
         Header { stamp: probe.stamp, seq, tombstone, dead_since }
     }
+
+    /// Whether a reader at `now_ms` sees a value (the core's [`Entry::is_live`]).
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        !self.tombstone && self.dead_since.is_none_or(|at| now_ms < at)
+    }
 }
 
 /// A namespace's bookkeeping.
@@ -117,6 +126,9 @@ pub enum WriteOp {
     Changes(Vec<(String, Entry)>),
     /// A clear epoch.
     Clear(Stamp),
+    /// Tombstones every key whose value is live (at `now_ms`) and matches one of the patterns,
+    /// each stamped by the server's hybrid clock so that it wins over the value it replaces.
+    Invalidate(Vec<KeyPattern>),
 }
 
 /// What happened to one change of a [`WriteOp::Changes`].
@@ -153,6 +165,8 @@ pub struct OpReport {
     pub changes: Vec<ChangeResult>,
     /// For a clear.
     pub clear: Option<ClearResult>,
+    /// For an invalidation: how many keys it tombstoned (0 otherwise).
+    pub invalidated: usize,
 }
 
 /// Which rows a delta read returns.
@@ -193,6 +207,52 @@ pub struct Delta {
     pub more: bool,
 }
 
+/// Counts of what a namespace holds, from one consistent snapshot (a scan of every key's header).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// The namespace's cursor in the snapshot (its content version).
+    pub cursor: u64,
+    /// Values a reader sees now.
+    pub live: u64,
+    /// Removes (kept to order writes until garbage collection forgets them).
+    pub tombstones: u64,
+    /// Values past their TTL that garbage collection has not forgotten yet.
+    pub expired: u64,
+    /// When the first live value expires (then `live` and `expired` change without a write).
+    pub next_expiry: Option<u64>,
+}
+
+/// Which live values an entries read returns: keys starting with `prefix`, in key order.
+#[derive(Clone, Debug)]
+pub struct EntriesQuery {
+    /// Only keys starting with this ("" = every key).
+    pub prefix: String,
+    /// Only keys after this one (the previous page's last key).
+    pub after: Option<String>,
+    /// Liveness is judged at this time.
+    pub now_ms: u64,
+    /// At most this many entries.
+    pub max_rows: usize,
+    /// Stop adding entries once keys and values add up to this many bytes (one always fits).
+    pub max_bytes: usize,
+    /// Stop after looking at this many keys, live or not, so a range full of tombstones costs a
+    /// bounded amount per page too.
+    pub max_examined: usize,
+}
+
+/// One page of live values, from one consistent snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntriesPage {
+    /// The entries, by key.
+    pub rows: Vec<DeltaRow>,
+    /// The namespace's cursor in the snapshot.
+    pub cursor: u64,
+    /// When more keys with the prefix follow: the last key looked at (ask again `after` it).
+    pub next_after: Option<String>,
+    /// When the first returned entry expires (then this page's answer changes without a write).
+    pub next_expiry: Option<u64>,
+}
+
 /// What one garbage collection pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GcReport {
@@ -216,6 +276,15 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets, in every namespace, the entries dead for longer than `retention_ms`.
     fn gc(&self, now_ms: u64, retention_ms: u64) -> StoreFuture<'_, GcReport>;
 
+    /// The namespace's cursor (0 for a namespace that holds nothing): one small read.
+    fn cursor<'a>(&'a self, ns: &'a str) -> StoreFuture<'a, u64>;
+
+    /// Counts live values, tombstones and expired values: a scan of every key's header.
+    fn census<'a>(&'a self, ns: &'a str, now_ms: u64) -> StoreFuture<'a, Census>;
+
+    /// Reads a page of live values by key prefix.
+    fn entries<'a>(&'a self, ns: &'a str, query: EntriesQuery) -> StoreFuture<'a, EntriesPage>;
+
     /// A short name for logs.
     fn kind(&self) -> &'static str;
 }
@@ -229,8 +298,24 @@ pub(crate) trait NsWrite {
     fn put(&mut self, key: &str, stored: &Stored, replaced_seq: Option<u64>) -> Result<(), StoreError>;
     /// Deletes `key` and its by-sequence row.
     fn forget(&mut self, key: &str, seq: u64) -> Result<(), StoreError>;
-    /// Every key's header.
-    fn headers(&mut self) -> Result<Vec<(String, Header)>, StoreError>;
+    /// The header of every key starting with `prefix` ("" = every key), in key order.
+    fn headers(&mut self, prefix: &str) -> Result<Vec<(String, Header)>, StoreError>;
+}
+
+/// One stored row met by [`NsRead::scan_keys`], decoded only as far as it is asked.
+pub(crate) trait Row {
+    fn header(&self) -> Result<Header, StoreError>;
+    fn stored(&self) -> Result<Stored, StoreError>;
+}
+
+impl Row for Stored {
+    fn header(&self) -> Result<Header, StoreError> {
+        Ok(Header::of(self))
+    }
+
+    fn stored(&self) -> Result<Stored, StoreError> {
+        Ok(self.clone())
+    }
 }
 
 /// Storage primitives inside one read snapshot of one namespace.
@@ -242,5 +327,11 @@ pub(crate) trait NsRead {
         &self,
         after: u64,
         visit: &mut dyn FnMut(u64, String) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError>;
+    /// Visits the entries with keys at or after `from` in key order, until `visit` returns `false`.
+    fn scan_keys(
+        &self,
+        from: &str,
+        visit: &mut dyn FnMut(&str, &dyn Row) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError>;
 }

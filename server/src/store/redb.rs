@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{decode_header, decode_meta, decode_stored, encode_meta, encode_stored};
 use super::{
-    Delta, DeltaQuery, GcReport, Header, Meta, NsRead, NsWrite, OpReport, Store, StoreError, StoreFuture, Stored,
-    WriteOp,
+    Census, Delta, DeltaQuery, EntriesPage, EntriesQuery, GcReport, Header, Meta, NsRead, NsWrite, OpReport, Row,
+    Store, StoreError, StoreFuture, Stored, WriteOp,
 };
 use crate::namespace;
 
@@ -121,6 +121,30 @@ impl RedbStore {
         tasks.send(task).await.map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
         reply.await.map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
     }
+
+    /// Runs `read` on an MVCC snapshot of `ns`, on the blocking pool.
+    fn read<T: Send + 'static>(
+        &self,
+        ns: &str,
+        read: impl FnOnce(&Reader<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'_, T> {
+        let db = self.db.clone();
+        let ns = ns.to_owned();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let txn = db.begin_read()?;
+                let reader = Reader {
+                    ns: &ns,
+                    entries: txn.open_table(ENTRIES)?,
+                    by_seq: txn.open_table(BY_SEQ)?,
+                    meta: txn.open_table(META)?,
+                };
+                read(&reader)
+            })
+            .await
+            .map_err(|err| StoreError::Unavailable(format!("read task failed: {err}")))?
+        })
+    }
 }
 
 impl Drop for RedbStore {
@@ -143,13 +167,7 @@ impl Store for RedbStore {
     }
 
     fn delta<'a>(&'a self, ns: &'a str, query: DeltaQuery) -> StoreFuture<'a, Delta> {
-        let db = self.db.clone();
-        let ns = ns.to_owned();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || read_delta(&db, &ns, &query))
-                .await
-                .map_err(|err| StoreError::Unavailable(format!("read task failed: {err}")))?
-        })
+        self.read(ns, move |reader| namespace::delta(reader, &query))
     }
 
     fn gc(&self, now_ms: u64, retention_ms: u64) -> StoreFuture<'_, GcReport> {
@@ -157,6 +175,18 @@ impl Store for RedbStore {
             let (reply, answer) = oneshot::channel();
             self.submit(Task::Gc { now_ms, retention_ms, reply }, answer).await
         })
+    }
+
+    fn cursor<'a>(&'a self, ns: &'a str) -> StoreFuture<'a, u64> {
+        self.read(ns, |reader| reader.meta().map(|meta| meta.cursor))
+    }
+
+    fn census<'a>(&'a self, ns: &'a str, now_ms: u64) -> StoreFuture<'a, Census> {
+        self.read(ns, move |reader| namespace::census(reader, now_ms))
+    }
+
+    fn entries<'a>(&'a self, ns: &'a str, query: EntriesQuery) -> StoreFuture<'a, EntriesPage> {
+        self.read(ns, move |reader| namespace::entries(reader, &query))
     }
 
     fn kind(&self) -> &'static str {
@@ -243,13 +273,6 @@ fn collect_all(tables: &mut Tables<'_>, now_ms: u64, retention_ms: u64) -> Resul
     Ok(report)
 }
 
-fn read_delta(db: &Database, ns: &str, query: &DeltaQuery) -> Result<Delta, StoreError> {
-    let txn = db.begin_read()?;
-    let reader =
-        Reader { ns, entries: txn.open_table(ENTRIES)?, by_seq: txn.open_table(BY_SEQ)?, meta: txn.open_table(META)? };
-    namespace::delta(&reader, query)
-}
-
 struct Tables<'t> {
     entries: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
     by_seq: redb::Table<'t, (&'static str, u64), &'static str>,
@@ -297,12 +320,12 @@ impl NsWrite for NsTables<'_, '_> {
         Ok(())
     }
 
-    fn headers(&mut self) -> Result<Vec<(String, Header)>, StoreError> {
+    fn headers(&mut self, prefix: &str) -> Result<Vec<(String, Header)>, StoreError> {
         let mut headers = Vec::new();
-        for row in self.t.entries.range((self.ns, "")..)? {
+        for row in self.t.entries.range((self.ns, prefix)..)? {
             let (key, value) = row?;
             let (ns, key) = key.value();
-            if ns != self.ns {
+            if ns != self.ns || !key.starts_with(prefix) {
                 break;
             }
             headers.push((key.to_owned(), decode_header(value.value())?));
@@ -346,5 +369,36 @@ impl NsRead for Reader<'_> {
             }
         }
         Ok(())
+    }
+
+    fn scan_keys(
+        &self,
+        from: &str,
+        visit: &mut dyn FnMut(&str, &dyn Row) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        for row in self.entries.range((self.ns, from)..)? {
+            let (key, value) = row?;
+            let (ns, key) = key.value();
+            if ns != self.ns {
+                break;
+            }
+            if !visit(key, &Encoded(value.value()))? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An `entries` row as stored: the header is decoded without copying the value.
+struct Encoded<'a>(&'a [u8]);
+
+impl Row for Encoded<'_> {
+    fn header(&self) -> Result<Header, StoreError> {
+        decode_header(self.0)
+    }
+
+    fn stored(&self) -> Result<Stored, StoreError> {
+        decode_stored(self.0)
     }
 }
