@@ -1,5 +1,5 @@
 import type { ReactNode } from 'react';
-import type { BackendSyncedCacheService, CacheOptions, DeepReadonly, JsonValue, SyncStatus } from './index.js';
+import type { BackendSyncedCacheService, CacheError, CacheOptions, DeepReadonly, GetOrFetchOptions, JsonValue, SyncStatus } from './index.js';
 
 /** Options of the page's default instance; call before the first hook renders. */
 export function configureDefaultCache(options: CacheOptions): void;
@@ -38,3 +38,23 @@ export function useSharedCache<T extends JsonValue = JsonValue>(
 
 /** The backend sync status, re-rendering when it changes. */
 export function useSyncStatus(options?: HookOptions): SyncStatus;
+
+export interface SharedQueryResult<T> {
+  /** The value; an expired one while revalidating (`isStale`); null before the first load. */
+  readonly data: DeepReadonly<T> | null;
+  /** Why the last load failed (cleared by the next one). */
+  readonly error: CacheError | null;
+  /** A load is running or about to. */
+  readonly isLoading: boolean;
+  /** `data` has expired and a fresh value is loading. */
+  readonly isStale: boolean;
+  /** Loads again now, even on a hit; resolves to the value, or null when it fails (see `error`). */
+  refetch(): Promise<DeepReadonly<T> | null>;
+}
+
+/** Loads `key` through `cache.getOrFetch` (one load across MFEs and tabs) and follows it. */
+export function useSharedQuery<T extends JsonValue>(
+  key: string,
+  loader: () => T | Promise<T>,
+  options?: GetOrFetchOptions<T> & HookOptions,
+): SharedQueryResult<T>;

@@ -1,8 +1,8 @@
 // React bindings: `useSharedCache(key, initialValue, ttl)` and `useSyncStatus()`, built on
 // useSyncExternalStore, so every root (each MFE mounts its own) reads one consistent store and a
 // component re-renders only when its own key changes.
-import { createContext, createElement, useCallback, useContext, useRef, useSyncExternalStore } from 'react';
-import { BackendSyncedCacheService, CacheError } from './index.js';
+import { createContext, createElement, useCallback, useContext, useEffect, useRef, useState, useSyncExternalStore } from 'react';
+import { BackendSyncedCacheService, CacheError, READ_STALE } from './index.js';
 
 const CacheContext = createContext(null);
 const IS_BROWSER = typeof window !== 'undefined' && typeof document !== 'undefined';
@@ -85,4 +85,57 @@ export function useSyncStatus(options) {
     return latest.current;
   };
   return useSyncExternalStore(subscribe, read, () => SERVER_STATUS);
+}
+
+/**
+ * `{ data, error, isLoading, isStale, refetch }` for `key`, loaded through `cache.getOrFetch` (one
+ * load per key across the page's MFEs and the origin's tabs) and kept in the same store as
+ * `useSharedCache`. An expired value still held is shown (`isStale`) while the new one loads,
+ * unless `staleWhileRevalidate: false`. After a failure it waits for `refetch()` (or a new key).
+ * Options: those of getOrFetch, plus `cache`.
+ */
+export function useSharedQuery(key, loader, options = {}) {
+  const cache = useCache(options.cache);
+  const latest = useRef(null);
+  latest.current = { loader, options };
+  const subscribe = useCallback((onChange) => (cache ? cache.subscribe(key, onChange) : () => {}), [cache, key]);
+  const fresh = useSyncExternalStore(subscribe, () => (cache ? cache.get(key) : null), () => null);
+  // Read in render: its identity is stable while unchanged, and any change to the key (expiry
+  // included) re-renders through the subscription above.
+  const stale = fresh === null && cache && options.staleWhileRevalidate !== false ? (cache[READ_STALE]?.(key) ?? null) : null;
+  const [run, setRun] = useState({ key: null, loading: false, error: null });
+
+  const load = useCallback(
+    (refresh) => {
+      if (!cache) return Promise.resolve(null);
+      setRun({ key, loading: true, error: null });
+      const { cache: _ignored, staleWhileRevalidate: _shownHere, ...loadOptions } = latest.current.options;
+      return cache.getOrFetch(key, () => latest.current.loader(), { ...loadOptions, refresh }).then(
+        (value) => {
+          setRun({ key, loading: false, error: null });
+          return value;
+        },
+        (error) => {
+          setRun({ key, loading: false, error });
+          return null;
+        },
+      );
+    },
+    [cache, key],
+  );
+
+  const missing = fresh === null;
+  const failed = run.key === key && run.error !== null;
+  useEffect(() => {
+    if (missing && !failed) load(false);
+  }, [load, missing, failed]);
+
+  const refetch = useCallback(() => load(true), [load]);
+  return {
+    data: fresh ?? stale,
+    error: run.key === key ? run.error : null,
+    isLoading: cache !== null && ((run.key === key && run.loading) || (missing && !failed)),
+    isStale: missing && stale !== null,
+    refetch,
+  };
 }

@@ -138,16 +138,68 @@ describe('React hooks', () => {
     assert.equal(await tab.evaluate(() => seen.every((v) => v === seen[0])), true, 'an effect depending on the value would not re-run');
     await ctx.close();
   });
+
+  test('useSharedQuery: two roots, one load; an error, then refetch; an expired value shown as stale while it reloads', async () => {
+    const ctx = await env.context();
+    // Real time (React's scheduler and Web Locks do not run under a fake clock): a 1 s TTL.
+    const tab = await openTab(ctx, page());
+    await tab.evaluate(() => {
+      const h = React.createElement;
+      window.calls = 0;
+      window.fail = false;
+      window.states = { a: [], b: [] };
+      // The data source: slow, counted, and made to fail on demand.
+      window.source = () =>
+        new Promise((resolve, reject) => {
+          calls++;
+          setTimeout(() => (fail ? reject(Object.assign(new Error('upstream down'), { retryable: false })) : resolve({ stores: calls })), 50);
+        });
+      window.Stores = ({ name }) => {
+        const q = pkgReact.useSharedQuery('stores', () => source(), { ttl: 1 });
+        states[name].push([q.data?.stores ?? null, q.isLoading, q.isStale, q.error?.type ?? null]);
+        window[`refetch_${name}`] = q.refetch;
+        return h('span', { id: name }, q.data ? `stores v${q.data.stores}` : q.error ? `error ${q.error.type}` : 'loading');
+      };
+      pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'query_' });
+      ReactDOM.createRoot(document.getElementById('a')).render(h(Stores, { name: 'a' }));
+      ReactDOM.createRoot(document.getElementById('b')).render(h(Stores, { name: 'b' }));
+    });
+    await until(tab, () => document.getElementById('a')?.textContent === 'stores v1' && document.getElementById('b')?.textContent === 'stores v1');
+    assert.equal(await tab.evaluate(() => calls), 1, 'two roots, one load');
+    assert.deepEqual(await tab.evaluate(() => states.a[0]), [null, true, false, null], 'first render: loading');
+
+    // Expired: the old value stays on screen, marked stale, while the next load runs.
+    await tab.evaluate(() => (fail = true));
+    await until(tab, () => states.a.some(([data, , isStale]) => data === 1 && isStale));
+    // The load fails: the stale value stays on screen, with the error beside it.
+    await until(tab, () => JSON.stringify(states.a.at(-1)) === JSON.stringify([1, false, true, 'FETCH_FAILED']));
+    assert.equal(await tab.evaluate(() => document.getElementById('a').textContent), 'stores v1');
+    assert.equal(await tab.evaluate(() => calls), 2);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await tab.evaluate(() => calls), 2, 'a failure waits for refetch');
+
+    await tab.evaluate(() => (fail = false));
+    // Read as refetch resolves: the 1 s TTL starts the next reload soon after.
+    assert.deepEqual(await tab.evaluate(async () => [await refetch_b(), calls]), [{ stores: 3 }, 3], 'refetch loads once for both roots');
+    await until(tab, () => /stores v[3-9]/.test(document.getElementById('a').textContent) && /stores v[3-9]/.test(document.getElementById('b').textContent));
+    const renders = await tab.evaluate(() => states.a.length + states.b.length);
+    assert.ok(renders < 40, `renders bounded: ${renders}`);
+    assert.deepEqual(tab.problems, []);
+    await ctx.close();
+  });
 });
 
 test('server-side rendering renders the initial value and touches no storage', async () => {
   const { createElement: h } = await import('react');
   const { renderToString } = await import('react-dom/server');
-  const { useSharedCache, useSyncStatus } = await import('../../pkg/react.js');
+  const { useSharedCache, useSharedQuery, useSyncStatus } = await import('../../pkg/react.js');
+  let loads = 0;
   function App() {
     const [cart] = useSharedCache('cart', { items: ['ssr'] });
     const status = useSyncStatus();
-    return h('p', null, `${cart.items.join(',')} ${status.enabled}`);
+    const q = useSharedQuery('stores', () => ++loads);
+    return h('p', null, `${cart.items.join(',')} ${status.enabled} ${q.data} ${q.isLoading}`);
   }
-  assert.equal(renderToString(h(App)), '<p>ssr false</p>');
+  assert.equal(renderToString(h(App)), '<p>ssr false null false</p>');
+  assert.equal(loads, 0, 'nothing loads on the server');
 });

@@ -56,3 +56,17 @@ export async function loading() {
   new BackendSyncedCacheService({ logLevel: 'verbose' });
   return [removed, keys, ttl, rate, present, n, mine, app, exhausted];
 }
+
+// ---- useSharedQuery ----------------------------------------------------------------------------
+import { useSharedQuery, type SharedQueryResult } from 'mfe-shared-cache/react';
+
+export function useStores() {
+  const q = useSharedQuery('stores:all', async (): Promise<Store[]> => [], { ttl: '5m', retry: { maxRetries: 1 }, cache });
+  expect<Equal<typeof q, SharedQueryResult<Store[]>>>();
+  expect<Equal<typeof q.data, DeepReadonly<Store[]> | null>>();
+  const flags: [boolean, boolean] = [q.isLoading, q.isStale];
+  const reload: Promise<DeepReadonly<Store[]> | null> = q.refetch();
+  // @ts-expect-error the loader must give JSON
+  useSharedQuery('when', () => new Date());
+  return [flags, reload, q.error?.type];
+}
