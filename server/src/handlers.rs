@@ -1,4 +1,5 @@
-//! The endpoints of the seed protocol (DESIGN §4), plus `/healthz` and the JSON 404.
+//! The endpoints of the seed protocol (DESIGN §4), plus `/healthz` and the JSON 404. (The
+//! coordination endpoints are in [`crate::invalidate`] and [`crate::inspect`].)
 //!
 //! `/sync` answers with every entry whose latest accepted write has a sequence number above
 //! `lastSync` (whatever the write's own timestamp), once per entry at its latest write. Echo
@@ -123,6 +124,7 @@ pub async fn sync(
         .iter()
         .map(|row| (row.key.as_str(), &row.stored.entry))
         .chain(lost.iter().map(|(key, entry)| (key.as_str(), entry)));
+    app.metrics.ns(&ns).sync_updates(delta.rows.len() + lost.len());
     let body = sync_reply(updates, delta.cursor, delta.epoch.as_ref(), delta.more);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

@@ -1,6 +1,9 @@
 //! Reference backend of mfe-shared-cache: the seed protocol (`/api/cache/{sync,set,remove,clear}`,
 //! DESIGN §4) over an embedded durable store, with the core's merge rule and wire types, the
-//! very code the client runs.
+//! very code the client runs; and, for frontend/backend cache coordination,
+//! `POST /api/cache/invalidate` (tombstone every key matching a pattern, delivered by `/sync`
+//! like any write: [`invalidate`]), `GET /api/cache/entries` (live values by key prefix, with an
+//! ETag and `304 Not Modified`) and `GET /api/cache/stats` (counts and counters: [`inspect`]).
 //!
 //! # Store
 //! By default the data lives in one [redb](https://www.redb.org) file in `--data DIR`. redb is
@@ -33,6 +36,9 @@ pub mod errors;
 pub mod gc;
 pub mod handlers;
 mod input;
+pub mod inspect;
+pub mod invalidate;
+pub mod metrics;
 pub mod namespace;
 pub mod routes;
 pub mod server;

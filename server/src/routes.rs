@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderValue, Method, Request, Response};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::routing::{get, post};
@@ -21,6 +21,7 @@ use crate::auth::{self, Auth};
 use crate::errors;
 use crate::handlers;
 use crate::server::AppState;
+use crate::{inspect, invalidate, metrics};
 
 /// What shapes the router besides the state.
 #[derive(Clone, Debug, Default)]
@@ -42,6 +43,11 @@ pub fn router(state: AppState, options: &RouterOptions) -> Result<Router, String
         .route("/cache/set", post(handlers::set))
         .route("/cache/remove", post(handlers::remove))
         .route("/cache/clear", post(handlers::clear))
+        .route("/cache/invalidate", post(invalidate::invalidate))
+        .route("/cache/entries", get(inspect::entries))
+        .route("/cache/stats", get(inspect::stats))
+        // Inside auth (added below), so it counts authorised requests by their namespace.
+        .route_layer(from_fn_with_state(state.metrics.clone(), metrics::count))
         .fallback(handlers::not_found)
         .layer(from_fn_with_state(options.auth.clone().unwrap_or(Auth::Open), auth::require))
         // The layer refuses a declared Content-Length over the limit before reading anything; the
@@ -110,7 +116,9 @@ fn cors(origins: &[String]) -> Result<Option<CorsLayer>, String> {
         CorsLayer::new()
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-            .allow_headers([CONTENT_TYPE, AUTHORIZATION])
+            .allow_headers([CONTENT_TYPE, AUTHORIZATION, IF_NONE_MATCH])
+            // So a page can read the ETag of `/entries` and send it back.
+            .expose_headers([ETAG])
             .max_age(Duration::from_secs(600)),
     ))
 }

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::auth::{Auth, TokensError};
 use crate::config::Config;
 use crate::gc;
+use crate::metrics::Metrics;
 use crate::routes::{router, RouterOptions};
 use crate::store::{MemoryStore, RedbStore, Store, StoreError};
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The time, for stamp checks and cursors.
     pub clock: Arc<dyn Clock + Send + Sync>,
+    /// Request counters and census caches for `/stats`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -109,6 +112,7 @@ impl Server {
             store: store.clone(),
             limits: Limits { max_batch: config.max_batch, max_updates: config.max_updates },
             clock: clock.clone(),
+            metrics: Arc::new(Metrics::new(clock.now_ms())),
         };
         let options = RouterOptions {
             auth,

@@ -1,5 +1,10 @@
 //! A real server on 127.0.0.1 with an ephemeral port, and a small JSON client for it.
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use mfe_cache_server::store::{MemoryStore, RedbStore, Store};
 use mfe_cache_server::{Config, Server, ServerError};
+use mfe_shared_cache_core::Clock;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -13,9 +18,59 @@ pub struct TestServer {
     task: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
+/// A server clock the test moves (shared by clones), so TTLs expire without sleeping.
+#[derive(Clone, Debug)]
+pub struct TestClock(Arc<AtomicU64>);
+
+impl TestClock {
+    pub fn new(now_ms: u64) -> Self {
+        TestClock(Arc::new(AtomicU64::new(now_ms)))
+    }
+
+    pub fn advance(&self, ms: u64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A plain HTTP answer: status, headers and body text.
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|_| panic!("answer is not JSON ({}): {:?}", self.status, self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
 impl TestServer {
     pub async fn start(config: Config) -> Self {
         let server = Server::bind(&config).await.expect("server binds");
+        Self::serve(server).await
+    }
+
+    /// A server on the configured store (memory, or redb in `config.data`) with a test clock.
+    pub async fn start_with_clock(config: Config, clock: TestClock) -> Self {
+        let store: Arc<dyn Store> =
+            if config.memory { Arc::new(MemoryStore::new()) } else { Arc::new(RedbStore::open(&config.data).unwrap()) };
+        let server = Server::bind_with(&config, store, Arc::new(clock)).await.expect("server binds");
+        Self::serve(server).await
+    }
+
+    async fn serve(server: Server) -> Self {
         let addr = server.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async move {
@@ -46,6 +101,28 @@ impl TestServer {
     /// POSTs raw bytes.
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
         self.send(self.client.post(self.url(path)).header("content-type", "application/json").body(body)).await
+    }
+
+    /// Sends a request and keeps the whole answer (for headers, and bodies that are not JSON).
+    pub async fn fetch(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("request reaches the server");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        Answer { status, headers, text }
+    }
+
+    /// GETs a path.
+    pub async fn get(&self, path: &str) -> Answer {
+        self.fetch(self.client.get(self.url(path))).await
+    }
+
+    /// A successful `/invalidate`; returns how many keys it tombstoned.
+    pub async fn invalidate(&self, patterns: Value) -> u64 {
+        let (status, answer) = self.post("/api/cache/invalidate", &json!({ "patterns": patterns })).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["success"], true);
+        answer["invalidated"].as_u64().unwrap()
     }
 
     pub async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {

@@ -5,6 +5,7 @@ mod support;
 mod access;
 mod common;
 mod concurrency;
+mod coordination;
 mod durability;
 mod errors;
 mod protocol;
