@@ -12,7 +12,7 @@ const out = join(root, process.argv[2] ?? 'target/demo-site');
 
 const MFES = [
   { name: 'shell', entry: 'shell/main.jsx', file: 'shell.js' },
-  { name: 'product', entry: 'product/remoteEntry.jsx', file: 'remoteEntry.js' },
+  { name: 'product', entry: 'product/remoteEntry.jsx', file: 'remoteEntry.js', assets: ['catalogue.json'] },
 ];
 
 await rm(out, { recursive: true, force: true });
@@ -35,6 +35,7 @@ for (const mfe of MFES) {
   // The package finds its wasm next to itself (new URL('./core_bg.wasm', import.meta.url)), which
   // after bundling means next to the bundle.
   await cp(join(root, 'pkg', 'core_bg.wasm'), join(out, mfe.name, 'core_bg.wasm'));
+  for (const asset of mfe.assets ?? []) await cp(join(here, mfe.name, asset), join(out, mfe.name, asset));
 }
 await mkdir(out, { recursive: true });
 for (const file of ['index.html', 'demo.css']) await cp(join(here, file), join(out, file));

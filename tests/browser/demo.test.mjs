@@ -148,7 +148,11 @@ describe('www-demo end to end', { skip }, () => {
 
     // The inspector: who wrote what, TTLs counting down, and the server acknowledging.
     assert.match(await a.getByTestId('entry-cart').textContent(), /product MFE, this tab/);
-    assert.match(await b.getByTestId('entry-cart').textContent(), /another tab/);
+    assert.match(await b.getByTestId('entry-cart').textContent(), /product MFE, another tab/);
+    // The product MFE loads its catalogue through getOrFetch: the second tab found it in the cache.
+    const catalogueFetches = (p) => p.evaluate(() => performance.getEntriesByType('resource').filter((r) => r.name.endsWith('/product/catalogue.json')).length);
+    assert.deepEqual([await catalogueFetches(a), await catalogueFetches(b)], [1, 0]);
+    assert.match(await b.getByTestId('entry-product:catalogue').textContent(), /Espresso beans.*product MFE/);
     await eventually(async () => (await a.getByTestId('sync-cart').textContent()) === 'synced', 'the cart to reach the server');
     const ttl = async () => Number((await a.getByTestId('ttl-lastAdded').textContent()).replace(' s', ''));
     const first = await ttl();

@@ -1,5 +1,5 @@
-import { useSharedCache } from 'mfe-shared-cache/react';
-import { CATALOGUE, memberPrice } from './catalogue.js';
+import { useSharedCache, useSharedQuery } from 'mfe-shared-cache/react';
+import { fetchCatalogue, memberPrice } from './catalogue.js';
 import { EMPTY_CART, KEYS, TTL, addToCart, money } from '../cart-contract.js';
 
 export function ProductList() {
@@ -7,6 +7,8 @@ export function ProductList() {
   const [user] = useSharedCache(KEYS.user, null);
   const [, setLastAdded] = useSharedCache(KEYS.lastAdded, null, TTL.lastAdded);
   const member = user !== null;
+  // Keys of the product MFE's own data live under `product:` (its scope); cart and user are shared.
+  const catalogue = useSharedQuery('product:catalogue', fetchCatalogue, { ttl: '5m' });
 
   const add = (product) => {
     const price = member ? memberPrice(product.price) : product.price;
@@ -23,8 +25,18 @@ export function ProductList() {
           {member ? `Signed in as ${user.name}: member prices, 10 % off.` : 'Sign in for member prices.'}
         </p>
       </div>
+      {catalogue.data === null && (
+        <p className="pm-note" role="status">
+          {catalogue.error ? `The catalogue could not be loaded (${catalogue.error.message}). ` : 'Loading the catalogue…'}
+          {catalogue.error && (
+            <button type="button" className="ghost" onClick={catalogue.refetch}>
+              Try again
+            </button>
+          )}
+        </p>
+      )}
       <ul className="pm-grid">
-        {CATALOGUE.map((p) => {
+        {(catalogue.data ?? []).map((p) => {
           const inCart = cart.items.find((i) => i.id === p.id)?.qty ?? 0;
           return (
             <li key={p.id} className="pm-card" data-testid={`product-${p.id}`}>

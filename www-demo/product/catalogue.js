@@ -1,12 +1,13 @@
-// The product MFE's catalogue (static here; in production it would come from its own API).
-export const CATALOGUE = Object.freeze([
-  { id: 'espresso-beans', name: 'Espresso beans', detail: '1 kg · single origin', price: 24, hue: 24 },
-  { id: 'kettle', name: 'Pour-over kettle', detail: 'Gooseneck · 1 l', price: 49, hue: 205 },
-  { id: 'grinder', name: 'Burr grinder', detail: '40 grind settings', price: 129, hue: 265 },
-  { id: 'dripper', name: 'Ceramic dripper', detail: 'Size 02', price: 19.5, hue: 340 },
-  { id: 'filters', name: 'Paper filters', detail: '100 pieces', price: 6, hue: 48 },
-  { id: 'frother', name: 'Milk frother', detail: 'Handheld · USB-C', price: 15, hue: 150 },
-]);
+// The product MFE's catalogue comes from its own API (here a static catalogue.json deployed with
+// the bundle), loaded through the shared cache: one request per origin however many tabs ask.
+const CATALOGUE_URL = new URL('./catalogue.json', import.meta.url).href;
+
+export async function fetchCatalogue() {
+  const res = await fetch(CATALOGUE_URL);
+  // 5xx and 429 are retried by getOrFetch; anything else is final.
+  if (!res.ok) throw Object.assign(new Error(`catalogue: HTTP ${res.status}`), { status: res.status });
+  return res.json();
+}
 
 /** Signed-in members get 10 % off. */
 export const memberPrice = (price) => Math.round(price * 90) / 100;

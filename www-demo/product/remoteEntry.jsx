@@ -7,7 +7,7 @@ import { configureDefaultCache, getDefaultCache } from 'mfe-shared-cache/react';
 import { CACHE_OPTIONS } from '../cart-contract.js';
 import { ProductList } from './ProductList.jsx';
 
-configureDefaultCache(CACHE_OPTIONS);
+configureDefaultCache({ ...CACHE_OPTIONS, app: 'product' });
 
 /** This MFE's cache instance (one per bundle, shared with the shell's through the page hub). */
 export const cache = getDefaultCache();

@@ -141,7 +141,8 @@ export function DevPanel({ instances }) {
                   </td>
                   <td className="dp-ttl" data-testid={`ttl-${e.key}`}>{ttlLeft(e.expiresAt, now)}</td>
                   <td>
-                    {writerName.has(e.writer) ? `${writerName.get(e.writer)} MFE, this tab` : 'another tab, device or earlier page load'}{' '}
+                    {e.app ?? 'unnamed app'}
+                    {writerName.has(e.writer) ? ' MFE, this tab' : ' MFE, another tab, device or earlier page load'}{' '}
                     <code className="dp-dim">{e.writer}</code>
                   </td>
                   <td data-testid={`sync-${e.key}`}>{e.pending ? 'pending' : 'synced'}</td>

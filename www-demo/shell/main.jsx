@@ -7,7 +7,7 @@ import { configureDefaultCache } from 'mfe-shared-cache/react';
 import { CACHE_OPTIONS } from '../cart-contract.js';
 import { App } from './App.jsx';
 
-configureDefaultCache(CACHE_OPTIONS);
+configureDefaultCache({ ...CACHE_OPTIONS, app: 'shell' });
 
 createRoot(document.getElementById('shell')).render(
   <StrictMode>
