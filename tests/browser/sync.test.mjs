@@ -48,6 +48,7 @@ async function referenceServer() {
   };
   return {
     name: 'mfe-cache-server',
+    invalidate: (patterns) => call('/api/cache/invalidate', { patterns }),
     handle: (req, res, path) => (path.startsWith('/api/cache/') ? proxy(req, res, origin) : false),
     values: async () => {
       const values = {};
@@ -224,6 +225,19 @@ for (const [name, makeBackend, { byReceipt }] of BACKENDS) {
       await a.evaluate(() => c.set('from-a', 'hello'));
       await until(b, () => c.get('from-a') === 'hello');
       await eventually(async () => (await env.backend.values())['from-a'] === 'hello', 'from-a on the backend');
+      await ctx.close();
+    });
+
+    test('a server invalidation of stores:* reaches every tab; other keys stay', { skip: !byReceipt && 'POST /invalidate is an mfe-cache-server extension' }, async () => {
+      const ctx = await env.browser.newContext();
+      const a = await syncedTab(env, ctx, { syncInterval: 200 });
+      const b = await syncedTab(env, ctx, { syncInterval: 200 });
+      await a.evaluate(() => Promise.all([c.set('stores:1', 'one'), c.set('stores:2', 'two'), c.set('analytics:1', 'kept')]));
+      await eventually(async () => (await env.backend.values())['stores:2'] === 'two', 'the writes on the server');
+      const answer = await env.backend.invalidate(['stores:*']);
+      assert.equal(answer.invalidated, 2);
+      for (const tab of [a, b]) await until(tab, () => c.keys('stores:*').length === 0, undefined, 8000);
+      for (const tab of [a, b]) assert.equal(await tab.evaluate(() => c.get('analytics:1')), 'kept');
       await ctx.close();
     });
 
