@@ -362,3 +362,207 @@ function touchStorage() {
   sink += localStorage.length;
   return now() - t0;
 }
+
+// ---- 6. getOrFetch ------------------------------------------------------------------------
+// (a) A hit: `await cache.getOrFetch(key, loader)` against the sync `cache.get(key)` and a plain
+// `await Promise.resolve(map.get(key))`, same 1024 keys and values, every read a hit; the async
+// loops are timed like the sync ones (calibrated, then interleaved rounds).
+async function loopGetOrFetch(cache, keys, n, loader) {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += (await cache.getOrFetch(keys[i & MASK], loader)).id;
+  return s;
+}
+function loopCacheGet(cache, keys, n) {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += cache.get(keys[i & MASK]).id;
+  return s;
+}
+async function loopAwaitMap(map, keys, n) {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += (await Promise.resolve(map.get(keys[i & MASK]))).id;
+  return s;
+}
+
+async function timeLoopAsync(fn, target, keys, n, extra) {
+  const t0 = now();
+  const s = await fn(target, keys, n, extra);
+  const t1 = now();
+  sink += s;
+  return ((t1 - t0) * 1e6) / n; // ns per call
+}
+
+async function calibrateAsync(fn, target, keys, targetMs, extra) {
+  let n = 1024;
+  for (;;) {
+    const t0 = now();
+    sink += await fn(target, keys, n, extra);
+    if (now() - t0 >= targetMs || n >= 1 << 26) break;
+    n *= 2;
+  }
+  await timeLoopAsync(fn, target, keys, n, extra);
+  await timeLoopAsync(fn, target, keys, n, extra);
+  return n;
+}
+
+export async function getOrFetchHitBench({ rounds = 15, targetMs = 40 } = {}) {
+  localStorage.clear();
+  const cache = new BackendSyncedCacheService(OPTIONS);
+  const keys = Array.from({ length: MASK + 1 }, (_, i) => `gof${i}`);
+  const map = new Map();
+  const writes = [];
+  for (let i = 0; i <= MASK; i++) {
+    writes.push(cache.set(keys[i], makeValue(i)));
+    map.set(keys[i], makeValue(i));
+  }
+  await Promise.all(writes);
+  let loaderCalls = 0;
+  const loader = () => {
+    loaderCalls++;
+    return makeValue(-1);
+  };
+  for (let i = 0; i <= MASK; i++) {
+    const v = await cache.getOrFetch(keys[i], loader);
+    if (v?.id !== i || cache.get(keys[i]) !== v) throw new Error(`getOrFetch(${keys[i]}) returned ${JSON.stringify(v)}`);
+  }
+  // [name, loop, target, async]
+  const subjects = [
+    ['getOrFetch', loopGetOrFetch, cache, true],
+    ['get', loopCacheGet, cache, false],
+    ['awaitMap', loopAwaitMap, map, true],
+  ];
+  const iters = {};
+  for (const [name, fn, t, isAsync] of subjects) iters[name] = isAsync ? await calibrateAsync(fn, t, keys, targetMs, loader) : calibrate(fn, t, keys, targetMs);
+  const ns = Object.fromEntries(subjects.map(([name]) => [name, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, fn, t, isAsync] of subjects) ns[name].push(isAsync ? await timeLoopAsync(fn, t, keys, iters[name], loader) : timeLoop(fn, t, keys, iters[name]));
+  }
+  cache.dispose();
+  localStorage.clear();
+  const result = { loaderCalls };
+  for (const [name] of subjects) result[name] = { ns: median(ns[name]), min: Math.min(...ns[name]), max: Math.max(...ns[name]), iters: iters[name], rounds: ns[name] };
+  return result;
+}
+
+// (b) Three tabs load the same 100 keys at once, each with 100 concurrent calls. The loader is a
+// fetch to run.mjs's counting route (the server answers after 20–50 ms), or, as a diagnostic
+// without the network, a 20–50 ms timer counted in the page. Tab 0 leads: it posts
+// "go" on a BroadcastChannel, runs its own calls and waits for the other two tabs' "done"; its
+// clock alone gives the wall time. Mode 'cache': `cache.getOrFetch(key, loader)` on a fresh
+// instance; mode 'naive': a per-tab Map plus in-tab promise dedup (`map.get(k) ?? await loader()`).
+let gof = null;
+
+/** Disposes the previous round's cache; `clear` (one tab) empties localStorage. */
+export function gofReset({ clear }) {
+  gof?.cache?.dispose();
+  gof?.channel?.close();
+  gof = null;
+  if (clear) localStorage.clear();
+  return localStorage.length;
+}
+
+function gofPrepare({ tab, mode, tag, n, wait }) {
+  const channel = new BroadcastChannel('bench-gof');
+  const state = { tab, mode, tag, n, wait, channel, calls: 0, cache: null, errors: [], loaderMs: [], done: [] };
+  if (mode === 'cache') {
+    state.cache = new BackendSyncedCacheService(OPTIONS);
+    state.cache.on('error', (e) => state.errors.push(`${e.type}: ${e.message}`));
+  }
+  gof = state;
+  return state;
+}
+
+/**
+ * The loader: a fetch the server counts and holds 20–50 ms; or (`wait: 'page'`, diagnostic) no
+ * network at all: the page counts the call and waits the same 20–50 ms on a timer.
+ */
+async function gofLoad(state, i) {
+  const t0 = now();
+  let v;
+  if (state.wait === 'page') {
+    state.calls++;
+    await sleep(20 + ((i * 7919) % 31)); // the delay the server would have held
+    v = { id: i, tag: state.tag, name: `user-${i}`, roles: ['reader', 'editor'], active: i % 2 === 0 };
+  } else {
+    const res = await fetch(`/bench-api/load?tag=${encodeURIComponent(state.tag)}&i=${i}&tab=${state.tab}`);
+    if (!res.ok) throw new Error(`loader: HTTP ${res.status}`);
+    v = await res.json();
+  }
+  state.loaderMs.push(now() - t0);
+  return v;
+}
+
+async function gofWork(state) {
+  const { tag, n, mode } = state;
+  const keys = Array.from({ length: n }, (_, i) => `${tag}:k${i}`);
+  const t0 = now();
+  let values;
+  if (mode === 'cache') {
+    values = await Promise.all(keys.map((k, i) => state.cache.getOrFetch(k, () => gofLoad(state, i))));
+  } else {
+    const map = new Map();
+    const inflight = new Map();
+    const naiveGet = async (k, i) => {
+      const hit = map.get(k);
+      if (hit !== undefined) return hit;
+      let p = inflight.get(k);
+      if (!p) {
+        p = gofLoad(state, i).then((v) => {
+          map.set(k, v);
+          inflight.delete(k);
+          return v;
+        });
+        inflight.set(k, p);
+      }
+      return p;
+    };
+    values = await Promise.all(keys.map((k, i) => naiveGet(k, i)));
+  }
+  const ms = now() - t0;
+  let wrong = 0;
+  values.forEach((v, i) => {
+    if (v?.id !== i || v?.tag !== tag) wrong++;
+  });
+  return { tab: state.tab, ms, wrong, calls: state.calls, loaderMs: state.loaderMs, errors: state.errors.slice(0, 5) };
+}
+
+/** Tabs 1 and 2: get ready, start on tab 0's "go", report "done" with this tab's result. */
+export function gofArm(args) {
+  const state = gofPrepare(args);
+  state.channel.onmessage = async (e) => {
+    if (e.data?.go !== state.tag) return;
+    let out;
+    try {
+      out = await gofWork(state);
+    } catch (err) {
+      out = { tab: state.tab, failed: String(err?.stack ?? err) };
+    }
+    state.channel.postMessage({ done: state.tag, out });
+  };
+  return true;
+}
+
+/** Tab 0: starts every tab, runs its own share, resolves once all `tabs` have every value. */
+export async function gofLead(args, tabs, timeoutMs = 20000) {
+  const state = gofPrepare(args);
+  const others = [];
+  let allDone;
+  const finished = new Promise((resolve) => (allDone = resolve));
+  state.channel.onmessage = (e) => {
+    if (e.data?.done !== state.tag) return;
+    others.push({ out: e.data.out, at: now() });
+    if (others.length === tabs - 1) allDone();
+  };
+  const t0 = now();
+  state.channel.postMessage({ go: state.tag });
+  const own = await gofWork(state);
+  const ownAt = now();
+  const timedOut = await Promise.race([finished.then(() => false), sleep(timeoutMs).then(() => true)]);
+  const end = Math.max(ownAt, ...others.map((o) => o.at));
+  return { wallMs: end - t0, timedOut, tabs: [own, ...others.map((o) => o.out)] };
+}
+
+/** Web Locks of the package held in this origin now (the 3 s "just loaded" markers linger). */
+export async function gofLocksHeld() {
+  const { held = [] } = await navigator.locks.query();
+  return held.filter((l) => l.name?.startsWith('mfe-shared-cache:')).length;
+}

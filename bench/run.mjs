@@ -261,6 +261,127 @@ async function benchColdStart(browser, url) {
   });
 }
 
+// The loader of the getOrFetch section: a route on the bench's own server that counts its calls
+// per round tag and answers after 20–50 ms (fixed per key index), like a slow API.
+const loaderCalls = new Map(); // tag → { calls, perTab: [..] }
+const loaderDelayMs = (i) => 20 + ((i * 7919) % 31);
+async function benchApi(req, res, path) {
+  if (path !== '/bench-api/load') return false;
+  const q = new URL(req.url, 'http://x').searchParams;
+  const tag = q.get('tag');
+  const i = Number(q.get('i'));
+  const c = loaderCalls.get(tag) ?? { calls: 0, perTab: [0, 0, 0] };
+  c.calls++;
+  c.perTab[Number(q.get('tab'))]++;
+  loaderCalls.set(tag, c);
+  await sleep(loaderDelayMs(i));
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify({ id: i, tag, name: `user-${i}`, roles: ['reader', 'editor'], active: i % 2 === 0 }));
+  return true;
+}
+
+async function benchGetOrFetch(browser, url) {
+  // (a) The cost of the async wrapper on a hit.
+  await withContext(browser, async (context) => {
+    const page = await tab(context, url + PAGE);
+    const r = await page.evaluate(() => window.bench.getOrFetchHitBench({ rounds: 15, targetMs: 40 }));
+    if (r.loaderCalls !== 0) throw new Error(`getOrFetch hit: the loader ran ${r.loaderCalls} times`);
+    const ns = (x) => `${fmt(x.ns, 1)} ns ${spread([x.min, x.max], 1)}`;
+    row('getOrFetch hit, awaited (ns/call) vs get', ns(r.getOrFetch), `cache.get (sync) ${ns(r.get)}`, times(pairedRatio(r.getOrFetch.rounds, r.get.rounds)), '—');
+    row('getOrFetch hit, awaited (ns/call) vs await Map', ns(r.getOrFetch), `await Promise.resolve(Map.get) ${ns(r.awaitMap)}`, times(pairedRatio(r.getOrFetch.rounds, r.awaitMap.rounds)), '—');
+    notes.push(
+      `getOrFetch hit: median of 15 interleaved rounds, [min…max]; 1024 keys, every call a hit (loader never ran); iterations per round: ` +
+        `getOrFetch ${r.getOrFetch.iters}, get ${r.get.iters}, await Map ${r.awaitMap.iters}; each call awaited in sequence`,
+    );
+  });
+
+  // (b) 3 tabs × 100 concurrent loads of the same 100 keys.
+  await withContext(browser, async (context) => {
+    const TABS = 3;
+    const N = 100;
+    const pagesHere = [];
+    for (let t = 0; t < TABS; t++) pagesHere.push(await tab(context, url + PAGE));
+    let round = 0;
+    const lockedAtStart = [];
+    const run = async (mode, wait) => {
+      const tag = `gof${++round}${mode[0]}${wait[0]}`;
+      await Promise.all(pagesHere.map((p, t) => p.evaluate((clear) => window.bench.gofReset({ clear }), t === 0)));
+      await sleep(30); // the clear's storage events have reached the other tabs
+      // The previous cache round's "just loaded" lock markers (held 3 s) are gone first, so every
+      // round starts alike: getOrFetch scans the origin's held locks on each miss.
+      if (mode === 'cache') {
+        const t = performance.now();
+        while ((await pagesHere[0].evaluate(() => window.bench.gofLocksHeld())) > 0 && performance.now() - t < 10000) await sleep(100);
+        lockedAtStart.push(await pagesHere[0].evaluate(() => window.bench.gofLocksHeld()));
+      }
+      for (let t = 1; t < TABS; t++) await pagesHere[t].evaluate((args) => window.bench.gofArm(args), { tab: t, mode, tag, n: N, wait });
+      const r = await pagesHere[0].evaluate(([args, tabs]) => window.bench.gofLead(args, tabs), [{ tab: 0, mode, tag, n: N, wait }, TABS]);
+      if (r.timedOut) throw new Error(`getOrFetch ${mode}: not every tab finished within 20 s`);
+      const failed = r.tabs.find((x) => x.failed);
+      if (failed) throw new Error(`getOrFetch ${mode}, tab ${failed.tab}: ${failed.failed}`);
+      // Counted by the server, or in the pages when the loader does not use the network.
+      const c = wait === 'page' ? { calls: r.tabs.reduce((n, x) => n + x.calls, 0), perTab: r.tabs.map((x) => x.calls) } : (loaderCalls.get(tag) ?? { calls: 0, perTab: [0, 0, 0] });
+      return {
+        ms: r.wallMs,
+        calls: c.calls,
+        perTab: c.perTab,
+        wrong: r.tabs.reduce((n, x) => n + x.wrong, 0),
+        loaderMs: r.tabs.flatMap((x) => x.loaderMs),
+        tabMs: r.tabs.map((x) => x.ms),
+        errors: r.tabs.flatMap((x) => x.errors),
+      };
+    };
+    // Interleaved, alternating which goes first; the first `warm` rounds are discarded.
+    const compare = async (wait, rounds, warm) => {
+      const ours = [];
+      const base = [];
+      for (let i = 0; i < warm + rounds; i++) {
+        const order = i % 2 ? ['naive', 'cache'] : ['cache', 'naive'];
+        const out = {};
+        for (const m of order) out[m] = await run(m, wait);
+        if (i < warm) continue;
+        ours.push(out.cache);
+        base.push(out.naive);
+      }
+      return { ours, base };
+    };
+    const calls = (xs) => `${median(xs)} calls ${spread(xs, 0)}`;
+    const ms = (xs) => `${fmt(median(xs), 1)} ms ${spread(xs, 1)}`;
+    const loaderMs = (xs) => `${fmt(median(xs.flatMap((x) => x.loaderMs)), 1)} ms (p90 ${fmt(percentile(xs.flatMap((x) => x.loaderMs), 90), 1)})`;
+    const all = [];
+    // The diagnostic runs in the same tabs right after, so without a warm-up, and fewer rounds
+    // (each of its cache rounds waits ~3 s for the previous one's markers).
+    for (const [wait, label, rounds, warm] of [['server', '', 5, 1], ['page', ', 20–50 ms timer, no network [diagnostic]', 3, 0]]) {
+      const { ours, base } = await compare(wait, rounds, warm);
+      all.push(...ours, ...base);
+      const callsOurs = ours.map((x) => x.calls);
+      const callsBase = base.map((x) => x.calls);
+      const exact = callsOurs.every((c) => c === N);
+      row(`getOrFetch ${TABS} tabs × ${N} keys${label}: loader calls`, calls(callsOurs), `per-tab Map + dedup ${calls(callsBase)}`, ratio(median(callsOurs), median(callsBase)), `exactly ${N}`, exact ? 'yes' : 'NO');
+      const msOurs = ours.map((x) => x.ms);
+      const msBase = base.map((x) => x.ms);
+      row(`getOrFetch ${TABS} tabs × ${N} keys${label}: wall time, all tabs`, ms(msOurs), `per-tab Map + dedup ${ms(msBase)}`, times(pairedRatio(msOurs, msBase)), '—');
+      notes.push(
+        `getOrFetch ${TABS} tabs, ${wait === 'server' ? 'server holds each answer 20–50 ms' : 'loader = 20–50 ms timer counted in the page, no fetch [diagnostic]'}: ` +
+          `loader calls per tab (ours, tabs 0/1/2 per round): ${ours.map((x) => x.perTab.join('/')).join(', ')}; ` +
+          `median of ${rounds} interleaved rounds${warm ? ` (${warm} warm-up discarded)` : ''}; per-tab time to all ${N} values ours ${fmt(median(ours.flatMap((x) => x.tabMs)), 1)} ms, baseline ${fmt(median(base.flatMap((x) => x.tabMs)), 1)} ms (medians); ` +
+          `one loader call as the page saw it: ours ${loaderMs(ours)}, baseline ${loaderMs(base)}`,
+      );
+    }
+    const wrong = all.reduce((n, x) => n + x.wrong, 0);
+    const errors = [...new Set(all.flatMap((x) => x.errors))];
+    notes.push(
+      `getOrFetch ${TABS} tabs: same origin, one browser context; each tab starts ${N} concurrent calls (keys <round>:k0…k${N - 1}) on tab 0's BroadcastChannel "go"; ` +
+        `the loader is a fetch to the bench server, which counts it and answers after 20–50 ms; wall time from "go" until tab 0 has every value and both other tabs reported theirs (tab 0's clock); ` +
+        `fresh keys, fresh cache instances and localStorage cleared each round, and each cache round waits until the previous one's "just loaded" lock markers (held 3 s) are released; ` +
+        `the tabs share Chromium's 6 HTTP/1.1 connections per host, so loader calls queue there (the diagnostic rows, without network, show the cross-tab coordination alone); ` +
+        (lockedAtStart.some((x) => x > 0) ? `package locks still held at the start of a cache round: ${lockedAtStart.join(', ')}; ` : '') +
+        (wrong ? `${wrong} WRONG values` : 'every tab got every value right') +
+        (errors.length ? `; cache errors: ${errors.slice(0, 3).join('; ')}` : ''),
+    );
+  });
+}
+
 function benchSize() {
   const esbuild = join(ROOT, 'node_modules/.bin/esbuild');
   const out = spawnSync(esbuild, ['pkg/index.js', '--bundle', '--minify', '--format=esm', '--platform=browser', '--log-level=warning'], { cwd: ROOT, maxBuffer: 64 << 20 });
@@ -290,7 +411,7 @@ async function main() {
     const b = spawnSync(join(ROOT, 'scripts/build-pkg.sh'), { cwd: ROOT, stdio: 'inherit' });
     if (b.status !== 0) throw new Error('scripts/build-pkg.sh failed');
   }
-  const server = await startServer();
+  const server = await startServer({ api: benchApi });
   const browser = await launch();
   try {
     const probe = await withContext(browser, async (context) => {
@@ -310,6 +431,7 @@ async function main() {
     await section('writes', () => benchWrites(browser, server.url));
     await section('propagation', () => benchPropagation(browser, server.url));
     await section('cold start', () => benchColdStart(browser, server.url));
+    await section('loading', () => benchGetOrFetch(browser, server.url));
     await section('size', () => benchSize());
     await section('offline flush', () => benchOfflineFlush(browser, report));
   } finally {

@@ -227,6 +227,7 @@ export class BackendSyncedCacheService {
   #flushQueued = false;
   #disposed = false;
   #log;
+  #debugLog = false;
   #hits = 0;
   #misses = 0;
   #stale = new Map(); // key -> { json, value }: READ_STALE answers, stable while unchanged
@@ -247,6 +248,7 @@ export class BackendSyncedCacheService {
       logLevel: o.logLevel,
     });
     this.#log = makeLog(o.logLevel, o.logger);
+    this.#debugLog = o.logLevel === 'debug';
     const hub = pageHub();
     const notify = (keys, errors) => this.#onCoreNews(keys, errors);
     const app = o.app ?? undefined;
@@ -428,18 +430,32 @@ export class BackendSyncedCacheService {
    * good), `filter(value)` (transforms what is stored), `graceTime` (ms to wait for another
    * tab's load before loading here, default 10000), `refresh` (load even on a hit).
    */
-  async getOrFetch(key, loader, options = {}) {
+  getOrFetch(key, loader, options = {}) {
+    // The hit path first and lean, without an async frame (a hit is most calls): the options are
+    // read in full on a miss.
+    const refresh = options?.refresh === true;
+    if (!refresh) {
+      let hit;
+      try {
+        hit = this.get(key); // checks the key and whether the cache is open
+      } catch (e) {
+        return Promise.reject(toCacheError(e));
+      }
+      if (hit !== null) {
+        if (this.#debugLog) this.#log('debug', 'cache hit', { key });
+        return Promise.resolve(hit);
+      }
+    }
+    return this.#getOrLoad(key, loader, options, refresh);
+  }
+
+  async #getOrLoad(key, loader, options, refresh) {
     this.#assertOpen();
     checkKey(key);
     if (typeof loader !== 'function') throw new CacheError('INVALID_ARGUMENT', 'loader must be a function returning the value or a promise of it');
     const o = this.#loadOptions(options);
     const startedAt = Date.now();
-    if (!o.refresh) {
-      const hit = this.get(key);
-      if (hit !== null) {
-        this.#log('debug', 'cache hit', { key });
-        return hit;
-      }
+    if (!refresh) {
       if (o.staleWhileRevalidate) {
         const stale = this[READ_STALE](key);
         if (stale !== null) {
