@@ -527,16 +527,17 @@ export class BackendSyncedCacheService {
   async #loadAcrossTabs(key, loader, o, startedAt) {
     const locks = globalThis.navigator?.locks;
     if (typeof locks?.request !== 'function' || typeof locks.query !== 'function') return this.#loadAndStore(key, loader, o, null);
-    const signal = AbortSignal.timeout(o.graceTime);
+    // Browsers without AbortSignal.timeout wait for the other tab's load however long it takes.
+    const signal = typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(o.graceTime) : undefined;
     let granted = false;
     const load = async () => this.#loadedMeanwhile(key, o, startedAt) ?? (await this.#arriving(key, o, startedAt, locks)) ?? this.#loadAndStore(key, loader, o, locks);
     try {
-      return await locks.request(`mfe-shared-cache:load:${this.#options.prefix}:${key}`, { signal }, () => {
+      return await locks.request(`mfe-shared-cache:load:${this.#options.prefix}:${key}`, signal ? { signal } : {}, () => {
         granted = true;
         return load();
       });
     } catch (e) {
-      if (granted || !signal.aborted) throw e;
+      if (granted || !signal?.aborted) throw e;
       this.#log('warn', `another tab has been loading for over ${o.graceTime} ms; loading here`, { key });
       return load();
     }

@@ -24,7 +24,7 @@ export class CacheScope {
   }
 
   #key(key) {
-    if (typeof key !== 'string') throw new CacheError('INVALID_KEY', `key must be a non-empty string, got ${describe(key)}`, { key });
+    if (typeof key !== 'string' || key.length === 0) throw new CacheError('INVALID_KEY', `key must be a non-empty string, got ${describe(key)}`, { key });
     return this.#prefix + key;
   }
 
@@ -58,7 +58,8 @@ export class CacheScope {
     return this.#cache.getOrFetch(this.#key(key), loader, options);
   }
   async getOrFetchWithFallback(key, loader, options) {
-    return this.#cache.getOrFetchWithFallback(this.#prefix + String(key), loader, options);
+    // An invalid key goes through as it is: the cache reports it and resolves to the default.
+    return this.#cache.getOrFetchWithFallback(typeof key === 'string' && key !== '' ? this.#prefix + key : key, loader, options);
   }
   /** Keys of this scope (without the `name:` part), matching `pattern` within the scope. */
   keys(pattern = '*') {

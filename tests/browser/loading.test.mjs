@@ -277,7 +277,7 @@ describe('loading, invalidation and inspection', () => {
       const entries = quiet.entries().map((e) => [e.key, e.app]);
       const nested = product.scope('v2').cache === loud;
       const errors = [];
-      for (const bad of [() => new pkg.BackendSyncedCacheService({ backendUrl: null, logLevel: 'loud' }), () => new pkg.BackendSyncedCacheService({ backendUrl: null, app: 'no spaces' }), () => loud.scope('')]) {
+      for (const bad of [() => new pkg.BackendSyncedCacheService({ backendUrl: null, logLevel: 'loud' }), () => new pkg.BackendSyncedCacheService({ backendUrl: null, app: 'no spaces' }), () => loud.scope(''), () => product.get(''), () => product.get(7)]) {
         try {
           bad();
         } catch (e) {
@@ -296,7 +296,7 @@ describe('loading, invalidation and inspection', () => {
     assert.equal(r.removed, 2);
     assert.deepEqual(r.entries, [['cart:items', null], ['x', null], ['y', 'product']]);
     assert.equal(r.nested, true);
-    assert.deepEqual(r.errors, ['INVALID_OPTION', 'INVALID_OPTION', 'INVALID_ARGUMENT']);
+    assert.deepEqual(r.errors, ['INVALID_OPTION', 'INVALID_OPTION', 'INVALID_ARGUMENT', 'INVALID_KEY', 'INVALID_KEY']);
     assert.equal(r.node, true);
     await ctx.close();
   });

@@ -64,8 +64,7 @@ impl TestServer {
 
     /// A server on the configured store (memory, or redb in `config.data`) with a test clock.
     pub async fn start_with_clock(config: Config, clock: TestClock) -> Self {
-        let store: Arc<dyn Store> =
-            if config.memory { Arc::new(MemoryStore::new()) } else { Arc::new(RedbStore::open(&config.data).unwrap()) };
+        let store: Arc<dyn Store> = if config.memory { Arc::new(MemoryStore::new()) } else { Arc::new(open_redb(&config.data).await) };
         let server = Server::bind_with(&config, store, Arc::new(clock)).await.expect("server binds");
         Self::serve(server).await
     }
@@ -183,4 +182,20 @@ pub fn keys(answer: &Value) -> Vec<String> {
 
 pub fn cursor(answer: &Value) -> u64 {
     answer["timestamp"].as_u64().unwrap()
+}
+
+/// Opens the redb store of a server just stopped in this process: its background tasks (group
+/// commit, GC, stats) drop their handles a moment after `serve` returns, and redb refuses a
+/// second open until then. A real restart is a new process; this only waits for the old handles.
+async fn open_redb(path: &std::path::Path) -> RedbStore {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match RedbStore::open(path) {
+            Ok(store) => return store,
+            Err(e) if std::time::Instant::now() < deadline && format!("{e:?}").contains("AlreadyOpen") => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("cannot open the redb store: {e:?}"),
+        }
+    }
 }
