@@ -125,22 +125,15 @@ pub fn decode_meta(text: &str, tag: &str) -> Result<Option<Stamp>, String> {
 
 /// Decodes the bookkeeping record and whether its clear is not yet acknowledged.
 pub fn decode_meta_flagged(text: &str, tag: &str) -> Result<Option<(Stamp, bool)>, String> {
-    let mut c = Cursor(text);
-    c.expect("{\"p\":\"")?;
-    if c.ident()? != tag {
-        return Ok(None);
-    }
-    c.expect("\",\"t\":")?;
-    let ts = c.uint()?;
-    c.expect(",\"n\":\"")?;
-    let node = c.ident()?;
-    c.expect("\"")?;
-    let unsynced = c.eat(",\"u\":1");
-    c.expect("}")?;
-    if !c.0.is_empty() {
-        return Err("trailing characters".into());
-    }
-    Ok(Some((Stamp::new(ts, node), unsynced)))
+    decode_tagged(text, tag, |c| {
+        c.expect(",\"t\":")?;
+        let ts = c.uint()?;
+        c.expect(",\"n\":\"")?;
+        let node = c.ident()?;
+        c.expect("\"")?;
+        let unsynced = c.eat(",\"u\":1");
+        Ok((Stamp::new(ts, node), unsynced))
+    })
 }
 
 /// Encodes the sync cursor (the last `timestamp` the backend returned).
@@ -150,18 +143,31 @@ pub fn encode_cursor(cursor: u64, tag: &str) -> String {
 
 /// Decodes the sync cursor record: `Ok(None)` when it belongs to another cache.
 pub fn decode_cursor(text: &str, tag: &str) -> Result<Option<u64>, String> {
+    decode_tagged(text, tag, |c| {
+        c.expect(",\"c\":")?;
+        c.uint()
+    })
+}
+
+/// Reads a bookkeeping record, `{"p":"<tag>"` then `fields` then `}` and nothing more:
+/// `Ok(None)` when the tag is another cache's.
+fn decode_tagged<'a, T>(
+    text: &'a str,
+    tag: &str,
+    fields: impl FnOnce(&mut Cursor<'a>) -> Result<T, String>,
+) -> Result<Option<T>, String> {
     let mut c = Cursor(text);
     c.expect("{\"p\":\"")?;
     if c.ident()? != tag {
         return Ok(None);
     }
-    c.expect("\",\"c\":")?;
-    let cursor = c.uint()?;
+    c.expect("\"")?;
+    let value = fields(&mut c)?;
     c.expect("}")?;
     if !c.0.is_empty() {
         return Err("trailing characters".into());
     }
-    Ok(Some(cursor))
+    Ok(Some(value))
 }
 
 struct Cursor<'a>(&'a str);
