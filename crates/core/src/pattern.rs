@@ -66,12 +66,14 @@ impl KeyPattern {
     }
 
     /// Whether `key` matches. Linear in `key.len() × pattern length` at worst (no backtracking
-    /// blow-up: the classic greedy-star algorithm with one resume point).
+    /// blow-up: the classic greedy-star algorithm with one resume point), and allocation-free, as
+    /// it runs once per key of a namespace in a server-side invalidation.
     pub fn matches(&self, key: &str) -> bool {
-        let key: Vec<char> = key.chars().collect();
+        // Positions in `key` are byte offsets on character boundaries.
+        let char_at = |at: usize| key[at..].chars().next();
         let (mut k, mut p) = (0, 0);
-        let mut resume: Option<(usize, usize)> = None; // (pattern index after '*', key index)
-        while k < key.len() {
+        let mut resume: Option<(usize, usize)> = None; // (pattern index after '*', key offset)
+        while let Some(c) = char_at(k) {
             match self.tokens.get(p) {
                 Some(Token::Any) => {
                     p += 1;
@@ -79,17 +81,19 @@ impl KeyPattern {
                 }
                 Some(Token::One) => {
                     p += 1;
-                    k += 1;
+                    k += c.len_utf8();
                 }
-                Some(Token::Literal(c)) if *c == key[k] => {
+                Some(Token::Literal(l)) if *l == c => {
                     p += 1;
-                    k += 1;
+                    k += c.len_utf8();
                 }
                 _ => match resume {
                     Some((rp, rk)) => {
+                        // The star swallows one more character of the key.
+                        let next = rk + char_at(rk).map_or(1, char::len_utf8);
                         p = rp;
-                        k = rk + 1;
-                        resume = Some((rp, rk + 1));
+                        k = next;
+                        resume = Some((rp, next));
                     }
                     None => return false,
                 },
@@ -118,6 +122,8 @@ mod tests {
         assert!(m("user:?", "user:1"));
         assert!(!m("user:?", "user:12"));
         assert!(m("ünï?ode", "ünïcode"));
+        assert!(m("*ö", "äöüö"), "a star resumes over multi-byte characters");
+        assert!(!m("ä*ß", "äöü"));
         assert!(m(r"literal\*", "literal*"));
         assert!(!m(r"literal\*", "literalX"));
         assert!(m("exact", "exact"));
