@@ -284,16 +284,7 @@ pub(crate) fn flush_inner(s: &mut Inner) -> Array {
         let message = Array::new();
         message.push(&TAB_MESSAGE_VERSION.into());
         message.push(&JsValue::from_str(&s.page_id));
-        match &report.clear {
-            Some(epoch) => {
-                message.push(&(epoch.ts as f64).into());
-                message.push(&JsValue::from_str(&epoch.node));
-            }
-            None => {
-                message.push(&(-1.0).into());
-                message.push(&JsValue::NULL);
-            }
-        }
+        crate::js_stamp::push_optional(&message, report.clear.as_ref());
         for (key, entry) in &report.changes {
             message.push(&JsValue::from_str(key));
             message.push(&JsValue::from_str(&s.cache.encode_entry(key, entry)));
@@ -318,17 +309,7 @@ fn read_tab_message(s: &Inner, data: &JsValue) -> Result<TabNews, String> {
     if message.get(1).as_string().as_deref() == Some(s.page_id.as_str()) {
         return Ok((Vec::new(), None, Vec::new())); // this page's instances have it already
     }
-    let (clear_ts, clear_node) = (message.get(2), message.get(3));
-    let clear = if clear_ts.as_f64() == Some(-1.0) && clear_node.is_null() {
-        None
-    } else {
-        match (clear_ts.as_f64(), clear_node.as_string()) {
-            (Some(ts), Some(node)) if ts.fract() == 0.0 && (0.0..=mfe_shared_cache_core::MAX_SAFE_INTEGER as f64).contains(&ts) => {
-                Some(Stamp::new(ts as u64, node))
-            }
-            _ => return Err("malformed clear".into()),
-        }
-    };
+    let clear = crate::js_stamp::read_optional(&message.get(2), &message.get(3)).map_err(|()| "malformed clear")?;
     if message.length() % 2 != 0 {
         return Err("a key without its record".into());
     }

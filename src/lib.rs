@@ -8,6 +8,7 @@ mod channel;
 mod core_api;
 mod query_api;
 mod errors;
+mod js_stamp;
 mod storage;
 mod sync_api;
 mod timer;

@@ -11,6 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::core_api::{flush_inner, now_ms, rearm, CacheCore, Inner};
 use crate::errors::to_js;
+use crate::js_stamp;
 
 /// The most writes one `/sync` request carries (the reference server accepts 1000).
 const MAX_BATCH: usize = 500;
@@ -226,14 +227,13 @@ fn protocol(message: &str) -> CacheError {
 }
 
 fn read_stamp(ts: &JsValue, node: &JsValue, now: u64) -> Result<Stamp, CacheError> {
-    let ts = ts.as_f64().filter(|t| t.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER as f64).contains(t));
-    let ts = ts.ok_or_else(|| protocol("a timestamp from the backend is not an integer in range"))?;
+    let ts = js_stamp::timestamp(ts).ok_or_else(|| protocol("a timestamp from the backend is not an integer in range"))?;
     let node = if node.is_null() || node.is_undefined() {
         String::new()
     } else {
         node.as_string().ok_or_else(|| protocol("a writer id from the backend is not a string"))?
     };
-    let stamp = Stamp::new(ts as u64, node);
+    let stamp = Stamp::new(ts, node);
     check_remote_stamp(&stamp, now)?;
     Ok(stamp)
 }
@@ -265,20 +265,10 @@ fn read_update(
 /// entry has exactly that stamp.
 fn encode_acked(batch: &SyncBatch) -> Array {
     let out = Array::new();
-    match &batch.clear {
-        Some(c) => {
-            out.push(&(c.ts as f64).into());
-            out.push(&JsValue::from_str(&c.node));
-        }
-        None => {
-            out.push(&(-1.0).into());
-            out.push(&JsValue::NULL);
-        }
-    }
+    js_stamp::push_optional(&out, batch.clear.as_ref());
     for (key, entry) in &batch.changes {
         out.push(&JsValue::from_str(key));
-        out.push(&(entry.stamp.ts as f64).into());
-        out.push(&JsValue::from_str(&entry.stamp.node));
+        js_stamp::push_optional(&out, Some(&entry.stamp));
     }
     out
 }
@@ -286,20 +276,17 @@ fn encode_acked(batch: &SyncBatch) -> Array {
 /// Reads [`encode_acked`]'s format; anything malformed reads as nothing (it can only ever clear
 /// pending marks, so ignoring it is safe: the write is sent again and acknowledged as a duplicate).
 fn decode_acked(acked: &Array) -> Option<SyncBatch> {
-    let stamp = |ts: JsValue, node: JsValue| -> Option<Stamp> {
-        let ts = ts.as_f64().filter(|t| t.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER as f64).contains(t))?;
-        Some(Stamp::new(ts as u64, node.as_string()?))
-    };
     if acked.length() < 2 || (acked.length() - 2) % 3 != 0 {
         return None;
     }
-    let clear = if acked.get(0).as_f64() == Some(-1.0) { None } else { Some(stamp(acked.get(0), acked.get(1))?) };
+    let clear = js_stamp::read_optional(&acked.get(0), &acked.get(1)).ok()?;
     let mut changes = Vec::new();
     let mut i = 2;
     while i + 2 < acked.length() {
         let key = acked.get(i).as_string()?;
+        let stamp = js_stamp::read_optional(&acked.get(i + 1), &acked.get(i + 2)).ok()??;
         // Only the stamp is compared; the value is not needed.
-        changes.push((key, Entry::tombstone(stamp(acked.get(i + 1), acked.get(i + 2))?)));
+        changes.push((key, Entry::tombstone(stamp)));
         i += 3;
     }
     Some(SyncBatch { clear, changes })
