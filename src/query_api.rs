@@ -4,11 +4,22 @@ use js_sys::Array;
 use mfe_shared_cache_core::{Entry, KeyPattern};
 use wasm_bindgen::prelude::*;
 
-use crate::core_api::{apply_from_other_tab, now_ms, rearm, CacheCore};
+use crate::core_api::{apply_from_other_tab, now_ms, rearm, CacheCore, Inner};
 use crate::errors::to_js;
 
 fn parse(pattern: &str) -> Result<KeyPattern, JsValue> {
     KeyPattern::parse(pattern).map_err(|e| to_js(&e))
+}
+
+/// The keys with a visible value now, matching `pattern` when given, unsorted.
+fn live_keys(s: &Inner, pattern: Option<&KeyPattern>) -> Vec<String> {
+    let now = now_ms();
+    s.cache
+        .replica()
+        .iter()
+        .filter(|(key, entry)| entry.is_live(now) && pattern.is_none_or(|p| p.matches(key)))
+        .map(|(key, _)| key.clone())
+        .collect()
 }
 
 #[wasm_bindgen]
@@ -16,15 +27,7 @@ impl CacheCore {
     /// The keys with a visible value, matching `pattern` when given (`*`, `?`, `\\`), unsorted.
     pub fn keys(&self, pattern: Option<String>) -> Result<Array, JsValue> {
         let pattern = pattern.as_deref().map(parse).transpose()?;
-        self.with(|s| {
-            let now = now_ms();
-            Ok(s.cache
-                .replica()
-                .iter()
-                .filter(|(key, entry)| entry.is_live(now) && pattern.as_ref().is_none_or(|p| p.matches(key)))
-                .map(|(key, _)| JsValue::from_str(key))
-                .collect())
-        })
+        self.with(|s| Ok(live_keys(s, pattern.as_ref()).iter().map(|key| JsValue::from_str(key)).collect()))
     }
 
     /// Removes every visible key matching `pattern`; returns `[key, timestamp, …]` of the removes
@@ -33,8 +36,7 @@ impl CacheCore {
         let pattern = parse(pattern)?;
         self.with(|s| {
             let now = now_ms();
-            let mut keys: Vec<String> =
-                s.cache.replica().iter().filter(|(k, e)| e.is_live(now) && pattern.matches(k)).map(|(k, _)| k.clone()).collect();
+            let mut keys = live_keys(s, Some(&pattern));
             keys.sort_unstable();
             let out = Array::new();
             for key in keys {
