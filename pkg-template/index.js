@@ -153,6 +153,9 @@ function now() {
   return taskNow;
 }
 
+/** Whether a read-cache entry `{ value, exp }` is still valid now. */
+const isFresh = (hit) => hit !== undefined && (hit.exp === 0 || hit.exp > now());
+
 function deepFreeze(value) {
   if (value !== null && typeof value === 'object') {
     Object.freeze(value);
@@ -320,13 +323,17 @@ export class BackendSyncedCacheService {
       this.#assertOpen();
       checkKey(key);
       const ttlSecs = checkTtl(ttl, this.#options.defaultTTL);
-      const json = toJson(key, value);
-      const ts = this.#core.set(key, json, ttlSecs);
-      this.#publish(key, { kind: 'set', key, json, ttl: ttlSecs, ts, node: this.#node });
-      return this.#whenFlushed(key);
+      return this.#write(key, toJson(key, value), ttlSecs);
     } catch (e) {
       return Promise.reject(toCacheError(e));
     }
+  }
+
+  // A checked write of JSON text: applied, given to the page's other instances, then persisted.
+  #write(key, json, ttlSecs) {
+    const ts = this.#core.set(key, json, ttlSecs);
+    this.#publish(key, { kind: 'set', key, json, ttl: ttlSecs, ts, node: this.#node });
+    return this.#whenFlushed(key);
   }
 
   /**
@@ -335,7 +342,7 @@ export class BackendSyncedCacheService {
    */
   get(key) {
     const hit = this.#reads.get(key);
-    if (hit !== undefined && (hit.exp === 0 || hit.exp > now())) {
+    if (isFresh(hit)) {
       this.#hits++;
       return hit.value;
     }
@@ -347,8 +354,7 @@ export class BackendSyncedCacheService {
 
   /** Whether `key` has a value now (not counted in the hit rate). */
   has(key) {
-    const hit = this.#reads.get(key);
-    if (hit !== undefined && (hit.exp === 0 || hit.exp > now())) return true;
+    if (isFresh(this.#reads.get(key))) return true;
     return this.#load(key) !== null;
   }
 
@@ -605,10 +611,14 @@ export class BackendSyncedCacheService {
     }
     const json = toJson(key, value);
     try {
-      await this.set(key, value, o.ttl);
+      this.#assertOpen();
+      await this.#write(key, json, o.ttl);
     } catch (e) {
+      const error = toCacheError(e);
       // Over quota the value still lives in memory, here and on the page: loading succeeded.
-      if (e.type !== 'QUOTA_EXCEEDED') throw new CacheError('CACHE_SET_FAILED', `storing the loaded ${describe(key)} failed: ${e.message}`, { key, cause: e, retryable: e.retryable });
+      if (error.type !== 'QUOTA_EXCEEDED') {
+        throw new CacheError('CACHE_SET_FAILED', `storing the loaded ${describe(key)} failed: ${error.message}`, { key, cause: error, retryable: error.retryable });
+      }
     }
     this.#log('info', 'loaded and cached', { key, duration: performance.now() - started });
     if (locks) {
