@@ -69,6 +69,7 @@ impl CacheCore {
     /// Like the constructor, for a cache that syncs with a backend: writes are tracked in the
     /// durable outbox and the sync policy is set up (intervals in ms).
     #[wasm_bindgen(js_name = openSynced)]
+    #[allow(clippy::too_many_arguments, reason = "a JS factory: positional arguments, each a JS value")]
     pub fn open_synced(
         storage: JsValue,
         prefix: String,
