@@ -452,23 +452,21 @@ export class BackendSyncedCacheService {
         return Promise.resolve(hit);
       }
     }
-    return this.#getOrLoad(key, loader, options, refresh);
+    return this.#getOrLoad(key, loader, options);
   }
 
-  async #getOrLoad(key, loader, options, refresh) {
+  async #getOrLoad(key, loader, options) {
     this.#assertOpen();
     checkKey(key);
     if (typeof loader !== 'function') throw new CacheError('INVALID_ARGUMENT', 'loader must be a function returning the value or a promise of it');
     const o = this.#loadOptions(options);
     const startedAt = Date.now();
-    if (!refresh) {
-      if (o.staleWhileRevalidate) {
-        const stale = this[READ_STALE](key);
-        if (stale !== null) {
-          this.#log('debug', 'serving a stale value while revalidating', { key });
-          this.#flight(key, loader, o, startedAt).catch((e) => this.#emitError(toCacheError(e)));
-          return stale;
-        }
+    if (!o.refresh && o.staleWhileRevalidate) {
+      const stale = this[READ_STALE](key);
+      if (stale !== null) {
+        this.#log('debug', 'serving a stale value while revalidating', { key });
+        this.#flight(key, loader, o, startedAt).catch((e) => this.#emitError(toCacheError(e)));
+        return stale;
       }
     }
     try {
