@@ -166,8 +166,8 @@ describe('loading, invalidation and inspection', () => {
       c.subscribe('conf', (v) => seen.push(v));
       const expired = c.get('conf');
       const served = await c.getOrFetch('conf', loader, { ttl: 60, staleWhileRevalidate: true });
-      await new Promise((r) => setTimeout(r, 0));
-      await new Promise((r) => setTimeout(r, 0));
+      // The refresh runs behind (a Web Lock, the loader, the write): wait for its notification.
+      await new Promise((resolve) => (seen.length > 0 ? resolve() : c.subscribe('conf', resolve)));
       return { expired, served, now: c.get('conf'), seen };
     });
     assert.deepEqual(r, { expired: null, served: 'v1', now: 'v2', seen: ['v2'] });
