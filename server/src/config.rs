@@ -10,6 +10,8 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 pub const DEFAULT_MAX_BATCH: usize = 1000;
 /// Default `--max-updates`: updates per `/sync` response (the rest follow on the next sync).
 pub const DEFAULT_MAX_UPDATES: usize = 10_000;
+/// Default `--heartbeat-ms`: 15 s, under the idle timeouts of common proxies (30–60 s).
+pub const DEFAULT_HEARTBEAT_MS: u64 = 15_000;
 
 /// The reference backend of mfe-shared-cache.
 #[derive(Debug, Clone, Parser)]
@@ -54,6 +56,16 @@ pub struct Config {
     #[arg(long, env = "MFE_CACHE_MAX_UPDATES", value_name = "N", default_value_t = DEFAULT_MAX_UPDATES,
           value_parser = positive)]
     pub max_updates: usize,
+
+    /// How often event streams (`/api/cache/events`) send a heartbeat and re-check the store, in
+    /// ms: the longest a change can wait if its wake-up was lost (e.g. Redis pub/sub reconnecting).
+    #[arg(long = "heartbeat-ms", env = "MFE_CACHE_HEARTBEAT_MS", value_name = "MS", default_value_t = DEFAULT_HEARTBEAT_MS,
+          value_parser = positive_u64)]
+    pub heartbeat_ms: u64,
+}
+
+fn positive_u64(text: &str) -> Result<u64, String> {
+    positive(text).map(|n| n as u64)
 }
 
 fn positive(text: &str) -> Result<usize, String> {
@@ -76,6 +88,7 @@ impl Config {
             max_body: DEFAULT_MAX_BODY,
             max_batch: DEFAULT_MAX_BATCH,
             max_updates: DEFAULT_MAX_UPDATES,
+            heartbeat_ms: DEFAULT_HEARTBEAT_MS,
         }
     }
 }

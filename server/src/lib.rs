@@ -33,6 +33,8 @@ pub mod auth;
 mod body;
 pub mod config;
 pub mod errors;
+pub mod events;
+pub mod feed;
 pub mod gc;
 pub mod handlers;
 mod input;

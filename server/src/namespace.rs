@@ -338,7 +338,8 @@ pub(crate) fn delta<T: NsRead>(txn: &T, query: &DeltaQuery) -> Result<Delta, Sto
     })?;
     let cursor = if more { last_examined } else { meta.cursor };
     let epoch = meta.epoch.filter(|_| meta.epoch_seq > since);
-    Ok(Delta { rows, cursor, since, epoch, more })
+    let epoch_seq = if epoch.is_some() { meta.epoch_seq } else { 0 };
+    Ok(Delta { rows, cursor, since, epoch, epoch_seq, more })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
-use axum::http::{HeaderValue, Method, Request, Response};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::routing::{get, post};
 use axum::Router;
@@ -21,7 +21,7 @@ use crate::auth::{self, Auth};
 use crate::errors;
 use crate::handlers;
 use crate::server::AppState;
-use crate::{inspect, invalidate, metrics};
+use crate::{events, inspect, invalidate, metrics};
 
 /// What shapes the router besides the state.
 #[derive(Clone, Debug, Default)]
@@ -46,6 +46,7 @@ pub fn router(state: AppState, options: &RouterOptions) -> Result<Router, String
         .route("/cache/invalidate", post(invalidate::invalidate))
         .route("/cache/entries", get(inspect::entries))
         .route("/cache/stats", get(inspect::stats))
+        .route("/cache/events", get(events::events))
         // Inside auth (added below), so it counts authorised requests by their namespace.
         .route_layer(from_fn_with_state(state.metrics.clone(), metrics::count))
         .fallback(handlers::not_found)
@@ -116,7 +117,7 @@ fn cors(origins: &[String]) -> Result<Option<CorsLayer>, String> {
         CorsLayer::new()
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-            .allow_headers([CONTENT_TYPE, AUTHORIZATION, IF_NONE_MATCH])
+            .allow_headers([CONTENT_TYPE, AUTHORIZATION, IF_NONE_MATCH, HeaderName::from_static("last-event-id")])
             // So a page can read the ETag of `/entries` and send it back.
             .expose_headers([ETAG])
             .max_age(Duration::from_secs(600)),

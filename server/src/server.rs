@@ -2,6 +2,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -10,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::{Auth, TokensError};
 use crate::config::Config;
+use crate::feed::{AnnouncingStore, Feed};
 use crate::gc;
 use crate::metrics::Metrics;
 use crate::routes::{router, RouterOptions};
@@ -45,6 +47,10 @@ pub struct AppState {
     pub clock: Arc<dyn Clock + Send + Sync>,
     /// Request counters and census caches for `/stats`.
     pub metrics: Arc<Metrics>,
+    /// Wakes event streams when their namespace changes.
+    pub feed: Arc<Feed>,
+    /// How often event streams send a heartbeat and re-check the store.
+    pub heartbeat: Duration,
 }
 
 impl AppState {
@@ -77,6 +83,7 @@ pub struct Server {
     app: Router,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock + Send + Sync>,
+    feed: Arc<Feed>,
 }
 
 impl Server {
@@ -108,11 +115,16 @@ impl Server {
                 return Err(ServerError::Config(format!("--static {} is not a directory", dir.display())));
             }
         }
+        let feed = Arc::new(Feed::new());
+        // Every write that moves a cursor wakes the event streams of its namespace.
+        let store: Arc<dyn Store> = Arc::new(AnnouncingStore::new(store, feed.clone()));
         let state = AppState {
             store: store.clone(),
             limits: Limits { max_batch: config.max_batch, max_updates: config.max_updates },
             clock: clock.clone(),
             metrics: Arc::new(Metrics::new(clock.now_ms())),
+            feed: feed.clone(),
+            heartbeat: Duration::from_millis(config.heartbeat_ms),
         };
         let options = RouterOptions {
             auth,
@@ -122,7 +134,7 @@ impl Server {
         };
         let app = router(state, &options).map_err(ServerError::Config)?;
         let listener = TcpListener::bind(&config.listen).await?;
-        Ok(Server { listener, app, store, clock })
+        Ok(Server { listener, app, store, clock, feed })
     }
 
     /// The bound address (the real port when `:0` was asked for).
@@ -134,6 +146,13 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
         tracing::info!(store = self.store.kind(), "serving");
         let gc = gc::spawn(self.store.clone(), self.clock.clone());
+        // Event streams never end by themselves: end them when shutdown starts, or graceful
+        // shutdown would wait for them forever.
+        let feed = self.feed.clone();
+        let shutdown = async move {
+            shutdown.await;
+            feed.close();
+        };
         let result = axum::serve(self.listener, self.app).with_graceful_shutdown(shutdown).await;
         gc.abort();
         // Let the aborted task drop its handle on the store, so the store (and the redb writer

@@ -203,6 +203,8 @@ pub struct Delta {
     pub since: u64,
     /// The clear epoch, when it was accepted after `since`.
     pub epoch: Option<Stamp>,
+    /// The sequence number that clear was accepted at (0 when `epoch` is `None`).
+    pub epoch_seq: u64,
     /// Whether rows remain past `cursor` (the response hit a limit).
     pub more: bool,
 }

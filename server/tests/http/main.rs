@@ -8,4 +8,6 @@ mod concurrency;
 mod coordination;
 mod durability;
 mod errors;
+mod events;
 mod protocol;
+mod sse;
