@@ -1,5 +1,5 @@
-//! The store test-suite: every test runs against the memory store and the redb store (and
-//! against any store added later: add it to `suite!`).
+//! The store test-suite: every test runs against the memory store, the redb store, a real Redis
+//! and a real 3-node Redis Cluster (and against any store added later: add it to `suite!`).
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use mfe_cache_server::namespace::INVALIDATION_NODE;
 use mfe_cache_server::store::{
-    ChangeResult, Delta, DeltaQuery, EntriesPage, EntriesQuery, MemoryStore, RedbStore, Store, WriteOp,
+    ChangeResult, Delta, DeltaQuery, EntriesPage, EntriesQuery, MemoryStore, RedbStore, RedisStore, Store, WriteOp,
 };
 use mfe_shared_cache_core::{Entry, KeyPattern, MergeOutcome, Replica, Stamp};
 use support::Rng;
@@ -21,24 +21,43 @@ struct Fixture {
     _dir: Option<TempDir>,
 }
 
-fn memory() -> Fixture {
+async fn memory() -> Fixture {
     Fixture { store: Arc::new(MemoryStore::new()), _dir: None }
 }
 
-fn redb() -> Fixture {
+async fn redb() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     Fixture { store: Arc::new(RedbStore::open(dir.path()).unwrap()), _dir: Some(dir) }
 }
 
+/// A store on the binary's shared Redis (a static keeps it running until the binary exits),
+/// under a key prefix of its own.
+async fn redis() -> Fixture {
+    let url = support::redis::standalone().url();
+    Fixture { store: Arc::new(open_redis(&url, &support::redis::unique_prefix("suite")).await), _dir: None }
+}
+
+/// The same on the binary's shared Redis Cluster.
+async fn redis_cluster() -> Fixture {
+    let url = support::redis::cluster().url();
+    Fixture { store: Arc::new(open_redis(&url, &support::redis::unique_prefix("suite")).await), _dir: None }
+}
+
+async fn open_redis(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::open(&url.parse().unwrap(), prefix).await.unwrap()
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
-        mod memory_store {
+        suite!(@store memory_store, memory; $($name),*);
+        suite!(@store redb_store, redb; $($name),*);
+        suite!(@store redis_store, redis; $($name),*);
+        suite!(@store redis_cluster_store, redis_cluster; $($name),*);
+    };
+    (@store $store:ident, $fixture:ident; $($name:ident),*) => {
+        mod $store {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(&super::memory()).await })*
-        }
-        mod redb_store {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(&super::redb()).await })*
+            async fn $name() { super::$name(&super::$fixture().await).await })*
         }
     };
 }

@@ -2,7 +2,7 @@
 //!
 //! A store only keeps rows; *what* to keep is decided by [`crate::namespace`], which runs the
 //! core's merge rule inside each store's transaction through the small [`NsWrite`] / [`NsRead`]
-//! traits. So every store (redb now, Redis later) applies exactly the same rule, and the same
+//! traits. So every store (redb, memory, Redis) applies exactly the same rule, and the same
 //! test-suite (`tests/store.rs`) runs against each.
 //!
 //! Per namespace a store keeps:
@@ -16,8 +16,12 @@
 //! content version: `/entries` ETags and the `/stats` census cache are keyed by it.
 pub mod memory;
 pub mod redb;
+pub mod redis;
 
 mod codec;
+mod redis_layout;
+mod redis_scripts;
+mod redis_snapshot;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -27,6 +31,7 @@ use mfe_shared_cache_core::{Entry, KeyPattern, MergeOutcome, Stamp, MAX_SAFE_INT
 
 pub use self::memory::MemoryStore;
 pub use self::redb::RedbStore;
+pub use self::redis::RedisStore;
 
 /// A store operation in flight. Boxed so that `dyn Store` works (the server picks the store at
 /// run time) without an `async-trait` dependency.
@@ -41,9 +46,13 @@ pub enum StoreError {
     /// A stored row could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
-    /// The store was shut down or its worker died.
+    /// The store was shut down or its worker died, or Redis cannot be reached or cannot serve
+    /// now (refused, timed out, loading, cluster down): worth retrying later (HTTP 503).
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// Redis answered with an error that retrying will not fix, or is misconfigured.
+    #[error("Redis error: {0}")]
+    Redis(String),
 }
 
 /// One key's latest write as stored, with the sequence number it was accepted at.

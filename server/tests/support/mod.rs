@@ -1,6 +1,8 @@
 //! Helpers shared by the test binaries.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A small deterministic PRNG (xorshift64*), so runs are reproducible without a dependency.
