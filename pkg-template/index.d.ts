@@ -89,6 +89,12 @@ export interface CacheOptions {
   app?: string | null | undefined;
   /** Default `'warn'`: only errors nobody listens to. */
   logLevel?: LogLevel | undefined;
+  /**
+   * Default `'auto'`: the leader tab holds the backend's event stream (`GET {backendUrl}/events`)
+   * and changes arrive as they are accepted, with no polling; a backend without it is polled
+   * every `syncInterval` (detected, nothing to configure). `'off'`: always poll.
+   */
+  realtime?: 'auto' | 'off' | undefined;
   /** Receives the log records; default: the console. */
   logger?: ((record: LogRecord) => void) | null | undefined;
 }
@@ -166,6 +172,12 @@ export interface SyncStatus {
   readonly lastError: string | null;
   readonly lastSyncedAt: number | null;
   readonly retryAt: number | null;
+  /**
+   * How other writers' changes arrive: `'open'` (this leader holds the event stream),
+   * `'connecting'`, `'retrying'` (the stream dropped: polling until it reopens), `'unsupported'`
+   * (the backend has no event stream: polling), `'follower'` (another tab leads) or `'off'`.
+   */
+  readonly realtime: 'off' | 'follower' | 'connecting' | 'open' | 'retrying' | 'unsupported';
 }
 
 /** One entry as dev tools show it. */
@@ -197,6 +209,7 @@ export class BackendSyncedCacheService {
     readonly requestTimeout: number;
     readonly app: string | null;
     readonly logLevel: LogLevel;
+    readonly realtime: 'auto' | 'off';
   };
   /** This instance's writer id. */
   readonly nodeId: string;

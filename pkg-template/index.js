@@ -37,6 +37,7 @@ const DEFAULTS = Object.freeze({
   requestTimeout: 10000,
   app: null,
   logLevel: 'warn',
+  realtime: 'auto',
 });
 
 /** How long a getOrFetch waits for another tab's load of the same key before loading itself. */
@@ -185,6 +186,7 @@ function checkOptions(options) {
     if (typeof o[name] !== 'number' || !(o[name] > 0) || !Number.isFinite(o[name])) bad(name, 'must be a positive number of ms');
   }
   if (!Number.isInteger(o.maxRetries) || o.maxRetries < 0) bad('maxRetries', 'must be an integer >= 0');
+  if (o.realtime !== 'auto' && o.realtime !== 'off') bad('realtime', "must be 'auto' or 'off'");
   if (o.headers !== undefined && o.headers !== null && typeof o.headers !== 'object' && typeof o.headers !== 'function') {
     bad('headers', 'must be an object or a function returning one');
   }
@@ -249,6 +251,7 @@ export class BackendSyncedCacheService {
       requestTimeout: o.requestTimeout,
       app: o.app,
       logLevel: o.logLevel,
+      realtime: o.realtime,
     });
     this.#log = makeLog(o.logLevel, o.logger);
     this.#debugLog = o.logLevel === 'debug';
@@ -277,7 +280,7 @@ export class BackendSyncedCacheService {
     if (this.#options.backendUrl) {
       this.#sync = new SyncDriver(
         this.#core,
-        { backendUrl: this.#options.backendUrl, prefix: o.prefix, requestTimeout: o.requestTimeout, headers: o.headers, storage: this.#storage, node: this.#node },
+        { backendUrl: this.#options.backendUrl, prefix: o.prefix, requestTimeout: o.requestTimeout, headers: o.headers, storage: this.#storage, node: this.#node, realtime: o.realtime },
         {
           applied: (keys) => this.#onCoreNews(keys, NO_LISTENERS),
           acked: (acked) => (acked.length > 2 || acked[0] !== -1) && this.#tellPeers({ kind: 'acked', acked }),
@@ -291,7 +294,7 @@ export class BackendSyncedCacheService {
 
   /**
    * The backend sync status: `{ enabled, online, syncing, leader, pending, failures, lastError,
-   * lastSyncedAt, retryAt }` (`enabled: false` and `pending: 0` without a backend).
+   * lastSyncedAt, retryAt, realtime }` (`enabled: false` and `pending: 0` without a backend).
    */
   get syncStatus() {
     this.#assertOpen();

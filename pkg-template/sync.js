@@ -1,8 +1,13 @@
-// The backend sync adapter: fetch, timers, leader election and online/offline events. What to
-// send and when is decided by the wasm core (its sync engine); this file only carries it out.
+// The backend sync adapter: fetch, timers, leader election, online/offline events and the event
+// stream. What to send and when is decided by the wasm core (its sync engine); this file only
+// carries it out.
+import { readEventStream } from './event-stream.js';
 
 const LEASE_MS = 3000; // storage-lease leadership (where Web Locks are missing): renewed every second
 const HEARTBEAT_MS = 1000;
+// A stream silent for this many of the server's heartbeats is taken for dead (a half-open
+// connection after a network change or a sleeping laptop) and reopened.
+const MISSED_HEARTBEATS = 2.5;
 
 /** Runs the sync loop of one cache instance. */
 export class SyncDriver {
@@ -21,13 +26,14 @@ export class SyncDriver {
   #disposed = false;
   #abort = new AbortController();
   #releaseLock = null;
+  #stream = null; // the AbortController of the open event stream
   #onOnline = () => this.#setOnline(true);
   #onOffline = () => this.#setOnline(false);
   #onPageHide = () => this.#releaseLease();
 
   /**
    * @param core the wasm CacheCore (opened with openSynced)
-   * @param options { backendUrl, prefix, requestTimeout, headers, storage, node }
+   * @param options { backendUrl, prefix, requestTimeout, headers, storage, node, realtime }
    * @param hooks { applied(keys), acked(batch for the page's other instances), error(CacheError-like), status() }
    */
   constructor(core, options, hooks) {
@@ -40,6 +46,7 @@ export class SyncDriver {
     this.#storage = options.storage;
     this.node = options.node;
     this.#hooks = hooks;
+    core.setRealtime(options.realtime !== 'off');
   }
 
   start() {
@@ -84,6 +91,7 @@ export class SyncDriver {
 
   #setOnline(online) {
     if (this.#disposed) return;
+    if (!online) this.#stream?.abort();
     this.#core.setOnline(online);
     this.#hooks.status();
     if (online) this.kick();
@@ -91,6 +99,7 @@ export class SyncDriver {
 
   #setLeader(leader) {
     if (this.#disposed) return;
+    if (!leader) this.#stream?.abort();
     this.#core.setLeader(leader);
     this.#hooks.status();
     if (leader) this.kick();
@@ -166,11 +175,122 @@ export class SyncDriver {
 
   #schedule() {
     clearTimeout(this.#timer);
+    if (this.#core.pushDue()) this.#openStream();
     const at = this.#core.syncWake();
     if (at < 0) return;
     // setTimeout's delay is a signed 32-bit number of ms.
     const delay = Math.min(Math.max(0, at - Date.now()), 0x7fffffff);
     this.#timer = setTimeout(() => this.#pump(), delay);
+  }
+
+  // The leader's event stream: changes other writers make reach this tab (and, through the
+  // cache's tab channel, every tab of the origin) as the backend accepts them, with no polling.
+  // A backend without the endpoint (a 4xx other than auth/timeout/rate limit, 501, or an answer
+  // that is not an event stream) is polled instead. The stream resumes from the cache's cursor, so nothing is missed between two
+  // streams; the core decides when to reconnect.
+  async #openStream() {
+    const core = this.#core;
+    core.pushBegin();
+    this.#hooks.status();
+    const abort = new AbortController();
+    this.#stream = abort;
+    const onDispose = () => abort.abort();
+    this.#abort.signal.addEventListener('abort', onDispose);
+    let unsupported = false;
+    let watchdog;
+    try {
+      const headers = { accept: 'text/event-stream' };
+      const extra = typeof this.#headers === 'function' ? await this.#headers() : this.#headers;
+      if (extra) Object.assign(headers, extra);
+      if (abort.signal.aborted) return;
+      const opening = setTimeout(() => abort.abort(), this.#timeout);
+      let res;
+      try {
+        res = await fetch(`${this.#url}/events?cursor=${core.syncCursor()}`, { headers, signal: abort.signal, cache: 'no-store' });
+      } finally {
+        clearTimeout(opening);
+      }
+      const type = res.headers.get('content-type') ?? '';
+      // A backend without the endpoint answers 404/405/501, or 400 when it reads every request as
+      // a JSON POST; a 4xx that retrying can fix (auth, timeout, rate limit) is a failure instead.
+      const refused = (res.status >= 400 && res.status < 500 && ![401, 403, 408, 429].includes(res.status)) || res.status === 501;
+      if (refused || (res.ok && !type.startsWith('text/event-stream'))) {
+        unsupported = true;
+        res.body?.cancel().catch(() => {});
+        return;
+      }
+      if (!res.ok) {
+        const text = await res.text().catch(() => '');
+        const retryable = res.status >= 500 || res.status === 408 || res.status === 429;
+        const type = res.status === 401 || res.status === 403 ? 'UNAUTHORIZED' : 'SERVER';
+        this.#hooks.error(failure(type, `/events answered HTTP ${res.status}: ${text.slice(0, 200)}`, retryable, false));
+        return;
+      }
+      core.pushOpened();
+      this.#hooks.status();
+      this.#schedule(); // the poll timer is not needed while the stream is open
+      let silence = this.#timeout * MISSED_HEARTBEATS;
+      const alive = () => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => abort.abort(), silence);
+      };
+      alive();
+      await readEventStream(
+        res.body,
+        (events) => {
+          for (const e of events) if (e.event === 'ready') silence = readHeartbeat(e.data, silence);
+          this.#onPushed(events, abort);
+        },
+        alive,
+      );
+    } catch {
+      // A dropped or refused connection: reopened after a backoff, polling meanwhile.
+    } finally {
+      clearTimeout(watchdog);
+      this.#abort.signal.removeEventListener('abort', onDispose);
+      abort.abort();
+      if (this.#stream === abort) this.#stream = null;
+      if (!this.#disposed) {
+        if (unsupported) core.pushUnsupported();
+        else core.pushClosed(Math.random());
+        this.#hooks.status();
+        this.kick();
+      }
+    }
+  }
+
+  // Applies one chunk's events in one call: updates in order, the last id as the cursor.
+  #onPushed(events, abort) {
+    const updates = [];
+    let clear;
+    let cursor = NaN;
+    try {
+      for (const e of events) {
+        if (e.event === 'change') {
+          const u = JSON.parse(e.data);
+          if (u === null || typeof u !== 'object') throw new Error('a change is not an object');
+          const deleted = u.deleted === true;
+          updates.push(u.key, deleted || u.value === undefined ? null : JSON.stringify(u.value), typeof u.ttl === 'number' ? u.ttl : 0, u.timestamp, u.node ?? null, deleted);
+        } else if (e.event === 'clear') {
+          const c = JSON.parse(e.data);
+          clear = [c?.timestamp, c?.node ?? null];
+        } else if (e.event === 'error') {
+          abort.abort();
+          return;
+        } else if (e.event !== 'cursor') {
+          continue;
+        }
+        if (e.id !== null && /^\d+$/.test(e.id)) cursor = Number(e.id);
+      }
+    } catch (cause) {
+      this.#hooks.error(failure('PROTOCOL', `/events sent an unreadable event: ${cause?.message ?? cause}`, true, false));
+      abort.abort();
+      return;
+    }
+    if (updates.length === 0 && clear === undefined && Number.isNaN(cursor)) return;
+    const [keys, errors] = this.#core.pushApplied(cursor, updates, clear);
+    this.#hooks.applied(keys);
+    for (const e of errors) this.#hooks.error(e);
   }
 
   // POSTs a body; resolves to the parsed, checked answer or rejects with a typed error object.
@@ -207,6 +327,16 @@ export class SyncDriver {
       throw failure('PROTOCOL', `${path} answered something that is not JSON: ${JSON.stringify(text.slice(0, 80))}`, true, false);
     }
     return readSyncAnswer(data);
+  }
+}
+
+// The server's heartbeat from its `ready` event; the watchdog allows a few of them.
+function readHeartbeat(data, fallback) {
+  try {
+    const ms = JSON.parse(data)?.heartbeat;
+    return Number.isFinite(ms) && ms > 0 ? ms * MISSED_HEARTBEATS : fallback;
+  } catch {
+    return fallback;
   }
 }
 

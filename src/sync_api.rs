@@ -4,8 +4,8 @@
 //! checked again here before it reaches the cache.
 use js_sys::{Array, Object, Reflect};
 use mfe_shared_cache_core::{
-    check_remote_stamp, json, ttl_ms_from_secs, validate_key, wire_text, CacheError, Entry, Stamp, SyncBatch,
-    MAX_SAFE_INTEGER,
+    check_remote_stamp, json, ttl_ms_from_secs, validate_key, wire_text, CacheError, Entry, Stamp,
+    SyncBatch, MAX_SAFE_INTEGER,
 };
 use wasm_bindgen::prelude::*;
 
@@ -51,7 +51,10 @@ impl CacheCore {
     pub fn sync_wake(&self) -> Result<f64, JsValue> {
         self.with(|s| {
             let pending = s.has_pending();
-            Ok(s.sync.as_ref().and_then(|e| e.next_wake(pending)).map_or(-1.0, |at| at as f64))
+            Ok(s.sync
+                .as_ref()
+                .and_then(|e| e.next_wake(pending))
+                .map_or(-1.0, |at| at as f64))
         })
     }
 
@@ -71,7 +74,9 @@ impl CacheCore {
                 None => ("/sync", sync_body(s.cache.cursor(), &batch)),
             };
             s.in_flight = Some(batch);
-            Ok([JsValue::from_str(path), JsValue::from_str(&body)].into_iter().collect())
+            Ok([JsValue::from_str(path), JsValue::from_str(&body)]
+                .into_iter()
+                .collect())
         })
     }
 
@@ -87,11 +92,16 @@ impl CacheCore {
     /// (extensions). Returns `[changedKeys, errors, acked]`; `acked` (see [`encode_acked`]) is for
     /// the other instances on the page, which share this storage but not this memory.
     #[wasm_bindgen(js_name = syncApplied)]
-    pub fn sync_applied(&self, cursor: f64, updates: Array, clear: Option<Array>, more: bool) -> Result<Array, JsValue> {
+    pub fn sync_applied(
+        &self,
+        cursor: f64,
+        updates: Array,
+        clear: Option<Array>,
+        more: bool,
+    ) -> Result<Array, JsValue> {
         let inner = std::rc::Rc::downgrade(&self.inner);
         self.with(|s| {
             let now = now_ms();
-            let mut errors: Vec<JsValue> = Vec::new();
             let acked = match s.in_flight.take() {
                 Some(batch) => {
                     s.cache.ack_sync(&batch);
@@ -99,30 +109,7 @@ impl CacheCore {
                 }
                 None => Array::new(),
             };
-            let mut changes = Vec::new();
-            let mut i = 0;
-            while i + 5 < updates.length() {
-                let field = |n: u32| updates.get(i + n);
-                match read_update(&field(0), &field(1), &field(2), &field(3), &field(4), &field(5), now) {
-                    Ok(change) => changes.push(change),
-                    Err(e) => errors.push(to_js(&e)),
-                }
-                i += 6;
-            }
-            let clear = match clear {
-                Some(c) => match read_stamp(&c.get(0), &c.get(1), now) {
-                    Ok(stamp) => Some(stamp),
-                    Err(e) => {
-                        errors.push(to_js(&e));
-                        None
-                    }
-                },
-                None => None,
-            };
-            let keys = s.cache.apply_from_backend(changes, clear, now);
-            if cursor.is_finite() && cursor >= 0.0 && cursor <= MAX_SAFE_INTEGER as f64 {
-                s.cache.set_cursor(cursor as u64);
-            }
+            let (keys, mut errors) = apply_from_backend(s, cursor, &updates, clear.as_ref(), now);
             if let Some(engine) = s.sync.as_mut() {
                 engine.succeeded(now);
                 if more {
@@ -131,9 +118,85 @@ impl CacheCore {
             }
             errors.extend(flush_inner(s).iter());
             rearm(s, &inner);
-            let keys: Array = keys.into_iter().map(JsValue::from).collect();
-            Ok([JsValue::from(keys), errors.into_iter().collect::<Array>().into(), acked.into()].into_iter().collect())
+            Ok([
+                JsValue::from(keys),
+                errors.into_iter().collect::<Array>().into(),
+                acked.into(),
+            ]
+            .into_iter()
+            .collect())
         })
+    }
+
+    /// The event stream delivered changes (same formats as [`CacheCore::sync_applied`]; `cursor`
+    /// is the last event's id). Returns `[changedKeys, errors]`. Unlike a `/sync` answer it
+    /// acknowledges nothing: this instance's own writes come back on the stream before their
+    /// `/sync` answer does, and only that answer says they were accepted as sent.
+    #[wasm_bindgen(js_name = pushApplied)]
+    pub fn push_applied(
+        &self,
+        cursor: f64,
+        updates: Array,
+        clear: Option<Array>,
+    ) -> Result<Array, JsValue> {
+        let inner = std::rc::Rc::downgrade(&self.inner);
+        self.with(|s| {
+            let now = now_ms();
+            let (keys, mut errors) = apply_from_backend(s, cursor, &updates, clear.as_ref(), now);
+            if let Some(engine) = s.sync.as_mut() {
+                engine.push_received(now);
+            }
+            errors.extend(flush_inner(s).iter());
+            rearm(s, &inner);
+            Ok([
+                JsValue::from(keys),
+                errors.into_iter().collect::<Array>().into(),
+            ]
+            .into_iter()
+            .collect())
+        })
+    }
+
+    /// The cursor to resume the event stream from (the last one the backend gave).
+    #[wasm_bindgen(js_name = syncCursor)]
+    pub fn sync_cursor(&self) -> Result<f64, JsValue> {
+        self.with(|s| Ok(s.cache.cursor() as f64))
+    }
+
+    /// `realtime: 'auto'` (true) or `'off'`.
+    #[wasm_bindgen(js_name = setRealtime)]
+    pub fn set_realtime(&self, enabled: bool) -> Result<(), JsValue> {
+        self.with_engine(|e, _| e.set_push_enabled(enabled))
+    }
+
+    /// Whether the leader should open the event stream now.
+    #[wasm_bindgen(js_name = pushDue)]
+    pub fn push_due(&self) -> Result<bool, JsValue> {
+        self.with(|s| Ok(s.sync.as_ref().is_some_and(|e| e.push_due(now_ms()))))
+    }
+
+    /// The adapter started opening the event stream.
+    #[wasm_bindgen(js_name = pushBegin)]
+    pub fn push_begin(&self) -> Result<(), JsValue> {
+        self.with_engine(|e, _| e.push_begin())
+    }
+
+    /// The event stream is open.
+    #[wasm_bindgen(js_name = pushOpened)]
+    pub fn push_opened(&self) -> Result<(), JsValue> {
+        self.with_engine(|e, now| e.push_opened(now))
+    }
+
+    /// The event stream failed or ended (`jitter` in [0, 1)).
+    #[wasm_bindgen(js_name = pushClosed)]
+    pub fn push_closed(&self, jitter: f64) -> Result<(), JsValue> {
+        self.with_engine(|e, now| e.push_closed(now, jitter))
+    }
+
+    /// The backend has no event stream.
+    #[wasm_bindgen(js_name = pushUnsupported)]
+    pub fn push_unsupported(&self) -> Result<(), JsValue> {
+        self.with_engine(|e, now| e.push_unsupported(now))
     }
 
     /// Another instance on this page had a batch acknowledged (`acked` from its
@@ -146,10 +209,18 @@ impl CacheCore {
     /// The request failed (`error`: a `{ type, message, retryable }` object). `network` says the
     /// backend could not be reached; `jitter` is a random number in [0, 1).
     #[wasm_bindgen(js_name = syncFailed)]
-    pub fn sync_failed(&self, kind: &str, message: &str, network: bool, jitter: f64) -> Result<(), JsValue> {
+    pub fn sync_failed(
+        &self,
+        kind: &str,
+        message: &str,
+        network: bool,
+        jitter: f64,
+    ) -> Result<(), JsValue> {
         self.with(|s| {
             s.in_flight = None;
-            let error = CacheError::Protocol { message: format!("{kind}: {message}") };
+            let error = CacheError::Protocol {
+                message: format!("{kind}: {message}"),
+            };
             if let Some(engine) = s.sync.as_mut() {
                 engine.failed(now_ms(), error, network, jitter);
             }
@@ -192,16 +263,91 @@ impl CacheCore {
             set("enabled", state.is_some().into())?;
             set("pending", (s.cache.pending_sync() as f64).into())?;
             set("online", state.as_ref().is_some_and(|st| st.online).into())?;
-            set("syncing", state.as_ref().is_some_and(|st| st.syncing).into())?;
+            set(
+                "syncing",
+                state.as_ref().is_some_and(|st| st.syncing).into(),
+            )?;
             set("leader", state.as_ref().is_some_and(|st| st.leader).into())?;
-            set("failures", state.as_ref().map_or(0, |st| st.failures).into())?;
+            set(
+                "failures",
+                state.as_ref().map_or(0, |st| st.failures).into(),
+            )?;
             set("retryAt", time(state.as_ref().and_then(|st| st.retry_at)))?;
-            set("lastSyncedAt", time(state.as_ref().and_then(|st| st.last_synced_at)))?;
+            set(
+                "lastSyncedAt",
+                time(state.as_ref().and_then(|st| st.last_synced_at)),
+            )?;
             let last_error = state.as_ref().and_then(|st| st.last_error.as_ref());
-            set("lastError", last_error.map_or(JsValue::NULL, |e| JsValue::from(e.to_string())))?;
+            set(
+                "lastError",
+                last_error.map_or(JsValue::NULL, |e| JsValue::from(e.to_string())),
+            )?;
+            set(
+                "realtime",
+                JsValue::from_str(state.as_ref().map_or("off", |st| st.realtime.as_str())),
+            )?;
             Ok(out)
         })
     }
+}
+
+impl CacheCore {
+    fn with_engine(
+        &self,
+        f: impl FnOnce(&mut mfe_shared_cache_core::SyncEngine, u64),
+    ) -> Result<(), JsValue> {
+        self.with(|s| {
+            if let Some(engine) = s.sync.as_mut() {
+                f(engine, now_ms());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Checks and merges updates from the backend (a `/sync` answer or pushed events) and records
+/// its cursor; returns the changed keys and the errors of the updates that were refused.
+fn apply_from_backend(
+    s: &mut Inner,
+    cursor: f64,
+    updates: &Array,
+    clear: Option<&Array>,
+    now: u64,
+) -> (Array, Vec<JsValue>) {
+    let mut errors: Vec<JsValue> = Vec::new();
+    let mut changes = Vec::new();
+    let mut i = 0;
+    while i + 5 < updates.length() {
+        let field = |n: u32| updates.get(i + n);
+        match read_update(
+            &field(0),
+            &field(1),
+            &field(2),
+            &field(3),
+            &field(4),
+            &field(5),
+            now,
+        ) {
+            Ok(change) => changes.push(change),
+            Err(e) => errors.push(to_js(&e)),
+        }
+        i += 6;
+    }
+    let clear = match clear {
+        Some(c) => match read_stamp(&c.get(0), &c.get(1), now) {
+            Ok(stamp) => Some(stamp),
+            Err(e) => {
+                errors.push(to_js(&e));
+                None
+            }
+        },
+        None => None,
+    };
+    let keys = s.cache.apply_from_backend(changes, clear, now);
+    if cursor.is_finite() && cursor >= 0.0 && cursor <= MAX_SAFE_INTEGER as f64 {
+        s.cache.set_cursor(cursor as u64);
+    }
+    (keys.into_iter().map(JsValue::from).collect(), errors)
 }
 
 fn clear_body(epoch: &Stamp) -> String {
@@ -223,15 +369,19 @@ fn sync_body(cursor: u64, batch: &SyncBatch) -> String {
 }
 
 fn protocol(message: &str) -> CacheError {
-    CacheError::Protocol { message: message.into() }
+    CacheError::Protocol {
+        message: message.into(),
+    }
 }
 
 fn read_stamp(ts: &JsValue, node: &JsValue, now: u64) -> Result<Stamp, CacheError> {
-    let ts = js_stamp::timestamp(ts).ok_or_else(|| protocol("a timestamp from the backend is not an integer in range"))?;
+    let ts = js_stamp::timestamp(ts)
+        .ok_or_else(|| protocol("a timestamp from the backend is not an integer in range"))?;
     let node = if node.is_null() || node.is_undefined() {
         String::new()
     } else {
-        node.as_string().ok_or_else(|| protocol("a writer id from the backend is not a string"))?
+        node.as_string()
+            .ok_or_else(|| protocol("a writer id from the backend is not a string"))?
     };
     let stamp = Stamp::new(ts, node);
     check_remote_stamp(&stamp, now)?;
@@ -247,7 +397,9 @@ fn read_update(
     deleted: &JsValue,
     now: u64,
 ) -> Result<(String, Entry), CacheError> {
-    let key = key.as_string().ok_or_else(|| protocol("an update's key is not a string"))?;
+    let key = key
+        .as_string()
+        .ok_or_else(|| protocol("an update's key is not a string"))?;
     validate_key(&key).map_err(|e| protocol(&format!("an update has an invalid key: {e}")))?;
     let stamp = read_stamp(ts, node, now)?;
     if deleted.as_bool() == Some(true) {
@@ -255,7 +407,9 @@ fn read_update(
     }
     let ttl_ms = ttl_ms_from_secs(ttl.as_f64().unwrap_or(0.0))?;
     // The adapter passes JSON.stringify of the parsed value, so it is JSON; checked anyway.
-    let json = value.as_string().ok_or_else(|| protocol("an update's value is missing"))?;
+    let json = value
+        .as_string()
+        .ok_or_else(|| protocol("an update's value is missing"))?;
     json::validate(&json).map_err(protocol)?;
     Ok((key, Entry::value(stamp, ttl_ms, json)))
 }

@@ -240,7 +240,7 @@ describe('BackendSyncedCacheService in one page', () => {
       const keys = ['', 42, null, undefined, {}, 'a\u0000b', 'x'.repeat(1025), 'é'.repeat(600)];
       // Strings are durations since issue 5 ("60", "5m"); one that is not stays an error.
       const ttls = [-1, NaN, Infinity, '60 parsecs', {}, 1e300];
-      const options = [{ prefix: '' }, { prefix: 5 }, { defaultTTL: -1 }, { storage: {} }, { syncInterval: 0 }, { maxRetries: 1.5 }, { backendUrl: 3 }];
+      const options = [{ prefix: '' }, { prefix: 5 }, { defaultTTL: -1 }, { storage: {} }, { syncInterval: 0 }, { maxRetries: 1.5 }, { backendUrl: 3 }, { realtime: 'on' }];
       return {
         setKeys: await Promise.all(keys.map((k) => attempt(() => c.set(k, 1)))),
         getKeys: await Promise.all(keys.map((k) => attempt(() => c.get(k)))),
@@ -257,7 +257,7 @@ describe('BackendSyncedCacheService in one page', () => {
     assert.deepEqual(r.removeKeys, Array(8).fill('INVALID_KEY'));
     assert.deepEqual(r.subscribeKeys, Array(8).fill('INVALID_KEY'));
     assert.deepEqual(r.ttls, Array(6).fill('INVALID_TTL'));
-    assert.deepEqual(r.options, Array(7).fill('INVALID_OPTION'));
+    assert.deepEqual(r.options, Array(8).fill('INVALID_OPTION'));
     assert.deepEqual(r.events, ['INVALID_ARGUMENT', 'INVALID_ARGUMENT']);
     assert.deepEqual(r.stored, []);
     await ctx.close();
@@ -416,7 +416,7 @@ describe('BackendSyncedCacheService in one page', () => {
     const ctx = await env.context();
     const page = await openTab(ctx, env.page());
     const status = await page.evaluate(() => new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'st_' }).syncStatus);
-    assert.deepEqual(status, { enabled: false, pending: 0, online: false, syncing: false, leader: false, failures: 0, retryAt: null, lastSyncedAt: null, lastError: null });
+    assert.deepEqual(status, { enabled: false, pending: 0, online: false, syncing: false, leader: false, failures: 0, retryAt: null, lastSyncedAt: null, lastError: null, realtime: 'off' });
     await ctx.close();
   });
 });

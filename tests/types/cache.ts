@@ -252,6 +252,12 @@ export function devTools(): void {
     status.retryAt,
   ];
   void fields;
+  expect<Equal<typeof status.realtime, 'off' | 'follower' | 'connecting' | 'open' | 'retrying' | 'unsupported'>>();
+  expect<Equal<typeof cache.options.realtime, 'auto' | 'off'>>();
+  new BackendSyncedCacheService({ realtime: 'off' });
+  new BackendSyncedCacheService({ realtime: 'auto', syncInterval: 30000 });
+  // @ts-expect-error realtime is 'auto' or 'off'
+  new BackendSyncedCacheService({ realtime: true });
   // @ts-expect-error the status is a snapshot to read, not to change
   status.pending = 0;
   // @ts-expect-error syncStatus is a getter

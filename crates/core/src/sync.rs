@@ -33,6 +33,55 @@ pub struct SyncState {
     pub last_error: Option<CacheError>,
     /// When a request last succeeded.
     pub last_synced_at: Option<u64>,
+    /// How changes from other writers arrive (see [`Realtime`]).
+    pub realtime: Realtime,
+}
+
+/// How this instance learns of other writers' changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Realtime {
+    /// Push is switched off (`realtime: 'off'`): the leader polls.
+    Off,
+    /// Not the leader: the leader tab receives changes for the whole origin.
+    Follower,
+    /// The leader is opening the event stream.
+    Connecting,
+    /// The leader holds the event stream: changes are pushed, nobody polls.
+    Open,
+    /// The stream failed and is retried with backoff; the leader polls meanwhile.
+    Retrying,
+    /// The backend has no event stream (a seed-only backend): the leader polls, and asks again
+    /// after [`UNSUPPORTED_RECHECK_MS`].
+    Unsupported,
+}
+
+impl Realtime {
+    /// The name the JS API shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Realtime::Off => "off",
+            Realtime::Follower => "follower",
+            Realtime::Connecting => "connecting",
+            Realtime::Open => "open",
+            Realtime::Retrying => "retrying",
+            Realtime::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// The first reconnect delay of the event stream; it doubles per failure.
+pub const PUSH_RETRY_MS: u64 = 1_000;
+/// The longest reconnect delay of the event stream.
+pub const PUSH_RETRY_MAX_MS: u64 = 30_000;
+/// How long a backend without an event stream is polled before it is asked again (it may have
+/// been upgraded meanwhile).
+pub const UNSUPPORTED_RECHECK_MS: u64 = 5 * 60_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Push {
+    Closed,
+    Connecting,
+    Open,
 }
 
 /// The sync policy's state.
@@ -50,6 +99,11 @@ pub struct SyncEngine {
     more: bool,
     last_error: Option<CacheError>,
     last_synced_at: Option<u64>,
+    push_enabled: bool,
+    push: Push,
+    push_failures: u32,
+    push_retry_at: Option<u64>,
+    push_unsupported: bool,
 }
 
 impl SyncEngine {
@@ -67,7 +121,101 @@ impl SyncEngine {
             more: false,
             last_error: None,
             last_synced_at: None,
+            push_enabled: false,
+            push: Push::Closed,
+            push_failures: 0,
+            push_retry_at: None,
+            push_unsupported: false,
         }
+    }
+
+    /// Switches push (`realtime: 'auto'`) on or off; off by default, so that a backend is only
+    /// asked for an event stream when the adapter can hold one.
+    pub fn set_push_enabled(&mut self, enabled: bool) {
+        self.push_enabled = enabled;
+    }
+
+    /// Whether the leader should open the event stream now (after the first successful sync).
+    pub fn push_due(&self, now_ms: u64) -> bool {
+        // After a first successful contact: the initial `/sync` catches up, so the stream starts
+        // from a current cursor instead of sending the whole namespace a second time.
+        self.push_enabled
+            && self.leader
+            && self.browser_online
+            && self.last_synced_at.is_some()
+            && self.push == Push::Closed
+            && self.push_retry_at.is_none_or(|at| now_ms >= at)
+    }
+
+    /// The adapter started opening the event stream.
+    pub fn push_begin(&mut self) {
+        self.push = Push::Connecting;
+    }
+
+    /// The event stream is open: changes arrive without polling, so the leader stops polling.
+    pub fn push_opened(&mut self, now_ms: u64) {
+        self.push = Push::Open;
+        self.push_failures = 0;
+        self.push_retry_at = None;
+        self.push_unsupported = false;
+        self.reachable = true;
+        self.last_synced_at = Some(now_ms);
+    }
+
+    /// The stream delivered changes (they count as a successful contact with the backend).
+    pub fn push_received(&mut self, now_ms: u64) {
+        self.last_synced_at = Some(now_ms);
+    }
+
+    /// The stream failed to open or ended. It is reopened after a backoff from
+    /// [`PUSH_RETRY_MS`] doubling to [`PUSH_RETRY_MAX_MS`], scaled by a jitter factor in
+    /// `[0.5, 1.5)`; meanwhile the leader polls, starting at once (changes may have been missed
+    /// since the stream's last event).
+    pub fn push_closed(&mut self, now_ms: u64, jitter: f64) {
+        let was_open = self.push == Push::Open;
+        self.push = Push::Closed;
+        if !self.push_enabled || !self.leader {
+            return;
+        }
+        // A stream that was open and then dropped starts a fresh backoff cycle.
+        self.push_failures = if was_open {
+            1
+        } else {
+            self.push_failures.saturating_add(1)
+        };
+        let exponent = (self.push_failures - 1).min(16);
+        let base = PUSH_RETRY_MS
+            .saturating_mul(1 << exponent)
+            .min(PUSH_RETRY_MAX_MS);
+        let factor = 0.5 + jitter.clamp(0.0, 1.0);
+        self.push_retry_at = Some(now_ms.saturating_add((base as f64 * factor) as u64));
+        if was_open {
+            self.next_poll_at = now_ms;
+        }
+    }
+
+    /// The backend answered that it has no event stream: poll, and ask again much later.
+    pub fn push_unsupported(&mut self, now_ms: u64) {
+        self.push = Push::Closed;
+        self.push_unsupported = true;
+        self.push_failures = 0;
+        self.push_retry_at = Some(now_ms.saturating_add(UNSUPPORTED_RECHECK_MS));
+    }
+
+    /// How other writers' changes arrive now.
+    pub fn realtime(&self) -> Realtime {
+        match (self.push_enabled, self.leader, self.push) {
+            (false, _, _) => Realtime::Off,
+            (true, false, _) => Realtime::Follower,
+            (true, true, Push::Connecting) => Realtime::Connecting,
+            (true, true, Push::Open) => Realtime::Open,
+            (true, true, Push::Closed) if self.push_unsupported => Realtime::Unsupported,
+            (true, true, Push::Closed) => Realtime::Retrying,
+        }
+    }
+
+    fn polls(&self) -> bool {
+        self.leader && self.push != Push::Open
     }
 
     /// Whether a request should start now, given whether local changes are pending.
@@ -75,7 +223,7 @@ impl SyncEngine {
         if self.in_flight || !self.browser_online || self.retry_at.is_some_and(|at| now_ms < at) {
             return false;
         }
-        pending || self.more || (self.leader && now_ms >= self.next_poll_at)
+        pending || self.more || (self.polls() && now_ms >= self.next_poll_at)
     }
 
     /// When to ask [`SyncEngine::due`] again (`None`: only after a local change or an event).
@@ -83,12 +231,22 @@ impl SyncEngine {
         if self.in_flight || !self.browser_online {
             return None;
         }
-        let poll = if self.more { Some(0) } else { self.leader.then_some(self.next_poll_at) };
-        match (self.retry_at, pending) {
+        let poll = if self.more {
+            Some(0)
+        } else {
+            self.polls().then_some(self.next_poll_at)
+        };
+        let sync = match (self.retry_at, pending) {
             (Some(at), true) => Some(at),
             (Some(at), false) => poll.map(|p| p.max(at)),
             (None, true) => Some(0),
             (None, false) => poll,
+        };
+        let push = (self.push_enabled && self.leader && self.push == Push::Closed)
+            .then(|| self.push_retry_at.unwrap_or(0));
+        match (sync, push) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -131,7 +289,11 @@ impl SyncEngine {
             self.policy.sync_interval_ms
         } else {
             let exponent = (self.failures - 1).min(30);
-            let base = self.policy.retry_delay_ms.saturating_mul(1 << exponent).min(self.policy.sync_interval_ms.max(1));
+            let base = self
+                .policy
+                .retry_delay_ms
+                .saturating_mul(1 << exponent)
+                .min(self.policy.sync_interval_ms.max(1));
             let factor = 0.5 + jitter.clamp(0.0, 1.0);
             (base as f64 * factor) as u64
         };
@@ -145,6 +307,10 @@ impl SyncEngine {
             self.failures = 0;
             self.retry_at = None;
             self.reachable = true;
+            if !self.push_unsupported {
+                self.push_retry_at = None;
+                self.push_failures = 0;
+            }
         }
     }
 
@@ -152,6 +318,8 @@ impl SyncEngine {
     pub fn set_leader(&mut self, leader: bool, now_ms: u64) {
         if leader && !self.leader {
             self.next_poll_at = now_ms;
+            self.push_retry_at = None;
+            self.push_failures = 0;
         }
         self.leader = leader;
     }
@@ -171,6 +339,7 @@ impl SyncEngine {
             retry_at: self.retry_at,
             last_error: self.last_error.clone(),
             last_synced_at: self.last_synced_at,
+            realtime: self.realtime(),
         }
     }
 }
@@ -179,10 +348,16 @@ impl SyncEngine {
 mod tests {
     use super::*;
 
-    const POLICY: SyncPolicy = SyncPolicy { sync_interval_ms: 30_000, retry_delay_ms: 5_000, max_retries: 3 };
+    const POLICY: SyncPolicy = SyncPolicy {
+        sync_interval_ms: 30_000,
+        retry_delay_ms: 5_000,
+        max_retries: 3,
+    };
 
     fn err() -> CacheError {
-        CacheError::Protocol { message: "x".into() }
+        CacheError::Protocol {
+            message: "x".into(),
+        }
     }
 
     #[test]
@@ -225,14 +400,25 @@ mod tests {
             assert!(e.due(at, true));
             now = at;
         }
-        assert_eq!(delays, [5_000, 10_000, 20_000, 30_000], "doubling from retryDelay, then a whole interval");
+        assert_eq!(
+            delays,
+            [5_000, 10_000, 20_000, 30_000],
+            "doubling from retryDelay, then a whole interval"
+        );
         assert!(!e.state().online);
         e.begin();
         e.failed(now, err(), true, 0.0);
-        assert_eq!(e.state().retry_at.unwrap() - now, 2_500, "a new cycle, jitter 0.5x");
+        assert_eq!(
+            e.state().retry_at.unwrap() - now,
+            2_500,
+            "a new cycle, jitter 0.5x"
+        );
         e.begin();
         e.failed(now, err(), true, 0.999_999);
-        assert!((e.state().retry_at.unwrap() - now) < 15_000, "jitter stays under 1.5x");
+        assert!(
+            (e.state().retry_at.unwrap() - now) < 15_000,
+            "jitter stays under 1.5x"
+        );
     }
 
     #[test]
@@ -259,6 +445,99 @@ mod tests {
         e.begin();
         e.succeeded(20);
         assert!(!e.due(20, false), "the last page ends it");
+    }
+
+    #[test]
+    fn with_push_open_the_leader_stops_polling_and_resumes_when_it_drops() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        e.set_push_enabled(true);
+        assert!(!e.push_due(0), "only the leader holds the stream");
+        assert_eq!(e.realtime(), Realtime::Follower);
+        e.set_leader(true, 0);
+        assert!(
+            !e.push_due(0),
+            "the first poll catches up before the stream opens"
+        );
+        e.begin();
+        e.succeeded(0);
+        assert!(e.push_due(0));
+        assert_eq!(e.next_wake(false), Some(0));
+        e.push_begin();
+        assert!(!e.push_due(0), "one stream at a time");
+        e.push_opened(5);
+        assert_eq!(e.realtime(), Realtime::Open);
+        assert!(!e.due(1_000_000, false), "no polling while pushed");
+        assert_eq!(
+            e.next_wake(false),
+            None,
+            "an idle leader with an open stream sleeps"
+        );
+        assert!(e.due(10, true), "pending writes are still sent");
+        e.push_closed(100_000, 0.5);
+        assert_eq!(e.realtime(), Realtime::Retrying);
+        assert!(
+            e.due(100_000, false),
+            "a dropped stream may have missed changes: poll at once"
+        );
+        assert!(!e.push_due(100_999));
+        assert!(e.push_due(101_000), "reconnect after the first backoff");
+    }
+
+    #[test]
+    fn push_reconnects_back_off_with_jitter_and_reset_once_open() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        e.set_push_enabled(true);
+        e.set_leader(true, 0);
+        e.begin();
+        e.succeeded(0);
+        let mut delays = Vec::new();
+        let mut now = 0;
+        for _ in 0..7 {
+            e.push_begin();
+            e.push_closed(now, 0.5);
+            let at = e.push_retry_at.unwrap();
+            delays.push(at - now);
+            now = at;
+        }
+        assert_eq!(delays, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+        e.push_begin();
+        e.push_opened(now);
+        e.push_closed(now, 0.0);
+        assert_eq!(
+            e.push_retry_at.unwrap() - now,
+            500,
+            "a fresh cycle after being open, jitter 0.5x"
+        );
+    }
+
+    #[test]
+    fn a_backend_without_push_is_polled_and_asked_again_later() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        e.set_push_enabled(true);
+        e.set_leader(true, 0);
+        e.begin();
+        e.succeeded(0);
+        e.push_begin();
+        e.push_unsupported(10);
+        assert_eq!(e.realtime(), Realtime::Unsupported);
+        assert!(e.due(30_000, false), "polling goes on, every interval");
+        assert!(!e.push_due(10 + UNSUPPORTED_RECHECK_MS - 1));
+        assert!(e.push_due(10 + UNSUPPORTED_RECHECK_MS));
+    }
+
+    #[test]
+    fn push_off_or_offline_never_opens_a_stream() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        e.set_leader(true, 0);
+        e.begin();
+        e.succeeded(0);
+        assert!(!e.push_due(0));
+        assert_eq!(e.realtime(), Realtime::Off);
+        e.set_push_enabled(true);
+        e.set_online(false);
+        assert!(!e.push_due(0));
+        e.set_online(true);
+        assert!(e.push_due(0));
     }
 
     #[test]
