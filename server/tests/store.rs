@@ -3,11 +3,14 @@
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use mfe_cache_server::namespace::INVALIDATION_NODE;
 use mfe_cache_server::store::{
-    ChangeResult, Delta, DeltaQuery, EntriesPage, EntriesQuery, MemoryStore, RedbStore, RedisStore, Store, WriteOp,
+    ChangeResult, Delta, DeltaQuery, EntriesPage, EntriesQuery, MemoryStore, RedbStore, RedisStore, Store, StoreError,
+    WriteOp,
 };
 use mfe_shared_cache_core::{Entry, KeyPattern, MergeOutcome, Replica, Stamp};
 use support::Rng;
@@ -522,4 +525,142 @@ async fn the_cursor_moves_when_gc_forgets(f: &Fixture) {
     assert!(since(f, "n", before).await.rows.is_empty(), "nothing to deliver for it");
     assert_eq!(f.store.gc(NOW, DAY).await.unwrap().removed, 0);
     assert_eq!(f.store.cursor("n").await.unwrap(), after, "a pass that forgets nothing changes nothing");
+}
+
+/// Two server instances on one Redis (two `RedisStore`s: separate connections, separate
+/// in-process write locks) writing the same keys at once contend only through the commit check.
+/// They end in the merge rule's state, and a client paging through deltas meanwhile gets every
+/// accepted write (or a later one of its key) exactly once, in sequence order: no gap, no repeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_instances_sharing_one_redis_merge_and_deliver_without_gaps() {
+    let url = support::redis::standalone().url();
+    let prefix = support::redis::unique_prefix("instances");
+    let instances = [Arc::new(open_redis(&url, &prefix).await), Arc::new(open_redis(&url, &prefix).await)];
+    let writers_done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let store = instances[0].clone();
+        let writers_done = writers_done.clone();
+        tokio::spawn(async move {
+            let (mut cursor, mut seen) = (0, Vec::new());
+            loop {
+                let last_round = writers_done.load(Ordering::SeqCst);
+                let query = DeltaQuery { last_sync: cursor, exclude: HashSet::new(), max_rows: 7, max_bytes: 1 << 20 };
+                let page = store.delta("n", query).await.unwrap();
+                let mut previous = cursor;
+                for row in &page.rows {
+                    assert!(
+                        row.stored.seq > previous,
+                        "rows come once, in sequence order: {} after {previous}",
+                        row.stored.seq
+                    );
+                    previous = row.stored.seq;
+                }
+                assert!(page.cursor >= previous);
+                cursor = page.cursor;
+                seen.extend(page.rows.into_iter().map(|row| (row.key, row.stored)));
+                if last_round && !page.more {
+                    return (seen, cursor);
+                }
+                if !page.more {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            }
+        })
+    };
+    let mut writers = Vec::new();
+    for writer in 0..6u64 {
+        let store = instances[(writer % 2) as usize].clone();
+        writers.push(tokio::spawn(async move {
+            let mut rng = Rng::new(500 + writer);
+            let mut sent = Vec::new();
+            for i in 0..40 {
+                let key = format!("k{}", rng.below(8));
+                let stamp = Stamp::new(1 + rng.below(200) * 64 + i, format!("w{writer}"));
+                let entry = if rng.below(5) == 0 {
+                    Entry::tombstone(stamp)
+                } else {
+                    Entry::value(stamp, 0, format!("{writer}.{i}"))
+                };
+                let report = store.apply("n", WriteOp::Changes(vec![(key.clone(), entry.clone())]), NOW).await.unwrap();
+                sent.push((key, entry, report.changes[0].seq));
+            }
+            sent
+        }));
+    }
+    let mut expected: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut accepted = Vec::new();
+    for writer in writers {
+        for (key, entry, seq) in writer.await.unwrap() {
+            if let Some(seq) = seq {
+                accepted.push((key.clone(), seq));
+            }
+            if expected.get(&key).is_none_or(|e| e.stamp < entry.stamp) {
+                expected.insert(key, entry);
+            }
+        }
+    }
+    writers_done.store(true, Ordering::SeqCst);
+    let (seen, reader_cursor) = reader.await.unwrap();
+
+    let f = Fixture { store: instances[1].clone(), _dir: None };
+    assert_eq!(state(&f, "n").await, expected, "the merge rule's state");
+    let mut delivered: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut latest_seq: BTreeMap<String, u64> = BTreeMap::new();
+    for (key, stored) in &seen {
+        delivered.insert(key.clone(), stored.entry.clone());
+        latest_seq.insert(key.clone(), stored.seq);
+    }
+    assert_eq!(delivered, expected, "the paging client reached the same state");
+    for (key, seq) in &accepted {
+        assert!(latest_seq.get(key).is_some_and(|s| s >= seq), "accepted write {key}@{seq} was never delivered");
+    }
+    let cursors = [instances[0].cursor("n").await.unwrap(), instances[1].cursor("n").await.unwrap()];
+    assert_eq!(cursors, [reader_cursor, reader_cursor], "both instances see one cursor");
+}
+
+/// A stopped Redis (SIGKILL, AOF with `appendfsync always`) makes operations fail promptly as
+/// `Unavailable`; once it runs again on the same port and data, the same store handle works by
+/// itself, and every write acknowledged before the crash is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_crash_fails_fast_and_the_same_store_recovers_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = support::redis::RedisServer::start(dir.path());
+    let f = Fixture { store: Arc::new(open_redis(&server.url(), "crash").await), _dir: None };
+    let mut acknowledged = BTreeMap::new();
+    for i in 0..30 {
+        let key = format!("k{}", i % 20);
+        let entry =
+            if i % 7 == 3 { Entry::tombstone(Stamp::new(NOW + i, "a")) } else { v(NOW + i, "a", &i.to_string()) };
+        assert_eq!(put(&f, "n", &key, entry.clone()).await.outcome, MergeOutcome::Applied);
+        acknowledged.insert(key, entry);
+    }
+    let cursor = f.store.cursor("n").await.unwrap();
+
+    server.kill();
+    // The first attempt finds the connection dropped, the next ones find nothing listening.
+    for _ in 0..3 {
+        let started = Instant::now();
+        let late = WriteOp::Changes(vec![("late".into(), v(NOW + 100, "a", "1"))]);
+        let err = f.store.apply("n", late, NOW).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    }
+    let query = DeltaQuery { last_sync: 0, exclude: HashSet::new(), max_rows: 10, max_bytes: 1 << 20 };
+    assert!(matches!(f.store.delta("n", query).await.unwrap_err(), StoreError::Unavailable(_)));
+    assert!(matches!(f.store.cursor("n").await.unwrap_err(), StoreError::Unavailable(_)));
+
+    server.restart();
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    let recovered = loop {
+        match f.store.cursor("n").await {
+            Ok(cursor) => break cursor,
+            Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(err) => panic!("the store did not recover: {err}"),
+        }
+    };
+    assert_eq!(recovered, cursor, "the cursor survived");
+    assert_eq!(state(&f, "n").await, acknowledged, "every acknowledged write survived");
+    assert_eq!(put(&f, "n", "after", v(NOW + 200, "a", "1")).await.outcome, MergeOutcome::Applied);
 }
