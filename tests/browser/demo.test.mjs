@@ -160,7 +160,11 @@ describe('www-demo end to end', { skip }, () => {
     await eventually(async () => (await ttl()) < first, 'the TTL countdown to move');
     assert.ok((await a.getByTestId('leader-shell').textContent()).length > 0);
     const leaders = await Promise.all([a, b].flatMap((p) => ['shell', 'product'].map((n) => p.getByTestId(`leader-${n}`).textContent())));
-    assert.equal(leaders.filter((l) => l.startsWith('leader')).length, 1, `one instance polls for the origin: ${leaders}`);
+    assert.equal(leaders.filter((l) => l.startsWith('leader')).length, 1, `one instance leads for the origin: ${leaders}`);
+    await eventually(async () => {
+      const all = await Promise.all([a, b].flatMap((p) => ['shell', 'product'].map((n) => p.getByTestId(`leader-${n}`).textContent())));
+      return all.includes('leader: pushed by the server');
+    }, 'the leader to hold the server\'s event stream');
 
     // Signing in in the shell of tab B gives member prices in the product MFE of tab A.
     await b.getByTestId('sign-in').click();

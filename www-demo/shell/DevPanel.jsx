@@ -2,14 +2,18 @@ import { useEffect, useState, useSyncExternalStore } from 'react';
 import { useSyncStatus } from 'mfe-shared-cache/react';
 import { isOffline, onNetworkChange, setOffline } from './network-switch.js';
 
-/** Re-renders every second while mounted (TTL countdowns, "synced 3 s ago"). */
+/**
+ * Re-renders every second while mounted (TTL countdowns, "synced 3 s ago") and returns the time
+ * of this render: a render caused by a cache change between two ticks must not show the last
+ * tick's time, or an entry written just now would show more TTL than it was given.
+ */
 function useNow() {
-  const [now, setNow] = useState(Date.now);
+  const [, setTick] = useState(0);
   useEffect(() => {
-    const id = setInterval(() => setNow(Date.now()), 1000);
+    const id = setInterval(() => setTick((n) => n + 1), 1000);
     return () => clearInterval(id);
   }, []);
-  return now;
+  return Date.now();
 }
 
 /** Every entry of the cache, refreshed on any change from anywhere and on sync progress. */
@@ -45,6 +49,15 @@ function ago(at, now) {
   return s < 1 ? 'just now' : `${s} s ago`;
 }
 
+// How the leader learns of other devices' changes, for every tab of the origin.
+const HOW = {
+  open: 'pushed by the server',
+  connecting: 'opening the event stream',
+  retrying: 'polling until the stream reopens',
+  unsupported: 'polling (the backend has no push)',
+  off: 'polling',
+};
+
 function InstanceStatus({ name, cache, now }) {
   const s = useSyncStatus({ cache });
   const state = !s.online ? 'offline' : s.syncing ? 'syncing' : s.failures > 0 ? 'retrying' : 'online';
@@ -56,7 +69,7 @@ function InstanceStatus({ name, cache, now }) {
       <td>
         <span className={`dp-dot ${state}`} /> {state}
       </td>
-      <td data-testid={`leader-${name}`}>{s.leader ? 'leader (polls for all tabs)' : 'follower'}</td>
+      <td data-testid={`leader-${name}`}>{s.leader ? `leader: ${HOW[s.realtime] ?? s.realtime}` : 'follower'}</td>
       <td className="num" data-testid={`pending-${name}`}>
         {s.pending}
       </td>
