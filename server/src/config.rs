@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use clap::builder::FalseyValueParser;
 use clap::Parser;
 
+use crate::store::redis::{parse_prefix, RedisTarget, DEFAULT_PREFIX};
+
 /// Default `--max-body`: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// Default `--max-batch`: changes per `/sync` request.
@@ -28,6 +30,19 @@ pub struct Config {
     /// Keep everything in memory only (tests, throwaway demos): nothing survives a restart.
     #[arg(long, env = "MFE_CACHE_MEMORY", value_parser = FalseyValueParser::new(), default_value_t = false)]
     pub memory: bool,
+
+    /// Keep the data in Redis instead of the embedded store, so that several instances share it:
+    /// `redis://[:PASSWORD@]HOST:PORT[/DB]`, or a Redis Cluster by one or more of its nodes,
+    /// `redis+cluster://HOST:PORT[,HOST:PORT…]`. Run Redis with `--appendonly yes --appendfsync
+    /// always` for acknowledged writes to survive a Redis crash. Not with `--memory`.
+    #[arg(long, env = "MFE_CACHE_STORE", value_name = "URL")]
+    pub store: Option<RedisTarget>,
+
+    /// With `--store`: the prefix of every Redis key (`PREFIX:{namespace}:…`), so that several
+    /// deployments can share one Redis.
+    #[arg(long = "redis-prefix", env = "MFE_CACHE_REDIS_PREFIX", value_name = "PREFIX", default_value = DEFAULT_PREFIX,
+          value_parser = parse_prefix)]
+    pub redis_prefix: String,
 
     /// Serve this directory at `/` (the demo pages); `/api` and `/healthz` take precedence.
     #[arg(long = "static", env = "MFE_CACHE_STATIC", value_name = "DIR")]
@@ -82,6 +97,8 @@ impl Config {
             listen: "127.0.0.1:0".into(),
             data: PathBuf::from("./mfe-cache-data"),
             memory: true,
+            store: None,
+            redis_prefix: DEFAULT_PREFIX.into(),
             static_dir: None,
             cors_origins: Vec::new(),
             tokens: None,
@@ -117,5 +134,18 @@ mod tests {
         assert_eq!(c.max_batch, 5);
         assert_eq!(c.max_body, DEFAULT_MAX_BODY);
         assert!(Config::try_parse_from(["x", "--max-batch", "0"]).is_err());
+    }
+
+    #[test]
+    fn store_flags_parse() {
+        let c = Config::try_parse_from(["x"]).unwrap();
+        assert_eq!((c.store, c.redis_prefix.as_str()), (None, "mfe"));
+        let c = Config::try_parse_from(["x", "--store", "redis://127.0.0.1:6379/1", "--redis-prefix", "prod"]).unwrap();
+        assert_eq!(c.store, Some(RedisTarget::Standalone("redis://127.0.0.1:6379/1".into())));
+        assert_eq!(c.redis_prefix, "prod");
+        let c = Config::try_parse_from(["x", "--store", "redis+cluster://a:7000,b:7001"]).unwrap();
+        assert_eq!(c.store.unwrap().kind(), "redis-cluster");
+        assert!(Config::try_parse_from(["x", "--store", "postgres://h"]).is_err());
+        assert!(Config::try_parse_from(["x", "--redis-prefix", "a{b}"]).is_err());
     }
 }

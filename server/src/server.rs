@@ -15,7 +15,7 @@ use crate::feed::{AnnouncingStore, Feed};
 use crate::gc;
 use crate::metrics::Metrics;
 use crate::routes::{router, RouterOptions};
-use crate::store::{MemoryStore, RedbStore, Store, StoreError};
+use crate::store::{MemoryStore, RedbStore, RedisStore, Store, StoreError};
 
 /// The wall clock.
 #[derive(Clone, Copy, Debug, Default)]
@@ -89,7 +89,12 @@ pub struct Server {
 impl Server {
     /// Opens the configured store and binds the configured address.
     pub async fn bind(config: &Config) -> Result<Self, ServerError> {
-        let store: Arc<dyn Store> = if config.memory {
+        let store: Arc<dyn Store> = if let Some(target) = &config.store {
+            if config.memory {
+                return Err(ServerError::Config("--memory and --store exclude each other".into()));
+            }
+            Arc::new(RedisStore::open(target, &config.redis_prefix).await?)
+        } else if config.memory {
             Arc::new(MemoryStore::new())
         } else {
             let dir = config.data.clone();
@@ -197,7 +202,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let addr = server.local_addr()?;
     // On stdout, for scripts and tests that start the binary with `--listen 127.0.0.1:0`.
     println!("listening on http://{addr}");
-    if config.memory {
+    if let Some(target) = &config.store {
+        tracing::info!(%addr, store = %target, prefix = %config.redis_prefix, "listening");
+    } else if config.memory {
         tracing::warn!(%addr, "listening; memory store: nothing is kept when the server stops");
     } else {
         tracing::info!(%addr, data = %config.data.display(), "listening");

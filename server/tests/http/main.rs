@@ -10,4 +10,5 @@ mod durability;
 mod errors;
 mod events;
 mod protocol;
+mod redis;
 mod sse;
