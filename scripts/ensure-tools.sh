@@ -4,6 +4,7 @@
 #   scripts/ensure-tools.sh browser   Debian's chromium + chromium-driver
 #   scripts/ensure-tools.sh npm       the dev npm packages (playwright-core, esbuild, binaryen, express)
 #   scripts/ensure-tools.sh wrk       Debian's wrk (the HTTP load generator of the server benchmark)
+#   scripts/ensure-tools.sh redis     Debian's redis-server (redis-server + redis-cli: the Redis store tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,13 @@ ensure_wrk() {
   fi
 }
 
+ensure_redis() {
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    log "installing redis-server"
+    apt_install redis-server
+  fi
+}
+
 ensure_npm() {
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     log "installing npm dev packages"
@@ -62,6 +70,7 @@ for what in "$@"; do
     browser) ensure_browser ;;
     npm) ensure_npm ;;
     wrk) ensure_wrk ;;
+    redis) ensure_redis ;;
     *) echo "unknown: $what" >&2; exit 2 ;;
   esac
 done

@@ -2,7 +2,7 @@
 # Every test of the project. Installs what is missing first, so a fresh machine needs nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/ensure-tools.sh wasm browser npm
+scripts/ensure-tools.sh wasm browser npm redis
 
 step() { printf '\n\033[1;32m== %s ==\033[0m\n' "$*"; }
 
