@@ -42,6 +42,7 @@ pub mod inspect;
 pub mod invalidate;
 pub mod metrics;
 pub mod namespace;
+pub mod redis_bus;
 pub mod routes;
 pub mod server;
 pub mod store;

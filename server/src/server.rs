@@ -13,6 +13,8 @@ use crate::auth::{Auth, TokensError};
 use crate::config::Config;
 use crate::feed::{AnnouncingStore, Feed};
 use crate::gc;
+use crate::redis_bus;
+use crate::store::redis::RedisTarget;
 use crate::metrics::Metrics;
 use crate::routes::{router, RouterOptions};
 use crate::store::{MemoryStore, RedbStore, RedisStore, Store, StoreError};
@@ -84,6 +86,8 @@ pub struct Server {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock + Send + Sync>,
     feed: Arc<Feed>,
+    /// With a Redis store: the Redis and key prefix whose pub/sub wakes other instances' streams.
+    bus: Option<(RedisTarget, String)>,
 }
 
 impl Server {
@@ -139,7 +143,8 @@ impl Server {
         };
         let app = router(state, &options).map_err(ServerError::Config)?;
         let listener = TcpListener::bind(&config.listen).await?;
-        Ok(Server { listener, app, store, clock, feed })
+        let bus = config.store.clone().map(|target| (target, config.redis_prefix.clone()));
+        Ok(Server { listener, app, store, clock, feed, bus })
     }
 
     /// The bound address (the real port when `:0` was asked for).
@@ -151,6 +156,10 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
         tracing::info!(store = self.store.kind(), "serving");
         let gc = gc::spawn(self.store.clone(), self.clock.clone());
+        let bus = match &self.bus {
+            Some((target, prefix)) => redis_bus::spawn(target, prefix, self.feed.clone()),
+            None => Vec::new(),
+        };
         // Event streams never end by themselves: end them when shutdown starts, or graceful
         // shutdown would wait for them forever.
         let feed = self.feed.clone();
@@ -160,6 +169,9 @@ impl Server {
         };
         let result = axum::serve(self.listener, self.app).with_graceful_shutdown(shutdown).await;
         gc.abort();
+        for task in bus {
+            task.abort();
+        }
         // Let the aborted task drop its handle on the store, so the store (and the redb writer
         // thread) closes when this returns.
         let _ = gc.await;

@@ -10,5 +10,6 @@ mod durability;
 mod errors;
 mod events;
 mod protocol;
+mod scale_out;
 mod redis;
 mod sse;
