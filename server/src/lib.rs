@@ -11,8 +11,9 @@
 //! copy-on-write B-trees and fsync on commit, and crash-safe: a write is acknowledged only after
 //! its transaction committed, so it survives `kill -9` and power loss. One writer thread commits
 //! concurrent writes together (group commit); reads are MVCC snapshots that never wait.
-//! `--memory` keeps everything in memory instead (tests). Both implement [`store::Store`], behind
-//! which a Redis store for multi-instance deployments can be added.
+//! `--memory` keeps everything in memory instead (tests). `--store redis://…` (or
+//! `redis+cluster://…`) keeps it in Redis, shared by any number of server instances, with the
+//! same semantics ([`store::redis`]). All implement [`store::Store`].
 //!
 //! # Delivery by receipt
 //! Each namespace has a cursor. Every write that wins the merge gets the next sequence number
