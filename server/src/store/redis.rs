@@ -1,7 +1,9 @@
 //! The Redis store (`--store redis://…` or `redis+cluster://…`): namespaces in a Redis server or
 //! Redis Cluster shared by any number of server instances.
 //!
-//! Layout: see [`super::redis_layout`]; rows are the same bytes as in redb ([`super::codec`]).
+//! Layout (`redis_layout.rs`): per namespace `PREFIX:{ns}:meta`, `:entries` (hash: key → the same
+//! row bytes as redb), `:seq` (sorted set by sequence number) and `:keys` (sorted set for key
+//! order), all in one hash tag (one cluster slot); and `PREFIX:namespaces` for GC.
 //!
 //! Every operation runs [`crate::namespace`] (the merge rule, clears, GC, paging) in this process,
 //! on a snapshot read by one Lua script, so it sees one point in time:
@@ -130,7 +132,7 @@ pub(crate) fn from_redis(err: RedisError) -> StoreError {
 
 impl RedisStore {
     /// Connects to `target` and checks that it answers. Keys start with `prefix` (see
-    /// [`super::redis_layout`]), so deployments can share one Redis.
+    /// the module docs), so deployments can share one Redis.
     pub async fn open(target: &RedisTarget, prefix: &str) -> Result<Self, StoreError> {
         let prefix = parse_prefix(prefix).map_err(StoreError::Redis)?;
         let conn = match target {
