@@ -224,7 +224,10 @@ fn kept_dir() -> PathBuf {
 /// The standalone server shared by this test binary.
 pub fn standalone() -> &'static RedisServer {
     static SERVER: OnceLock<RedisServer> = OnceLock::new();
-    SERVER.get_or_init(|| RedisServer::start_with(&kept_dir(), false, true))
+    SERVER.get_or_init(|| {
+        require_redis();
+        RedisServer::start_with(&kept_dir(), false, true)
+    })
 }
 
 /// A Redis Cluster of three primaries (no replicas).
@@ -240,6 +243,7 @@ impl RedisCluster {
     }
 
     fn start() -> Self {
+        require_redis();
         let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(&kept_dir(), true, true)).collect();
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
