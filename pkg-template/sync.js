@@ -222,8 +222,8 @@ export class SyncDriver {
       if (!res.ok) {
         const text = await res.text().catch(() => '');
         const retryable = res.status >= 500 || res.status === 408 || res.status === 429;
-        const type = res.status === 401 || res.status === 403 ? 'UNAUTHORIZED' : 'SERVER';
-        this.#hooks.error(failure(type, `/events answered HTTP ${res.status}: ${text.slice(0, 200)}`, retryable, false));
+        const kind = res.status === 401 || res.status === 403 ? 'UNAUTHORIZED' : 'SERVER';
+        this.#hooks.error(failure(kind, `/events answered HTTP ${res.status}: ${text.slice(0, 200)}`, retryable, false));
         return;
       }
       core.pushOpened();
