@@ -39,7 +39,7 @@ export function buildReleaseServer() {
 }
 
 // Spawns a server that prints `listening on http://…` on stdout; stderr goes to `logFile`.
-async function spawnListening(cmd, args, { env, logFile, what }) {
+export async function spawnListening(cmd, args, { env, logFile, what }) {
   const log = openSync(logFile, 'w');
   const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', log] });
   closeSync(log);
@@ -87,7 +87,7 @@ async function spawnListening(cmd, args, { env, logFile, what }) {
   };
 }
 
-function tail(file) {
+export function tail(file) {
   try {
     const text = readFileSync(file, 'utf8');
     return text ? `\n--- log tail ---\n${text.slice(-1500)}` : '';
@@ -96,11 +96,14 @@ function tail(file) {
   }
 }
 
-/** mfe-cache-server (release) on its default embedded store in a fresh temp dir. */
-export async function startCacheServer({ env = {} } = {}) {
+/**
+ * mfe-cache-server (release) on its default embedded store in a fresh temp dir, or with `args`
+ * instead of `--data DIR` (e.g. `--store redis://…`); the temp dir then holds only its log.
+ */
+export async function startCacheServer({ env = {}, args = null } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'mfe-cache-bench-'));
   const logFile = join(dir, 'server.log');
-  const proc = await spawnListening(SERVER_BIN, ['--listen', '127.0.0.1:0', '--data', join(dir, 'data')], { env, logFile, what: 'mfe-cache-server' });
+  const proc = await spawnListening(SERVER_BIN, ['--listen', '127.0.0.1:0', ...(args ?? ['--data', join(dir, 'data')])], { env, logFile, what: 'mfe-cache-server' });
   return {
     ...proc,
     dir,
@@ -127,7 +130,7 @@ export async function startExpressSeed() {
   };
 }
 
-async function post(origin, path, body) {
+export async function post(origin, path, body) {
   const res = await fetch(origin + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   if (!res.ok) throw new Error(`${path} answered HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
   return res.json();
@@ -323,20 +326,21 @@ const WARMUP_S = 2;
 const DIAG_S = 4;
 const KEYSPACE = 10000;
 
-function ensureWrk() {
+export function ensureWrk() {
   if (spawnSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' }).status === 0) return;
   const out = spawnSync(join(ROOT, 'scripts/ensure-tools.sh'), ['wrk'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   if (out.status !== 0) throw new Error('scripts/ensure-tools.sh wrk failed');
 }
 
-async function runWrk(server, mode, seconds) {
+/** One wrk run of bench/wrk/cache.lua (`mode`: sync, set or poll) against `server.origin`. */
+export async function runWrk(server, mode, seconds, { connections = CONNECTIONS } = {}) {
   // A fresh cursor, so that no request starts from lastSync 0 (a full dump of the store).
   let answer = await post(server.origin, '/api/cache/sync', { lastSync: 0, changes: [] });
   while (answer.more) answer = await post(server.origin, '/api/cache/sync', { lastSync: answer.cursor, changes: [] });
   const cursor = answer.cursor ?? answer.timestamp;
   return new Promise((resolve, reject) => {
     const path = mode === 'set' ? 'set' : 'sync';
-    const args = ['-t2', `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-s', WRK_SCRIPT, `${server.origin}/api/cache/${path}`, '--', mode, String(KEYSPACE), String(cursor)];
+    const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-s', WRK_SCRIPT, `${server.origin}/api/cache/${path}`, '--', mode, String(KEYSPACE), String(cursor)];
     const cpu0 = server.cpuSeconds();
     // Through sh, which prints wrk's CPU time (its children's utime + stime) after it exits.
     const wrapper = 'wrk "$@"; s=$?; echo "WRKCPU $(cut -d" " -f16,17 /proc/$$/stat)"; exit $s';
@@ -367,7 +371,7 @@ async function runWrk(server, mode, seconds) {
 }
 
 // Status codes and warnings/errors in mfe-cache-server's log (one `done status=…` line per request).
-function scanServerLog(file) {
+export function scanServerLog(file) {
   let text = '';
   try {
     text = readFileSync(file, 'utf8');
@@ -510,7 +514,7 @@ export async function benchServerThroughput(report) {
   );
 }
 
-function fsOf(dir) {
+export function fsOf(dir) {
   const out = spawnSync('df', ['-T', dir], { encoding: 'utf8' });
   const type = out.stdout?.split('\n')[1]?.split(/\s+/)[1];
   return type ? `${type} (${dir})` : dir;

@@ -7,6 +7,9 @@
 // no timing is asserted; the exit code is non-zero only when a section crashed.
 // The backend sections (bench/backend.mjs) build mfe-cache-server in release mode and drive it
 // from the page (offline flush) and with wrk (server throughput, vs bench/express-seed.mjs).
+// The real-time parts (bench/realtime.mjs) push changes to SSE clients through 2 instances on one
+// Redis (fan-out), compare /sync throughput on Redis and on the embedded store, and time pushed
+// changes into 3 browser tabs against polling (push to tabs).
 // BENCH_SECTIONS=offline,server (names or name prefixes, comma-separated) runs only those.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -16,6 +19,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { launch, openTab, startServer, ROOT } from '../tests/browser/harness.mjs';
 import { benchOfflineFlush, benchServerThroughput } from './backend.mjs';
+import { benchFanOut, benchPushToTabs, benchSyncRedis } from './realtime.mjs';
 
 const PAGE = '/bench/bench.html';
 const started = performance.now();
@@ -434,12 +438,15 @@ async function main() {
     await section('loading', () => benchGetOrFetch(browser, server.url));
     await section('size', () => benchSize());
     await section('offline flush', () => benchOfflineFlush(browser, report));
+    await section('push to tabs', () => benchPushToTabs(browser, report));
   } finally {
     await browser.close().catch(() => {});
     await server.close();
   }
   // Without the browser: wrk, the servers and node share the machine's cores.
   await section('server throughput', () => benchServerThroughput(report));
+  await section('fan-out', () => benchFanOut(report));
+  await section('sync throughput: Redis vs embedded', () => benchSyncRedis(report));
 
   printTable();
   console.log('');
