@@ -14,18 +14,10 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, openTab, startServer } from '../tests/browser/harness.mjs';
 import { proxy } from '../tests/servers/proxy.mjs';
+import { fmt, int, median, sleep, spread } from './stats.mjs';
 
 export const SERVER_BIN = join(ROOT, 'target/release/mfe-cache-server');
 const PAGE = '/bench/bench.html';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
-const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const spread = (xs, digits) => `[${fmt(Math.min(...xs), digits)}…${fmt(Math.max(...xs), digits)}]`;
 
 // ---- servers ----------------------------------------------------------------------------------
 

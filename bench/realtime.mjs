@@ -19,23 +19,14 @@ import { Agent, request } from 'node:http';
 import { createServer, connect } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { ROOT, openTab, startServer } from '../tests/browser/harness.mjs';
 import { proxy } from '../tests/servers/proxy.mjs';
+import { readEventStream } from '../pkg-template/event-stream.js';
 import { buildReleaseServer, ensureWrk, fsOf, post, runWrk, scanServerLog, startCacheServer, tail } from './backend.mjs';
+import { fmt, int, median, percentile, sleep } from './stats.mjs';
 
 const PAGE = '/bench/bench.html';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
-const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const percentile = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
-};
 const max = (xs) => xs.reduce((m, x) => Math.max(m, x), -Infinity);
 const wall = () => performance.timeOrigin + performance.now();
 
@@ -169,49 +160,26 @@ function sseClient(origin, index, onChange) {
       res.resume();
       return;
     }
-    res.setEncoding('utf8');
-    let buffer = '';
-    let id = null;
-    let event = '';
-    let data = '';
-    res.on('data', (chunk) => {
-      const at = performance.now();
-      buffer += chunk;
-      let start = 0;
-      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n', start)) {
-        let line = buffer.slice(start, nl);
-        start = nl + 1;
-        if (line.endsWith('\r')) line = line.slice(0, -1);
-        if (line === '') {
-          if (event === 'ready') {
-            client.ready = true;
-            readyResolve();
-          } else if (event === 'change') {
-            const n = Number(id);
-            if (client.ids.length && !(n > client.ids[client.ids.length - 1])) client.outOfOrder++;
-            client.ids.push(n);
-            try {
-              onChange(client, JSON.parse(data).key, at);
-            } catch (e) {
-              client.errors.push(String(e?.message ?? e));
-            }
+    // The client library's own SSE reader, fed from this socket (one connection per client).
+    let at = 0;
+    const onEvents = (events) => {
+      for (const e of events) {
+        if (e.event === 'ready') {
+          client.ready = true;
+          readyResolve();
+        } else if (e.event === 'change') {
+          const n = Number(e.id);
+          if (client.ids.length && !(n > client.ids[client.ids.length - 1])) client.outOfOrder++;
+          client.ids.push(n);
+          try {
+            onChange(client, JSON.parse(e.data).key, at);
+          } catch (err) {
+            client.errors.push(String(err?.message ?? err));
           }
-          id = null;
-          event = '';
-          data = '';
-          continue;
         }
-        if (line.startsWith(':')) continue;
-        const colon = line.indexOf(':');
-        const name = colon < 0 ? line : line.slice(0, colon);
-        let field = colon < 0 ? '' : line.slice(colon + 1);
-        if (field.startsWith(' ')) field = field.slice(1);
-        if (name === 'data') data = data ? `${data}\n${field}` : field;
-        else if (name === 'event') event = field;
-        else if (name === 'id') id = field;
       }
-      buffer = buffer.slice(start);
-    });
+    };
+    readEventStream(Readable.toWeb(res), onEvents, () => (at = performance.now())).catch((e) => client.errors.push(String(e?.message ?? e)));
     res.on('error', (e) => client.errors.push(String(e?.message ?? e)));
   });
   req.on('error', (e) => {

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { launch, openTab, startServer, ROOT } from '../tests/browser/harness.mjs';
 import { benchOfflineFlush, benchServerThroughput } from './backend.mjs';
+import { fmt, median, percentile, sleep, spread } from './stats.mjs';
 import { benchFanOut, benchPushToTabs, benchSyncRedis } from './realtime.mjs';
 
 const PAGE = '/bench/bench.html';
@@ -28,24 +29,12 @@ const notes = [];
 const crashes = [];
 
 // ---- formatting ---------------------------------------------------------------------------
-const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a');
 const bytes = (n) => n.toLocaleString('en-US');
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const percentile = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
-};
 // Ratio of paired measurements (ours and the baseline run back to back in the same round): the
 // median of the per-round ratios, robust to the machine's load changing between rounds.
 const pairedRatio = (ours, base) => median(ours.map((x, i) => x / base[i]));
 const times = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : 'n/a');
-const spread = (xs, digits) => `[${fmt(Math.min(...xs), digits)}…${fmt(Math.max(...xs), digits)}]`;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function row(metric, ours, baseline, r, goal, met = '') {
   rows.push({ metric, ours, baseline, ratio: r, goal, met });

@@ -1,0 +1,16 @@
+// Number formatting and order statistics shared by the benchmark's sections.
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
+export const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+export const percentile = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+};
+/** `[min…max]` of a few rounds. */
+export const spread = (xs, digits) => `[${fmt(Math.min(...xs), digits)}…${fmt(Math.max(...xs), digits)}]`;
