@@ -95,7 +95,7 @@ impl Feed {
         }
     }
 
-    /// Streams currently subscribed (for `/stats` and tests).
+    /// Streams currently subscribed (tests and diagnostics).
     pub fn subscribers(&self) -> usize {
         let channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         channels.values().map(watch::Sender::receiver_count).sum()
