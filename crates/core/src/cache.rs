@@ -661,10 +661,12 @@ impl<S: Storage> Cache<S> {
             Err(e) => return Err(storage_failed_for(key, e)),
         }
         // Storage is full: drop dead entries' records first; they only guard against late writes.
+        // A write the backend has not acknowledged is never a candidate, dead (a pending remove)
+        // or not: its record is the outbox, and without it a reload would never send it.
         let dead: Vec<String> = self
             .replica
             .iter()
-            .filter(|(k, e)| e.is_dead(now_ms) && k.as_str() != key && !self.unpersisted.contains(*k))
+            .filter(|(k, e)| e.is_dead(now_ms) && self.evictable(k, key))
             .map(|(k, _)| k.clone())
             .collect();
         let mut candidates = self.live_by_recency(key, now_ms);
@@ -704,14 +706,20 @@ impl<S: Storage> Cache<S> {
         }
     }
 
+    /// Whether `candidate`'s record may be evicted to make room for `writing`'s.
+    fn evictable(&self, candidate: &str, writing: &str) -> bool {
+        candidate != writing && !self.unpersisted.contains(candidate) && !self.unsynced.contains(candidate)
+    }
+
     /// Removes `victim`'s record from storage if it is still the write this replica holds (another
-    /// tab may just have stored a newer one); returns the removed text.
+    /// tab may just have stored a newer one) and no instance still has to send it (an instance
+    /// without a backend shares storage with those that have one); returns the removed text.
     fn evict(&mut self, victim: &str) -> Option<String> {
         let storage_key = format!("{}{}", self.prefix, victim);
         let text = self.storage.get(&storage_key).ok()??;
         let held = self.replica.entry(victim)?;
-        match decode_record(&text, &self.tag) {
-            Ok(DecodedRecord::Mine(stored)) if stored.stamp <= held.stamp => {}
+        match decode_record_flagged(&text, &self.tag) {
+            Ok((DecodedRecord::Mine(stored), false)) if stored.stamp <= held.stamp => {}
             _ => return None,
         }
         self.storage.remove(&storage_key).ok()?;
@@ -719,12 +727,12 @@ impl<S: Storage> Cache<S> {
         Some(text)
     }
 
-    /// Persisted live keys other than `except`, least recently used first.
+    /// Evictable live keys other than `except`, least recently used first.
     fn live_by_recency(&self, except: &str, now_ms: u64) -> Vec<String> {
         let mut live: Vec<(u64, &String)> = self
             .replica
             .iter()
-            .filter(|(k, e)| e.is_live(now_ms) && k.as_str() != except && !self.unpersisted.contains(*k))
+            .filter(|(k, e)| e.is_live(now_ms) && self.evictable(k, except))
             .map(|(k, _)| (self.last_use.get(k).copied().unwrap_or(0), k))
             .collect();
         live.sort_unstable();

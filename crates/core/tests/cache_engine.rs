@@ -639,6 +639,69 @@ fn quota_eviction_does_not_delete_another_tabs_newer_record() {
     assert_eq!(reopened.get("d", T0 + 6_000), Some(v.as_str()));
 }
 
+fn synced_quota_cache(quota: usize) -> Cache<MemoryStorage> {
+    let (c, errors) = Cache::open(MemoryStorage::with_quota(quota), config(PREFIX, "n").with_sync(true), T0);
+    assert!(errors.is_empty());
+    c
+}
+
+#[test]
+fn quota_eviction_never_takes_a_write_the_backend_has_not_acknowledged() {
+    let v = big(100);
+    let quota = 3 * units("a", 0, &v) + 40;
+    let mut c = synced_quota_cache(quota);
+    set(&mut c, "a", &v, 0, T0);
+    set(&mut c, "b", &v, 0, T0 + 1);
+    flush_ok(&mut c, T0 + 1);
+    // "a" and "b" are acknowledged; "gone" is a pending remove (a dead entry) and "p" a pending set.
+    c.ack_sync(&c.sync_batch(100));
+    flush_ok(&mut c, T0 + 1);
+    set(&mut c, "gone", "1", 0, T0 + 2);
+    flush_ok(&mut c, T0 + 2);
+    c.ack_sync(&c.sync_batch(100));
+    c.remove("gone", T0 + 3).unwrap();
+    set(&mut c, "p", &v, 0, T0 + 4);
+    flush_ok(&mut c, T0 + 4);
+    assert_eq!(c.pending_sync(), 2);
+
+    // Storage is full: room must come from "a" and "b" (synced), never from "gone" or "p".
+    set(&mut c, "c", &v, 0, T0 + 5);
+    let report = c.flush(T0 + 5);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(c.storage().items().contains_key("q_gone"), "a pending remove was evicted");
+    assert!(c.storage().items().contains_key("q_p"), "a pending set was evicted");
+    // A value that does not fit without them keeps its QUOTA_EXCEEDED and stays pending.
+    set(&mut c, "d", &big(2 * 100 + 50), 0, T0 + 6);
+    let report = c.flush(T0 + 6);
+    assert_eq!(report.errors, vec![CacheError::QuotaExceeded { key: "d".into() }]);
+    assert!(c.storage().items().contains_key("q_gone") && c.storage().items().contains_key("q_p"));
+    let batch = c.sync_batch(100);
+    let pending: Vec<&str> = batch.changes.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(pending, ["c", "d", "gone", "p"], "the unpersisted write is still sent from memory");
+
+    // After a reload the pending writes are still there, still marked.
+    let reopened = Cache::open(c.storage().clone(), config(PREFIX, "r").with_sync(true), T0 + 7).0;
+    assert!(reopened.is_unsynced("gone") && reopened.is_unsynced("p"));
+    assert_eq!(reopened.replica().entry("gone").map(|e| e.value.is_none()), Some(true));
+}
+
+#[test]
+fn a_cache_without_a_backend_does_not_evict_another_instances_pending_record() {
+    let v = big(100);
+    let quota = 2 * units("a", 0, &v) + 40;
+    let mut synced = synced_quota_cache(quota);
+    set(&mut synced, "p", &v, 0, T0);
+    flush_ok(&mut synced, T0);
+    // A local-only instance over the same storage and prefix (it tracks no outbox).
+    let mut local = open(synced.storage().clone(), PREFIX, "local", T0 + 1);
+    set(&mut local, "a", &v, 0, T0 + 2);
+    flush_ok(&mut local, T0 + 2);
+    set(&mut local, "b", &v, 0, T0 + 3);
+    flush_ok(&mut local, T0 + 3);
+    assert_eq!(stored_keys(local.storage()), ["q_b", "q_p"], "another instance's pending write was evicted");
+    assert!(local.is_unpersisted("a"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Broken storage
 
