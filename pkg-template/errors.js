@@ -32,6 +32,7 @@ export const CacheErrorType = Object.freeze({
   NETWORK: 'NETWORK',
   SERVER: 'SERVER',
   UNAUTHORIZED: 'UNAUTHORIZED',
+  REJECTED: 'REJECTED',
   INTERNAL: 'INTERNAL',
 });
 

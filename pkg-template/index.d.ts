@@ -32,6 +32,7 @@ export type CacheErrorType =
   | 'NETWORK'
   | 'SERVER'
   | 'UNAUTHORIZED'
+  | 'REJECTED'
   | 'INTERNAL';
 
 /** The error types as constants (`CacheErrorType.RETRY_EXHAUSTED`), as in seed 004. */
@@ -95,6 +96,12 @@ export interface CacheOptions {
    * every `syncInterval` (detected, nothing to configure). `'off'`: always poll.
    */
   realtime?: 'auto' | 'off' | undefined;
+  /**
+   * Bytes one `POST /sync` carries at most, default 524288 (half the reference server's default
+   * body limit); writes are sent in as many requests as it takes. A backend that answers 413
+   * anyway makes the requests smaller.
+   */
+  maxBatchBytes?: number | undefined;
   /** Receives the log records; default: the console. */
   logger?: ((record: LogRecord) => void) | null | undefined;
 }
@@ -210,6 +217,7 @@ export class BackendSyncedCacheService {
     readonly app: string | null;
     readonly logLevel: LogLevel;
     readonly realtime: 'auto' | 'off';
+    readonly maxBatchBytes: number;
   };
   /** This instance's writer id. */
   readonly nodeId: string;

@@ -13,6 +13,7 @@ import { MemoryStorage } from './memory-storage.js';
 import { CacheScope } from './scope.js';
 import { SyncDriver } from './sync.js';
 import { ttlSeconds } from './ttl.js';
+import { isWellFormed } from './unicode.js';
 
 export { CacheError, CacheErrorType, CacheScope, MemoryStorage };
 
@@ -38,6 +39,7 @@ const DEFAULTS = Object.freeze({
   app: null,
   logLevel: 'warn',
   realtime: 'auto',
+  maxBatchBytes: 512 * 1024,
 });
 
 /** How long a getOrFetch waits for another tab's load of the same key before loading itself. */
@@ -58,11 +60,13 @@ export const READ_STALE = Symbol.for('mfe-shared-cache.readStale.v1');
 // Copies of this package bundled separately into different MFEs each have their own module and
 // wasm instance. They meet here, on a global registry whose shape is a frozen protocol (v1):
 // a group per prefix holds peers `{ storage, deliver(message) }`; messages are
-// `{ kind: 'set', key, json, ttl (seconds), ts, node } | { kind: 'remove', key, ts, node } |
+// `{ kind: 'set', key, json, ttl (seconds), ts, node, at? } | { kind: 'remove', key, ts, node } |
 // { kind: 'clear', ts, node } | { kind: 'acked', acked }` (the backend acknowledged a batch; the
-// format is the core's). Delivery is synchronous, so a write in one MFE is visible in every other
-// one on the page before `set` returns. Kinds a copy does not know are ignored: newer copies may
-// add some.
+// format is the core's) `| { kind: 'clock', offset }` (how far the backend's clock is ahead of
+// this device's, in ms). `at` is when a set was written where that differs from `ts`. Delivery is
+// synchronous, so a write in one MFE is visible in every other one on the page before `set`
+// returns. Kinds a copy does not know are ignored: newer copies may add some. Every field is
+// checked on arrival: another copy may be older, newer or broken.
 const HUB = Symbol.for('mfe-shared-cache.hub.v1');
 
 function pageHub() {
@@ -82,6 +86,9 @@ function randomId() {
 
 // ---- input checks ---------------------------------------------------------------------------
 function checkKey(key) {
+  if (typeof key === 'string' && !isWellFormed(key)) {
+    throw new CacheError('INVALID_KEY', `key ${describe(key)} contains a lone surrogate (U+D800 to U+DFFF), which has no UTF-8 form`, { key });
+  }
   try {
     coreCheckKey(key);
   } catch (e) {
@@ -97,7 +104,9 @@ function checkTtl(ttl, fallback) {
 // JSON.stringify silently drops functions and symbols, turns NaN into null and Maps into {}:
 // each of those would store something other than what the caller holds, so refuse them. The
 // plain stringify runs first (V8's fast path; it throws on cycles and BigInt), then a walk
-// looks for what it would have dropped — much cheaper than a replacer function.
+// looks for what it would have dropped — much cheaper than a replacer function — and for
+// nesting deeper than every other tab and the backend accept (the core's limit).
+const MAX_DEPTH = 512;
 function toJson(key, value) {
   let json;
   try {
@@ -110,7 +119,7 @@ function toJson(key, value) {
   return json;
 }
 
-function notJson(v) {
+function notJson(v, depth = 0) {
   switch (typeof v) {
     case 'number':
       return Number.isFinite(v) ? null : `contains the non-finite number ${v}`;
@@ -119,9 +128,10 @@ function notJson(v) {
       return `contains a ${typeof v}`;
     case 'object': {
       if (v === null || typeof v.toJSON === 'function') return null;
+      if (depth >= MAX_DEPTH) return `is nested more than ${MAX_DEPTH} levels deep`;
       if (Array.isArray(v)) {
         for (let i = 0; i < v.length; i++) {
-          const p = v[i] === undefined ? null : notJson(v[i]);
+          const p = v[i] === undefined ? null : notJson(v[i], depth + 1);
           if (p) return p;
         }
         return null;
@@ -130,7 +140,7 @@ function notJson(v) {
         return `contains a ${v.constructor?.name ?? 'non-JSON object'}`;
       }
       for (const k of Object.keys(v)) {
-        const p = notJson(v[k]);
+        const p = notJson(v[k], depth + 1);
         if (p) return p;
       }
       return null;
@@ -182,6 +192,7 @@ function checkOptions(options) {
   if (o.app !== null && (typeof o.app !== 'string' || !/^[A-Za-z0-9_.-]{1,32}$/.test(o.app))) bad('app', 'must be 1 to 32 of A-Z a-z 0-9 _ . -');
   checkLogOptions(o);
   if (!(o.backendUrl === null || o.backendUrl === false || typeof o.backendUrl === 'string')) bad('backendUrl', 'must be a string, null or false');
+  if (!Number.isInteger(o.maxBatchBytes) || o.maxBatchBytes < 1) bad('maxBatchBytes', 'must be a whole number of bytes >= 1');
   for (const name of ['syncInterval', 'retryDelay', 'requestTimeout']) {
     if (typeof o[name] !== 'number' || !(o[name] > 0) || !Number.isFinite(o[name])) bad(name, 'must be a positive number of ms');
   }
@@ -252,6 +263,7 @@ export class BackendSyncedCacheService {
       app: o.app,
       logLevel: o.logLevel,
       realtime: o.realtime,
+      maxBatchBytes: o.maxBatchBytes,
     });
     this.#log = makeLog(o.logLevel, o.logger);
     this.#debugLog = o.logLevel === 'debug';
@@ -260,7 +272,7 @@ export class BackendSyncedCacheService {
     const app = o.app ?? undefined;
     try {
       this.#core = this.#options.backendUrl
-        ? CacheCore.openSynced(this.#storage, o.prefix, hub.pageId, notify, o.syncInterval, o.retryDelay, o.maxRetries, app)
+        ? CacheCore.openSynced(this.#storage, o.prefix, hub.pageId, notify, o.syncInterval, o.retryDelay, o.maxRetries, app, o.maxBatchBytes)
         : new CacheCore(this.#storage, o.prefix, hub.pageId, notify, app);
     } catch (e) {
       throw toCacheError(e);
@@ -284,6 +296,7 @@ export class BackendSyncedCacheService {
         {
           applied: (keys) => this.#onCoreNews(keys, NO_LISTENERS),
           acked: (acked) => (acked.length > 2 || acked[0] !== -1) && this.#tellPeers({ kind: 'acked', acked }),
+          clock: (offset) => this.#tellPeers({ kind: 'clock', offset }),
           error: (e) => this.#emitError(toCacheError(e)),
           status: () => this.#emitStatus(),
         },
@@ -334,8 +347,10 @@ export class BackendSyncedCacheService {
 
   // A checked write of JSON text: applied, given to the page's other instances, then persisted.
   #write(key, json, ttlSecs) {
-    const ts = this.#core.set(key, json, ttlSecs);
-    this.#publish(key, { kind: 'set', key, json, ttl: ttlSecs, ts, node: this.#node });
+    const stamped = this.#core.set(key, json, ttlSecs);
+    const message = { kind: 'set', key, json, ttl: ttlSecs, ts: Math.abs(stamped), node: this.#node };
+    if (stamped < 0) message.at = this.#core.lastWrittenAt();
+    this.#publish(key, message);
     return this.#whenFlushed(key);
   }
 
@@ -798,21 +813,32 @@ export class BackendSyncedCacheService {
   #onPeerMessage(m) {
     if (this.#disposed) return;
     try {
-      if (m.kind === 'acked') {
-        if (this.#sync && Array.isArray(m.acked) && this.#core.applyPeerAcked(m.acked)) this.#emitStatus();
-        return;
-      }
-      if (m.kind !== 'set' && m.kind !== 'remove' && m.kind !== 'clear') return;
-      if (m.kind === 'clear') {
-        const keys = this.#core.applyPeerClear(m.ts, m.node);
-        this.#reads.clear();
-        for (const key of keys) this.#notify(key);
-        return;
-      }
-      const json = m.kind === 'set' ? m.json : undefined;
-      if (this.#core.applyPeer(m.key, json, m.ttl ?? 0, m.ts, m.node)) {
-        this.#reads.delete(m.key);
-        this.#notify(m.key);
+      const problem = peerMessageProblem(m);
+      if (problem) throw new CacheError('PROTOCOL', `ignored a message from another copy of the package on this page: ${problem}`);
+      switch (m.kind) {
+        case 'acked':
+          if (this.#sync && this.#core.applyPeerAcked(m.acked)) this.#emitStatus();
+          return;
+        case 'clock':
+          this.#onCoreNews(this.#core.adoptClockOffset(m.offset), NO_LISTENERS);
+          return;
+        case 'clear': {
+          const keys = this.#core.applyPeerClear(m.ts, m.node);
+          this.#reads.clear();
+          for (const key of keys) this.#notify(key);
+          return;
+        }
+        case 'set':
+        case 'remove': {
+          const json = m.kind === 'set' ? m.json : undefined;
+          if (this.#core.applyPeer(m.key, json, m.kind === 'set' ? m.ttl ?? 0 : 0, m.ts, m.node, m.at ?? NaN)) {
+            this.#reads.delete(m.key);
+            this.#notify(m.key);
+          }
+          return;
+        }
+        default:
+          return; // a kind a newer copy added
       }
     } catch (e) {
       this.#emitError(toCacheError(e));
@@ -917,6 +943,29 @@ export class BackendSyncedCacheService {
       this.#sync.kick();
       this.#emitStatus();
     }
+  }
+}
+
+// What is wrong with a page-hub message's shape, if anything; the core checks the contents (key
+// rules, stamps, the value's JSON) as it checks another tab's.
+function peerMessageProblem(m) {
+  if (m === null || typeof m !== 'object') return 'it is not an object';
+  const number = (v) => typeof v === 'number';
+  switch (m.kind) {
+    case 'acked':
+      return Array.isArray(m.acked) ? null : 'acked is not an array';
+    case 'clock':
+      return number(m.offset) ? null : 'offset is not a number';
+    case 'clear':
+      return number(m.ts) && typeof m.node === 'string' ? null : 'its stamp is malformed';
+    case 'set':
+    case 'remove':
+      if (typeof m.key !== 'string' || !isWellFormed(m.key)) return 'its key is not a well-formed string';
+      if (!number(m.ts) || typeof m.node !== 'string' || (m.at !== undefined && !number(m.at))) return 'its stamp is malformed';
+      if (m.kind === 'set' && (typeof m.json !== 'string' || (m.ttl !== undefined && !number(m.ttl)))) return 'its value or ttl is malformed';
+      return null;
+    default:
+      return null;
   }
 }
 

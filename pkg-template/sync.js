@@ -1,7 +1,8 @@
 // The backend sync adapter: fetch, timers, leader election, online/offline events and the event
 // stream. What to send and when is decided by the wasm core (its sync engine); this file only
 // carries it out.
-import { readEventStream } from './event-stream.js';
+import { readEventStream, StreamLimitError } from './event-stream.js';
+import { isWellFormed } from './unicode.js';
 
 const LEASE_MS = 3000; // storage-lease leadership (where Web Locks are missing): renewed every second
 const HEARTBEAT_MS = 1000;
@@ -34,7 +35,8 @@ export class SyncDriver {
   /**
    * @param core the wasm CacheCore (opened with openSynced)
    * @param options { backendUrl, prefix, requestTimeout, headers, storage, node, realtime }
-   * @param hooks { applied(keys), acked(batch for the page's other instances), error(CacheError-like), status() }
+   * @param hooks { applied(keys), acked(batch for the page's other instances), clock(offset for them),
+   *   error(CacheError-like), status() }
    */
   constructor(core, options, hooks) {
     this.#core = core;
@@ -152,16 +154,27 @@ export class SyncDriver {
             answer = await this.#post(path, body);
           } catch (error) {
             if (this.#disposed) return;
-            this.#core.syncFailed(error.type, error.message, !!error.network, Math.random());
+            const [errors, acked, handled] = this.#core.syncFailed(error.type, error.message, !!error.network, Math.random(), error.status ?? 0, error.index ?? -1);
+            this.#hooks.acked(acked);
+            for (const e of errors) this.#hooks.error(e);
+            // Handled: a change the backend refuses for good left the outbox, or the batches got
+            // smaller after a 413; what remains is due at once.
+            if (handled) continue;
             this.#hooks.error(error);
             break;
           }
           if (this.#disposed) return;
-          const [keys, errors, acked] =
-            path === '/sync' ? this.#core.syncApplied(answer.cursor, answer.updates, answer.clear, answer.more) : this.#core.syncAcked();
+          const [keys, errors, acked, offset] =
+            path === '/sync'
+              ? this.#core.syncApplied(answer.cursor, answer.updates, answer.clear, answer.more, answer.now, Math.random())
+              : this.#core.syncAcked();
           this.#hooks.acked(acked);
+          if (offset !== undefined) this.#hooks.clock(offset);
           this.#hooks.applied(keys);
           for (const e of errors) this.#hooks.error(e);
+          for (const { key, reason } of answer?.rejected ?? []) {
+            this.#hooks.error({ type: 'REJECTED', message: `the backend did not store the write of ${JSON.stringify(key)}: ${reason}`, retryable: false, key });
+          }
         }
       } while (this.#again && !this.#disposed);
     } finally {
@@ -243,8 +256,10 @@ export class SyncDriver {
         },
         alive,
       );
-    } catch {
-      // A dropped or refused connection: reopened after a backoff, polling meanwhile.
+    } catch (cause) {
+      // A dropped or refused connection: reopened after a backoff, polling meanwhile. A stream
+      // that broke the format's limits is closed the same way, and said so.
+      if (cause instanceof StreamLimitError) this.#hooks.error(failure('PROTOCOL', `/events: ${cause.message}; reconnecting`, true, false));
     } finally {
       clearTimeout(watchdog);
       this.#abort.signal.removeEventListener('abort', onDispose);
@@ -269,8 +284,7 @@ export class SyncDriver {
         if (e.event === 'change') {
           const u = JSON.parse(e.data);
           if (u === null || typeof u !== 'object') throw new Error('a change is not an object');
-          const deleted = u.deleted === true;
-          updates.push(u.key, deleted || u.value === undefined ? null : JSON.stringify(u.value), typeof u.ttl === 'number' ? u.ttl : 0, u.timestamp, u.node ?? null, deleted);
+          pushUpdate(updates, u);
         } else if (e.event === 'clear') {
           const c = JSON.parse(e.data);
           clear = [c?.timestamp, c?.node ?? null];
@@ -317,7 +331,12 @@ export class SyncDriver {
     }
     if (status < 200 || status > 299) {
       const retryable = status >= 500 || status === 408 || status === 429;
-      throw failure(status === 401 || status === 403 ? 'UNAUTHORIZED' : 'SERVER', `${path} answered HTTP ${status}: ${text.slice(0, 200)}`, retryable, false);
+      const error = failure(status === 401 || status === 403 ? 'UNAUTHORIZED' : 'SERVER', `${path} answered HTTP ${status}: ${text.slice(0, 200)}`, retryable, false);
+      error.status = status;
+      // A backend that names the one change of a batch it refuses (the reference server's 400s do).
+      const index = errorIndex(text);
+      if (index !== undefined) error.index = index;
+      throw error;
     }
     if (path !== '/sync') return null;
     let data;
@@ -344,8 +363,28 @@ function failure(type, message, retryable, network) {
   return { type, message, retryable, network };
 }
 
+// The `index` of an error body `{ error, message, index }`, if it has a usable one.
+function errorIndex(text) {
+  try {
+    const index = JSON.parse(text)?.index;
+    return Number.isInteger(index) && index >= 0 && index < 2 ** 31 ? index : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// An update as the core reads it: [key, valueJson | null, ttl, timestamp, node | null, deleted,
+// writtenAt | null]. A key with a lone surrogate is passed as null, which the core refuses (as a
+// string it would reach the wasm as another key).
+function pushUpdate(updates, u) {
+  const deleted = u.deleted === true;
+  const key = typeof u.key === 'string' && isWellFormed(u.key) ? u.key : null;
+  const value = deleted || u.value === undefined ? null : JSON.stringify(u.value);
+  updates.push(key, value, typeof u.ttl === 'number' ? u.ttl : 0, u.timestamp, u.node ?? null, deleted, u.writtenAt ?? null);
+}
+
 // Checks the shape of a /sync answer and flattens updates for the core (which checks each field
-// again): [key, valueJson | null, ttl, timestamp, node | null, deleted] per update.
+// again; see pushUpdate).
 function readSyncAnswer(data) {
   const bad = (why) => failure('PROTOCOL', `/sync answered an unexpected shape: ${why}`, true, false);
   if (data === null || typeof data !== 'object' || Array.isArray(data)) throw bad('not an object');
@@ -355,10 +394,12 @@ function readSyncAnswer(data) {
   const updates = [];
   for (const u of data.updates) {
     if (u === null || typeof u !== 'object') throw bad('an update is not an object');
-    const deleted = u.deleted === true;
-    const value = deleted || u.value === undefined ? null : JSON.stringify(u.value);
-    updates.push(u.key, value, typeof u.ttl === 'number' ? u.ttl : 0, u.timestamp, u.node ?? null, deleted);
+    pushUpdate(updates, u);
   }
   const clear = data.clear && typeof data.clear === 'object' ? [data.clear.timestamp, data.clear.node ?? null] : undefined;
-  return { cursor, updates, clear, more: data.more === true };
+  const rejected = Array.isArray(data.rejected)
+    ? data.rejected.filter((r) => typeof r?.key === 'string').map((r) => ({ key: r.key, reason: String(r.reason ?? 'refused') }))
+    : [];
+  const now = typeof data.now === 'number' ? data.now : NaN;
+  return { cursor, updates, clear, more: data.more === true, rejected, now };
 }

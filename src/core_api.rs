@@ -6,7 +6,9 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Object, Reflect};
-use mfe_shared_cache_core::{Cache, CacheConfig, CacheError, Entry, Stamp, SyncBatch, SyncEngine, SyncPolicy, TabWrite};
+use mfe_shared_cache_core::{
+    BatchLimits, Cache, CacheConfig, CacheError, Entry, Stamp, SyncBatch, SyncEngine, SyncPolicy, TabWrite,
+};
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, StorageEvent};
 
@@ -19,8 +21,14 @@ pub(crate) struct Inner {
     pub(crate) cache: Cache<WebStorage>,
     /// The backend sync policy state, when a backend is configured.
     pub(crate) sync: Option<SyncEngine>,
-    /// The batch sent and not yet answered.
+    /// The batch sent and not yet answered, and when it was sent (this device's clock).
     pub(crate) in_flight: Option<SyncBatch>,
+    pub(crate) in_flight_bytes: usize,
+    /// See [`CacheCore::last_written_at`].
+    last_written_at: u64,
+    pub(crate) sent_at: u64,
+    /// How much one request may carry (shrinks when the backend answers 413).
+    pub(crate) limits: BatchLimits,
     page_id: String,
     link: Option<TabLink>,
     timer: Option<ExpiryTimer>,
@@ -36,8 +44,16 @@ pub struct CacheCore {
     pub(crate) inner: Shared,
 }
 
+/// This device's clock. The cache's own time is [`Inner::now`].
 pub(crate) fn now_ms() -> u64 {
     js_sys::Date::now().max(0.0) as u64
+}
+
+impl Inner {
+    /// The cache's time: this device's clock corrected by the backend's clock offset.
+    pub(crate) fn now(&self) -> u64 {
+        self.cache.time_at(now_ms())
+    }
 }
 
 /// A writer id: random, after `app:` when the instance names its app, so every entry says which
@@ -67,7 +83,8 @@ impl CacheCore {
     }
 
     /// Like the constructor, for a cache that syncs with a backend: writes are tracked in the
-    /// durable outbox and the sync policy is set up (intervals in ms).
+    /// durable outbox and the sync policy is set up (intervals in ms, request bodies of at most
+    /// `max_batch_bytes`).
     #[wasm_bindgen(js_name = openSynced)]
     #[allow(clippy::too_many_arguments, reason = "a JS factory: positional arguments, each a JS value")]
     pub fn open_synced(
@@ -79,13 +96,15 @@ impl CacheCore {
         retry_delay_ms: f64,
         max_retries: u32,
         app: Option<String>,
+        max_batch_bytes: f64,
     ) -> Result<CacheCore, JsValue> {
         let policy = SyncPolicy {
             sync_interval_ms: sync_interval_ms.max(1.0) as u64,
             retry_delay_ms: retry_delay_ms.max(1.0) as u64,
             max_retries,
         };
-        Self::open(storage, prefix, page_id, notify, Some(policy), app)
+        let limits = BatchLimits::with_max_bytes(max_batch_bytes.clamp(1.0, usize::MAX as f64) as usize);
+        Self::open(storage, prefix, page_id, notify, Some((policy, limits)), app)
     }
 
     fn open(
@@ -93,16 +112,20 @@ impl CacheCore {
         prefix: String,
         page_id: String,
         notify: Function,
-        sync: Option<SyncPolicy>,
+        sync: Option<(SyncPolicy, BatchLimits)>,
         app: Option<String>,
     ) -> Result<CacheCore, JsValue> {
         let config = CacheConfig::new(prefix.clone(), node_id(app.as_deref())?).with_sync(sync.is_some());
-        let now = now_ms();
-        let (cache, startup_errors) = Cache::open(WebStorage::new(storage), config, now);
+        let (cache, startup_errors) = Cache::open(WebStorage::new(storage), config, now_ms());
+        let now = cache.time_at(now_ms());
         let inner: Shared = Rc::new(RefCell::new(Some(Inner {
             cache,
-            sync: sync.map(|policy| SyncEngine::new(policy, now)),
+            sync: sync.map(|(policy, _)| SyncEngine::new(policy, now)),
             in_flight: None,
+            in_flight_bytes: 0,
+            last_written_at: 0,
+            sent_at: 0,
+            limits: sync.map_or_else(BatchLimits::default, |(_, limits)| limits),
             page_id,
             link: None,
             timer: None,
@@ -151,21 +174,34 @@ impl CacheCore {
     }
 
     /// Sets `key` to `json` (produced by `JSON.stringify`) for `ttl_secs` seconds; returns the
-    /// write's timestamp. Persisted at the next [`CacheCore::flush`].
+    /// write's timestamp, negated in the rare case that the write was written at another time
+    /// than its stamp (the hybrid clock had run ahead after a stamp from a faster clock), which
+    /// [`CacheCore::last_written_at`] then gives: the page's other instances need both, and the
+    /// common case costs no second call. Persisted at the next [`CacheCore::flush`].
     pub fn set(&self, key: &str, json: String, ttl_secs: f64) -> Result<f64, JsValue> {
         let inner = Rc::downgrade(&self.inner);
         self.with(|s| {
             let ttl_ms = mfe_shared_cache_core::ttl_ms_from_secs(ttl_secs).map_err(|e| to_js(&e))?;
-            let entry = s.cache.set(key, json, ttl_ms, now_ms()).map_err(|e| to_js(&e))?;
+            let now = s.now();
+            let entry = s.cache.set(key, json, ttl_ms, now).map_err(|e| to_js(&e))?;
             rearm(s, &inner);
-            Ok(entry.stamp.ts as f64)
+            s.last_written_at = entry.written_at;
+            let ts = entry.stamp.ts as f64;
+            Ok(if entry.written_at == entry.stamp.ts { ts } else { -ts })
         })
+    }
+
+    /// When the last write [`CacheCore::set`] returned a negated timestamp for was written.
+    #[wasm_bindgen(js_name = lastWrittenAt)]
+    pub fn last_written_at(&self) -> Result<f64, JsValue> {
+        self.with(|s| Ok(s.last_written_at as f64))
     }
 
     /// Removes `key`; returns the remove's timestamp.
     pub fn remove(&self, key: &str) -> Result<f64, JsValue> {
         self.with(|s| {
-            let entry = s.cache.remove(key, now_ms()).map_err(|e| to_js(&e))?;
+            let now = s.now();
+            let entry = s.cache.remove(key, now).map_err(|e| to_js(&e))?;
             Ok(entry.stamp.ts as f64)
         })
     }
@@ -173,7 +209,8 @@ impl CacheCore {
     /// Clears the cache; returns `{ timestamp, keys }` (the keys that were visible).
     pub fn clear(&self) -> Result<Object, JsValue> {
         self.with(|s| {
-            let (epoch, keys) = s.cache.clear(now_ms());
+            let now = s.now();
+            let (epoch, keys) = s.cache.clear(now);
             let out = Object::new();
             Reflect::set(&out, &"timestamp".into(), &(epoch.ts as f64).into())?;
             Reflect::set(&out, &"keys".into(), &keys.into_iter().map(JsValue::from).collect::<Array>())?;
@@ -183,27 +220,32 @@ impl CacheCore {
 
     /// The JSON text of `key`'s value, if it has one now.
     pub fn get(&self, key: &str) -> Result<Option<String>, JsValue> {
-        self.with(|s| Ok(s.cache.get(key, now_ms()).map(str::to_owned)))
+        self.with(|s| {
+            let now = s.now();
+            Ok(s.cache.get(key, now).map(str::to_owned))
+        })
     }
 
-    /// When `key`'s value expires (ms since epoch); 0 when it never does or has no value.
+    /// When `key`'s value expires, as this device's clock will show it (ms since epoch; the shim
+    /// compares it with `Date.now()`); 0 when it never does or has no value.
     #[wasm_bindgen(js_name = expiresAt)]
     pub fn expires_at(&self, key: &str) -> Result<f64, JsValue> {
-        self.with(|s| Ok(s.cache.expires_at(key).map_or(0.0, |at| at as f64)))
+        self.with(|s| Ok(s.cache.expires_at(key).map_or(0.0, |at| s.cache.local_time(at) as f64)))
     }
 
-    /// Every visible entry, flat: `[key, json, expiresAt (0: never), timestamp, writer, pending]`
-    /// per entry, in no particular order. For dev tools and debugging; reads count as no use.
+    /// Every visible entry, flat: `[key, json, expiresAt (0: never), writtenAt, writer, pending]`
+    /// per entry (times as this device's clock shows them), in no particular order. For dev tools
+    /// and debugging; reads count as no use.
     pub fn entries(&self) -> Result<Array, JsValue> {
         self.with(|s| {
-            let now = now_ms();
+            let now = s.now();
             let out = Array::new();
             for (key, entry) in s.cache.replica().iter() {
                 let Some(json) = entry.value.as_deref().filter(|_| entry.is_live(now)) else { continue };
                 out.push(&JsValue::from_str(key));
                 out.push(&JsValue::from_str(json));
-                out.push(&entry.expires_at().map_or(0.0, |at| at as f64).into());
-                out.push(&(entry.stamp.ts as f64).into());
+                out.push(&entry.expires_at().map_or(0.0, |at| s.cache.local_time(at) as f64).into());
+                out.push(&(s.cache.local_time(entry.written_at) as f64).into());
                 out.push(&JsValue::from_str(&entry.stamp.node));
                 out.push(&s.cache.is_unsynced(key).into());
             }
@@ -212,24 +254,27 @@ impl CacheCore {
     }
 
     /// Applies a write made by another instance on this page (already persisted by it); `ttl_secs`
-    /// is the TTL the writer was given, converted here by the same rule. Returns whether the
-    /// visible value of `key` changed.
+    /// is the TTL the writer was given, converted here by the same rule, and `written_at` when it
+    /// was written where that differs from `ts` (NaN otherwise). Everything is checked like a
+    /// message from another tab: another copy of the package may be older, newer or broken.
+    /// Returns whether the visible value of `key` changed.
     #[wasm_bindgen(js_name = applyPeer)]
-    pub fn apply_peer(&self, key: String, json: Option<String>, ttl_secs: f64, ts: f64, node: String) -> Result<bool, JsValue> {
+    pub fn apply_peer(
+        &self,
+        key: String,
+        json: Option<String>,
+        ttl_secs: f64,
+        ts: f64,
+        node: String,
+        written_at: f64,
+    ) -> Result<bool, JsValue> {
         let inner = Rc::downgrade(&self.inner);
         self.with(|s| {
-            let stamp = peer_stamp(ts, node)?;
-            mfe_shared_cache_core::validate_key(&key).map_err(|e| to_js(&e))?;
-            let entry = match json {
-                Some(json) => {
-                    let ttl_ms = mfe_shared_cache_core::ttl_ms_from_secs(ttl_secs).map_err(|e| to_js(&e))?;
-                    Entry::value(stamp, ttl_ms, json)
-                }
-                None => Entry::tombstone(stamp),
-            };
+            let entry = read_peer_write(&key, json, ttl_secs, ts, node, written_at).map_err(|e| to_js(&e))?;
             // Not yet acknowledged by the backend: if the writer goes away before sending it, this
             // instance (or the leader) still will.
-            let changed = s.cache.apply_from_tab(vec![(key, entry, true)], None, now_ms());
+            let now = s.now();
+            let changed = s.cache.apply_from_tab(vec![(key, entry, true)], None, now);
             rearm(s, &inner);
             Ok(!changed.is_empty())
         })
@@ -239,8 +284,9 @@ impl CacheCore {
     #[wasm_bindgen(js_name = applyPeerClear)]
     pub fn apply_peer_clear(&self, ts: f64, node: String) -> Result<Array, JsValue> {
         self.with(|s| {
-            let stamp = peer_stamp(ts, node)?;
-            let changed = s.cache.apply_remote(Vec::new(), Some(stamp), false, now_ms());
+            let stamp = peer_stamp(ts, node).map_err(|e| to_js(&e))?;
+            let now = s.now();
+            let changed = s.cache.apply_remote(Vec::new(), Some(stamp), false, now);
             Ok(changed.into_iter().map(JsValue::from).collect())
         })
     }
@@ -261,15 +307,51 @@ impl CacheCore {
     }
 }
 
+fn peer_error(what: impl std::fmt::Display) -> CacheError {
+    CacheError::Protocol { message: format!("ignored a write from another copy of the package on this page: {what}") }
+}
+
+/// A time from another copy of the package on this page: an integer a JS number holds exactly.
+fn peer_time(ms: f64) -> Option<u64> {
+    (ms.is_finite() && ms >= 0.0 && ms.fract() == 0.0 && ms <= mfe_shared_cache_core::MAX_SAFE_INTEGER as f64)
+        .then_some(ms as u64)
+}
+
 /// A stamp from another copy of the package on this page, checked like any other input.
-fn peer_stamp(ts: f64, node: String) -> Result<Stamp, JsValue> {
-    let in_range = ts.is_finite() && ts >= 0.0 && ts <= mfe_shared_cache_core::MAX_SAFE_INTEGER as f64;
-    if !in_range {
-        return Err(to_js(&CacheError::Protocol { message: "invalid stamp from another instance on the page".into() }));
-    }
-    let stamp = Stamp::new(ts as u64, node);
-    mfe_shared_cache_core::check_remote_stamp(&stamp, now_ms()).map_err(|e| to_js(&e))?;
+fn peer_stamp(ts: f64, node: String) -> Result<Stamp, CacheError> {
+    let ts = peer_time(ts).ok_or_else(|| peer_error("its timestamp is not an integer in range"))?;
+    let stamp = Stamp::new(ts, node);
+    mfe_shared_cache_core::check_remote_stamp(&stamp).map_err(peer_error)?;
     Ok(stamp)
+}
+
+/// A write from another copy of the package on this page, checked as a tab message is: key,
+/// stamp, TTL and the value's JSON (a copy that skipped its own checks must not make this one's
+/// reads throw, nor hand the backend text it refuses).
+fn read_peer_write(
+    key: &str,
+    json: Option<String>,
+    ttl_secs: f64,
+    ts: f64,
+    node: String,
+    written_at: f64,
+) -> Result<Entry, CacheError> {
+    mfe_shared_cache_core::validate_key(key).map_err(peer_error)?;
+    let stamp = peer_stamp(ts, node)?;
+    let written_at = if written_at.is_nan() {
+        stamp.ts
+    } else {
+        peer_time(written_at).ok_or_else(|| peer_error("its written time is not an integer in range"))?
+    };
+    let entry = match json {
+        Some(json) => {
+            mfe_shared_cache_core::json::validate(&json).map_err(|why| peer_error(format!("its value is not JSON: {why}")))?;
+            let ttl_ms = mfe_shared_cache_core::ttl_ms_from_secs(ttl_secs).map_err(peer_error)?;
+            Entry::value(stamp, ttl_ms, json)
+        }
+        None => Entry::tombstone(stamp),
+    };
+    Ok(entry.written_at(written_at))
 }
 
 // A tab message is an array: [1, pageId, clearTs | -1, clearNode, key, record, key, record, …],
@@ -279,7 +361,8 @@ const TAB_MESSAGE_VERSION: f64 = 1.0;
 pub(crate) fn flush_inner(s: &mut Inner) -> Array {
     // Storage first, then the message: a tab that finds our write older than its own writes its
     // record back, and that repair must land after our record, never before it.
-    let report = s.cache.flush(now_ms());
+    let now = s.now();
+    let report = s.cache.flush(now);
     let errors: Array = report.errors.iter().map(to_js).collect();
     if report.has_news() {
         let message = Array::new();
@@ -353,7 +436,7 @@ pub(crate) fn rearm(s: &mut Inner, weak: &Weak<RefCell<Option<Inner>>>) {
     }
     s.timer = next.map(|at| {
         let weak = weak.clone();
-        ExpiryTimer::arm(at, now_ms(), move || on_timer(&weak))
+        ExpiryTimer::arm(at, s.now(), move || on_timer(&weak))
     });
 }
 
@@ -363,7 +446,8 @@ fn on_timer(weak: &Weak<RefCell<Option<Inner>>>) {
         let Ok(mut guard) = shared.try_borrow_mut() else { return };
         let Some(s) = guard.as_mut() else { return };
         s.timer = None;
-        let keys = s.cache.take_expired(now_ms());
+        let now = s.now();
+        let keys = s.cache.take_expired(now);
         rearm(s, weak);
         (s.notify.clone(), keys, Vec::new())
     };
@@ -406,9 +490,17 @@ fn on_storage_event(weak: &Weak<RefCell<Option<Inner>>>, event: &StorageEvent) {
         if !same_area {
             return;
         }
+        // With a channel, most events are writes its messages carried already.
+        if s.link.as_ref().is_some_and(TabLink::has_channel) && s.cache.holds_record(&storage_key, &text) {
+            return;
+        }
         let mut errors = Vec::new();
         let keys = if let Some((epoch, _)) = s.cache.decode_foreign_epoch(&storage_key, &text) {
             apply_from_other_tab(s, Vec::new(), Some(epoch), &mut errors, weak)
+        } else if let Some(offset) = s.cache.decode_foreign_clock(&storage_key, &text) {
+            let keys = s.cache.adopt_clock_offset(offset, now_ms());
+            rearm(s, weak);
+            keys
         } else {
             match s.cache.decode_foreign_write(&storage_key, &text) {
                 Some(Ok(write)) => apply_from_other_tab(s, vec![write], None, &mut errors, weak),
@@ -434,14 +526,14 @@ pub(crate) fn apply_from_other_tab(
     errors: &mut Vec<JsValue>,
     weak: &Weak<RefCell<Option<Inner>>>,
 ) -> Vec<String> {
-    let now = now_ms();
-    if let Some(Err(e)) = clear.as_ref().map(|epoch| mfe_shared_cache_core::check_remote_stamp(epoch, now)) {
+    let now = s.now();
+    if let Some(Err(e)) = clear.as_ref().map(mfe_shared_cache_core::check_remote_stamp) {
         errors.push(to_js(&CacheError::Protocol { message: format!("ignored a tab message: {e}") }));
         return Vec::new();
     }
     let entries: Vec<TabWrite> = entries
         .into_iter()
-        .filter(|(_, entry, _)| match mfe_shared_cache_core::check_remote_stamp(&entry.stamp, now) {
+        .filter(|(_, entry, _)| match mfe_shared_cache_core::check_remote_stamp(&entry.stamp) {
             Ok(()) => true,
             Err(e) => {
                 errors.push(to_js(&e));

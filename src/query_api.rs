@@ -4,7 +4,7 @@ use js_sys::Array;
 use mfe_shared_cache_core::{Entry, KeyPattern};
 use wasm_bindgen::prelude::*;
 
-use crate::core_api::{apply_from_other_tab, now_ms, rearm, CacheCore, Inner};
+use crate::core_api::{apply_from_other_tab, rearm, CacheCore, Inner};
 use crate::errors::to_js;
 
 fn parse(pattern: &str) -> Result<KeyPattern, JsValue> {
@@ -13,7 +13,7 @@ fn parse(pattern: &str) -> Result<KeyPattern, JsValue> {
 
 /// The keys with a visible value now, matching `pattern` when given, unsorted.
 fn live_keys(s: &Inner, pattern: Option<&KeyPattern>) -> Vec<String> {
-    let now = now_ms();
+    let now = s.now();
     s.cache
         .replica()
         .iter()
@@ -35,7 +35,7 @@ impl CacheCore {
     pub fn invalidate(&self, pattern: &str) -> Result<Array, JsValue> {
         let pattern = parse(pattern)?;
         self.with(|s| {
-            let now = now_ms();
+            let now = s.now();
             let mut keys = live_keys(s, Some(&pattern));
             keys.sort_unstable();
             let out = Array::new();
@@ -52,7 +52,7 @@ impl CacheCore {
     /// ordering late writes until they are collected).
     pub fn stats(&self) -> Result<Array, JsValue> {
         self.with(|s| {
-            let now = now_ms();
+            let now = s.now();
             let (mut active, mut expired) = (0u32, 0u32);
             for (_, entry) in s.cache.replica().iter().filter(|(_, e)| e.value.is_some()) {
                 if entry.is_live(now) {
@@ -70,15 +70,16 @@ impl CacheCore {
     #[wasm_bindgen(js_name = getStale)]
     pub fn get_stale(&self, key: &str) -> Result<Option<String>, JsValue> {
         self.with(|s| {
-            let now = now_ms();
+            let now = s.now();
             Ok(s.cache.replica().entry(key).filter(|e| !e.is_live(now)).and_then(|e| e.value.clone()))
         })
     }
 
-    /// The timestamp of `key`'s latest write (value or remove), 0 when there is none.
+    /// The timestamp of `key`'s latest write (value or remove) as this device's clock shows it
+    /// (the shim compares it with `Date.now()`), 0 when there is none.
     #[wasm_bindgen(js_name = writtenAt)]
     pub fn written_at(&self, key: &str) -> Result<f64, JsValue> {
-        self.with(|s| Ok(s.cache.replica().entry(key).map_or(0.0, |e: &Entry| e.stamp.ts as f64)))
+        self.with(|s| Ok(s.cache.replica().entry(key).map_or(0.0, |e: &Entry| s.cache.local_time(e.stamp.ts) as f64)))
     }
 
     /// Reads `key`'s record from storage again and merges it: storage is written before a tab

@@ -4,7 +4,7 @@
 //! checked again here before it reaches the cache.
 use js_sys::{Array, Object, Reflect};
 use mfe_shared_cache_core::{
-    check_remote_stamp, json, ttl_ms_from_secs, validate_key, wire_text, CacheError, Entry, Stamp,
+    check_remote_stamp, json, sync_body, ttl_ms_from_secs, validate_key, wire_text, CacheError, Entry, Refusal, Stamp,
     SyncBatch, MAX_SAFE_INTEGER,
 };
 use wasm_bindgen::prelude::*;
@@ -12,9 +12,6 @@ use wasm_bindgen::prelude::*;
 use crate::core_api::{flush_inner, now_ms, rearm, CacheCore, Inner};
 use crate::errors::to_js;
 use crate::js_stamp;
-
-/// The most writes one `/sync` request carries (the reference server accepts 1000).
-const MAX_BATCH: usize = 500;
 
 fn no_backend() -> JsValue {
     crate::errors::other("INTERNAL", "this cache has no backend", false)
@@ -59,11 +56,11 @@ impl CacheCore {
     }
 
     /// Starts a request: returns `[path, body]` — `/clear` for a pending clear (sent first),
-    /// else `/sync` with up to 500 pending writes and the cursor.
+    /// else `/sync` with the pending writes that fit the batch limits, and the cursor.
     #[wasm_bindgen(js_name = beginSync)]
     pub fn begin_sync(&self) -> Result<Array, JsValue> {
         self.with(|s| {
-            let mut batch = s.cache.sync_batch_of(MAX_BATCH, s.sends_for());
+            let mut batch = s.cache.sync_batch_of(s.limits.max_changes, s.sends_for());
             let engine = s.sync.as_mut().ok_or_else(no_backend)?;
             engine.begin();
             let (path, body) = match batch.clear.clone() {
@@ -71,9 +68,11 @@ impl CacheCore {
                     batch.changes.clear();
                     ("/clear", clear_body(&epoch))
                 }
-                None => ("/sync", sync_body(s.cache.cursor(), &batch)),
+                None => ("/sync", sync_body(s.cache.cursor(), &mut batch, &s.limits)),
             };
             s.in_flight = Some(batch);
+            s.in_flight_bytes = body.len();
+            s.sent_at = now_ms();
             Ok([JsValue::from_str(path), JsValue::from_str(&body)]
                 .into_iter()
                 .collect())
@@ -83,14 +82,16 @@ impl CacheCore {
     /// The backend acknowledged the request (`/clear`, `/set`, `/remove`) without updates.
     #[wasm_bindgen(js_name = syncAcked)]
     pub fn sync_acked(&self) -> Result<Array, JsValue> {
-        self.sync_applied(f64::NAN, Array::new(), None, false)
+        self.sync_applied(f64::NAN, Array::new(), None, false, f64::NAN, 0.5)
     }
 
     /// The backend answered `/sync`: `cursor` is its `timestamp`; `updates` is a flat array of
-    /// `[key, valueJson | null, ttlSeconds, timestamp, node | null, deleted]` sextuples;
-    /// `clear` an optional `[timestamp, node]` and `more` whether the backend paged its answer
-    /// (extensions). Returns `[changedKeys, errors, acked]`; `acked` (see [`encode_acked`]) is for
-    /// the other instances on the page, which share this storage but not this memory.
+    /// `[key, valueJson | null, ttlSeconds, timestamp, node | null, deleted, writtenAt | null]`
+    /// septuples; `clear` an optional `[timestamp, node]`, `more` whether the backend paged its
+    /// answer and `server_now` its clock when it answered (NaN: unknown) (extensions); `jitter`
+    /// is a random number in [0, 1). Returns `[changedKeys, errors, acked, clockOffset]`: `acked`
+    /// (see [`encode_acked`]) and the clock offset, when it moved, are for the other instances
+    /// on the page, which share this storage but not this memory.
     #[wasm_bindgen(js_name = syncApplied)]
     pub fn sync_applied(
         &self,
@@ -98,10 +99,15 @@ impl CacheCore {
         updates: Array,
         clear: Option<Array>,
         more: bool,
+        server_now: f64,
+        jitter: f64,
     ) -> Result<Array, JsValue> {
         let inner = std::rc::Rc::downgrade(&self.inner);
         self.with(|s| {
-            let now = now_ms();
+            let local = now_ms();
+            let retimed = js_stamp::timestamp(&JsValue::from(server_now))
+                .and_then(|backend| s.cache.observe_backend_clock(backend, s.sent_at, local));
+            let now = s.now();
             let acked = match s.in_flight.take() {
                 Some(batch) => {
                     s.cache.ack_sync(&batch);
@@ -109,22 +115,36 @@ impl CacheCore {
                 }
                 None => Array::new(),
             };
+            let before = s.cache.cursor();
             let (keys, mut errors) = apply_from_backend(s, cursor, &updates, clear.as_ref(), now);
-            if let Some(engine) = s.sync.as_mut() {
-                engine.succeeded(now);
-                if more {
-                    engine.more_to_fetch();
-                }
+            let moved = s.cache.cursor() > before;
+            if let Some(error) = s.sync.as_mut().and_then(|engine| engine.answered(local, more, moved, jitter)) {
+                errors.push(to_js(&error));
             }
             errors.extend(flush_inner(s).iter());
             rearm(s, &inner);
-            Ok([
-                JsValue::from(keys),
-                errors.into_iter().collect::<Array>().into(),
-                acked.into(),
-            ]
-            .into_iter()
-            .collect())
+            let offset = if retimed.is_some() { JsValue::from(s.cache.clock_offset() as f64) } else { JsValue::UNDEFINED };
+            for key in retimed.into_iter().flatten() {
+                keys.push(&JsValue::from(key));
+            }
+            Ok([JsValue::from(keys), errors.into_iter().collect::<Array>().into(), acked.into(), offset]
+                .into_iter()
+                .collect())
+        })
+    }
+
+    /// Another instance on this page learned the backend's clock offset (and persisted it);
+    /// returns the keys whose visibility that changed.
+    #[wasm_bindgen(js_name = adoptClockOffset)]
+    pub fn adopt_clock_offset(&self, offset: f64) -> Result<Array, JsValue> {
+        let inner = std::rc::Rc::downgrade(&self.inner);
+        self.with(|s| {
+            if !offset.is_finite() || offset.fract() != 0.0 || offset.abs() > MAX_SAFE_INTEGER as f64 {
+                return Ok(Array::new());
+            }
+            let keys = s.cache.adopt_clock_offset(offset as i64, now_ms());
+            rearm(s, &inner);
+            Ok(keys.into_iter().map(JsValue::from).collect())
         })
     }
 
@@ -141,10 +161,10 @@ impl CacheCore {
     ) -> Result<Array, JsValue> {
         let inner = std::rc::Rc::downgrade(&self.inner);
         self.with(|s| {
-            let now = now_ms();
+            let now = s.now();
             let (keys, mut errors) = apply_from_backend(s, cursor, &updates, clear.as_ref(), now);
             if let Some(engine) = s.sync.as_mut() {
-                engine.push_received(now);
+                engine.push_received(now_ms());
             }
             errors.extend(flush_inner(s).iter());
             rearm(s, &inner);
@@ -206,8 +226,14 @@ impl CacheCore {
         self.with(|s| Ok(decode_acked(acked).is_some_and(|batch| s.cache.ack_from_peer(&batch))))
     }
 
-    /// The request failed (`error`: a `{ type, message, retryable }` object). `network` says the
-    /// backend could not be reached; `jitter` is a random number in [0, 1).
+    /// The request failed: `kind` and `message` say how, `network` whether the backend could
+    /// not be reached at all, `status` the HTTP status it answered (0: none) and `named_change`
+    /// the index of the change its error names (-1: none); `jitter` is a random number in
+    /// [0, 1). A change the backend refuses for good leaves the outbox and is reported (see
+    /// [`Refusal`]); anything else is retried with backoff. Returns `[errors, acked, handled]`:
+    /// `acked` for the other instances on the page, as from [`CacheCore::sync_applied`];
+    /// `handled` is false when the failure is retried with backoff (the shim reports it), true
+    /// when the outbox dealt with it (what remains is due at once).
     #[wasm_bindgen(js_name = syncFailed)]
     pub fn sync_failed(
         &self,
@@ -215,16 +241,43 @@ impl CacheCore {
         message: &str,
         network: bool,
         jitter: f64,
-    ) -> Result<(), JsValue> {
+        status: u16,
+        named_change: i32,
+    ) -> Result<Array, JsValue> {
         self.with(|s| {
-            s.in_flight = None;
-            let error = CacheError::Protocol {
-                message: format!("{kind}: {message}"),
+            let batch = s.in_flight.take().unwrap_or_default();
+            let named = usize::try_from(named_change).ok();
+            let engine = s.sync.as_mut().ok_or_else(no_backend)?;
+            let refusal = Refusal::of(status, named, batch.changes.len());
+            let handled = refusal != Refusal::Retry;
+            let (errors, acked) = match refusal {
+                Refusal::TooLarge => {
+                    s.limits.shrink_below(batch.changes.len(), s.in_flight_bytes);
+                    engine.resend_now();
+                    (Array::new(), Array::new())
+                }
+                Refusal::Change(index) => {
+                    engine.resend_now();
+                    let refused = SyncBatch { clear: None, changes: batch.changes.into_iter().skip(index).take(1).collect() };
+                    let errors: Array = refused
+                        .changes
+                        .iter()
+                        .map(|(key, _)| to_js(&CacheError::Rejected { key: key.clone(), reason: format!("{kind}: {message}") }))
+                        .collect();
+                    // Out of the outbox, as if acknowledged: the value stays here, and is not
+                    // sent again until the key is written again.
+                    s.cache.ack_sync(&refused);
+                    for e in flush_inner(s).iter() {
+                        errors.push(&e);
+                    }
+                    (errors, encode_acked(&refused))
+                }
+                Refusal::Retry => {
+                    engine.failed(now_ms(), CacheError::Protocol { message: format!("{kind}: {message}") }, network, jitter);
+                    (Array::new(), Array::new())
+                }
             };
-            if let Some(engine) = s.sync.as_mut() {
-                engine.failed(now_ms(), error, network, jitter);
-            }
-            Ok(())
+            Ok([JsValue::from(errors), acked.into(), handled.into()].into_iter().collect())
         })
     }
 
@@ -317,24 +370,16 @@ fn apply_from_backend(
     let mut errors: Vec<JsValue> = Vec::new();
     let mut changes = Vec::new();
     let mut i = 0;
-    while i + 5 < updates.length() {
+    while i + 6 < updates.length() {
         let field = |n: u32| updates.get(i + n);
-        match read_update(
-            &field(0),
-            &field(1),
-            &field(2),
-            &field(3),
-            &field(4),
-            &field(5),
-            now,
-        ) {
+        match read_update(&field(0), &field(1), &field(2), &field(3), &field(4), &field(5), &field(6)) {
             Ok(change) => changes.push(change),
             Err(e) => errors.push(to_js(&e)),
         }
-        i += 6;
+        i += 7;
     }
     let clear = match clear {
-        Some(c) => match read_stamp(&c.get(0), &c.get(1), now) {
+        Some(c) => match read_stamp(&c.get(0), &c.get(1)) {
             Ok(stamp) => Some(stamp),
             Err(e) => {
                 errors.push(to_js(&e));
@@ -356,25 +401,13 @@ fn clear_body(epoch: &Stamp) -> String {
     out
 }
 
-fn sync_body(cursor: u64, batch: &SyncBatch) -> String {
-    let mut out = format!("{{\"lastSync\":{cursor},\"changes\":[");
-    for (i, (key, entry)) in batch.changes.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        wire_text::write_change(&mut out, key, entry);
-    }
-    out.push_str("]}");
-    out
-}
-
 fn protocol(message: &str) -> CacheError {
     CacheError::Protocol {
         message: message.into(),
     }
 }
 
-fn read_stamp(ts: &JsValue, node: &JsValue, now: u64) -> Result<Stamp, CacheError> {
+fn read_stamp(ts: &JsValue, node: &JsValue) -> Result<Stamp, CacheError> {
     let ts = js_stamp::timestamp(ts)
         .ok_or_else(|| protocol("a timestamp from the backend is not an integer in range"))?;
     let node = if node.is_null() || node.is_undefined() {
@@ -384,7 +417,7 @@ fn read_stamp(ts: &JsValue, node: &JsValue, now: u64) -> Result<Stamp, CacheErro
             .ok_or_else(|| protocol("a writer id from the backend is not a string"))?
     };
     let stamp = Stamp::new(ts, node);
-    check_remote_stamp(&stamp, now)?;
+    check_remote_stamp(&stamp)?;
     Ok(stamp)
 }
 
@@ -395,15 +428,20 @@ fn read_update(
     ts: &JsValue,
     node: &JsValue,
     deleted: &JsValue,
-    now: u64,
+    written_at: &JsValue,
 ) -> Result<(String, Entry), CacheError> {
     let key = key
         .as_string()
         .ok_or_else(|| protocol("an update's key is not a string"))?;
     validate_key(&key).map_err(|e| protocol(&format!("an update has an invalid key: {e}")))?;
-    let stamp = read_stamp(ts, node, now)?;
+    let stamp = read_stamp(ts, node)?;
+    let written_at = if written_at.is_null() || written_at.is_undefined() {
+        stamp.ts
+    } else {
+        js_stamp::timestamp(written_at).ok_or_else(|| protocol("an update's writtenAt is not an integer in range"))?
+    };
     if deleted.as_bool() == Some(true) {
-        return Ok((key, Entry::tombstone(stamp)));
+        return Ok((key, Entry::tombstone(stamp).written_at(written_at)));
     }
     let ttl_ms = ttl_ms_from_secs(ttl.as_f64().unwrap_or(0.0))?;
     // The adapter passes JSON.stringify of the parsed value, so it is JSON; checked anyway.
@@ -411,7 +449,7 @@ fn read_update(
         .as_string()
         .ok_or_else(|| protocol("an update's value is missing"))?;
     json::validate(&json).map_err(protocol)?;
-    Ok((key, Entry::value(stamp, ttl_ms, json)))
+    Ok((key, Entry::value(stamp, ttl_ms, json).written_at(written_at)))
 }
 
 /// An acknowledged batch for the page's other instances: `[clearTs | -1, clearNode | null, key, ts,

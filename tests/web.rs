@@ -703,20 +703,20 @@ async fn instances_of_one_page_ignore_each_others_channel_messages() {
 
     // On one page writes travel through the JS page hub instead, as applyPeer.
     let node = a.node().unwrap();
-    assert!(same.apply_peer("s".into(), Some(v("mine")), 5.0, ts, node.clone()).unwrap());
+    assert!(same.apply_peer("s".into(), Some(v("mine")), 5.0, ts, node.clone(), f64::NAN).unwrap());
     assert_eq!(same.get("s").unwrap(), Some(v("mine")));
     assert_eq!(same.expires_at("s").unwrap(), ts + 5000.0);
     assert!(
-        !same.apply_peer("s".into(), Some(v("mine")), 5.0, ts, node.clone()).unwrap(),
+        !same.apply_peer("s".into(), Some(v("mine")), 5.0, ts, node.clone(), f64::NAN).unwrap(),
         "a duplicate changes nothing"
     );
     assert!(
-        !same.apply_peer("s".into(), Some(v("older")), 0.0, ts - 1.0, node.clone()).unwrap(),
+        !same.apply_peer("s".into(), Some(v("older")), 0.0, ts - 1.0, node.clone(), f64::NAN).unwrap(),
         "an older write loses"
     );
     assert_eq!(same.get("s").unwrap(), Some(v("mine")));
     let rm = a.remove("s").unwrap();
-    assert!(same.apply_peer("s".into(), None, 0.0, rm, node.clone()).unwrap());
+    assert!(same.apply_peer("s".into(), None, 0.0, rm, node.clone(), f64::NAN).unwrap());
     assert_eq!(same.get("s").unwrap(), None);
     let epoch = a.clear().unwrap();
     same.set("z", "1".into(), 0.0).unwrap();
@@ -885,8 +885,13 @@ async fn a_write_made_after_seeing_a_future_stamp_wins_over_it() {
     tab.post_message(&tab_message("page-fast", None, &[("k", &theirs)])).unwrap();
     assert!(wait_until(|| ra.saw("k"), 2000.0).await);
     assert_eq!(a.get("k").unwrap(), Some(v("theirs")));
-    let mine = a.set("k", v("mine"), 0.0).unwrap();
+    // Negated: its stamp is ten minutes ahead of the wall clock it was written at.
+    let stamped = a.set("k", v("mine"), 0.0).unwrap();
+    assert!(stamped < 0.0, "the write carries its written time apart: {stamped}");
+    let mine = -stamped;
     assert!(mine > ahead as f64, "a write after seeing ts {ahead} got ts {mine}");
+    let written = a.last_written_at().unwrap();
+    assert!(written < ahead as f64 && written >= (now() - 60_000) as f64, "written at the wall clock: {written}");
     assert_eq!(a.get("k").unwrap(), Some(v("mine")));
     // And the fast tab's write, delivered again (duplicate), does not bring it back.
     tab.post_message(&tab_message("page-fast", None, &[("k", &theirs)])).unwrap();
@@ -1372,7 +1377,7 @@ fn apply_peer_refuses_out_of_range_timestamps() {
     let a = open(&local_js(), p, "page-a", &Recorder::new());
     a.set("k", "1".into(), 0.0).unwrap();
     for ts in [1e300, f64::INFINITY, (MAX_SAFE_INTEGER + 10) as f64] {
-        let result = a.apply_peer("k".into(), Some("2".into()), 0.0, ts, "peer".into());
+        let result = a.apply_peer("k".into(), Some("2".into()), 0.0, ts, "peer".into(), f64::NAN);
         match result {
             Err(e) => assert_eq!(err_type(&e), "PROTOCOL"),
             Ok(changed) => assert!(!changed, "a peer write stamped {ts} was applied"),
@@ -1414,7 +1419,7 @@ async fn after_dispose_calls_fail_with_disposed_and_nothing_is_delivered() {
     disposed(b.tab_link().map(JsValue::from));
     disposed(b.expires_at("k").map(JsValue::from));
     disposed(b.take_startup_errors().map(JsValue::from));
-    disposed(b.apply_peer("k".into(), Some("1".into()), 0.0, 1.0, "n".into()).map(JsValue::from));
+    disposed(b.apply_peer("k".into(), Some("1".into()), 0.0, 1.0, "n".into(), f64::NAN).map(JsValue::from));
     disposed(b.apply_peer_clear(1.0, "n".into()).map(JsValue::from));
 
     a.set("k", "1".into(), 0.0).unwrap();
@@ -1524,7 +1529,7 @@ fn dead_records_past_retention_are_dropped_at_open_and_recent_ones_kept() {
     );
     assert_eq!(a.get("live").unwrap().as_deref(), Some("1"));
     // The recent tombstone still orders writes: an older write arriving now loses.
-    assert!(!a.apply_peer("recent_tomb".into(), Some("2".into()), 0.0, (recent - 1) as f64, "y".into()).unwrap());
+    assert!(!a.apply_peer("recent_tomb".into(), Some("2".into()), 0.0, (recent - 1) as f64, "y".into(), f64::NAN).unwrap());
     assert_eq!(a.get("recent_tomb").unwrap(), None);
     a.dispose();
     clean(p);
@@ -1679,14 +1684,14 @@ fn apply_peer_refuses_invalid_keys_and_ttls() {
     clean(p);
     let a = open(&local_js(), p, "page-a", &Recorder::new());
     for key in ["", "a\u{0}meta"] {
-        match a.apply_peer(key.into(), Some("1".into()), 0.0, now() as f64, "peer".into()) {
+        match a.apply_peer(key.into(), Some("1".into()), 0.0, now() as f64, "peer".into(), f64::NAN) {
             Err(e) => assert!(["INVALID_KEY", "PROTOCOL"].contains(&err_type(&e).as_str())),
             Ok(changed) => assert!(!changed, "a peer write to the invalid key {key:?} was applied"),
         }
         assert_eq!(a.get(key).unwrap(), None);
     }
     for ttl_secs in [f64::NAN, -5.0, f64::INFINITY, 1e300] {
-        let result = a.apply_peer("k".into(), Some("1".into()), ttl_secs, now() as f64, "peer".into());
+        let result = a.apply_peer("k".into(), Some("1".into()), ttl_secs, now() as f64, "peer".into(), f64::NAN);
         assert!(result.is_err(), "a peer write with ttl {ttl_secs} s was accepted (expiresAt {:?})", a.expires_at("k"));
     }
     a.dispose();

@@ -35,13 +35,13 @@ pub fn parse<T: DeserializeOwned + Diagnose>(bytes: &[u8]) -> Result<T, ApiError
         serde_json::error::Category::Data => {
             // The body is JSON of the wrong shape. serde's message does not name the field, so
             // look again (this path only runs on bad input) to say which field and why.
-            serde_json::from_slice::<Value>(bytes)
-                .ok()
-                .and_then(|value| match &value {
-                    Value::Object(fields) => T::diagnose(fields),
-                    _ => Some(ApiError::bad_request("invalid_request", "the body must be a JSON object")),
-                })
-                .unwrap_or_else(|| ApiError::bad_request("invalid_request", err.to_string()))
+            match serde_json::from_slice::<Value>(bytes) {
+                Ok(Value::Object(fields)) => T::diagnose(&fields),
+                Ok(_) => Some(ApiError::bad_request("invalid_request", "the body must be a JSON object")),
+                // Strings `Value` cannot hold either (a key with a lone surrogate escape).
+                Err(_) => T::diagnose_raw(bytes),
+            }
+            .unwrap_or_else(|| ApiError::bad_request("invalid_request", err.to_string()))
         }
         _ => ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {err}")),
     })
@@ -51,17 +51,30 @@ pub fn parse<T: DeserializeOwned + Diagnose>(bytes: &[u8]) -> Result<T, ApiError
 pub trait Diagnose {
     /// The error for the first offending field, if one is found.
     fn diagnose(fields: &Map<String, Value>) -> Option<ApiError>;
+
+    /// The same for a body whose strings `serde_json::Value` cannot hold.
+    fn diagnose_raw(_body: &[u8]) -> Option<ApiError> {
+        None
+    }
 }
 
 impl Diagnose for SetRequest {
     fn diagnose(o: &Map<String, Value>) -> Option<ApiError> {
         key(o).or_else(|| value(o)).or_else(|| ttl(o)).or_else(|| timestamp(o)).or_else(|| node(o))
     }
+
+    fn diagnose_raw(body: &[u8]) -> Option<ApiError> {
+        diagnose_key_raw(body)
+    }
 }
 
 impl Diagnose for RemoveRequest {
     fn diagnose(o: &Map<String, Value>) -> Option<ApiError> {
         key(o).or_else(|| timestamp(o)).or_else(|| node(o))
+    }
+
+    fn diagnose_raw(body: &[u8]) -> Option<ApiError> {
+        diagnose_key_raw(body)
     }
 }
 
@@ -90,9 +103,40 @@ impl Diagnose for SyncRequest {
                     .or_else(|| flag(c, "deleted")),
                 _ => Some(ApiError::bad_request("invalid_request", "a change must be an object")),
             };
-            problem.map(|p| p.at(&format!("changes[{i}]")))
+            let key = change.get("key").and_then(Value::as_str).map(str::to_owned);
+            problem.map(|p| p.at_change(i, key))
         })
     }
+
+    fn diagnose_raw(body: &[u8]) -> Option<ApiError> {
+        // Each change on its own, unparsed, then parsed alone: the first that fails is named.
+        #[derive(serde::Deserialize)]
+        struct Changes<'a> {
+            #[serde(borrow, default)]
+            changes: Vec<&'a serde_json::value::RawValue>,
+        }
+        let changes: Changes = serde_json::from_slice(body).ok()?;
+        changes.changes.iter().enumerate().find_map(|(i, raw)| {
+            let err = serde_json::from_str::<mfe_shared_cache_core::wire::Change>(raw.get()).err()?;
+            let code = if err.to_string().contains(LONE_SURROGATE) { "invalid_key" } else { "invalid_request" };
+            Some(ApiError::bad_request(code, err.to_string()).at_change(i, None))
+        })
+    }
+}
+
+/// What the core's wire types say of a key with a lone surrogate escape.
+const LONE_SURROGATE: &str = "lone surrogate";
+
+/// Bodies whose strings `serde_json::Value` cannot hold: `/set` and `/remove` name one key.
+fn diagnose_key_raw(body: &[u8]) -> Option<ApiError> {
+    let err = serde_json::from_slice::<KeyOnly>(body).err()?;
+    err.to_string().contains(LONE_SURROGATE).then(|| ApiError::bad_request("invalid_key", err.to_string()))
+}
+
+#[derive(serde::Deserialize)]
+struct KeyOnly {
+    #[serde(rename = "key", deserialize_with = "mfe_shared_cache_core::wire::key")]
+    _key: String,
 }
 
 fn key(o: &Map<String, Value>) -> Option<ApiError> {
@@ -199,5 +243,21 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.message.starts_with("changes[1]:"), "{}", err.message);
+        assert_eq!((err.index, err.key.as_deref()), (Some(1), Some("b")));
+    }
+
+    #[test]
+    fn a_key_with_a_lone_surrogate_is_an_invalid_key_named_by_its_index() {
+        for key in [r"x\ud800", r"x\udbff", r"\udc00y", r"a\ud800\ud800"] {
+            let body = format!(r#"{{"changes":[{{"key":"ok","timestamp":1}},{{"key":"{key}","timestamp":1}}]}}"#);
+            let err = parse::<SyncRequest>(body.as_bytes()).err().unwrap_or_else(|| panic!("{key} accepted"));
+            assert_eq!((err.code, err.index), ("invalid_key", Some(1)), "{key}: {}", err.message);
+            let body = format!(r#"{{"key":"{key}","value":1,"timestamp":1}}"#);
+            assert_eq!(code::<SetRequest>(&body), "invalid_key", "{key}");
+            let body = format!(r#"{{"key":"{key}","timestamp":1}}"#);
+            assert_eq!(code::<RemoveRequest>(&body), "invalid_key", "{key}");
+        }
+        // A pair is one character, and fine.
+        assert_eq!(code::<SetRequest>(r#"{"key":"x\ud83d\ude00","value":1,"timestamp":1}"#), "ok");
     }
 }

@@ -1,4 +1,6 @@
-//! Every error answer has one shape: `{ "error": "<code>", "message": "..." }`.
+//! Every error answer has one shape: `{ "error": "<code>", "message": "..." }`, plus `index`
+//! and `key` when one change of a `/sync` batch is the problem, so that a client can set that
+//! change aside and send the others.
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -20,18 +22,26 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
+    /// The position of the offending change in the request's `changes`, when one is.
+    pub index: Option<usize>,
+    /// Its key, when it has a readable one.
+    pub key: Option<String>,
 }
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
 }
 
 impl ApiError {
     /// An error with its status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), index: None, key: None }
     }
 
     /// A 400 with `code`.
@@ -60,6 +70,15 @@ impl ApiError {
         self
     }
 
+    /// Names the change at `index` of a `/sync` request (and its key, when readable) as the
+    /// problem.
+    pub fn at_change(mut self, index: usize, key: Option<String>) -> Self {
+        self = self.at(&format!("changes[{index}]"));
+        self.index = Some(index);
+        self.key = key;
+        self
+    }
+
     /// The answer for an invalid write, by the core's error kind.
     pub fn from_cache_error(err: &CacheError) -> Self {
         let code = match err.kind() {
@@ -74,7 +93,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { error: self.code, message: &self.message })).into_response()
+        let body = ErrorBody { error: self.code, message: &self.message, index: self.index, key: self.key.as_deref() };
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -121,7 +141,8 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     }
     let (mut parts, _) = response.into_parts();
     let message = status.canonical_reason().unwrap_or("error").to_owned();
-    let body = serde_json::to_vec(&ErrorBody { error: code_for(status), message: &message }).unwrap_or_default();
+    let body = serde_json::to_vec(&ErrorBody { error: code_for(status), message: &message, index: None, key: None })
+        .unwrap_or_default();
     parts.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))

@@ -14,7 +14,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use mfe_shared_cache_core::wire::{Change, ClearRequest, RemoveRequest, SetRequest, SyncRequest};
-use mfe_shared_cache_core::{wire_text, Entry, MergeOutcome, Stamp};
+use mfe_shared_cache_core::{json, wire_text, Entry, MergeOutcome, Stamp};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Namespace;
@@ -22,17 +22,27 @@ use crate::body::JsonBody;
 use crate::errors::ApiError;
 use crate::input::{clear_epoch, write_from_change};
 use crate::server::AppState;
-use crate::store::{DeltaQuery, OpReport, WriteOp};
+use crate::store::{DeltaQuery, OpReport, Rejection, WriteOp};
 
 /// Stop adding updates to one `/sync` answer past this many bytes of keys and values.
 pub const MAX_UPDATE_BYTES: usize = 8 << 20;
 
 /// The `/sync` answer: the seed's `{ updates, timestamp }` and the optional extensions `cursor`
-/// (the same cursor, under the name DESIGN §4 gives it), `clear` (the namespace's clear epoch,
-/// when it was accepted after `lastSync`) and `more` (the answer hit a size limit: sync again from
-/// `timestamp` for the rest). Written directly: stored values are JSON validated on the way in, so
-/// they are concatenated rather than re-parsed and re-serialised for every update of every answer.
-fn sync_reply<'a>(updates: impl Iterator<Item = (&'a str, &'a Entry)>, cursor: u64, clear: Option<&Stamp>, more: bool) -> String {
+/// (the same cursor, under the protocol's own name), `clear` (the namespace's clear epoch, when
+/// it was accepted after `lastSync`), `more` (the answer hit a size limit: sync again from
+/// `timestamp` for the rest), `rejected` (changes of the request that were not stored although
+/// no newer write of their key beat them, with why) and `now` (this server's clock, from which
+/// clients learn how far off theirs is). Written directly: stored values are JSON validated on
+/// the way in, so they are concatenated rather than re-parsed and re-serialised for every update
+/// of every answer.
+fn sync_reply<'a>(
+    updates: impl Iterator<Item = (&'a str, &'a Entry)>,
+    cursor: u64,
+    clear: Option<&Stamp>,
+    more: bool,
+    rejected: &[(String, Rejection)],
+    now_ms: u64,
+) -> String {
     let mut out = String::from("{\"updates\":[");
     for (i, (key, entry)) in updates.enumerate() {
         if i > 0 {
@@ -51,6 +61,22 @@ fn sync_reply<'a>(updates: impl Iterator<Item = (&'a str, &'a Entry)>, cursor: u
     if more {
         out.push_str(",\"more\":true");
     }
+    if !rejected.is_empty() {
+        out.push_str(",\"rejected\":[");
+        for (i, (key, why)) in rejected.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"key\":");
+            json::write_string(&mut out, key);
+            out.push_str(",\"reason\":");
+            json::write_string(&mut out, why.reason());
+            out.push('}');
+        }
+        out.push(']');
+    }
+    out.push_str(",\"now\":");
+    out.push_str(&now_ms.to_string());
     out.push('}');
     out
 }
@@ -81,17 +107,22 @@ pub async fn sync(
         ));
     }
     let now = app.now_ms();
-    // Validate the whole batch before touching the store: one bad change rejects it all.
+    // Validate the whole batch before touching the store: one bad change rejects it all, and
+    // the error names it, so the client can set it aside and send the others.
     let writes = request
         .changes
         .into_iter()
         .enumerate()
-        .map(|(i, change)| write_from_change(change, now).map_err(|err| err.at(&format!("changes[{i}]"))))
+        .map(|(i, change)| {
+            let key = change.key.clone();
+            write_from_change(change).map_err(|err| err.at_change(i, Some(key)))
+        })
         .collect::<Result<Vec<_>, _>>()?;
 
     let mut last_sync = request.last_sync;
     let mut own = HashSet::new();
     let mut lost: HashMap<String, Entry> = HashMap::new();
+    let mut rejected: Vec<(String, Rejection)> = Vec::new();
     if !writes.is_empty() {
         let keys: Vec<String> = writes.iter().map(|(key, _)| key.clone()).collect();
         let report = app.store.apply(&ns, WriteOp::Changes(writes), now).await?;
@@ -102,6 +133,9 @@ pub async fn sync(
         }
         let own_seqs: HashSet<u64> = report.changes.iter().filter_map(|c| c.seq).collect();
         for (key, result) in keys.into_iter().zip(report.changes) {
+            if let Some(why) = result.rejected {
+                rejected.push((key.clone(), why));
+            }
             if result.seq.is_some() {
                 // A later change of the same key in this batch won: nothing to correct.
                 lost.remove(&key);
@@ -125,7 +159,7 @@ pub async fn sync(
         .map(|row| (row.key.as_str(), &row.stored.entry))
         .chain(lost.iter().map(|(key, entry)| (key.as_str(), entry)));
     app.metrics.ns(&ns).sync_updates(delta.rows.len() + lost.len());
-    let body = sync_reply(updates, delta.cursor, delta.epoch.as_ref(), delta.more);
+    let body = sync_reply(updates, delta.cursor, delta.epoch.as_ref(), delta.more, &rejected, app.now_ms());
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -142,6 +176,7 @@ pub async fn set(
         timestamp: request.timestamp,
         deleted: false,
         node: request.node,
+        written_at: None,
     };
     write_one(&app, &ns, change).await
 }
@@ -159,16 +194,18 @@ pub async fn remove(
         timestamp: request.timestamp,
         deleted: true,
         node: request.node,
+        written_at: None,
     };
     write_one(&app, &ns, change).await
 }
 
 async fn write_one(app: &AppState, ns: &str, change: Change) -> Result<Json<WriteReply>, ApiError> {
     let now = app.now_ms();
-    let write = write_from_change(change, now)?;
+    let write = write_from_change(change)?;
     let report = app.store.apply(ns, WriteOp::Changes(vec![write]), now).await?;
-    let accepted =
-        report.changes.first().is_some_and(|c| matches!(c.outcome, MergeOutcome::Applied | MergeOutcome::Duplicate));
+    let accepted = report.changes.first().is_some_and(|c| {
+        matches!(c.outcome, MergeOutcome::Applied | MergeOutcome::Duplicate) && c.rejected.is_none()
+    });
     Ok(reply(&report, accepted))
 }
 
@@ -179,7 +216,7 @@ pub async fn clear(
     JsonBody(request): JsonBody<ClearRequest>,
 ) -> Result<Json<WriteReply>, ApiError> {
     let now = app.now_ms();
-    let epoch = clear_epoch(&request, now)?;
+    let epoch = clear_epoch(&request)?;
     let report = app.store.apply(&ns, WriteOp::Clear(epoch), now).await?;
     let accepted =
         report.clear.as_ref().is_some_and(|c| matches!(c.outcome, MergeOutcome::Applied | MergeOutcome::Duplicate));
@@ -207,12 +244,17 @@ mod tests {
     #[test]
     fn the_sync_reply_is_a_superset_of_the_seed_response() {
         let entry = Entry::value(Stamp::new(5, "n"), 2000, r#"{"a":1}"#);
-        let text = sync_reply([("k", &entry)].into_iter(), 9, Some(&Stamp::new(4, "n")), false);
+        let text = sync_reply([("k", &entry)].into_iter(), 9, Some(&Stamp::new(4, "n")), false, &[], 77);
         assert_eq!(
             text,
-            r#"{"updates":[{"key":"k","value":{"a":1},"ttl":2,"deleted":false,"timestamp":5,"node":"n"}],"timestamp":9,"cursor":9,"clear":{"timestamp":4,"node":"n"}}"#
+            r#"{"updates":[{"key":"k","value":{"a":1},"ttl":2,"deleted":false,"timestamp":5,"node":"n"}],"timestamp":9,"cursor":9,"clear":{"timestamp":4,"node":"n"},"now":77}"#
         );
-        assert!(sync_reply(std::iter::empty(), 1, None, true).ends_with(r#""cursor":1,"more":true}"#));
+        assert!(sync_reply(std::iter::empty(), 1, None, true, &[], 2).ends_with(r#""cursor":1,"more":true,"now":2}"#));
+        let rejected = [("k\"".to_owned(), Rejection::BelowFloor)];
+        let with_rejected = sync_reply(std::iter::empty(), 1, None, false, &rejected, 2);
+        let parsed: serde_json::Value = serde_json::from_str(&with_rejected).unwrap();
+        assert_eq!(parsed["rejected"][0]["key"], "k\"");
+        assert_eq!(parsed["rejected"][0]["reason"], Rejection::BelowFloor.reason());
         let seed: mfe_shared_cache_core::wire::SyncResponse = serde_json::from_str(&text).unwrap();
         assert_eq!(seed.timestamp, 9);
         assert_eq!(seed.updates[0].value.as_ref().unwrap().get(), r#"{"a":1}"#);

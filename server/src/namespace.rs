@@ -15,14 +15,20 @@
 //!   the key (a write after a collection must beat the floor), so the plain rule is exact;
 //! - an invalidation turns every live value whose key matches a pattern into a tombstone written
 //!   by the server itself ([`INVALIDATION_NODE`]), stamped by the core's hybrid clock after
-//!   observing the value, so it wins under the ordinary rule and is delivered like any write.
+//!   observing the value, so it wins under the ordinary rule and is delivered like any write;
+//! - the namespace keeps its own notion of the time, [`Meta::clock`], the highest timestamp it has
+//!   accepted. The server's wall clock only ever holds it back, never pushes it: invalidations are
+//!   stamped no later than it (plus what they must beat) and garbage collection forgets nothing
+//!   younger than the retention by it, so a server clock that jumps days ahead can neither stamp
+//!   tombstones that outrank the clients' next writes for days nor raise the floor over writes
+//!   made a moment ago.
 use std::collections::BTreeMap;
 
 use mfe_shared_cache_core::{Entry, KeyPattern, MergeOutcome, Replica, Stamp};
 
 use crate::store::{
     Census, ChangeResult, ClearResult, Delta, DeltaQuery, DeltaRow, EntriesPage, EntriesQuery, Header, Meta, NsRead,
-    NsWrite, OpReport, StoreError, Stored, WriteOp,
+    NsWrite, OpReport, Rejection, StoreError, Stored, WriteOp,
 };
 
 /// The writer id of the tombstones an invalidation writes. Client ids are 12 random characters,
@@ -34,8 +40,10 @@ pub const INVALIDATION_NODE: &str = "server";
 /// The stored entry and the epoch are replayed into a [`Replica`] (as value-less stand-ins: the
 /// rule looks only at stamps), and the incoming write is merged into it: the outcome is the core's.
 pub fn decide(key: &str, current: Option<&Entry>, meta: &Meta, incoming: &Entry) -> MergeOutcome {
-    let stand_in =
-        |e: &Entry| Entry { stamp: e.stamp.clone(), ttl_ms: e.ttl_ms, value: e.value.as_ref().map(|_| String::new()) };
+    let stand_in = |e: &Entry| match &e.value {
+        Some(_) => Entry::value(e.stamp.clone(), e.ttl_ms, String::new()),
+        None => Entry::tombstone(e.stamp.clone()),
+    };
     let mut replica = Replica::new("");
     if let Some(epoch) = &meta.epoch {
         replica.merge_epoch(epoch);
@@ -90,21 +98,31 @@ fn apply_change<T: NsWrite>(
 ) -> Result<ChangeResult, StoreError> {
     let current = txn.get(key)?;
     let outcome = decide(key, current.as_ref().map(|s| &s.entry), meta, incoming);
-    let (seq, winner) = match outcome {
+    let (seq, winner, rejected) = match outcome {
         MergeOutcome::Applied => {
             let seq = meta.next_seq(now_ms)?;
+            meta.clock = meta.clock.max(incoming.stamp.ts);
             txn.put(key, &Stored { entry: incoming.clone(), seq }, current.map(|c| c.seq))?;
-            (Some(seq), None)
+            (Some(seq), None, None)
         }
-        MergeOutcome::Duplicate => (None, None),
+        MergeOutcome::Duplicate => match current {
+            // The same stamp with other contents is not the same write: the first one stays.
+            Some(current) if !same_write(&current.entry, incoming) => (None, Some(current), Some(Rejection::StampConflict)),
+            _ => (None, None, None),
+        },
         // Refused by the epoch or the GC floor: the key is gone as of that stamp.
-        MergeOutcome::Cleared => (None, Some(refusal(current, meta.epoch.as_ref()))),
+        MergeOutcome::Cleared => (None, Some(refusal(current, meta.epoch.as_ref())), None),
         MergeOutcome::Stale => match current {
-            Some(current) => (None, Some(current)),
-            None => (None, Some(refusal(None, meta.floor.as_ref()))),
+            Some(current) => (None, Some(current), None),
+            None => (None, Some(refusal(None, meta.floor.as_ref())), Some(Rejection::BelowFloor)),
         },
     };
-    Ok(ChangeResult { outcome, seq, winner })
+    Ok(ChangeResult { outcome, seq, winner, rejected })
+}
+
+/// Whether two writes under one stamp are the same write (a duplicate delivery), not two.
+fn same_write(a: &Entry, b: &Entry) -> bool {
+    a.value == b.value && a.ttl_ms == b.ttl_ms && a.written_at == b.written_at
 }
 
 /// What a writer whose change was refused by `by` (the epoch or the floor) should hold instead:
@@ -133,6 +151,7 @@ fn apply_clear<T: NsWrite>(
     // the epoch even when there was nothing to tombstone.
     meta.epoch_seq = meta.next_seq(now_ms)?;
     meta.epoch = Some(epoch.clone());
+    meta.clock = meta.clock.max(epoch.ts);
     let mut tombstoned = 0;
     for (key, header) in txn.headers("")? {
         // Tombstones already ordered before the epoch stay as they are: both refuse the same writes
@@ -149,18 +168,22 @@ fn apply_clear<T: NsWrite>(
 
 /// The tombstone the server writes over a live value stamped `current` to invalidate it: the
 /// core's own local write path (a [`Replica`] writing as [`INVALIDATION_NODE`] after observing the
-/// value and the epoch), so its timestamp is the hybrid clock's, `max(now, current + 1)`. Each
-/// key gets its own stamp: one stamp for a whole invalidation would be pushed by the newest value
-/// matched, and would then beat later writes to every other key for that long. `None` if the rule
-/// would not let it win (only possible for a value stamped at the largest timestamp there is).
+/// value and the epoch), with the namespace's time as its wall clock: `min(now, meta.clock)`. So
+/// its timestamp is `max(min(now, clock), current + 1)`: after every write the namespace had
+/// accepted when it ran (a client that loaded the old value then cannot bring it back), and never
+/// later than that, whatever the server's clock says (a clock days ahead would otherwise stamp
+/// tombstones that beat the clients' next writes for days). Each key gets its own stamp: one
+/// stamp for a whole invalidation would be pushed by the newest value matched, and would then beat
+/// later writes to every other key. `None` if the rule would not let it win (only possible for a
+/// value stamped at the largest timestamp there is).
 pub fn invalidation_tombstone(key: &str, current: &Stamp, meta: &Meta, now_ms: u64) -> Option<Entry> {
-    let stand_in = Entry { stamp: current.clone(), ttl_ms: 0, value: Some(String::new()) };
+    let stand_in = Entry::value(current.clone(), 0, String::new());
     let mut server = Replica::new(INVALIDATION_NODE);
     if let Some(epoch) = &meta.epoch {
         server.merge_epoch(epoch);
     }
     server.merge(key, stand_in.clone());
-    let tombstone = server.write(key, None, 0, now_ms);
+    let tombstone = server.write(key, None, 0, now_ms.min(meta.clock));
     (decide(key, Some(&stand_in), meta, &tombstone) == MergeOutcome::Applied).then_some(tombstone)
 }
 
@@ -211,23 +234,30 @@ fn apply_invalidate<T: NsWrite>(
         }
         let Some(tombstone) = invalidation_tombstone(&key, &header.stamp, meta, now_ms) else { continue };
         let seq = meta.next_seq(now_ms)?;
+        meta.clock = meta.clock.max(tombstone.stamp.ts);
         txn.put(&key, &Stored { entry: tombstone, seq }, Some(header.seq))?;
         invalidated += 1;
     }
     Ok(invalidated)
 }
 
-/// Forgets the entries of a namespace that have been dead for longer than `retention_ms`.
+/// Forgets the entries of a namespace that have been dead for longer than `retention_ms`, by the
+/// namespace's time: `min(now, newest timestamp it holds)`. A server clock that jumps ahead (and
+/// a collection at start-up on it) cannot forget tombstones of a moment ago and raise the floor
+/// over writes stamped a moment ago; an idle namespace keeps its tombstones until it is written
+/// again, which costs space, never a write.
 ///
 /// A pass that forgets something moves the cursor (with no row to deliver: clients never held
 /// what is forgotten as a value) because what the namespace holds changed, and the cursor is the
 /// version caches of it are keyed by.
 pub(crate) fn collect<T: NsWrite>(txn: &mut T, now_ms: u64, retention_ms: u64) -> Result<usize, StoreError> {
-    let cutoff = now_ms.saturating_sub(retention_ms);
     let mut meta = txn.meta()?;
+    let headers = txn.headers("")?;
+    let newest = headers.iter().map(|(_, h)| h.stamp.ts).chain(meta.epoch.iter().map(|e| e.ts)).fold(meta.clock, u64::max);
+    let cutoff = now_ms.min(newest).saturating_sub(retention_ms);
     let before = meta.clone();
     let mut removed = 0;
-    for (key, header) in txn.headers("")? {
+    for (key, header) in headers {
         if header.dead_since.is_some_and(|since| since < cutoff) {
             txn.forget(&key, header.seq)?;
             if meta.floor.as_ref().is_none_or(|floor| header.stamp > *floor) {

@@ -9,15 +9,16 @@ use std::time::Instant;
 
 use mfe_cache_server::namespace::INVALIDATION_NODE;
 use mfe_cache_server::store::{
-    ChangeResult, Delta, DeltaQuery, EntriesPage, EntriesQuery, MemoryStore, RedbStore, RedisStore, Store, StoreError,
-    WriteOp,
+    ChangeResult, Delta, DeltaQuery, EntriesPage, EntriesQuery, MemoryStore, RedbStore, RedisStore, Rejection, Store,
+    StoreError, WriteOp,
 };
 use mfe_shared_cache_core::{Entry, KeyPattern, MergeOutcome, Replica, Stamp};
 use support::Rng;
 use tempfile::TempDir;
 
 const NOW: u64 = 1_700_000_000_000;
-const DAY: u64 = 24 * 60 * 60 * 1000;
+const HOUR: u64 = 60 * 60 * 1000;
+const DAY: u64 = 24 * HOUR;
 
 struct Fixture {
     store: Arc<dyn Store>,
@@ -83,6 +84,10 @@ suite!(
     census_counts_live_dead_and_expired,
     entries_are_live_values_by_prefix_in_pages,
     the_cursor_moves_when_gc_forgets,
+    gc_on_a_clock_far_ahead_forgets_nothing_younger_by_the_namespaces_time,
+    writes_not_stored_without_a_newer_write_say_why,
+    invalidations_are_not_stamped_past_the_namespaces_time,
+    the_written_time_is_kept_and_expiry_follows_it,
 );
 
 fn v(ts: u64, node: &str, json: &str) -> Entry {
@@ -440,7 +445,9 @@ async fn invalidation_tombstones_win_and_are_delivered(f: &Fixture) {
     let got: BTreeMap<_, _> = delta.rows.into_iter().map(|r| (r.key, r.stored.entry)).collect();
     assert_eq!(got.len(), 2, "every tombstone is delivered to a client at the earlier cursor");
     assert_eq!(got["behind"], Entry::tombstone(Stamp::new(NOW, INVALIDATION_NODE)), "the wall clock");
-    assert_eq!(got["ahead"], Entry::tombstone(Stamp::new(NOW + 60_001, INVALIDATION_NODE)), "above the value");
+    // Ordered above the value, written now: the value's clock being fast does not date the tombstone.
+    let above = Entry::tombstone(Stamp::new(NOW + 60_001, INVALIDATION_NODE)).written_at(NOW);
+    assert_eq!(got["ahead"], above, "above the value");
     // Older writes that arrive later lose; newer ones win.
     assert_eq!(put(f, "n", "behind", v(NOW - 1, "zzz", "old")).await.outcome, MergeOutcome::Stale);
     assert_eq!(put(f, "n", "ahead", v(NOW + 60_000, "zzz", "old")).await.outcome, MergeOutcome::Stale);
@@ -663,4 +670,58 @@ async fn a_redis_crash_fails_fast_and_the_same_store_recovers_every_acknowledged
     assert_eq!(recovered, cursor, "the cursor survived");
     assert_eq!(state(&f, "n").await, acknowledged, "every acknowledged write survived");
     assert_eq!(put(&f, "n", "after", v(NOW + 200, "a", "1")).await.outcome, MergeOutcome::Applied);
+}
+
+/// A server clock days ahead of every write (and a collection run on it, as at start-up) forgets
+/// nothing the namespace's own time says is younger than the retention: a write stamped a moment
+/// before the namespace's newest, to a key it holds nothing for, is still stored.
+async fn gc_on_a_clock_far_ahead_forgets_nothing_younger_by_the_namespaces_time(f: &Fixture) {
+    put(f, "n", "removed", Entry::tombstone(Stamp::new(NOW, "a"))).await;
+    put(f, "n", "kept", v(NOW, "a", "1")).await;
+    assert_eq!(f.store.gc(NOW + 2 * DAY, DAY).await.unwrap().removed, 0);
+    let fresh = put(f, "n", "fresh", v(NOW - 10_000, "b", "2")).await;
+    assert_eq!((fresh.outcome, fresh.rejected), (MergeOutcome::Applied, None));
+    // Once the namespace's own time has moved past the retention, the tombstone goes.
+    put(f, "n", "later", v(NOW + DAY + 1_000, "a", "3")).await;
+    assert_eq!(f.store.gc(NOW + 2 * DAY, DAY).await.unwrap().removed, 1);
+}
+
+/// A write refused by the GC floor, or one that reuses a stamp with other contents, is not stored
+/// and says why: its answer must not look like an acknowledgement.
+async fn writes_not_stored_without_a_newer_write_say_why(f: &Fixture) {
+    put(f, "n", "gone", Entry::tombstone(Stamp::new(NOW - 10 * DAY, "a"))).await;
+    put(f, "n", "live", v(NOW, "a", "1")).await;
+    assert_eq!(f.store.gc(NOW, DAY).await.unwrap().removed, 1);
+    let below = put(f, "n", "other", v(NOW - 11 * DAY, "b", "old")).await;
+    assert_eq!((below.outcome, below.rejected), (MergeOutcome::Stale, Some(Rejection::BelowFloor)));
+    assert!(!state(f, "n").await.contains_key("other"));
+    let again = put(f, "n", "live", v(NOW, "a", "1")).await;
+    assert_eq!((again.outcome, again.rejected), (MergeOutcome::Duplicate, None), "a duplicate delivery");
+    let conflict = put(f, "n", "live", v(NOW, "a", "2")).await;
+    assert_eq!((conflict.outcome, conflict.rejected), (MergeOutcome::Duplicate, Some(Rejection::StampConflict)));
+    assert_eq!(state(f, "n").await["live"], v(NOW, "a", "1"), "the first write stays");
+    let stale = put(f, "n", "live", v(NOW - 1, "a", "3")).await;
+    assert_eq!((stale.outcome, stale.rejected), (MergeOutcome::Stale, None), "losing to a newer write is no rejection");
+}
+
+/// With the server's clock days ahead of every write, an invalidation is stamped just after the
+/// namespace's newest write, not at the server's time: a client's write made after it in real
+/// time wins.
+async fn invalidations_are_not_stamped_past_the_namespaces_time(f: &Fixture) {
+    put(f, "n", "k", v(NOW, "a", "1")).await;
+    assert_eq!(invalidate(f, "n", &["k"], NOW + 2 * DAY).await, 1);
+    assert_eq!(state(f, "n").await["k"], Entry::tombstone(Stamp::new(NOW + 1, INVALIDATION_NODE)));
+    assert_eq!(put(f, "n", "k", v(NOW + 60_000, "a", "2")).await.outcome, MergeOutcome::Applied);
+}
+
+/// The time a TTL runs from travels with the write, and expiry follows it: a writer whose hybrid
+/// clock had run 23 h ahead (it saw a stamp from a fast clock) wrote a 5 s value.
+async fn the_written_time_is_kept_and_expiry_follows_it(f: &Fixture) {
+    let skewed = Entry::value(Stamp::new(NOW + 23 * HOUR, "a"), 5_000, "1").written_at(NOW);
+    put(f, "n", "k", skewed.clone()).await;
+    assert_eq!(state(f, "n").await["k"], skewed);
+    let census = f.store.census("n", NOW + 4_999).await.unwrap();
+    assert_eq!((census.live, census.expired), (1, 0));
+    let census = f.store.census("n", NOW + 5_000).await.unwrap();
+    assert_eq!((census.live, census.expired), (0, 1), "expired 5 s after it was written, not 23 h");
 }

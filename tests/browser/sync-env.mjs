@@ -31,9 +31,12 @@ export function misbehave(mode, req, res) {
       const now = Date.now();
       const updates = [
         { key: 'hostile-good', value: 'ok', ttl: 0, timestamp: now, deleted: false },
+        // Days ahead is no reason to refuse: a device whose clock is that fast must still sync.
+        { key: 'days-ahead', value: 'ok', ttl: 0, timestamp: now + 3 * 24 * 3600 * 1000, deleted: false },
         { key: '', value: 1, ttl: 0, timestamp: now, deleted: false },
         { key: 'a\u0000b', value: 1, ttl: 0, timestamp: now, deleted: false },
-        { key: 'future', value: 1, ttl: 0, timestamp: now + 7 * 24 * 3600 * 1000, deleted: false },
+        { key: 'beyond-2^53', value: 1, ttl: 0, timestamp: 2 ** 53 + 2, deleted: false },
+        { key: 'x\ud800', value: 1, ttl: 0, timestamp: now, deleted: false },
         { key: 'neg-ttl', value: 1, ttl: -5, timestamp: now, deleted: false },
         { key: 'float-ts', value: 1, ttl: 0, timestamp: 1.5, deleted: false },
         { key: 'no-value', ttl: 0, timestamp: now, deleted: false },
@@ -52,8 +55,9 @@ export function misbehave(mode, req, res) {
 export async function environment(makeBackend) {
   const backend = await makeBackend();
   // urls: every API request with its query; streams: the event streams open now; eventsMode: a
-  // misbehaviour for /events only.
-  const state = { mode: 'ok', eventsMode: 'ok', requests: [], urls: [], streams: new Set() };
+  // misbehaviour for /events only; intercept(req, res, path): a test's own answer to a request,
+  // returning true when it answered.
+  const state = { mode: 'ok', eventsMode: 'ok', requests: [], urls: [], streams: new Set(), intercept: null };
   const front = await startServer({
     api: async (req, res, path) => {
       if (!path.startsWith('/api/cache/')) return false;
@@ -63,6 +67,7 @@ export async function environment(makeBackend) {
         state.streams.add(res);
         res.on('close', () => state.streams.delete(res));
       }
+      if (state.intercept && (await state.intercept(req, res, path))) return true;
       if (misbehave(state.mode, req, res)) return true;
       if (path === '/api/cache/events' && misbehave(state.eventsMode, req, res)) return true;
       return backend.handle(req, res, path);
@@ -87,8 +92,9 @@ export async function environment(makeBackend) {
 }
 
 // Opens a tab with a synced cache; every fetch the page makes to the API is counted.
+// `tabOptions.query` is added to the page's URL (`?copies=2` loads a second copy of the package).
 export async function syncedTab(env, ctx, options = {}, tabOptions = {}) {
-  const page = await openTab(ctx, env.page, {
+  const page = await openTab(ctx, env.page + (tabOptions.query ?? ''), {
     allowConsoleErrors: true,
     ...tabOptions,
     before: async (p) => {
@@ -104,14 +110,24 @@ export async function syncedTab(env, ctx, options = {}, tabOptions = {}) {
       await tabOptions.before?.(p);
     },
   });
+  await startCache(page, options);
+  return page;
+}
+
+// Creates the tab's synced cache as `window.c`; its error types go to `errors`, whole errors to
+// `errorLog` (`{ type, key, message }`), statuses to `statuses`. Also after a reload.
+export async function startCache(page, options = {}) {
   await page.evaluate((options) => {
     window.c = new pkg.BackendSyncedCacheService({ prefix: 'sync_', backendUrl: '/api/cache', syncInterval: 60000, retryDelay: 100, requestTimeout: 1000, ...options });
     window.errors = [];
+    window.errorLog = [];
     window.statuses = [];
-    c.on('error', (e) => errors.push(e.type));
+    c.on('error', (e) => {
+      errors.push(e.type);
+      errorLog.push({ type: e.type, key: e.key ?? null, message: e.message });
+    });
     c.on('sync', (s) => statuses.push(s));
   }, options);
-  return page;
 }
 
 export const eventually = async (f, what, timeout = 8000) => {

@@ -40,11 +40,14 @@ const everyOption: CacheOptions = {
   maxRetries: 3,
   requestTimeout: 10_000,
   headers: { authorization: 'Bearer t0ken' },
+  maxBatchBytes: 256 * 1024,
 };
 export const cache = new BackendSyncedCacheService(everyOption);
 new BackendSyncedCacheService();
 new BackendSyncedCacheService({});
 new BackendSyncedCacheService({ backendUrl: null, storage: localStorage });
+// @ts-expect-error a byte count, not a size string
+new BackendSyncedCacheService({ maxBatchBytes: '512kb' });
 new BackendSyncedCacheService({ backendUrl: false, storage: sessionStorage });
 new BackendSyncedCacheService({ headers: () => ({ authorization: `Bearer ${Math.random()}` }) });
 new BackendSyncedCacheService({ headers: async () => ({ authorization: 'Bearer from-a-refresh' }) });
@@ -287,6 +290,7 @@ export async function errors(): Promise<void> {
         case 'NETWORK':
         case 'SERVER':
         case 'UNAUTHORIZED':
+        case 'REJECTED':
         case 'PROTOCOL':
         case 'STORAGE_CORRUPT':
         case 'DISPOSED':

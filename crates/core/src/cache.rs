@@ -5,8 +5,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use crate::record::{
-    decode_cursor, decode_meta_flagged, decode_record, decode_record_flagged, encode_cursor, encode_meta_flagged,
-    encode_record_flagged, prefix_tag, DecodedRecord,
+    decode_clock_offset, decode_cursor, decode_meta_flagged, decode_record, decode_record_flagged, encode_clock_offset,
+    encode_cursor, encode_meta_flagged, encode_record_flagged, prefix_tag, record_stamp, DecodedRecord,
 };
 use crate::{check_remote_stamp, validate_key, CacheError, Entry, MergeOutcome, Replica, Stamp, Storage, StorageError};
 
@@ -117,7 +117,18 @@ pub struct Cache<S: Storage> {
     cursor: u64,
     cursor_key: String,
     cursor_dirty: bool,
+    /// How far the backend's clock is ahead of this device's (ms; negative: behind), so that a
+    /// device whose clock is off by hours or days still writes and expires on the backend's
+    /// time. Learned from the backend's answers, shared by the tabs through storage.
+    clock_offset: i64,
+    clock_key: String,
+    clock_dirty: bool,
 }
+
+/// A backend clock reading moves the offset only when it differs from the current one by more
+/// than this (plus half the request's round trip, the reading's own uncertainty): a device whose
+/// clock is right keeps an offset of 0, and readings do not jitter expiries by milliseconds.
+pub const CLOCK_OFFSET_TOLERANCE_MS: u64 = 1_000;
 
 impl<S: Storage> Cache<S> {
     /// Opens the cache over `storage`, loading every entry under the prefix. Entries that cannot be
@@ -129,6 +140,7 @@ impl<S: Storage> Cache<S> {
             storage,
             meta_key: format!("{}\u{0}meta", config.prefix),
             cursor_key: format!("{}\u{0}sync", config.prefix),
+            clock_key: format!("{}\u{0}clock", config.prefix),
             prefix: config.prefix,
             tag,
             retention_ms: config.tombstone_retention_ms,
@@ -145,12 +157,15 @@ impl<S: Storage> Cache<S> {
             clear_unsynced: false,
             cursor: 0,
             cursor_dirty: false,
+            clock_offset: 0,
+            clock_dirty: false,
         };
         let errors = cache.hydrate(now_ms);
         (cache, errors)
     }
 
-    fn hydrate(&mut self, now_ms: u64) -> Vec<CacheError> {
+    fn hydrate(&mut self, local_ms: u64) -> Vec<CacheError> {
+        let now_ms = local_ms;
         let mut errors = Vec::new();
         match self.storage.get(&self.meta_key) {
             Ok(Some(text)) => match decode_meta_flagged(&text, &self.tag) {
@@ -164,6 +179,15 @@ impl<S: Storage> Cache<S> {
             Ok(None) => {}
             Err(e) => errors.push(storage_failed(e)),
         }
+        match self.storage.get(&self.clock_key) {
+            Ok(Some(text)) => match decode_clock_offset(&text, &self.tag) {
+                Ok(offset) => self.clock_offset = offset.unwrap_or(0),
+                Err(reason) => errors.push(corrupt(&self.clock_key, reason)),
+            },
+            Ok(None) => {}
+            Err(e) => errors.push(storage_failed(e)),
+        }
+        let now_ms = self.time_at(now_ms);
         match self.storage.get(&self.cursor_key) {
             Ok(Some(text)) => match decode_cursor(&text, &self.tag) {
                 Ok(cursor) => self.cursor = cursor.unwrap_or(0),
@@ -187,7 +211,7 @@ impl<S: Storage> Cache<S> {
             }
             match decode_record_flagged(&text, &self.tag) {
                 Ok((DecodedRecord::Mine(entry), unsynced)) => {
-                    if let Err(e) = validate_key(key).and_then(|()| check_remote_stamp(&entry.stamp, now_ms)) {
+                    if let Err(e) = validate_key(key).and_then(|()| check_remote_stamp(&entry.stamp)) {
                         errors.push(corrupt(&storage_key, e.to_string()));
                         continue;
                     }
@@ -507,6 +531,73 @@ impl<S: Storage> Cache<S> {
         }
     }
 
+    /// The cache's time for a reading `local_ms` of this device's clock: corrected by the
+    /// backend's clock offset. Every `now_ms` this engine takes is in this time.
+    pub fn time_at(&self, local_ms: u64) -> u64 {
+        local_ms.saturating_add_signed(self.clock_offset)
+    }
+
+    /// A time of the cache (an expiry, say) as this device's clock will show it.
+    pub fn local_time(&self, at_ms: u64) -> u64 {
+        at_ms.saturating_add_signed(self.clock_offset.saturating_neg())
+    }
+
+    /// How far the backend's clock is ahead of this device's, in ms.
+    pub fn clock_offset(&self) -> i64 {
+        self.clock_offset
+    }
+
+    /// A reading of the backend's clock, `backend_ms`, taken by a request sent at `sent_local`
+    /// and answered at `received_local` (this device's clock). Moves the offset when the reading
+    /// is off by more than its uncertainty and [`CLOCK_OFFSET_TOLERANCE_MS`]; the new offset is
+    /// persisted at the next flush. Returns the keys whose expiry moved (see `set_clock_offset`).
+    pub fn observe_backend_clock(&mut self, backend_ms: u64, sent_local: u64, received_local: u64) -> Option<Vec<String>> {
+        let rtt = received_local.saturating_sub(sent_local);
+        let midpoint = sent_local.saturating_add(rtt / 2);
+        let sample = i64::try_from(backend_ms).ok()?.checked_sub(i64::try_from(midpoint).ok()?)?;
+        let uncertainty = CLOCK_OFFSET_TOLERANCE_MS.saturating_add(rtt / 2);
+        if sample.abs_diff(self.clock_offset) <= uncertainty {
+            return None;
+        }
+        let changed = self.set_clock_offset(sample, received_local);
+        self.clock_dirty = true;
+        Some(changed)
+    }
+
+    /// Takes the offset another tab or instance learned (it persisted it); returns the keys whose
+    /// expiry moved.
+    pub fn adopt_clock_offset(&mut self, offset: i64, local_ms: u64) -> Vec<String> {
+        if offset == self.clock_offset {
+            return Vec::new();
+        }
+        self.set_clock_offset(offset, local_ms)
+    }
+
+    /// Moves the offset; returns every key whose expiry, as this device's clock shows it, moved
+    /// with it (their visibility may have flipped, and readers that cached an expiry in local
+    /// time must drop it).
+    fn set_clock_offset(&mut self, offset: i64, local_ms: u64) -> Vec<String> {
+        self.clock_offset = offset;
+        let now_ms = self.time_at(local_ms);
+        let mut expiring: Vec<String> =
+            self.replica.iter().filter(|(_, e)| e.expires_at().is_some()).map(|(k, _)| k.clone()).collect();
+        expiring.sort_unstable();
+        // Expiries already reported may be ahead again, others now past: schedule them afresh.
+        self.expiries.clear();
+        for key in &expiring {
+            self.schedule_expiry(key, now_ms);
+        }
+        expiring
+    }
+
+    /// Decodes the clock offset record written by another tab (`storage` event).
+    pub fn decode_foreign_clock(&self, storage_key: &str, text: &str) -> Option<i64> {
+        if storage_key != self.clock_key {
+            return None;
+        }
+        decode_clock_offset(text, &self.tag).ok().flatten()
+    }
+
     /// The value of `key` as JSON text, if visible at `now_ms`. Counts as a use for eviction.
     pub fn get(&mut self, key: &str, now_ms: u64) -> Option<&str> {
         if self.replica.get(key, now_ms).is_some() {
@@ -606,6 +697,12 @@ impl<S: Storage> Cache<S> {
         if self.cursor_dirty {
             match self.storage.set(&self.cursor_key, &encode_cursor(self.cursor, &self.tag)) {
                 Ok(()) => self.cursor_dirty = false,
+                Err(e) => report.errors.push(storage_failed(e)),
+            }
+        }
+        if self.clock_dirty {
+            match self.storage.set(&self.clock_key, &encode_clock_offset(self.clock_offset, &self.tag)) {
+                Ok(()) => self.clock_dirty = false,
                 Err(e) => report.errors.push(storage_failed(e)),
             }
         }
@@ -772,6 +869,13 @@ impl<S: Storage> Cache<S> {
             Ok((DecodedRecord::OtherCache, _)) => None,
             Err(reason) => Some(Err(corrupt(storage_key, reason))),
         }
+    }
+
+    /// Whether a record another tab stored under `storage_key` is exactly the write this cache
+    /// holds for that key (a `storage` event that needs no work).
+    pub fn holds_record(&self, storage_key: &str, text: &str) -> bool {
+        let held = storage_key.strip_prefix(self.prefix.as_str()).and_then(|key| self.replica.entry(key));
+        held.is_some_and(|entry| record_stamp(text, &self.tag).as_ref() == Some(&entry.stamp))
     }
 
     /// Decodes the clear epoch from a meta record written by another tab (`storage` event).

@@ -55,6 +55,15 @@ pub enum CacheError {
         /// What was wrong.
         message: String,
     },
+    /// The backend refuses this write for good (too large for it, or invalid by its rules): it
+    /// left the outbox and stays in this browser only, until the key is written again.
+    #[error("the backend rejected the write of {key:?} for good; it is kept in this browser only: {reason}")]
+    Rejected {
+        /// The key written.
+        key: String,
+        /// What the backend said.
+        reason: String,
+    },
 }
 
 /// The stable name of an error's kind, shown to JavaScript as `err.type`.
@@ -74,6 +83,8 @@ pub enum ErrorKind {
     Storage,
     /// See [`CacheError::Protocol`].
     Protocol,
+    /// See [`CacheError::Rejected`].
+    Rejected,
 }
 
 impl ErrorKind {
@@ -87,6 +98,7 @@ impl ErrorKind {
             ErrorKind::StorageCorrupt => "STORAGE_CORRUPT",
             ErrorKind::Storage => "STORAGE_FAILED",
             ErrorKind::Protocol => "PROTOCOL",
+            ErrorKind::Rejected => "REJECTED",
         }
     }
 }
@@ -102,6 +114,7 @@ impl CacheError {
             CacheError::StorageCorrupt { .. } => ErrorKind::StorageCorrupt,
             CacheError::Storage { .. } => ErrorKind::Storage,
             CacheError::Protocol { .. } => ErrorKind::Protocol,
+            CacheError::Rejected { .. } => ErrorKind::Rejected,
         }
     }
 
@@ -116,7 +129,8 @@ impl CacheError {
             CacheError::InvalidKey { key, .. }
             | CacheError::InvalidValue { key, .. }
             | CacheError::QuotaExceeded { key }
-            | CacheError::StorageCorrupt { key, .. } => Some(key),
+            | CacheError::StorageCorrupt { key, .. }
+            | CacheError::Rejected { key, .. } => Some(key),
             CacheError::Storage { key, .. } => key.as_deref(),
             _ => None,
         }

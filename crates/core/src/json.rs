@@ -4,7 +4,7 @@
 //! cannot exhaust the stack. (The wasm client avoids a full JSON library: parsing is the
 //! browser's job; this is all it needs.)
 
-/// The deepest nesting of arrays and objects accepted.
+/// The deepest nesting of arrays and objects accepted (the shim refuses deeper values in `set`).
 pub const MAX_DEPTH: usize = 512;
 
 /// Checks that `text` is exactly one JSON value (surrounding whitespace allowed).
@@ -66,8 +66,9 @@ impl Parser<'_> {
         hit
     }
 
+    /// A value inside `depth` arrays and objects.
     fn value(&mut self, depth: usize) -> Result<(), &'static str> {
-        if depth > MAX_DEPTH {
+        if depth >= MAX_DEPTH && matches!(self.peek(), Some(b'{' | b'[')) {
             return Err("JSON nested too deeply");
         }
         match self.peek() {
@@ -224,6 +225,8 @@ mod tests {
     fn deep_nesting_is_refused_not_a_stack_overflow() {
         let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert_eq!(validate(&ok), Ok(()));
+        let one_more = format!("{{\"a\":{ok}}}");
+        assert_eq!(validate(&one_more), Err("JSON nested too deeply"));
         let deep = "[".repeat(100_000) + &"]".repeat(100_000);
         assert_eq!(validate(&deep), Err("JSON nested too deeply"));
     }

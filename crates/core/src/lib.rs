@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod batch;
 mod cache;
 mod clock;
 mod entry;
@@ -25,14 +26,15 @@ mod validate;
 pub mod wire;
 pub mod wire_text;
 
-pub use cache::{Cache, CacheConfig, FlushReport, SyncBatch, TabWrite};
+pub use batch::{sync_body, BatchLimits, Refusal, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_CHANGES};
+pub use cache::{Cache, CacheConfig, FlushReport, SyncBatch, TabWrite, CLOCK_OFFSET_TOLERANCE_MS};
 pub use clock::{Clock, ManualClock};
 pub use entry::Entry;
 pub use error::{CacheError, ErrorKind};
-pub use hlc::HybridClock;
+pub use hlc::{HybridClock, HLC_LEAD_TOLERANCE_MS};
 pub use record::{
-    decode_cursor, decode_meta, decode_meta_flagged, decode_record, decode_record_flagged, encode_cursor, encode_meta,
-    encode_meta_flagged, encode_record, encode_record_flagged, prefix_tag, DecodedRecord,
+    decode_clock_offset, decode_cursor, decode_meta, decode_meta_flagged, decode_record, decode_record_flagged, encode_cursor, encode_meta,
+    encode_meta_flagged, encode_clock_offset, encode_record, encode_record_flagged, prefix_tag, DecodedRecord,
 };
 pub use pattern::{KeyPattern, MAX_PATTERN_BYTES};
 pub use replica::{MergeOutcome, Replica};
@@ -40,6 +42,6 @@ pub use stamp::Stamp;
 pub use storage::{MemoryStorage, Storage, StorageError};
 pub use sync::{Realtime, SyncEngine, SyncPolicy, SyncState};
 pub use validate::{
-    check_remote_stamp, is_valid_node, ttl_ms_from_secs, validate_key, MAX_CLOCK_AHEAD_MS, MAX_KEY_BYTES, MAX_NODE_LEN,
+    check_remote_stamp, is_valid_node, ttl_ms_from_secs, validate_key, MAX_KEY_BYTES, MAX_NODE_LEN,
     MAX_SAFE_INTEGER,
 };

@@ -2,7 +2,9 @@
 //!
 //! `{"t":<ms>,"n":"<node>","p":"<tag>","l":<ttl ms>,"v":<value>}` for a value (`l` omitted when
 //! 0) and `{"t":<ms>,"n":"<node>","p":"<tag>","d":1}` for a tombstone; `"u":1` after `p` marks a
-//! write the backend has not acknowledged yet, so the outbox is durable with the write itself. `p` is a short hash of
+//! write the backend has not acknowledged yet, so the outbox is durable with the write itself;
+//! `"w":<ms>` after that is when it was written, where that differs from `t` (the writer's clock
+//! had seen a stamp from a faster clock: see [`crate::Entry::written_at`]). `p` is a short hash of
 //! the cache's prefix: a cache with prefix `app_` must not read the entries of one with prefix
 //! `app_x_`, whose storage keys also start with `app_`.
 //!
@@ -53,6 +55,10 @@ pub fn encode_record_flagged(entry: &Entry, tag: &str, unsynced: bool) -> String
     if unsynced {
         out.push_str(",\"u\":1");
     }
+    if entry.written_at != entry.stamp.ts {
+        out.push_str(",\"w\":");
+        out.push_str(&entry.written_at.to_string());
+    }
     match &entry.value {
         Some(json) => {
             if entry.ttl_ms != 0 {
@@ -96,15 +102,28 @@ pub fn decode_record_flagged(text: &str, tag: &str) -> Result<(DecodedRecord, bo
         return Ok((DecodedRecord::OtherCache, false));
     }
     let unsynced = c.eat(",\"u\":1");
+    let written_at = if c.eat(",\"w\":") { c.uint()? } else { ts };
     let stamp = Stamp::new(ts, node);
     if c.0 == ",\"d\":1}" {
-        return Ok((DecodedRecord::Mine(Entry::tombstone(stamp)), unsynced));
+        return Ok((DecodedRecord::Mine(Entry::tombstone(stamp).written_at(written_at)), unsynced));
     }
     let ttl_ms = if c.eat(",\"l\":") { c.uint()? } else { 0 };
     c.expect(",\"v\":")?;
     let value = c.0.strip_suffix('}').ok_or("record does not end with '}'")?;
     json::validate(value).map_err(|e| format!("value is not JSON: {e}"))?;
-    Ok((DecodedRecord::Mine(Entry::value(stamp, ttl_ms, value)), unsynced))
+    Ok((DecodedRecord::Mine(Entry::value(stamp, ttl_ms, value).written_at(written_at)), unsynced))
+}
+
+/// The stamp of a stored record, read without checking its value: enough to tell that a record
+/// is one this cache already holds. `None` when it is not a well-formed record of this cache.
+pub fn record_stamp(text: &str, tag: &str) -> Option<Stamp> {
+    let mut c = Cursor(text);
+    c.expect("{\"t\":").ok()?;
+    let ts = c.uint().ok()?;
+    c.expect(",\"n\":\"").ok()?;
+    let node = c.ident().ok()?;
+    c.expect("\",\"p\":\"").ok()?;
+    (c.ident().ok()? == tag).then(|| Stamp::new(ts, node))
 }
 
 /// Encodes the clear epoch's bookkeeping record.
@@ -146,6 +165,22 @@ pub fn decode_cursor(text: &str, tag: &str) -> Result<Option<u64>, String> {
     decode_tagged(text, tag, |c| {
         c.expect(",\"c\":")?;
         c.uint()
+    })
+}
+
+/// Encodes the backend clock offset record (how far the backend's clock is ahead of this
+/// device's, in ms; negative when behind).
+pub fn encode_clock_offset(offset_ms: i64, tag: &str) -> String {
+    format!("{{\"p\":\"{tag}\",\"o\":{offset_ms}}}")
+}
+
+/// Decodes the clock offset record: `Ok(None)` when it belongs to another cache.
+pub fn decode_clock_offset(text: &str, tag: &str) -> Result<Option<i64>, String> {
+    decode_tagged(text, tag, |c| {
+        c.expect(",\"o\":")?;
+        let negative = c.eat("-");
+        let magnitude = i64::try_from(c.uint()?).map_err(|_| "offset out of range")?;
+        Ok(if negative { -magnitude } else { magnitude })
     })
 }
 
@@ -295,6 +330,37 @@ mod tests {
         assert_eq!(decode_meta_flagged(&encode_meta_flagged(&epoch, &tag, true), &tag), Ok(Some((epoch, true))));
         assert_eq!(decode_cursor(&encode_cursor(42, &tag), &tag), Ok(Some(42)));
         assert!(decode_cursor("{\"p\":\"x\",\"c\":-1}", "x").is_err());
+    }
+
+    #[test]
+    fn the_written_time_round_trips_and_is_written_only_where_it_differs() {
+        let tag = prefix_tag("app_");
+        let plain = Entry::value(Stamp::new(5_000, "n"), 3000, "[1]");
+        assert!(!encode_record(&plain, &tag).contains("\"w\""));
+        for entry in [plain.clone().written_at(1_200), Entry::tombstone(Stamp::new(9_000, "n")).written_at(3)] {
+            for unsynced in [false, true] {
+                let text = encode_record_flagged(&entry, &tag, unsynced);
+                assert!(text.contains("\"w\":"), "{text}");
+                assert_eq!(decode_record_flagged(&text, &tag), Ok((DecodedRecord::Mine(entry.clone()), unsynced)));
+            }
+        }
+        // A hostile record cannot put the written time after the stamp.
+        let text = format!(r#"{{"t":5,"n":"n","p":"{tag}","w":99,"v":1}}"#);
+        let Ok(DecodedRecord::Mine(entry)) = decode_record(&text, &tag) else { panic!("{text}") };
+        assert_eq!(entry.written_at, 5);
+    }
+
+    #[test]
+    fn the_clock_offset_round_trips_either_sign() {
+        let tag = prefix_tag("p");
+        for offset in [0, 1, -1, 259_200_000, -82_800_000] {
+            assert_eq!(decode_clock_offset(&encode_clock_offset(offset, &tag), &tag), Ok(Some(offset)));
+        }
+        assert_eq!(decode_clock_offset(&encode_clock_offset(5, "x"), &tag), Ok(None));
+        for bad in ["", "--1", "1.5", "-", "99999999999999999"] {
+            let text = format!(r#"{{"p":"{tag}","o":{bad}}}"#);
+            assert!(decode_clock_offset(&text, &tag).is_err(), "{text}");
+        }
     }
 
     #[test]

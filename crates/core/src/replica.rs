@@ -53,8 +53,9 @@ impl Replica {
 
     /// Records a local write (a value, or a remove when `value` is `None`) and returns it.
     pub fn write(&mut self, key: &str, value: Option<String>, ttl_ms: u64, wall_ms: u64) -> Entry {
-        let stamp = Stamp::new(self.clock.tick(wall_ms), self.node.clone());
-        let entry = Entry { stamp, ttl_ms: if value.is_some() { ttl_ms } else { 0 }, value };
+        let (ts, written_at) = self.clock.tick_written(wall_ms);
+        let stamp = Stamp::new(ts, self.node.clone());
+        let entry = Entry { stamp, ttl_ms: if value.is_some() { ttl_ms } else { 0 }, value, written_at };
         self.entries.insert(key.to_owned(), entry.clone());
         entry
     }

@@ -261,6 +261,36 @@ impl SyncEngine {
         self.more = true;
     }
 
+    /// The backend answered `/sync` (see [`SyncEngine::succeeded`]). With `more: true` the next
+    /// page is fetched at once, but only if the answer `moved` the cursor: a backend that pages
+    /// without moving would be asked again and again, as fast as it answers. That is a protocol
+    /// error, returned, and retried with backoff like any failure.
+    pub fn answered(&mut self, now_ms: u64, more: bool, moved: bool, jitter: f64) -> Option<CacheError> {
+        if more && !moved {
+            let error = CacheError::Protocol {
+                message: "the backend answered more: true without moving its cursor".into(),
+            };
+            self.failed(now_ms, error.clone(), false, jitter);
+            // Asked again after the backoff: the backend still says there is more.
+            self.more = true;
+            return Some(error);
+        }
+        self.succeeded(now_ms);
+        if more {
+            self.more_to_fetch();
+        }
+        None
+    }
+
+    /// The request failed, but the outbox took care of it (a change the backend refuses for
+    /// good left it, or the limits shrank after a `413`): send what remains at once. The backend
+    /// answered, so it is reachable; nothing counts as a failed attempt.
+    pub fn resend_now(&mut self) {
+        self.in_flight = false;
+        self.reachable = true;
+        self.retry_at = None;
+    }
+
     /// The request succeeded: the backend is reachable, retries reset, the next poll is an
     /// interval away.
     pub fn succeeded(&mut self, now_ms: u64) {
@@ -445,6 +475,32 @@ mod tests {
         e.begin();
         e.succeeded(20);
         assert!(!e.due(20, false), "the last page ends it");
+    }
+
+    #[test]
+    fn paging_without_moving_the_cursor_is_a_protocol_error_with_backoff() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        e.set_leader(true, 0);
+        e.begin();
+        assert_eq!(e.answered(10, true, true, 0.5), None);
+        assert!(e.due(10, false), "the next page at once");
+        e.begin();
+        let error = e.answered(20, true, false, 0.5).expect("a protocol error");
+        assert_eq!(error.kind(), crate::ErrorKind::Protocol);
+        assert!(!e.due(20, false), "not asked again at once");
+        assert_eq!(e.state().retry_at, Some(20 + 5_000), "backoff from retryDelay");
+        assert_eq!(e.state().failures, 1);
+        assert!(e.due(5_020, false));
+    }
+
+    #[test]
+    fn a_change_refused_for_good_lets_the_rest_go_at_once() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        e.begin();
+        e.resend_now();
+        assert!(e.due(0, true));
+        assert_eq!(e.state().failures, 0);
+        assert!(e.state().online);
     }
 
     #[test]

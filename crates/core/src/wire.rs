@@ -12,6 +12,7 @@ use crate::{CacheError, Entry, Stamp};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Change {
     /// The cache key.
+    #[serde(deserialize_with = "key")]
     pub key: String,
     /// The value (absent or `null` on a remove).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -28,6 +29,10 @@ pub struct Change {
     /// Extension: the writer's id, which breaks timestamp ties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Extension: when the writer wrote it by its wall clock, where that differs from `timestamp`
+    /// (the TTL runs from it; see [`Entry::written_at`]).
+    #[serde(default, rename = "writtenAt", skip_serializing_if = "Option::is_none", deserialize_with = "optional_timestamp")]
+    pub written_at: Option<u64>,
 }
 
 /// A clear: `{ timestamp }` (+ `node`).
@@ -61,12 +66,17 @@ pub struct SyncResponse {
     /// The server's cursor, to send back as the next `lastSync`.
     #[serde(deserialize_with = "timestamp")]
     pub timestamp: u64,
+    /// Extension: the server's wall clock when it answered (ms since the Unix epoch), from which
+    /// a client learns how far its own clock is off.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_timestamp")]
+    pub now: Option<u64>,
 }
 
 /// `POST /set` request body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetRequest {
     /// The cache key.
+    #[serde(deserialize_with = "key")]
     pub key: String,
     /// The value.
     pub value: Box<RawValue>,
@@ -85,6 +95,7 @@ pub struct SetRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RemoveRequest {
     /// The cache key.
+    #[serde(deserialize_with = "key")]
     pub key: String,
     /// The remove's timestamp.
     #[serde(deserialize_with = "timestamp")]
@@ -92,6 +103,21 @@ pub struct RemoveRequest {
     /// Extension: the writer's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+}
+
+/// A key: a JSON string whose escapes decode to Unicode text. A lone surrogate escape
+/// (`"x\ud800"`, which `JSON.stringify` writes for a JS string holding one) has no UTF-8 form, so
+/// two such keys would alias; it is refused with a message that says so.
+pub fn key<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    let raw = Box::<RawValue>::deserialize(de)?;
+    serde_json::from_str::<String>(raw.get()).map_err(|err| {
+        let what = err.to_string();
+        if what.contains("surrogate") || what.contains("hex escape") {
+            serde::de::Error::custom(format!("key contains a lone surrogate (U+D800 to U+DFFF): {what}"))
+        } else {
+            serde::de::Error::custom(format!("key must be a string: {what}"))
+        }
+    })
 }
 
 fn timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
@@ -105,6 +131,10 @@ fn timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
     }
 }
 
+fn optional_timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error> {
+    timestamp(de).map(Some)
+}
+
 impl Change {
     /// The wire form of a key's write.
     pub fn from_entry(key: &str, entry: &Entry) -> Change {
@@ -115,6 +145,7 @@ impl Change {
             timestamp: entry.stamp.ts,
             deleted: entry.value.is_none(),
             node: Some(entry.stamp.node.clone()),
+            written_at: (entry.written_at != entry.stamp.ts).then_some(entry.written_at),
         }
     }
 
@@ -125,12 +156,13 @@ impl Change {
             return Err(CacheError::Protocol { message: format!("invalid writer id in the change of {:?}", self.key) });
         }
         let stamp = Stamp::new(self.timestamp, self.node.unwrap_or_default());
+        let written_at = self.written_at.unwrap_or(stamp.ts);
         if self.deleted {
-            return Ok((self.key, Entry::tombstone(stamp)));
+            return Ok((self.key, Entry::tombstone(stamp).written_at(written_at)));
         }
         let ttl_ms = ttl_ms_from_secs(self.ttl)?;
         let json = self.value.map_or_else(|| "null".to_owned(), |raw| String::from(Box::<str>::from(raw)));
-        Ok((self.key, Entry::value(stamp, ttl_ms, json)))
+        Ok((self.key, Entry::value(stamp, ttl_ms, json).written_at(written_at)))
     }
 }
 
@@ -177,6 +209,10 @@ mod tests {
         let text = serde_json::to_string(&Change::from_entry("k", &entry)).unwrap();
         let back: Change = serde_json::from_str(&text).unwrap();
         assert_eq!(back.into_entry().unwrap(), ("k".into(), entry));
+        let skewed = Entry::value(Stamp::new(86_400_042, "n1"), 1500, "1").written_at(40);
+        let text = serde_json::to_string(&Change::from_entry("k", &skewed)).unwrap();
+        assert!(text.contains(r#""writtenAt":40"#), "{text}");
+        assert_eq!(serde_json::from_str::<Change>(&text).unwrap().into_entry().unwrap().1, skewed);
         let tomb = Entry::tombstone(Stamp::new(43, "n1"));
         let text = serde_json::to_string(&Change::from_entry("k", &tomb)).unwrap();
         assert_eq!(serde_json::from_str::<Change>(&text).unwrap().into_entry().unwrap().1, tomb);

@@ -15,7 +15,8 @@ pub fn seconds(ms: u64) -> String {
     format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
-/// Appends `{"key":…,"value":…,"ttl":…,"deleted":…,"timestamp":…,"node":"…"}`.
+/// Appends `{"key":…,"value":…,"ttl":…,"deleted":…,"timestamp":…,"node":"…"}`, and
+/// `"writtenAt":…` where the write was written at another time than its stamp.
 pub fn write_change(out: &mut String, key: &str, entry: &Entry) {
     out.push_str("{\"key\":");
     json::write_string(out, key);
@@ -33,6 +34,10 @@ pub fn write_change(out: &mut String, key: &str, entry: &Entry) {
     out.push_str(&entry.stamp.ts.to_string());
     out.push_str(",\"node\":");
     json::write_string(out, &entry.stamp.node);
+    if entry.written_at != entry.stamp.ts {
+        out.push_str(",\"writtenAt\":");
+        out.push_str(&entry.written_at.to_string());
+    }
     out.push('}');
 }
 
@@ -74,10 +79,15 @@ mod tests {
     #[cfg(feature = "serde")]
     #[test]
     fn what_is_written_reads_back_through_the_wire_types() {
-        let entry = Entry::value(Stamp::new(42, "n1"), 1500, "[1,2]");
-        let mut out = String::new();
-        write_change(&mut out, "k", &entry);
-        let change: crate::wire::Change = serde_json::from_str(&out).unwrap();
-        assert_eq!(change.into_entry().unwrap(), ("k".into(), entry));
+        for entry in [
+            Entry::value(Stamp::new(42, "n1"), 1500, "[1,2]"),
+            Entry::value(Stamp::new(90_000_042, "n1"), 1500, "[1,2]").written_at(42),
+            Entry::tombstone(Stamp::new(90_000_042, "n1")).written_at(7),
+        ] {
+            let mut out = String::new();
+            write_change(&mut out, "k", &entry);
+            let change: crate::wire::Change = serde_json::from_str(&out).unwrap();
+            assert_eq!(change.into_entry().unwrap(), ("k".into(), entry));
+        }
     }
 }

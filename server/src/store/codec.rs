@@ -8,18 +8,27 @@ use super::{Header, Meta, StoreError, Stored};
 const VERSION: u8 = 1;
 const KIND_VALUE: u8 = 0;
 const KIND_TOMBSTONE: u8 = 1;
+/// Or-ed into the kind when the write's written time follows the node id (it differs from the
+/// timestamp); rows without it are the same bytes as before the field existed.
+const KIND_WRITTEN_AT: u8 = 2;
 
-/// `[1][seq u64][ts u64][ttl_ms u64][kind u8][node_len u8][node][value utf-8]`
+/// `[1][seq u64][ts u64][ttl_ms u64][kind u8][node_len u8][node]([written_at u64])[value utf-8]`
+/// (the Redis scripts cut headers by this layout: see `redis_scripts::READ`).
 pub fn encode_stored(stored: &Stored) -> Vec<u8> {
     let entry = &stored.entry;
     let value = entry.value.as_deref().unwrap_or("");
-    let mut out = Vec::with_capacity(27 + entry.stamp.node.len() + value.len());
+    let written_apart = entry.written_at != entry.stamp.ts;
+    let mut out = Vec::with_capacity(35 + entry.stamp.node.len() + value.len());
     out.push(VERSION);
     out.extend_from_slice(&stored.seq.to_le_bytes());
     out.extend_from_slice(&entry.stamp.ts.to_le_bytes());
     out.extend_from_slice(&entry.ttl_ms.to_le_bytes());
-    out.push(if entry.value.is_some() { KIND_VALUE } else { KIND_TOMBSTONE });
+    let kind = if entry.value.is_some() { KIND_VALUE } else { KIND_TOMBSTONE };
+    out.push(if written_apart { kind | KIND_WRITTEN_AT } else { kind });
     push_node(&mut out, &entry.stamp.node);
+    if written_apart {
+        out.extend_from_slice(&entry.written_at.to_le_bytes());
+    }
     out.extend_from_slice(value.as_bytes());
     out
 }
@@ -34,7 +43,12 @@ pub fn decode_stored(bytes: &[u8]) -> Result<Stored, StoreError> {
     } else {
         Some(std::str::from_utf8(rest).map_err(|_| corrupt("value is not UTF-8"))?.to_owned())
     };
-    Ok(Stored { entry: Entry { stamp: header.stamp, ttl_ms, value }, seq: header.seq })
+    let stamp = header.stamp;
+    let entry = match value {
+        Some(json) => Entry::value(stamp, ttl_ms, json),
+        None => Entry::tombstone(stamp),
+    };
+    Ok(Stored { entry: entry.written_at(header.written_at), seq: header.seq })
 }
 
 pub fn decode_header(bytes: &[u8]) -> Result<Header, StoreError> {
@@ -49,17 +63,21 @@ fn decode_prefix(bytes: &[u8]) -> Result<(Header, u64, &[u8]), StoreError> {
     let seq = r.u64()?;
     let ts = r.bounded_u64()?;
     let ttl_ms = r.bounded_u64()?;
-    let tombstone = match r.u8()? {
+    let kind = r.u8()?;
+    let tombstone = match kind & !KIND_WRITTEN_AT {
         KIND_VALUE => false,
         KIND_TOMBSTONE => true,
         _ => return Err(corrupt("unknown entry kind")),
     };
     let node = r.node()?;
-    Ok((Header::from_parts(Stamp::new(ts, node), ttl_ms, tombstone, seq), ttl_ms, r.0))
+    let written_at = if kind & KIND_WRITTEN_AT != 0 { r.bounded_u64()? } else { ts };
+    let stamp = Stamp::new(ts, node);
+    Ok((Header::from_parts(stamp, ttl_ms, written_at, tombstone, seq), ttl_ms, r.0))
 }
 
-/// `[1][cursor u64][epoch_seq u64][epoch?][floor?]`, each optional stamp as
-/// `[0]` or `[1][ts u64][node_len u8][node]`.
+/// `[1][cursor u64][epoch_seq u64][epoch?][floor?][clock u64]`, each optional stamp as
+/// `[0]` or `[1][ts u64][node_len u8][node]`; `clock` is absent from metas written before it was
+/// kept (read as 0).
 pub fn encode_meta(meta: &Meta) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.push(VERSION);
@@ -75,6 +93,7 @@ pub fn encode_meta(meta: &Meta) -> Vec<u8> {
             }
         }
     }
+    out.extend_from_slice(&meta.clock.to_le_bytes());
     out
 }
 
@@ -97,10 +116,11 @@ pub fn decode_meta(bytes: &[u8]) -> Result<Meta, StoreError> {
     };
     let epoch = stamp()?;
     let floor = stamp()?;
+    let clock = if r.0.is_empty() { 0 } else { r.bounded_u64()? };
     if !r.0.is_empty() {
         return Err(corrupt("trailing bytes after meta"));
     }
-    Ok(Meta { cursor, epoch, epoch_seq, floor })
+    Ok(Meta { cursor, epoch, epoch_seq, floor, clock })
 }
 
 fn push_node(out: &mut Vec<u8>, node: &str) {
@@ -165,6 +185,8 @@ mod tests {
             Entry::value(Stamp::new(1_700_000_000_000, "node-1"), 3_600_000, r#"{"a":[1,"é"]}"#),
             Entry::value(Stamp::new(0, ""), 0, "null"),
             Entry::tombstone(Stamp::new(42, "x")),
+            Entry::value(Stamp::new(1_700_090_000_000, "fast"), 5_000, "1").written_at(1_700_000_000_000),
+            Entry::tombstone(Stamp::new(1_700_090_000_000, "")).written_at(1_700_000_000_001),
         ] {
             let stored = Stored { entry, seq: 77 };
             let bytes = encode_stored(&stored);
@@ -177,10 +199,14 @@ mod tests {
     fn meta_round_trips() {
         for meta in [
             Meta::default(),
-            Meta { cursor: 9, epoch: Some(Stamp::new(5, "a")), epoch_seq: 7, floor: Some(Stamp::new(3, "")) },
+            Meta { cursor: 9, epoch: Some(Stamp::new(5, "a")), epoch_seq: 7, floor: Some(Stamp::new(3, "")), clock: 11 },
         ] {
             assert_eq!(decode_meta(&encode_meta(&meta)).unwrap(), meta);
         }
+        // A meta written before the clock was kept reads with a clock of 0.
+        let meta = Meta { cursor: 9, epoch: None, epoch_seq: 7, floor: None, clock: 0 };
+        let old = &encode_meta(&meta)[..19];
+        assert_eq!(decode_meta(old).unwrap(), meta);
     }
 
     #[test]
@@ -191,6 +217,12 @@ mod tests {
         }
         let mut bad_kind = good.clone();
         bad_kind[25] = 9;
+        assert!(decode_stored(&bad_kind).is_err());
+        // A row that says a written time follows but is cut before it ends.
+        let apart = encode_stored(&Stored { entry: Entry::tombstone(Stamp::new(90, "n")).written_at(3), seq: 1 });
+        assert!(decode_stored(&apart[..apart.len() - 1]).is_err());
+        let mut bad_kind = good.clone();
+        bad_kind[25] = 4;
         assert!(decode_stored(&bad_kind).is_err());
         let mut bad_version = good.clone();
         bad_version[0] = 2;
@@ -203,6 +235,7 @@ mod tests {
         assert!(decode_stored(&bad_utf8).is_err());
         let meta = encode_meta(&Meta::default());
         assert!(decode_meta(&[meta.as_slice(), &[0]].concat()).is_err());
+        assert!(decode_meta(&meta[..meta.len() - 1]).is_err(), "a clock cut short");
         assert!(decode_meta(&meta[..5]).is_err());
     }
 }

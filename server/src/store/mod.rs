@@ -75,20 +75,24 @@ pub struct Header {
     pub tombstone: bool,
     /// Since when it has been dead (see [`Entry::dead_since`]).
     pub dead_since: Option<u64>,
+    /// When its writer wrote it (see [`Entry::written_at`]).
+    pub written_at: u64,
 }
 
 impl Header {
     /// The header of a stored entry.
     pub fn of(stored: &Stored) -> Self {
-        Header::from_parts(stored.entry.stamp.clone(), stored.entry.ttl_ms, stored.entry.value.is_none(), stored.seq)
+        let entry = &stored.entry;
+        Header::from_parts(entry.stamp.clone(), entry.ttl_ms, entry.written_at, entry.value.is_none(), stored.seq)
     }
 
     /// A header from its parts. Expiry comes from the core's [`Entry::dead_since`] (on a value-less
     /// stand-in, so no value is copied) so that the server expires exactly as the clients do.
-    pub fn from_parts(stamp: Stamp, ttl_ms: u64, tombstone: bool, seq: u64) -> Self {
-        let probe = Entry { stamp, ttl_ms, value: (!tombstone).then(String::new) };
+    pub fn from_parts(stamp: Stamp, ttl_ms: u64, written_at: u64, tombstone: bool, seq: u64) -> Self {
+        let probe = if tombstone { Entry::tombstone(stamp) } else { Entry::value(stamp, ttl_ms, String::new()) };
+        let probe = probe.written_at(written_at);
         let dead_since = probe.dead_since();
-        Header { stamp: probe.stamp, seq, tombstone, dead_since }
+        Header { stamp: probe.stamp, seq, tombstone, dead_since, written_at: probe.written_at }
     }
 
     /// Whether a reader at `now_ms` sees a value (the core's [`Entry::is_live`]).
@@ -109,6 +113,10 @@ pub struct Meta {
     /// The newest stamp garbage collection forgot: a write at or before it could resurrect a
     /// collected remove, so it is refused (see [`crate::namespace`]).
     pub floor: Option<Stamp>,
+    /// The highest timestamp the namespace has accepted (writes, clears, invalidations): the
+    /// namespace's own notion of the time, which the server's clock may lag but never push
+    /// (see [`crate::namespace`]). 0 for namespaces written before it was kept.
+    pub clock: u64,
 }
 
 impl Meta {
@@ -151,6 +159,31 @@ pub struct ChangeResult {
     /// stamped with the clear epoch or GC floor that refused it, which is not stored and has
     /// `seq` 0), so the writer can converge.
     pub winner: Option<Stored>,
+    /// Why the change was not stored although no write known to be newer beat it: the writer
+    /// must hear of it (see [`Rejection`]).
+    pub rejected: Option<Rejection>,
+}
+
+/// A change refused without a newer write of its key to show for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Ordered at or before the newest entry garbage collection forgot, for a key the namespace
+    /// holds nothing for: it could be an old write of a key whose remove was forgotten.
+    BelowFloor,
+    /// The namespace holds another value under the very same stamp (a writer reused a stamp).
+    StampConflict,
+}
+
+impl Rejection {
+    /// What to tell the writer.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Rejection::BelowFloor => {
+                "the write is older than entries the server has forgotten (tombstones are kept 24 h), so it could bring a removed key back"
+            }
+            Rejection::StampConflict => "another value was already written under the same timestamp and writer id",
+        }
+    }
 }
 
 /// What a [`WriteOp::Clear`] did.

@@ -22,11 +22,14 @@ use super::StoreError;
 /// Answer: `{ meta or nil, seq complete (0/1), { key, score, row or nil, … }, { { complete,
 /// { key, row or nil, … } }, … }, { row or nil, … } }`. A range stops early (and is incomplete)
 /// once its keys and rows add up to its budget. In header mode a row is cut after the node id
-/// (byte 27 of the `codec` layout is its length): no value is copied out.
+/// (byte 27 of the `codec` layout is its length), and after the written time that follows it when
+/// the kind (byte 26) has bit 2: no value is copied out.
 pub(crate) const READ: &str = r#"
 local function header(row)
   local n = string.byte(row, 27)
   if n == nil then return row end
+  local kind = string.byte(row, 26)
+  if kind >= 2 then n = n + 8 end
   return string.sub(row, 1, 27 + n)
 end
 local meta = redis.call('GET', KEYS[1])

@@ -30,6 +30,11 @@ impl TestClock {
     pub fn advance(&self, ms: u64) {
         self.0.fetch_add(ms, Ordering::SeqCst);
     }
+
+    /// Sets the time, backwards too (a wall clock corrected by NTP or by hand).
+    pub fn set(&self, now_ms: u64) {
+        self.0.store(now_ms, Ordering::SeqCst);
+    }
 }
 
 impl Clock for TestClock {
@@ -65,6 +70,12 @@ impl TestServer {
     /// A server on the configured store (memory, or redb in `config.data`) with a test clock.
     pub async fn start_with_clock(config: Config, clock: TestClock) -> Self {
         let store: Arc<dyn Store> = if config.memory { Arc::new(MemoryStore::new()) } else { Arc::new(open_redb(&config.data).await) };
+        let server = Server::bind_with(&config, store, Arc::new(clock)).await.expect("server binds");
+        Self::serve(server).await
+    }
+
+    /// A server on a store the test keeps a handle on (to run garbage collection, say).
+    pub async fn start_on(config: Config, store: Arc<dyn Store>, clock: TestClock) -> Self {
         let server = Server::bind_with(&config, store, Arc::new(clock)).await.expect("server binds");
         Self::serve(server).await
     }
@@ -137,6 +148,16 @@ impl TestServer {
         let (status, body) = self.post("/api/cache/sync", &json!({ "lastSync": last_sync, "changes": changes })).await;
         assert_eq!(status, 200, "{body}");
         body
+    }
+
+    /// What the server holds, as a sync from 0 shows it, without the answer's clock reading
+    /// (`now`), which moves between two identical states.
+    pub async fn state(&self) -> Value {
+        let mut answer = self.sync(0, json!([])).await;
+        if let Some(fields) = answer.as_object_mut() {
+            fields.remove("now");
+        }
+        answer
     }
 
     /// A successful `/set`.

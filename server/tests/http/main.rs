@@ -3,6 +3,7 @@
 mod support;
 
 mod access;
+mod clocks;
 mod common;
 mod concurrency;
 mod coordination;
