@@ -46,6 +46,7 @@ pub mod namespace;
 pub mod redis_bus;
 pub mod routes;
 pub mod server;
+pub mod static_files;
 pub mod store;
 
 pub use config::Config;

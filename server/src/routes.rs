@@ -13,7 +13,6 @@ use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -21,7 +20,7 @@ use crate::auth::{self, Auth};
 use crate::errors;
 use crate::handlers;
 use crate::server::AppState;
-use crate::{events, inspect, invalidate, metrics};
+use crate::{events, inspect, invalidate, metrics, static_files};
 
 /// What shapes the router besides the state.
 #[derive(Clone, Debug, Default)]
@@ -36,7 +35,7 @@ pub struct RouterOptions {
     pub static_dir: Option<PathBuf>,
 }
 
-/// Builds the application. Fails only on a malformed CORS origin.
+/// Builds the application. Fails on a malformed CORS origin or an unreadable static directory.
 pub fn router(state: AppState, options: &RouterOptions) -> Result<Router, String> {
     let api = Router::new()
         .route("/cache/sync", post(handlers::sync))
@@ -59,7 +58,10 @@ pub fn router(state: AppState, options: &RouterOptions) -> Result<Router, String
 
     let app = Router::new().nest("/api", api).route("/healthz", get(handlers::health));
     let app = match &options.static_dir {
-        Some(dir) => app.fallback_service(ServeDir::new(dir)),
+        Some(dir) => {
+            let files = static_files::serve(dir).map_err(|err| format!("--static {}: {err}", dir.display()))?;
+            app.fallback_service(files)
+        }
         None => app.fallback(handlers::not_found),
     };
     // Outermost first: every request is logged; CORS headers go on every answer (401 and 413
