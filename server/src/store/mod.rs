@@ -19,6 +19,7 @@ pub mod redb;
 pub mod redis;
 
 mod codec;
+mod redis_eviction;
 mod redis_layout;
 mod redis_scripts;
 mod redis_snapshot;
@@ -53,6 +54,21 @@ pub enum StoreError {
     /// Redis answered with an error that retrying will not fix, or is misconfigured.
     #[error("Redis error: {0}")]
     Redis(String),
+    /// A Redis master's `maxmemory-policy` may evict this server's keys (`allkeys-*`): once Redis
+    /// is full, acknowledged writes would vanish without an error.
+    #[error(
+        "Redis {node} runs with maxmemory-policy {policy}, which may evict this server's keys when \
+         Redis is full and so silently lose acknowledged writes: set maxmemory-policy noeviction \
+         (CONFIG SET maxmemory-policy noeviction, and in redis.conf; a volatile-* policy is safe too, \
+         as this server sets no TTL on its keys), or start with --redis-allow-eviction \
+         (MFE_CACHE_REDIS_ALLOW_EVICTION=1) to accept that loss"
+    )]
+    EvictingRedis {
+        /// The master (`host:port`, or the URL of a single Redis with its password hidden).
+        node: String,
+        /// Its `maxmemory-policy`.
+        policy: String,
+    },
 }
 
 /// One key's latest write as stored, with the sequence number it was accepted at.

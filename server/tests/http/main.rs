@@ -3,6 +3,7 @@
 mod support;
 
 mod access;
+mod binary;
 mod common;
 mod concurrency;
 mod coordination;
