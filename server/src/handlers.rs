@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use mfe_shared_cache_core::wire::{Change, ClearRequest, RemoveRequest, SetRequest, SyncRequest};
@@ -190,9 +190,27 @@ fn reply(report: &OpReport, accepted: bool) -> Json<WriteReply> {
     Json(WriteReply { success: true, timestamp: report.cursor, accepted })
 }
 
-/// `GET /healthz`
-pub async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// `GET /healthz`: `200 { status: "ok", store }` while the store can take writes, else `503
+/// { status: "unavailable", store, reason }` (with the API's `error` and `message`, so it reads
+/// as any other error). How the store knows: [`crate::store::Store::health`].
+pub async fn health(State(app): State<AppState>) -> Response {
+    let store = app.store.kind();
+    let no_store = [(header::CACHE_CONTROL, "no-store")];
+    match app.store.health().await {
+        Ok(()) => (no_store, Json(serde_json::json!({ "status": "ok", "store": store }))).into_response(),
+        Err(err) => {
+            let reason = err.to_string();
+            tracing::warn!(%reason, "health check: the store cannot take writes");
+            let body = serde_json::json!({
+                "status": "unavailable",
+                "store": store,
+                "reason": reason,
+                "error": "storage_error",
+                "message": "the cache store cannot take writes now",
+            });
+            (StatusCode::SERVICE_UNAVAILABLE, no_store, Json(body)).into_response()
+        }
+    }
 }
 
 /// Unknown routes under `/api` (and everywhere when no static directory is served).

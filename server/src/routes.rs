@@ -37,6 +37,7 @@ pub struct RouterOptions {
 
 /// Builds the application. Fails on a malformed CORS origin or an unreadable static directory.
 pub fn router(state: AppState, options: &RouterOptions) -> Result<Router, String> {
+    let health = get(handlers::health).with_state(state.clone());
     let api = Router::new()
         .route("/cache/sync", post(handlers::sync))
         .route("/cache/set", post(handlers::set))
@@ -56,7 +57,7 @@ pub fn router(state: AppState, options: &RouterOptions) -> Result<Router, String
         .layer(RequestBodyLimitLayer::new(options.max_body))
         .with_state(state);
 
-    let app = Router::new().nest("/api", api).route("/healthz", get(handlers::health));
+    let app = Router::new().nest("/api", api).route("/healthz", health);
     let app = match &options.static_dir {
         Some(dir) => {
             let files = static_files::serve(dir).map_err(|err| format!("--static {}: {err}", dir.display()))?;

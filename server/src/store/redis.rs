@@ -407,6 +407,14 @@ impl Store for RedisStore {
         })
     }
 
+    /// A `PING` (on a cluster, to every master): Redis answers, and the connection to it works.
+    fn health(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            timed(self.conn.query::<Value>(&::redis::cmd("PING"))).await?.map_err(from_redis)?;
+            Ok(())
+        })
+    }
+
     fn kind(&self) -> &'static str {
         self.kind
     }

@@ -7,6 +7,7 @@ mod binary;
 mod common;
 mod concurrency;
 mod coordination;
+mod disk_full;
 mod durability;
 mod errors;
 mod events;

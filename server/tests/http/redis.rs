@@ -61,6 +61,37 @@ async fn a_stopped_redis_is_a_503_and_the_server_recovers_by_itself() {
     s.stop().await;
 }
 
+/// `/healthz` on Redis is a `PING`: 503 with the reason while Redis is down, 200 again once it is
+/// back, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_says_when_redis_is_down_and_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start(dir.path());
+    let s = TestServer::start(redis_config(&redis.url())).await;
+    let (status, health) = s.send(s.client.get(s.url("/healthz"))).await;
+    assert_eq!((status, health), (200, json!({ "status": "ok", "store": "redis" })));
+
+    redis.kill();
+    let (status, health) = s.send(s.client.get(s.url("/healthz"))).await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!((health["status"].as_str(), health["store"].as_str()), (Some("unavailable"), Some("redis")), "{health}");
+    assert!(health["reason"].as_str().is_some_and(|r| r.contains("Redis")), "{health}");
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, health) = s.send(s.client.get(s.url("/healthz"))).await;
+        if status == 200 {
+            assert_eq!(health["status"], "ok");
+            break;
+        }
+        assert_eq!(status, 503, "{health}");
+        assert!(Instant::now() < deadline, "healthz did not recover: {health}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}
+
 /// Two servers on one Redis are one cache: a write through either is synced from the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_one_redis_share_their_data() {
