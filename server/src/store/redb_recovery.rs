@@ -74,7 +74,11 @@ pub(super) struct Shared {
 
 #[derive(Clone, Debug)]
 struct Fault {
+    /// The failure: what the disk said.
     reason: String,
+    /// Why the last attempt to reopen the database failed, if it did (kept apart so that it
+    /// does not hide the failure that made the reopen necessary).
+    reopen_failed: Option<String>,
     /// The database must be reopened before it is used again.
     poisoned: bool,
     /// When a health probe last answered this fault.
@@ -109,13 +113,38 @@ impl Shared {
 
     /// Why the store cannot write, if it cannot.
     pub(super) fn fault(&self) -> Option<String> {
-        self.lock_fault().as_ref().map(|fault| fault.reason.clone())
+        self.lock_fault().as_ref().map(Fault::describe)
     }
 
     /// The fault, if a health probe answered it less than [`RETRY_INTERVAL`] ago.
     pub(super) fn recently_probed_fault(&self) -> Option<String> {
         let fault = self.lock_fault();
-        fault.as_ref().filter(|f| f.probed_at.is_some_and(|at| at.elapsed() < RETRY_INTERVAL)).map(|f| f.reason.clone())
+        fault.as_ref().filter(|f| f.probed_at.is_some_and(|at| at.elapsed() < RETRY_INTERVAL)).map(Fault::describe)
+    }
+
+    fn reopen_failed(&self, why: String) {
+        let mut fault = self.lock_fault();
+        match fault.as_mut() {
+            Some(fault) => {
+                fault.reopen_failed = Some(why);
+                fault.poisoned = true;
+            }
+            None => {
+                *fault = Some(Fault {
+                    reason: format!("reopening the database failed: {why}"),
+                    reopen_failed: None,
+                    poisoned: true,
+                    probed_at: None,
+                })
+            }
+        }
+    }
+
+    fn reopened(&self) {
+        if let Some(fault) = self.lock_fault().as_mut() {
+            fault.poisoned = false;
+            fault.reopen_failed = None;
+        }
     }
 
     fn probed(&self) {
@@ -132,7 +161,7 @@ impl Shared {
                 fault.reason = reason.to_owned();
                 fault.poisoned |= poisoned;
             }
-            None => *fault = Some(Fault { reason: reason.to_owned(), poisoned, probed_at: None }),
+            None => *fault = Some(Fault { reason: reason.to_owned(), reopen_failed: None, poisoned, probed_at: None }),
         }
     }
 
@@ -155,6 +184,15 @@ impl Shared {
 
     fn lock_fault(&self) -> std::sync::MutexGuard<'_, Option<Fault>> {
         self.fault.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Fault {
+    fn describe(&self) -> String {
+        match &self.reopen_failed {
+            Some(why) => format!("{} (reopening the database failed: {why})", self.reason),
+            None => self.reason.clone(),
+        }
     }
 }
 
@@ -194,15 +232,13 @@ impl Recovery {
             Ok(db) => {
                 let db = Arc::new(db);
                 *shared.db.write().unwrap_or_else(PoisonError::into_inner) = Some(db.clone());
-                if let Some(fault) = shared.lock_fault().as_mut() {
-                    fault.poisoned = false;
-                }
+                shared.reopened();
                 tracing::warn!("reopened the database after an I/O error");
                 Ok(db)
             }
             Err(err) => {
                 tracing::error!(error = %err, "reopening the database failed; retrying later");
-                shared.fault_with(&format!("reopening it failed: {}", reason_of(&err)), true);
+                shared.reopen_failed(reason_of(&err));
                 Err(())
             }
         }
@@ -256,4 +292,36 @@ fn write_probe(db: &Database) -> Result<(), StoreError> {
         txn.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared::new(redb::Builder::new().create_with_backend(redb::backends::InMemoryBackend::new()).unwrap())
+    }
+
+    #[test]
+    fn the_fault_keeps_what_the_disk_said() {
+        let shared = shared();
+        assert_eq!(shared.fault(), None);
+        assert!(shared.healthy_database().is_some());
+        let _ = shared.failed(StoreError::Io("No space left on device".into()));
+        assert!(shared.healthy_database().is_none(), "to be reopened");
+        let _ = shared.failed(StoreError::Io(PREVIOUS_IO.into()));
+        assert_eq!(shared.fault().as_deref(), Some("No space left on device"), "PreviousIo says nothing new");
+        shared.reopen_failed("already open".into());
+        assert_eq!(
+            shared.fault().as_deref(),
+            Some("No space left on device (reopening the database failed: already open)")
+        );
+        shared.reopened();
+        assert_eq!(shared.fault().as_deref(), Some("No space left on device"), "faulted until a commit succeeds");
+        assert!(shared.healthy_database().is_some());
+        let _ = shared.failed(StoreError::Corrupt("a bad row".into()));
+        assert!(shared.healthy_database().is_some(), "only I/O failures poison the database");
+        shared.succeeded();
+        assert_eq!(shared.fault(), None);
+    }
 }
