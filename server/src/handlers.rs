@@ -8,6 +8,7 @@
 //! answered with what won for its key (unless the delta carries that key already), so the
 //! client converges even if it already had seen the winner or the winner is a clear's tombstone.
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -22,7 +23,10 @@ use crate::body::JsonBody;
 use crate::errors::ApiError;
 use crate::input::{clear_epoch, write_from_change};
 use crate::server::AppState;
-use crate::store::{DeltaQuery, OpReport, WriteOp};
+use crate::store::{DeltaQuery, OpReport, StoreError, WriteOp};
+
+/// How long `/healthz` waits for the store's answer before it says the store is unavailable.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Stop adding updates to one `/sync` answer past this many bytes of keys and values.
 pub const MAX_UPDATE_BYTES: usize = 8 << 20;
@@ -196,7 +200,11 @@ fn reply(report: &OpReport, accepted: bool) -> Json<WriteReply> {
 pub async fn health(State(app): State<AppState>) -> Response {
     let store = app.store.kind();
     let no_store = [(header::CACHE_CONTROL, "no-store")];
-    match app.store.health().await {
+    // A store stuck on a hung disk or network is as unavailable as one that fails.
+    let answer = tokio::time::timeout(HEALTH_TIMEOUT, app.store.health()).await.unwrap_or_else(|_| {
+        Err(StoreError::Unavailable(format!("the store did not answer within {HEALTH_TIMEOUT:?}")))
+    });
+    match answer {
         Ok(()) => (no_store, Json(serde_json::json!({ "status": "ok", "store": store }))).into_response(),
         Err(err) => {
             let reason = err.to_string();
