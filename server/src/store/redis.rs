@@ -24,7 +24,8 @@
 //! Durability is Redis's: run it with `appendonly yes` and `appendfsync always` for a write to
 //! be on disk when acknowledged (`everysec` can lose the last second on a crash). When Redis is
 //! down or not answering, operations fail with [`StoreError::Unavailable`] (HTTP 503) within
-//! seconds, and the connection comes back by itself when Redis does.
+//! seconds, and the connection comes back by itself when Redis does. A Redis whose
+//! `maxmemory-policy` may evict this server's keys is refused at start (`redis_eviction.rs`).
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::future::Future;
