@@ -9,6 +9,7 @@ use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::errors::ApiError;
 
@@ -99,15 +100,16 @@ impl Auth {
             Auth::Tokens(tokens) => tokens,
         };
         let presented = bearer(authorization?)?;
-        // Compare against every token in constant time per token, so timing tells nothing about
-        // how much of a guess was right.
-        let mut found = None;
-        for (token, namespace) in tokens.iter() {
-            if constant_time_eq(token.as_bytes(), presented.as_bytes()) {
-                found = Some(namespace.clone());
-            }
+        // Every configured token is compared, each in constant time, and the match is picked
+        // without a branch: the time depends neither on how much of a guess was right nor on
+        // which token it matched. Only whether the guess has a token's length can show.
+        let mut matched = 0u64;
+        for (index, (token, _)) in tokens.iter().enumerate() {
+            let position = u64::try_from(index).map_or(u64::MAX, |i| i.saturating_add(1));
+            matched.conditional_assign(&position, token.as_bytes().ct_eq(presented.as_bytes()));
         }
-        found
+        let index = usize::try_from(matched.checked_sub(1)?).ok()?;
+        tokens.get(index).map(|(_, namespace)| namespace.clone())
     }
 }
 
@@ -123,13 +125,6 @@ fn bearer(value: &HeaderValue) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Middleware: resolves the request's namespace or answers 401.
@@ -163,6 +158,17 @@ mod tests {
         assert_eq!(ns("Basic tok-a"), None);
         assert_eq!(ns("Bearer "), None);
         assert_eq!(auth.namespace_for(None), None);
+    }
+
+    #[test]
+    fn only_the_whole_token_matches_whatever_its_length() {
+        let auth = Auth::parse("first-token one\nsecond-token two\nthird-token three\n").unwrap();
+        let ns = |h: &str| auth.namespace_for(Some(&HeaderValue::from_str(h).unwrap())).map(|n| n.0.to_string());
+        assert_eq!(ns("Bearer first-token").as_deref(), Some("one"));
+        assert_eq!(ns("Bearer third-token").as_deref(), Some("three"), "the last token matches too");
+        for guess in ["first-toke", "first-tokenn", "first-token-and-more", "f", "third-tokeN", "xsecond-token"] {
+            assert_eq!(ns(&format!("Bearer {guess}")), None, "{guess}");
+        }
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! The JSON body extractor of the API: any content type (so seed clients sending `text/plain` to
 //! skip a CORS preflight work too), the body limit answered as 413, and bodies that do not fit
 //! the protocol's types answered with the precise code of the first offending field.
+use std::fmt;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use mfe_shared_cache_core::wire::{ClearRequest, RemoveRequest, SetRequest, SyncRequest};
 use mfe_shared_cache_core::MAX_SAFE_INTEGER;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::errors::ApiError;
@@ -31,13 +34,15 @@ impl<T: DeserializeOwned + Diagnose, S: Send + Sync> FromRequest<S> for JsonBody
 
 /// Parses a body as `T`, with the error codes of the API.
 pub fn parse<T: DeserializeOwned + Diagnose>(bytes: &[u8]) -> Result<T, ApiError> {
+    require_object(bytes)?;
+    T::check_nested(bytes)?;
     serde_json::from_slice(bytes).map_err(|err| match err.classify() {
         serde_json::error::Category::Data => {
             // The body is JSON of the wrong shape. serde's message does not name the field, so
             // look again (this path only runs on bad input) to say which field and why.
             match serde_json::from_slice::<Value>(bytes) {
                 Ok(Value::Object(fields)) => T::diagnose(&fields),
-                Ok(_) => Some(ApiError::bad_request("invalid_request", "the body must be a JSON object")),
+                Ok(_) => Some(not_an_object()),
                 // Strings `Value` cannot hold either (a key with a lone surrogate escape).
                 Err(_) => T::diagnose_raw(bytes),
             }
@@ -45,6 +50,22 @@ pub fn parse<T: DeserializeOwned + Diagnose>(bytes: &[u8]) -> Result<T, ApiError
         }
         _ => ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {err}")),
     })
+}
+
+/// Refuses a body that is not a JSON object. serde reads a struct from a JSON array as well (its
+/// fields in order), so without this `[]` would be an empty sync and `["k", 1, 0, 5]` a set.
+/// Only the first byte is looked at when it is `{`; otherwise the body is checked to be JSON at
+/// all, so that malformed text keeps its `invalid_json`.
+fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
+    let first = bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first == Some(&b'{') || serde_json::from_slice::<IgnoredAny>(bytes).is_err() {
+        return Ok(());
+    }
+    Err(not_an_object())
+}
+
+fn not_an_object() -> ApiError {
+    ApiError::bad_request("invalid_request", "the body must be a JSON object")
 }
 
 /// Finds the first field of a request body that does not fit the protocol.
@@ -55,6 +76,12 @@ pub trait Diagnose {
     /// The same for a body whose strings `serde_json::Value` cannot hold.
     fn diagnose_raw(_body: &[u8]) -> Option<ApiError> {
         None
+    }
+
+    /// Refuses nested structs given as arrays (read before the body is parsed as `Self`, which
+    /// would accept them): none by default.
+    fn check_nested(_bytes: &[u8]) -> Result<(), ApiError> {
+        Ok(())
     }
 }
 
@@ -85,6 +112,24 @@ impl Diagnose for ClearRequest {
 }
 
 impl Diagnose for SyncRequest {
+    /// Each change must be an object, for the same reason as the body. This costs a second pass
+    /// over the body that skips the values; a body of the wrong shape here is left to the parse.
+    fn check_nested(bytes: &[u8]) -> Result<(), ApiError> {
+        #[derive(Deserialize)]
+        struct Shape {
+            changes: Option<Vec<IsObject>>,
+        }
+        let Ok(Shape { changes: Some(changes) }) = serde_json::from_slice::<Shape>(bytes) else {
+            return Ok(());
+        };
+        match changes.iter().position(|change| !change.0) {
+            Some(i) => {
+                Err(ApiError::bad_request("invalid_request", "a change must be an object").at(&format!("changes[{i}]")))
+            }
+            None => Ok(()),
+        }
+    }
+
     fn diagnose(o: &Map<String, Value>) -> Option<ApiError> {
         if o.get("lastSync").is_some_and(|v| !is_integer(v)) {
             return Some(ApiError::bad_request("invalid_request", "lastSync must be an integer in 0..=2^53-1"));
@@ -137,6 +182,57 @@ fn diagnose_key_raw(body: &[u8]) -> Option<ApiError> {
 struct KeyOnly {
     #[serde(rename = "key", deserialize_with = "mfe_shared_cache_core::wire::key")]
     _key: String,
+}
+
+/// Any JSON value, skipped, remembering only whether it was an object.
+struct IsObject(bool);
+
+impl<'de> Deserialize<'de> for IsObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Kind;
+        impl<'de> Visitor<'de> for Kind {
+            type Value = IsObject;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IsObject, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(IsObject(true))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<IsObject, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(IsObject(false))
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<IsObject, E> {
+                Ok(IsObject(false))
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<IsObject, E> {
+                Ok(IsObject(false))
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<IsObject, E> {
+                Ok(IsObject(false))
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<IsObject, E> {
+                Ok(IsObject(false))
+            }
+
+            fn visit_str<E>(self, _: &str) -> Result<IsObject, E> {
+                Ok(IsObject(false))
+            }
+
+            fn visit_unit<E>(self) -> Result<IsObject, E> {
+                Ok(IsObject(false))
+            }
+        }
+        deserializer.deserialize_any(Kind)
+    }
 }
 
 fn key(o: &Map<String, Value>) -> Option<ApiError> {

@@ -44,6 +44,12 @@ pub struct Config {
           value_parser = parse_prefix)]
     pub redis_prefix: String,
 
+    /// With `--store`: start even when Redis's `maxmemory-policy` may evict this server's keys
+    /// (`allkeys-*`), which silently loses acknowledged writes once Redis is full.
+    #[arg(long = "redis-allow-eviction", env = "MFE_CACHE_REDIS_ALLOW_EVICTION",
+          value_parser = FalseyValueParser::new(), default_value_t = false)]
+    pub redis_allow_eviction: bool,
+
     /// Serve this directory at `/` (the demo pages); `/api` and `/healthz` take precedence.
     #[arg(long = "static", env = "MFE_CACHE_STATIC", value_name = "DIR")]
     pub static_dir: Option<PathBuf>,
@@ -99,6 +105,7 @@ impl Config {
             memory: true,
             store: None,
             redis_prefix: DEFAULT_PREFIX.into(),
+            redis_allow_eviction: false,
             static_dir: None,
             cors_origins: Vec::new(),
             tokens: None,
@@ -143,6 +150,8 @@ mod tests {
         let c = Config::try_parse_from(["x", "--store", "redis://127.0.0.1:6379/1", "--redis-prefix", "prod"]).unwrap();
         assert_eq!(c.store, Some(RedisTarget::Standalone("redis://127.0.0.1:6379/1".into())));
         assert_eq!(c.redis_prefix, "prod");
+        assert!(!c.redis_allow_eviction);
+        assert!(Config::try_parse_from(["x", "--redis-allow-eviction"]).unwrap().redis_allow_eviction);
         let c = Config::try_parse_from(["x", "--store", "redis+cluster://a:7000,b:7001"]).unwrap();
         assert_eq!(c.store.unwrap().kind(), "redis-cluster");
         assert!(Config::try_parse_from(["x", "--store", "postgres://h"]).is_err());

@@ -103,7 +103,7 @@ impl From<StoreError> for ApiError {
         // The details go to the log; the client only needs to know to retry later.
         tracing::error!(error = %err, "store failure");
         let status = match err {
-            StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::Unavailable(_) | StoreError::Io(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, "storage_error", "the cache store failed; the request was not applied")

@@ -148,6 +148,10 @@ impl Store for AnnouncingStore {
         self.inner.entries(ns, query)
     }
 
+    fn health(&self) -> StoreFuture<'_, ()> {
+        self.inner.health()
+    }
+
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }

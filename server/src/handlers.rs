@@ -8,9 +8,10 @@
 //! answered with what won for its key (unless the delta carries that key already), so the
 //! client converges even if it already had seen the winner or the winner is a clear's tombstone.
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use mfe_shared_cache_core::wire::{Change, ClearRequest, RemoveRequest, SetRequest, SyncRequest};
@@ -22,7 +23,10 @@ use crate::body::JsonBody;
 use crate::errors::ApiError;
 use crate::input::{clear_epoch, write_from_change};
 use crate::server::AppState;
-use crate::store::{DeltaQuery, OpReport, Rejection, WriteOp};
+use crate::store::{DeltaQuery, OpReport, Rejection, StoreError, WriteOp};
+
+/// How long `/healthz` waits for the store's answer before it says the store is unavailable.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Stop adding updates to one `/sync` answer past this many bytes of keys and values.
 pub const MAX_UPDATE_BYTES: usize = 8 << 20;
@@ -227,9 +231,31 @@ fn reply(report: &OpReport, accepted: bool) -> Json<WriteReply> {
     Json(WriteReply { success: true, timestamp: report.cursor, accepted })
 }
 
-/// `GET /healthz`
-pub async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// `GET /healthz`: `200 { status: "ok", store }` while the store can take writes, else `503
+/// { status: "unavailable", store, reason }` (with the API's `error` and `message`, so it reads
+/// as any other error). How the store knows: [`crate::store::Store::health`].
+pub async fn health(State(app): State<AppState>) -> Response {
+    let store = app.store.kind();
+    let no_store = [(header::CACHE_CONTROL, "no-store")];
+    // A store stuck on a hung disk or network is as unavailable as one that fails.
+    let answer = tokio::time::timeout(HEALTH_TIMEOUT, app.store.health()).await.unwrap_or_else(|_| {
+        Err(StoreError::Unavailable(format!("the store did not answer within {HEALTH_TIMEOUT:?}")))
+    });
+    match answer {
+        Ok(()) => (no_store, Json(serde_json::json!({ "status": "ok", "store": store }))).into_response(),
+        Err(err) => {
+            let reason = err.to_string();
+            tracing::warn!(%reason, "health check: the store cannot take writes");
+            let body = serde_json::json!({
+                "status": "unavailable",
+                "store": store,
+                "reason": reason,
+                "error": "storage_error",
+                "message": "the cache store cannot take writes now",
+            });
+            (StatusCode::SERVICE_UNAVAILABLE, no_store, Json(body)).into_response()
+        }
+    }
 }
 
 /// Unknown routes under `/api` (and everywhere when no static directory is served).

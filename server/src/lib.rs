@@ -10,7 +10,9 @@
 //! pure Rust (no C toolchain to build, unlike RocksDB or SQLite bindings), ACID with
 //! copy-on-write B-trees and fsync on commit, and crash-safe: a write is acknowledged only after
 //! its transaction committed, so it survives `kill -9` and power loss. One writer thread commits
-//! concurrent writes together (group commit); reads are MVCC snapshots that never wait.
+//! concurrent writes together (group commit); reads are MVCC snapshots that never wait. After an
+//! I/O error (a full disk) writes fail with 503 and the store reopens its database by itself once
+//! the disk takes writes again; `/healthz` answers 503 meanwhile ([`store::Store::health`]).
 //! `--memory` keeps everything in memory instead (tests). `--store redis://…` (or
 //! `redis+cluster://…`) keeps it in Redis, shared by any number of server instances, with the
 //! same semantics ([`store::redis`]). All implement [`store::Store`].
@@ -46,6 +48,7 @@ pub mod namespace;
 pub mod redis_bus;
 pub mod routes;
 pub mod server;
+pub mod static_files;
 pub mod store;
 
 pub use config::Config;

@@ -13,7 +13,6 @@ use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -21,7 +20,7 @@ use crate::auth::{self, Auth};
 use crate::errors;
 use crate::handlers;
 use crate::server::AppState;
-use crate::{events, inspect, invalidate, metrics};
+use crate::{events, inspect, invalidate, metrics, static_files};
 
 /// What shapes the router besides the state.
 #[derive(Clone, Debug, Default)]
@@ -36,8 +35,9 @@ pub struct RouterOptions {
     pub static_dir: Option<PathBuf>,
 }
 
-/// Builds the application. Fails only on a malformed CORS origin.
+/// Builds the application. Fails on a malformed CORS origin or an unreadable static directory.
 pub fn router(state: AppState, options: &RouterOptions) -> Result<Router, String> {
+    let health = get(handlers::health).with_state(state.clone());
     let api = Router::new()
         .route("/cache/sync", post(handlers::sync))
         .route("/cache/set", post(handlers::set))
@@ -57,9 +57,12 @@ pub fn router(state: AppState, options: &RouterOptions) -> Result<Router, String
         .layer(RequestBodyLimitLayer::new(options.max_body))
         .with_state(state);
 
-    let app = Router::new().nest("/api", api).route("/healthz", get(handlers::health));
+    let app = Router::new().nest("/api", api).route("/healthz", health);
     let app = match &options.static_dir {
-        Some(dir) => app.fallback_service(ServeDir::new(dir)),
+        Some(dir) => {
+            let files = static_files::serve(dir).map_err(|err| format!("--static {}: {err}", dir.display()))?;
+            app.fallback_service(files)
+        }
         None => app.fallback(handlers::not_found),
     };
     // Outermost first: every request is logged; CORS headers go on every answer (401 and 413

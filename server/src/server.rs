@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::feed::{AnnouncingStore, Feed};
 use crate::gc;
 use crate::redis_bus;
-use crate::store::redis::RedisTarget;
+use crate::store::redis::{RedisOptions, RedisTarget};
 use crate::metrics::Metrics;
 use crate::routes::{router, RouterOptions};
 use crate::store::{MemoryStore, RedbStore, RedisStore, Store, StoreError};
@@ -97,7 +97,8 @@ impl Server {
             if config.memory {
                 return Err(ServerError::Config("--memory and --store exclude each other".into()));
             }
-            Arc::new(RedisStore::open(target, &config.redis_prefix).await?)
+            let options = RedisOptions { allow_eviction: config.redis_allow_eviction };
+            Arc::new(RedisStore::open_with(target, &config.redis_prefix, options).await?)
         } else if config.memory {
             Arc::new(MemoryStore::new())
         } else {

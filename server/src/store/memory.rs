@@ -106,6 +106,11 @@ impl Store for MemoryStore {
         Box::pin(async move { self.read(ns, |state| namespace::entries(state, &query)) })
     }
 
+    /// Memory always takes writes.
+    fn health(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
     fn kind(&self) -> &'static str {
         "memory"
     }

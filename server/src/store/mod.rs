@@ -19,6 +19,8 @@ pub mod redb;
 pub mod redis;
 
 mod codec;
+mod redis_eviction;
+mod redb_recovery;
 mod redis_layout;
 mod redis_scripts;
 mod redis_snapshot;
@@ -40,9 +42,14 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// A failure of the storage itself (never of the input, which is validated before it gets here).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The embedded database failed (I/O, a full disk, a corrupt file).
+    /// The embedded database failed (a corrupt file, a misuse); I/O failures are [`StoreError::Io`].
     #[error("database error: {0}")]
-    Database(#[from] ::redb::Error),
+    Database(::redb::Error),
+    /// The embedded database could not read or write its file (a full disk, an I/O error). The
+    /// store reopens the file and recovers by itself once the disk can take writes again, so it
+    /// is worth retrying later (HTTP 503).
+    #[error("the database file failed: {0}")]
+    Io(String),
     /// A stored row could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -53,6 +60,21 @@ pub enum StoreError {
     /// Redis answered with an error that retrying will not fix, or is misconfigured.
     #[error("Redis error: {0}")]
     Redis(String),
+    /// A Redis master's `maxmemory-policy` may evict this server's keys (`allkeys-*`): once Redis
+    /// is full, acknowledged writes would vanish without an error.
+    #[error(
+        "Redis {node} runs with maxmemory-policy {policy}, which may evict this server's keys when \
+         Redis is full and so silently lose acknowledged writes: set maxmemory-policy noeviction \
+         (CONFIG SET maxmemory-policy noeviction, and in redis.conf; a volatile-* policy is safe too, \
+         as this server sets no TTL on its keys), or start with --redis-allow-eviction \
+         (MFE_CACHE_REDIS_ALLOW_EVICTION=1) to accept that loss"
+    )]
+    EvictingRedis {
+        /// The master (`host:port`, or the URL of a single Redis with its password hidden).
+        node: String,
+        /// Its `maxmemory-policy`.
+        policy: String,
+    },
 }
 
 /// One key's latest write as stored, with the sequence number it was accepted at.
@@ -328,6 +350,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Reads a page of live values by key prefix.
     fn entries<'a>(&'a self, ns: &'a str, query: EntriesQuery) -> StoreFuture<'a, EntriesPage>;
+
+    /// Whether the store can take writes now (`/healthz`): `Ok`, or why not. Cheap when it can;
+    /// see each store for how it knows.
+    fn health(&self) -> StoreFuture<'_, ()>;
 
     /// A short name for logs.
     fn kind(&self) -> &'static str;

@@ -13,6 +13,9 @@
 //! one each. redb allows one writer at a time anyway, so this serialises writes per namespace
 //! (and across namespaces) without holding a blocking thread per waiting request. Reads are MVCC
 //! snapshots on the blocking pool and never wait for the writer.
+//!
+//! After an I/O error (a full disk) the writer reopens the database by itself, and `/healthz`
+//! reports the fault until a commit succeeds again (`redb_recovery.rs`).
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -21,11 +24,14 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{decode_header, decode_meta, decode_stored, encode_meta, encode_stored};
+use super::redb_recovery::{classify, Recovery, Shared};
 use super::{
     Census, Delta, DeltaQuery, EntriesPage, EntriesQuery, GcReport, Header, Meta, NsRead, NsWrite, OpReport, Row,
     Store, StoreError, StoreFuture, Stored, WriteOp,
 };
 use crate::namespace;
+
+pub use super::redb_recovery::{Opener, PROBE_BYTES, RETRY_INTERVAL};
 
 const ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("entries");
 const BY_SEQ: TableDefinition<(&str, u64), &str> = TableDefinition::new("by_seq");
@@ -45,12 +51,13 @@ macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(err: $t) -> Self {
-                StoreError::Database(err.into())
+                classify(err.into())
             }
         }
     )*};
 }
 from_redb!(
+    redb::Error,
     redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
@@ -61,15 +68,48 @@ from_redb!(
 
 /// The redb-backed store.
 pub struct RedbStore {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
     path: PathBuf,
     tasks: Option<mpsc::Sender<Task>>,
     writer: Option<JoinHandle<()>>,
+    /// One health probe at a time; the calls waiting meanwhile take its answer.
+    probing: tokio::sync::Mutex<()>,
 }
 
 enum Task {
-    Apply { ns: String, op: WriteOp, now_ms: u64, reply: oneshot::Sender<Result<OpReport, StoreError>> },
-    Gc { now_ms: u64, retention_ms: u64, reply: oneshot::Sender<Result<GcReport, StoreError>> },
+    Apply {
+        ns: String,
+        op: WriteOp,
+        now_ms: u64,
+        reply: oneshot::Sender<Result<OpReport, StoreError>>,
+    },
+    Gc {
+        now_ms: u64,
+        retention_ms: u64,
+        reply: oneshot::Sender<Result<GcReport, StoreError>>,
+    },
+    /// Reopen the database if an I/O error poisoned it, then commit a probe row (`/healthz`).
+    Probe {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// A read met an I/O error: reopen the database if it is poisoned (no answer).
+    Recover,
+}
+
+impl Task {
+    fn is_write(&self) -> bool {
+        matches!(self, Task::Apply { .. } | Task::Gc { .. })
+    }
+
+    /// Answers the task with `err` (writes and probes; a recovery has nobody to tell).
+    fn fail(self, err: StoreError) {
+        match self {
+            Task::Apply { reply, .. } => drop(reply.send(Err(err))),
+            Task::Gc { reply, .. } => drop(reply.send(Err(err))),
+            Task::Probe { reply } => drop(reply.send(Err(err))),
+            Task::Recover => {}
+        }
+    }
 }
 
 enum Done {
@@ -82,33 +122,25 @@ impl RedbStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(FILE_NAME);
-        let db = Arc::new(Database::create(&path)?);
-        let txn = db.begin_write()?;
-        {
-            txn.open_table(ENTRIES)?;
-            txn.open_table(BY_SEQ)?;
-            txn.open_table(META)?;
-            let mut schema = txn.open_table(SCHEMA)?;
-            let found = schema.get("version")?.map(|v| v.value());
-            match found {
-                None => {
-                    schema.insert("version", SCHEMA_VERSION)?;
-                }
-                Some(SCHEMA_VERSION) => {}
-                Some(other) => {
-                    return Err(StoreError::Corrupt(format!(
-                        "{} has layout version {other}; this server reads version {SCHEMA_VERSION}",
-                        path.display()
-                    )))
-                }
-            }
-        }
-        txn.commit()?;
+        let file = path.clone();
+        Self::open_with(path, Box::new(move || Database::create(&file)))
+    }
+
+    /// Opens the store with `opener`, which is called again whenever the database must be
+    /// reopened after an I/O error; `path` is only reported by [`RedbStore::path`].
+    pub fn open_with(path: PathBuf, opener: Opener) -> Result<Self, StoreError> {
+        let recovery = Recovery::new(opener, prepare);
+        let db = recovery.open().map_err(|err| match err {
+            StoreError::Corrupt(why) => StoreError::Corrupt(format!("{}: {why}", path.display())),
+            other => other,
+        })?;
+        let shared = Arc::new(Shared::new(db));
         let (tasks, queue) = mpsc::channel(QUEUE_DEPTH);
-        let writer_db = db.clone();
-        let writer =
-            std::thread::Builder::new().name("redb-writer".into()).spawn(move || run_writer(&writer_db, queue))?;
-        Ok(RedbStore { db, path, tasks: Some(tasks), writer: Some(writer) })
+        let writer_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("redb-writer".into())
+            .spawn(move || run_writer(&writer_shared, recovery, queue))?;
+        Ok(RedbStore { shared, path, tasks: Some(tasks), writer: Some(writer), probing: tokio::sync::Mutex::new(()) })
     }
 
     /// The database file.
@@ -122,29 +154,86 @@ impl RedbStore {
         reply.await.map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
     }
 
-    /// Runs `read` on an MVCC snapshot of `ns`, on the blocking pool.
+    /// Runs `read` on an MVCC snapshot of `ns`, on the blocking pool. An I/O failure faults the
+    /// store and asks the writer to reopen the database.
     fn read<T: Send + 'static>(
         &self,
         ns: &str,
         read: impl FnOnce(&Reader<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> StoreFuture<'_, T> {
-        let db = self.db.clone();
+        let shared = self.shared.clone();
+        let tasks = self.tasks.clone();
         let ns = ns.to_owned();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let txn = db.begin_read()?;
-                let reader = Reader {
-                    ns: &ns,
-                    entries: txn.open_table(ENTRIES)?,
-                    by_seq: txn.open_table(BY_SEQ)?,
-                    meta: txn.open_table(META)?,
+                let snapshot = |db: &Database| {
+                    let txn = db.begin_read()?;
+                    let reader = Reader {
+                        ns: &ns,
+                        entries: txn.open_table(ENTRIES)?,
+                        by_seq: txn.open_table(BY_SEQ)?,
+                        meta: txn.open_table(META)?,
+                    };
+                    read(&reader)
                 };
-                read(&reader)
+                let result = shared.database().and_then(|db| snapshot(&db));
+                result.map_err(|err| {
+                    let err = shared.failed(err);
+                    if matches!(err, StoreError::Io(_)) {
+                        // Nobody may write for a while: have the writer reopen it now. A full
+                        // queue holds writes, which reopen it anyway.
+                        if let Some(tasks) = &tasks {
+                            let _ = tasks.try_send(Task::Recover);
+                        }
+                    }
+                    err
+                })
             })
             .await
             .map_err(|err| StoreError::Unavailable(format!("read task failed: {err}")))?
         })
     }
+
+    /// Whether the store can write: the last commit's outcome, or a probe while it failed.
+    async fn check_health(&self) -> Result<(), StoreError> {
+        if self.shared.fault().is_none() {
+            return Ok(());
+        }
+        let _turn = self.probing.lock().await;
+        if self.shared.fault().is_none() {
+            return Ok(());
+        }
+        if let Some(reason) = self.shared.recently_probed_fault() {
+            return Err(StoreError::Io(reason));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.submit(Task::Probe { reply }, answer).await
+    }
+}
+
+/// Creates the tables of a new database, or checks the layout version of an existing one.
+fn prepare(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    {
+        txn.open_table(ENTRIES)?;
+        txn.open_table(BY_SEQ)?;
+        txn.open_table(META)?;
+        let mut schema = txn.open_table(SCHEMA)?;
+        let found = schema.get("version")?.map(|v| v.value());
+        match found {
+            None => {
+                schema.insert("version", SCHEMA_VERSION)?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(other) => {
+                return Err(StoreError::Corrupt(format!(
+                    "the database has layout version {other}; this server reads version {SCHEMA_VERSION}"
+                )))
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
 }
 
 impl Drop for RedbStore {
@@ -189,29 +278,64 @@ impl Store for RedbStore {
         self.read(ns, move |reader| namespace::entries(reader, &query))
     }
 
+    fn health(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.check_health())
+    }
+
     fn kind(&self) -> &'static str {
         "redb"
     }
 }
 
-fn run_writer(db: &Database, mut queue: mpsc::Receiver<Task>) {
+fn run_writer(shared: &Shared, mut recovery: Recovery, mut queue: mpsc::Receiver<Task>) {
     while let Some(first) = queue.blocking_recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        let mut tasks = vec![first];
+        while tasks.len() < MAX_GROUP {
             match queue.try_recv() {
-                Ok(task) => group.push(task),
+                Ok(task) => tasks.push(task),
                 Err(_) => break,
             }
         }
-        write_group(db, group);
+        let (writes, others): (Vec<Task>, Vec<Task>) = tasks.into_iter().partition(Task::is_write);
+        if !writes.is_empty() {
+            match recovery.writable(shared) {
+                Ok(db) => write_group(shared, &db, writes),
+                Err(()) => {
+                    let reason = shared.reason();
+                    for task in writes {
+                        task.fail(StoreError::Io(reason.clone()));
+                    }
+                }
+            }
+        }
+        let (probes, recoveries): (Vec<Task>, Vec<Task>) =
+            others.into_iter().partition(|task| matches!(task, Task::Probe { .. }));
+        if probes.is_empty() {
+            if !recoveries.is_empty() {
+                // A read found the database poisoned: reopen it now rather than at the next write.
+                let _ = recovery.writable(shared);
+            }
+            continue;
+        }
+        // Probes queued together share one (it reopens the database too).
+        let outcome = recovery.probe(shared);
+        for probe in probes {
+            match (&outcome, probe) {
+                (Ok(()), Task::Probe { reply }) => drop(reply.send(Ok(()))),
+                (Err(reason), task) => task.fail(StoreError::Io(reason.clone())),
+                _ => {}
+            }
+        }
     }
 }
 
-/// Commits a group of tasks together; if that fails, retries each alone, so one failing task
-/// (a corrupt row, say) does not fail the writes queued beside it.
-fn write_group(db: &Database, group: Vec<Task>) {
-    match commit_group(db, &group) {
+/// Commits a group of tasks together. If the disk failed, every task fails alike (and the
+/// database is reopened before the next); if something else did, each task is retried alone, so
+/// one failing task (a corrupt row, say) does not fail the writes queued beside it.
+fn write_group(shared: &Shared, db: &Database, group: Vec<Task>) {
+    match commit_group(db, &group).map_err(|err| shared.failed(err)) {
         Ok(done) => {
+            shared.succeeded();
             for (task, done) in group.into_iter().zip(done) {
                 match (task, done) {
                     (Task::Apply { reply, .. }, Done::Apply(report)) => drop(reply.send(Ok(report))),
@@ -221,18 +345,22 @@ fn write_group(db: &Database, group: Vec<Task>) {
                 }
             }
         }
+        Err(StoreError::Io(reason)) => {
+            tracing::error!(error = %reason, tasks = group.len(), "store write failed: the disk failed");
+            for task in group {
+                task.fail(StoreError::Io(reason.clone()));
+            }
+        }
         Err(err) if group.len() == 1 => {
             tracing::error!(error = %err, "store write failed");
-            match group.into_iter().next() {
-                Some(Task::Apply { reply, .. }) => drop(reply.send(Err(err))),
-                Some(Task::Gc { reply, .. }) => drop(reply.send(Err(err))),
-                None => {}
+            if let Some(task) = group.into_iter().next() {
+                task.fail(err);
             }
         }
         Err(err) => {
             tracing::warn!(error = %err, tasks = group.len(), "group commit failed; retrying each write alone");
             for task in group {
-                write_group(db, vec![task]);
+                write_group(shared, db, vec![task]);
             }
         }
     }
@@ -253,6 +381,9 @@ fn commit_group(db: &Database, group: &[Task]) -> Result<Vec<Done>, StoreError> 
                     Done::Apply(namespace::apply(&mut NsTables { ns, t: &mut tables }, op, *now_ms)?)
                 }
                 Task::Gc { now_ms, retention_ms, .. } => Done::Gc(collect_all(&mut tables, *now_ms, *retention_ms)?),
+                Task::Probe { .. } | Task::Recover => {
+                    return Err(StoreError::Unavailable("not a write: the writer handles it apart".into()))
+                }
             });
         }
     }

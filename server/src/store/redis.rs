@@ -24,7 +24,8 @@
 //! Durability is Redis's: run it with `appendonly yes` and `appendfsync always` for a write to
 //! be on disk when acknowledged (`everysec` can lose the last second on a crash). When Redis is
 //! down or not answering, operations fail with [`StoreError::Unavailable`] (HTTP 503) within
-//! seconds, and the connection comes back by itself when Redis does.
+//! seconds, and the connection comes back by itself when Redis does. A Redis whose
+//! `maxmemory-policy` may evict this server's keys is refused at start (`redis_eviction.rs`).
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,9 +36,11 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
+use ::redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use ::redis::{Cmd, ErrorKind, FromRedisValue, RedisError, Script, ServerErrorKind, Value};
 
 use super::codec::decode_meta;
+use super::redis_eviction;
 use super::redis_layout::{namespaces_key, NsKeys};
 use super::redis_scripts::{commit_args, parse_commit, parse_read_for, read_args, COMMIT, READ};
 use super::redis_snapshot::{Commit, Overlay, Plan, Snapshot};
@@ -86,6 +89,36 @@ impl Conn {
         }
     }
 
+    /// Sends `cmd` to every master: per node (`host:port`, or `single` for a standalone Redis),
+    /// its answer, or why there is none.
+    async fn query_masters(&self, cmd: &Cmd, single: &str) -> Result<Vec<(String, Result<Value, String>)>, RedisError> {
+        match self {
+            Conn::Single(conn) => {
+                let answer = cmd.query_async::<Value>(&mut conn.clone()).await.map_err(|err| err.to_string());
+                Ok(vec![(single.to_owned(), answer)])
+            }
+            Conn::Cluster(conn) => {
+                let every_master = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                // Without a response policy the client answers a map of node → that node's answer.
+                let answers = match conn.clone().route_command(cmd.clone(), every_master).await? {
+                    Value::Map(answers) => answers,
+                    other => vec![(Value::SimpleString("the cluster".into()), other)],
+                };
+                Ok(answers
+                    .into_iter()
+                    .map(|(node, answer)| {
+                        let node = String::from_redis_value(node).unwrap_or_else(|_| "a cluster node".into());
+                        let answer = match answer {
+                            Value::ServerError(err) => Err(RedisError::from(err).to_string()),
+                            value => Ok(value),
+                        };
+                        (node, answer)
+                    })
+                    .collect())
+            }
+        }
+    }
+
     async fn eval(&self, script: &Script, keys: &NsKeys, args: Vec<Vec<u8>>) -> Result<Value, RedisError> {
         let mut invocation = script.prepare_invoke();
         for key in keys.all() {
@@ -130,10 +163,23 @@ pub(crate) fn from_redis(err: RedisError) -> StoreError {
     }
 }
 
+/// What the store accepts of the Redis it opens.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RedisOptions {
+    /// Start even if a master's `maxmemory-policy` may evict this server's keys
+    /// (`--redis-allow-eviction`), with a warning instead of [`StoreError::EvictingRedis`].
+    pub allow_eviction: bool,
+}
+
 impl RedisStore {
-    /// Connects to `target` and checks that it answers. Keys start with `prefix` (see
-    /// the module docs), so deployments can share one Redis.
+    /// Connects to `target` and checks that it answers and cannot evict this server's keys. Keys
+    /// start with `prefix` (see the module docs), so deployments can share one Redis.
     pub async fn open(target: &RedisTarget, prefix: &str) -> Result<Self, StoreError> {
+        Self::open_with(target, prefix, RedisOptions::default()).await
+    }
+
+    /// [`RedisStore::open`] with `options`.
+    pub async fn open_with(target: &RedisTarget, prefix: &str, options: RedisOptions) -> Result<Self, StoreError> {
         let prefix = parse_prefix(prefix).map_err(StoreError::Redis)?;
         let conn = match target {
             RedisTarget::Standalone(url) => {
@@ -172,6 +218,7 @@ impl RedisStore {
         };
         timed(store.conn.query::<Value>(&::redis::cmd("PING"))).await?.map_err(from_redis)?;
         store.check_persistence().await;
+        store.check_eviction(target, options.allow_eviction).await?;
         tracing::info!(store = store.kind, target = %target, prefix = %store.prefix, "connected to Redis");
         Ok(store)
     }
@@ -195,6 +242,20 @@ impl RedisStore {
             Ok(Err(err)) => tracing::debug!(error = %err, "cannot read the Redis persistence settings"),
             Err(_) => tracing::debug!("reading the Redis persistence settings timed out"),
         }
+    }
+
+    /// Refuses a Redis that may evict this server's keys unless `allow` (see
+    /// [`redis_eviction`]); warns when the policy cannot be read (`CONFIG` not allowed).
+    async fn check_eviction(&self, target: &RedisTarget, allow: bool) -> Result<(), StoreError> {
+        let mut get = ::redis::cmd("CONFIG");
+        get.arg("GET").arg("maxmemory-policy");
+        let name = target.to_string();
+        let answers = match timed(self.conn.query_masters(&get, &name)).await {
+            Ok(Ok(answers)) => answers,
+            Ok(Err(err)) => vec![(name, Err(err.to_string()))],
+            Err(err) => vec![(name, Err(err.to_string()))],
+        };
+        redis_eviction::judge(answers, allow)
     }
 
     fn keys(&self, ns: &str) -> NsKeys {
@@ -344,6 +405,14 @@ impl Store for RedisStore {
     fn entries<'a>(&'a self, ns: &'a str, query: EntriesQuery) -> StoreFuture<'a, EntriesPage> {
         Box::pin(async move {
             timed(self.read(ns, Plan::for_entries(&query), |snap| namespace::entries(snap, &query))).await?
+        })
+    }
+
+    /// A `PING` (on a cluster, to every master): Redis answers, and the connection to it works.
+    fn health(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            timed(self.conn.query::<Value>(&::redis::cmd("PING"))).await?.map_err(from_redis)?;
+            Ok(())
         })
     }
 

@@ -121,3 +121,34 @@ async fn a_static_directory_is_served_beside_the_api() {
     let (status, _) = s.send(s.client.get(s.url("/healthz"))).await;
     assert_eq!(status, 200);
 }
+
+/// A symlink in the static directory that leads out of it is answered as a missing file (404),
+/// whether it is the file itself, a directory on the way, or a directory's `index.html`; a
+/// symlink that stays inside keeps working.
+#[tokio::test]
+async fn static_files_do_not_follow_symlinks_out_of_the_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "outside the static root").unwrap();
+    std::fs::write(outside.path().join("index.html"), "outside index").unwrap();
+    std::fs::write(root.path().join("index.html"), "<h1>inside</h1>").unwrap();
+    std::fs::create_dir(root.path().join("docs")).unwrap();
+    let link =
+        |target: &std::path::Path, name: &str| std::os::unix::fs::symlink(target, root.path().join(name)).unwrap();
+    link(&outside.path().join("secret.txt"), "leak.txt");
+    link(outside.path(), "elsewhere");
+    link(&outside.path().join("index.html"), "docs/index.html");
+    link(&root.path().join("index.html"), "alias.html");
+    std::os::unix::fs::symlink("../index.html", root.path().join("docs/up.html")).unwrap();
+
+    let s = TestServer::start(Config { static_dir: Some(root.path().to_owned()), ..Config::for_tests() }).await;
+    for path in ["/leak.txt", "/elsewhere/secret.txt", "/elsewhere/", "/docs/", "/docs/index.html", "/%6Ceak.txt"] {
+        let answer = s.get(path).await;
+        assert_eq!(answer.status, 404, "{path}: {}", answer.text);
+        assert!(!answer.text.contains("outside"), "{path}: {}", answer.text);
+    }
+    for path in ["/alias.html", "/docs/up.html", "/"] {
+        let answer = s.get(path).await;
+        assert_eq!((answer.status, answer.text.as_str()), (200, "<h1>inside</h1>"), "{path}");
+    }
+}

@@ -80,6 +80,12 @@ impl TestServer {
         Self::serve(server).await
     }
 
+    /// A server on a given store (one that fails on demand, say).
+    pub async fn start_with_store(config: Config, store: Arc<dyn Store>) -> Self {
+        let server = Server::bind_with(&config, store, Arc::new(mfe_cache_server::SystemClock)).await.expect("server binds");
+        Self::serve(server).await
+    }
+
     async fn serve(server: Server) -> Self {
         let addr = server.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -180,3 +180,33 @@ async fn unknown_routes_and_methods_answer_json() {
     let (status, answer) = s.send(s.client.get(s.url("/elsewhere"))).await;
     assert_eq!((status, answer["error"].as_str()), (404, Some("not_found")), "no static dir: JSON 404 too");
 }
+
+/// serde reads a struct from a JSON array too (fields in order), so `[]` was an empty sync and
+/// `["k", 1, 0, t]` a set: every endpoint that takes a body wants an object, and writes nothing.
+#[tokio::test]
+async fn bodies_that_are_not_objects_are_refused_on_every_endpoint() {
+    let s = TestServer::memory().await;
+    let t = now_ms();
+    let shapes =
+        |fields: String| vec![fields, "[]".into(), "null".into(), "true".into(), "7".into(), r#""text""#.into()];
+    let cases = [
+        ("/api/cache/sync", shapes(format!(r#"[0, [{{"key":"s","value":1,"ttl":0,"timestamp":{t}}}]]"#))),
+        ("/api/cache/set", shapes(format!(r#"["k", 1, 0, {t}, "n"]"#))),
+        ("/api/cache/remove", shapes(format!(r#"["k", {t}]"#))),
+        ("/api/cache/clear", shapes(format!("[{t}]"))),
+        ("/api/cache/invalidate", shapes(r#"[["*"]]"#.into())),
+    ];
+    for (path, bodies) in cases {
+        for body in bodies {
+            let (status, answer) = s.post_raw(path, format!("  \n{body}")).await;
+            assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_request")), "{path} {body}: {answer}");
+            assert_eq!(answer["message"], "the body must be a JSON object", "{path} {body}");
+        }
+    }
+    // A change inside a sync is an object too.
+    let body = format!(r#"{{"lastSync":0,"changes":[["c", 1, 0, {t}, false]]}}"#);
+    let (status, answer) = s.post_raw("/api/cache/sync", body).await;
+    assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_request")), "{answer}");
+    assert_eq!(answer["message"], "changes[0]: a change must be an object", "{answer}");
+    assert!(keys(&s.sync(0, json!([])).await).is_empty(), "nothing was written");
+}

@@ -3,10 +3,12 @@
 mod support;
 
 mod access;
+mod binary;
 mod clocks;
 mod common;
 mod concurrency;
 mod coordination;
+mod disk_full;
 mod durability;
 mod errors;
 mod events;

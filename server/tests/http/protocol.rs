@@ -11,7 +11,7 @@ async fn every_endpoint_round_trips() {
     let t = now_ms();
 
     let (status, health) = s.send(s.client.get(s.url("/healthz"))).await;
-    assert_eq!((status, health), (200, json!({ "status": "ok" })));
+    assert_eq!((status, health), (200, json!({ "status": "ok", "store": "memory" })));
 
     let answer = s.set("user", json!({ "name": "John", "tags": [1, "x", null] }), 3600.0, t, "tab-1").await;
     assert_eq!(answer["success"], true);

@@ -59,6 +59,8 @@ fn free_port() -> u16 {
 pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
+    /// More `redis-server` arguments (`--maxmemory-policy allkeys-lru`).
+    extra: Vec<String>,
     /// The cluster bus port, for a cluster node.
     bus: Option<u16>,
     /// Delete `dir` when this process exits (for servers that live in statics).
@@ -75,16 +77,22 @@ struct Supervised {
 impl RedisServer {
     /// Starts a server in `dir` (its data and log) on a free port.
     pub fn start(dir: &Path) -> Self {
-        Self::start_with(dir, false, false)
+        Self::start_with(dir, false, false, &[])
     }
 
-    fn start_with(dir: &Path, cluster_node: bool, cleanup: bool) -> Self {
+    /// Starts a server in `dir` with more `redis-server` arguments.
+    pub fn start_with_args(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with(dir, false, false, extra)
+    }
+
+    fn start_with(dir: &Path, cluster_node: bool, cleanup: bool, extra: &[&str]) -> Self {
         require_redis();
         let mut last_error = String::new();
         for _ in 0..5 {
             let mut server = RedisServer {
                 port: free_port(),
                 dir: dir.to_owned(),
+                extra: extra.iter().map(|arg| (*arg).to_owned()).collect(),
                 bus: cluster_node.then(free_port),
                 cleanup,
                 running: None,
@@ -129,6 +137,7 @@ impl RedisServer {
                 args.push(arg.into());
             }
         }
+        args.extend(self.extra.iter().cloned());
         let cleanup = if self.cleanup { self.dir.display().to_string() } else { String::new() };
         let mut sh = Command::new("sh")
             .arg("-c")
@@ -226,7 +235,7 @@ pub fn standalone() -> &'static RedisServer {
     static SERVER: OnceLock<RedisServer> = OnceLock::new();
     SERVER.get_or_init(|| {
         require_redis();
-        RedisServer::start_with(&kept_dir(), false, true)
+        RedisServer::start_with(&kept_dir(), false, true, &[])
     })
 }
 
@@ -242,9 +251,10 @@ impl RedisCluster {
         format!("redis+cluster://{}", nodes.join(","))
     }
 
-    fn start() -> Self {
+    /// Starts a cluster of its own (for a test that changes a node's configuration).
+    pub fn start() -> Self {
         require_redis();
-        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(&kept_dir(), true, true)).collect();
+        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(&kept_dir(), true, true, &[])).collect();
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
         for node in &nodes {
@@ -273,6 +283,17 @@ impl RedisCluster {
             }
         }
         RedisCluster { nodes }
+    }
+}
+
+impl Drop for RedisCluster {
+    /// Only a test's own cluster is dropped (the shared one lives in a static): its nodes'
+    /// directories go with it.
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+            let _ = std::fs::remove_dir_all(&node.dir);
+        }
     }
 }
 
