@@ -21,29 +21,50 @@ export async function seedBackend() {
   };
 }
 
-/** mfe-cache-server on a fresh data directory; `args` are extra flags. */
-export async function referenceServer(args = ['--max-updates', '40']) {
-  const dir = mkdtempSync(join(tmpdir(), 'mfe-cache-test-'));
+// Starts mfe-cache-server on `dir`; resolves to the child and the origin it listens on.
+function spawnServer(dir, args) {
   const child = spawn(SERVER_BIN, ['--listen', '127.0.0.1:0', '--data', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const origin = await new Promise((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     let out = '';
     const onData = (chunk) => {
       out += chunk;
       const m = out.match(/listening on (http:\/\/[0-9.:]+)/);
-      if (m) resolve(m[1]);
+      if (m) resolve({ child, origin: m[1] });
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
     child.once('exit', (code) => reject(new Error(`mfe-cache-server exited (${code}): ${out}`)));
     setTimeout(() => reject(new Error(`mfe-cache-server did not start: ${out}`)), 15000);
   });
+}
+
+/**
+ * mfe-cache-server on a fresh data directory; `args` are extra flags. `kill()` crashes it
+ * (SIGKILL) and `restart()` starts it again on the same data (on another port: `origin` follows).
+ */
+export async function referenceServer(args = ['--max-updates', '40']) {
+  const dir = mkdtempSync(join(tmpdir(), 'mfe-cache-test-'));
+  let { child, origin } = await spawnServer(dir, args);
   const call = async (path, body) => {
     const res = await fetch(origin + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     return res.json();
   };
   return {
     name: 'mfe-cache-server',
-    origin,
+    get origin() {
+      return origin;
+    },
+    /** Crashes the server: what it acknowledged must already be on disk. */
+    kill: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
+    /** Starts it again on its data. */
+    restart: async () => {
+      ({ child, origin } = await spawnServer(dir, args));
+    },
     invalidate: (patterns) => call('/api/cache/invalidate', { patterns }),
     handle: (req, res, path) => (path.startsWith('/api/cache/') ? proxy(req, res, origin) : false),
     values: async () => {

@@ -131,9 +131,10 @@ pub struct Cache<S: Storage> {
 pub const CLOCK_OFFSET_TOLERANCE_MS: u64 = 1_000;
 
 impl<S: Storage> Cache<S> {
-    /// Opens the cache over `storage`, loading every entry under the prefix. Entries that cannot be
-    /// read are skipped, left in place, and reported; nothing makes opening fail.
-    pub fn open(storage: S, config: CacheConfig, now_ms: u64) -> (Self, Vec<CacheError>) {
+    /// Opens the cache over `storage`, loading every entry under the prefix, at `local_ms` by
+    /// this device's clock (the stored clock offset turns it into the cache's time). Entries that
+    /// cannot be read are skipped, left in place, and reported; nothing makes opening fail.
+    pub fn open(storage: S, config: CacheConfig, local_ms: u64) -> (Self, Vec<CacheError>) {
         let tag = prefix_tag(&config.prefix);
         let mut cache = Cache {
             replica: Replica::new(config.node),
@@ -160,12 +161,11 @@ impl<S: Storage> Cache<S> {
             clock_offset: 0,
             clock_dirty: false,
         };
-        let errors = cache.hydrate(now_ms);
+        let errors = cache.hydrate(local_ms);
         (cache, errors)
     }
 
     fn hydrate(&mut self, local_ms: u64) -> Vec<CacheError> {
-        let now_ms = local_ms;
         let mut errors = Vec::new();
         match self.storage.get(&self.meta_key) {
             Ok(Some(text)) => match decode_meta_flagged(&text, &self.tag) {
@@ -187,7 +187,7 @@ impl<S: Storage> Cache<S> {
             Ok(None) => {}
             Err(e) => errors.push(storage_failed(e)),
         }
-        let now_ms = self.time_at(now_ms);
+        let now_ms = self.time_at(local_ms);
         match self.storage.get(&self.cursor_key) {
             Ok(Some(text)) => match decode_cursor(&text, &self.tag) {
                 Ok(cursor) => self.cursor = cursor.unwrap_or(0),
