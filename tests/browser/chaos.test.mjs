@@ -1,6 +1,7 @@
 // A seeded chaos run: two devices (browser contexts) of two tabs each write at random — sets with
-// and without TTLs, removes, clears — while devices go offline and online, tabs reload, and the
-// server is killed with SIGKILL and restarted on its data. At the end every tab, every device and
+// and without TTLs, removes, clears, and bursts larger than a request body — while devices go
+// offline and online, tabs reload, and the server is killed with SIGKILL and restarted on its
+// data. The second device's clock is 25 h fast. At the end every tab, every device and
 // the server must hold the same state, and it must be the state the write log implies: per key the
 // last write by (timestamp, writer), none ordered at or before the last clear, expired values gone.
 //
@@ -17,6 +18,10 @@ const SEED = Number(process.env.CHAOS_SEED ?? 1);
 const SECONDS = Number(process.env.CHAOS_SECONDS ?? 30);
 const PREFIX = 'chaos_';
 const KEYS = Array.from({ length: 12 }, (_, i) => `k${i}`);
+// Written in bursts of 20 KB values: about 1.2 MB, more than one request body may carry.
+const BURST_KEYS = Array.from({ length: 60 }, (_, i) => `b${i}`);
+const ALL_KEYS = [...KEYS, ...BURST_KEYS];
+const SKEW_MS = 25 * 3_600_000;
 const OPTIONS = { prefix: PREFIX, syncInterval: 500, retryDelay: 100, requestTimeout: 1000, realtime: 'auto' };
 
 // A small seeded generator (mulberry32): the same seed makes the same run of choices.
@@ -62,7 +67,7 @@ function implied(log, now) {
     }
   }
   const state = {};
-  for (const key of KEYS) {
+  for (const key of ALL_KEYS) {
     const w = last.get(key);
     const visible = w && w.kind === 'set' && !(epoch && order(w, epoch) <= 0) && (!w.ttl || (w.at ?? w.ts) + w.ttl * 1000 > now);
     state[key] = visible ? JSON.parse(w.json) : null;
@@ -72,7 +77,7 @@ function implied(log, now) {
 
 // What the server holds for a client that starts from nothing, expired values left out.
 async function serverState(origin, now) {
-  const state = Object.fromEntries(KEYS.map((k) => [k, null]));
+  const state = Object.fromEntries(ALL_KEYS.map((k) => [k, null]));
   for (let lastSync = 0, more = true; more; ) {
     const res = await fetch(`${origin}/api/cache/sync`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ lastSync, changes: [] }) });
     const answer = await res.json();
@@ -87,7 +92,14 @@ async function serverState(origin, now) {
   return state;
 }
 
-const tabState = (tab) => tab.evaluate((keys) => Object.fromEntries(keys.map((k) => [k, c.get(k)])), KEYS);
+const tabState = (tab) => tab.evaluate((keys) => Object.fromEntries(keys.map((k) => [k, c.get(k)])), ALL_KEYS);
+
+// The second device's clock runs ahead (its wasm reads Date.now() too).
+const skewed = (page) =>
+  page.addInitScript((ms) => {
+    const real = Date.now.bind(Date);
+    Date.now = () => real() + ms;
+  }, SKEW_MS);
 
 describe('chaos: tabs, devices, offline, reloads and server crashes', { skip }, () => {
   let env;
@@ -102,13 +114,13 @@ describe('chaos: tabs, devices, offline, reloads and server crashes', { skip }, 
     const tabs = [];
     for (const [d, ctx] of devices.entries()) {
       for (let t = 0; t < 2; t++) {
-        const page = await syncedTab(env, ctx, OPTIONS);
+        const page = await syncedTab(env, ctx, OPTIONS, d === 1 ? { before: skewed } : {});
         await watchWrites(page);
         tabs.push({ page, device: d, name: `d${d}t${t}` });
       }
     }
     const log = [];
-    const stats = { sets: 0, removes: 0, clears: 0, offline: 0, reloads: 0, kills: 0 };
+    const stats = { sets: 0, removes: 0, clears: 0, bursts: 0, offline: 0, reloads: 0, kills: 0 };
     const offline = [false, false];
     let restarting = null;
     let serial = 0;
@@ -117,6 +129,7 @@ describe('chaos: tabs, devices, offline, reloads and server crashes', { skip }, 
       const written = await tab.page.evaluate(async (op) => {
         if (op.kind === 'set') await c.set(op.key, op.value, op.ttl);
         else if (op.kind === 'remove') await c.remove(op.key);
+        else if (op.kind === 'burst') await Promise.all(op.keys.map((k) => c.set(k, { by: op.by, n: op.n, pad: 'p'.repeat(20_000) }, 0)));
         else await c.clear();
         return writeLog.splice(0);
       }, op);
@@ -137,6 +150,9 @@ describe('chaos: tabs, devices, offline, reloads and server crashes', { skip }, 
       } else if (roll < 0.72) {
         await write(tab, { kind: 'clear' });
         stats.clears++;
+      } else if (roll < 0.74) {
+        await write(tab, { kind: 'burst', keys: BURST_KEYS, by: tab.name, n: serial++ });
+        stats.bursts++;
       } else if (roll < 0.8) {
         const d = r.below(2);
         offline[d] = !offline[d];
@@ -160,30 +176,30 @@ describe('chaos: tabs, devices, offline, reloads and server crashes', { skip }, 
       await new Promise((resolve) => setTimeout(resolve, r.below(40)));
     }
 
-    // Quiet: everyone online, the server up, every outbox empty.
-    await restarting;
-    for (const [d, ctx] of devices.entries()) if (offline[d]) await ctx.setOffline(false);
-    for (const tab of tabs) await tab.page.evaluate(() => window.dispatchEvent(new Event('online')));
-    await eventually(async () => {
-      for (const tab of tabs) if ((await tab.page.evaluate(() => c.syncStatus.pending)) !== 0) return false;
-      return true;
-    }, 'every outbox to drain', 60_000);
-    // Let the short TTLs run out (a wait on the data's own expiries, not a guess).
-    const lastExpiry = Math.max(0, ...log.filter((w) => w.kind === 'set' && w.ttl === 1).map((w) => (w.at ?? w.ts) + 1000));
-    if (lastExpiry > Date.now()) await new Promise((resolve) => setTimeout(resolve, lastExpiry - Date.now() + 50));
-
     const compare = async () => {
       const now = Date.now();
       const want = implied(log, now);
       const server = await serverState(env.backend.origin, now);
       const replicas = { server };
       for (const tab of tabs) replicas[tab.name] = await tabState(tab.page);
-      const divergent = KEYS.filter((k) => Object.values(replicas).some((state) => JSON.stringify(state[k]) !== JSON.stringify(want[k])));
-      const lost = KEYS.filter((k) => want[k] !== null && JSON.stringify(server[k]) !== JSON.stringify(want[k]));
+      const divergent = ALL_KEYS.filter((k) => Object.values(replicas).some((state) => JSON.stringify(state[k]) !== JSON.stringify(want[k])));
+      const lost = ALL_KEYS.filter((k) => want[k] !== null && JSON.stringify(server[k]) !== JSON.stringify(want[k]));
       return { want, replicas, divergent, lost };
     };
     let result;
     try {
+      // Quiet: everyone online, the server up, every outbox empty.
+      await restarting;
+      for (const [d, ctx] of devices.entries()) if (offline[d]) await ctx.setOffline(false);
+      for (const tab of tabs) await tab.page.evaluate(() => window.dispatchEvent(new Event('online')));
+      await eventually(async () => {
+        for (const tab of tabs) if ((await tab.page.evaluate(() => c.syncStatus.pending)) !== 0) return false;
+        return true;
+      }, 'every outbox to drain', 60_000);
+      // Let the short TTLs run out (a wait on the data's own expiries, not a guess).
+      const lastExpiry = Math.max(0, ...log.filter((w) => w.kind === 'set' && w.ttl === 1).map((w) => (w.at ?? w.ts) + 1000));
+      if (lastExpiry > Date.now()) await new Promise((resolve) => setTimeout(resolve, lastExpiry - Date.now() + 50));
+
       await eventually(async () => (result = await compare()).divergent.length === 0, 'every replica to hold the implied state', 60_000);
       // And from storage: every tab reloaded holds it too.
       for (const tab of tabs) {
@@ -193,9 +209,14 @@ describe('chaos: tabs, devices, offline, reloads and server crashes', { skip }, 
       }
       await eventually(async () => (result = await compare()).divergent.length === 0, 'every reloaded tab to hold it', 30_000);
     } finally {
+      result ??= await compare().catch(() => undefined);
       const summary = { seed: SEED, writes: log.length, ...stats, divergentKeys: result?.divergent ?? '?', lostWrites: result?.lost ?? '?' };
       console.log(`chaos: ${JSON.stringify(summary)}`);
-      if (result?.divergent.length) console.log(`chaos: implied ${JSON.stringify(result.want)}\nchaos: replicas ${JSON.stringify(result.replicas)}`);
+      if (result?.divergent.length) {
+        const show = (state) => Object.fromEntries(result.divergent.map((k) => [k, state[k]?.pad ? { ...state[k], pad: '…' } : state[k]]));
+        console.log(`chaos: implied ${JSON.stringify(show(result.want))}`);
+        for (const [name, state] of Object.entries(result.replicas)) console.log(`chaos: ${name} ${JSON.stringify(show(state))}`);
+      }
     }
     assert.deepEqual(result.divergent, []);
     assert.deepEqual(result.lost, []);
