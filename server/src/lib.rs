@@ -45,6 +45,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod redis_bus;
 pub mod routes;
+pub mod serve;
 pub mod server;
 pub mod store;
 
