@@ -112,6 +112,12 @@ pub struct Config {
     /// for the store, Redis and those answers, at most 65536.
     #[arg(long = "max-connections", env = "MFE_CACHE_MAX_CONNECTIONS", value_name = "N", value_parser = positive)]
     pub max_connections: Option<usize>,
+
+    /// Most event streams (`/api/cache/events`) open at once; past it a new one is answered `503`
+    /// (`overloaded`, with `Retry-After`). Default: half of `--max-connections`, so streams never
+    /// take every connection from ordinary requests.
+    #[arg(long = "max-streams", env = "MFE_CACHE_MAX_STREAMS", value_name = "N", value_parser = positive)]
+    pub max_streams: Option<usize>,
 }
 
 fn positive_u64(text: &str) -> Result<u64, String> {
@@ -145,6 +151,7 @@ impl Config {
             body_timeout_ms: DEFAULT_BODY_TIMEOUT_MS,
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
             max_connections: None,
+            max_streams: None,
         }
     }
 }
@@ -179,7 +186,7 @@ mod tests {
     fn connection_flags_parse() {
         let c = Config::try_parse_from(["x"]).unwrap();
         assert_eq!((c.header_timeout_ms, c.body_timeout_ms, c.idle_timeout_ms), (10_000, 30_000, 75_000));
-        assert_eq!(c.max_connections, None);
+        assert_eq!((c.max_connections, c.max_streams), (None, None));
         let c = Config::try_parse_from([
             "x",
             "--header-timeout-ms",
@@ -190,11 +197,13 @@ mod tests {
             "400",
             "--max-connections",
             "10",
+            "--max-streams",
+            "2",
         ])
         .unwrap();
         assert_eq!((c.header_timeout_ms, c.body_timeout_ms, c.idle_timeout_ms), (200, 300, 400));
-        assert_eq!(c.max_connections, Some(10));
-        for zero in ["--header-timeout-ms", "--body-timeout-ms", "--idle-timeout-ms", "--max-connections"] {
+        assert_eq!((c.max_connections, c.max_streams), (Some(10), Some(2)));
+        for zero in ["--header-timeout-ms", "--body-timeout-ms", "--idle-timeout-ms", "--max-connections", "--max-streams"] {
             assert!(Config::try_parse_from(["x", zero, "0"]).is_err(), "{zero} 0");
         }
     }

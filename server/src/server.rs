@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Router;
 use mfe_shared_cache_core::Clock;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::auth::{Auth, TokensError};
 use crate::config::Config;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub feed: Arc<Feed>,
     /// How often event streams send a heartbeat and re-check the store.
     pub heartbeat: Duration,
+    /// One permit per event stream that may be open (`--max-streams`).
+    pub streams: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -127,6 +130,7 @@ impl Server {
             }
         }
         let limits = connection_limits(config);
+        let max_streams = config.max_streams.unwrap_or((limits.max_connections / 2).max(1));
         let feed = Arc::new(Feed::new());
         // Every write that moves a cursor wakes the event streams of its namespace.
         let store: Arc<dyn Store> = Arc::new(AnnouncingStore::new(store, feed.clone()));
@@ -137,6 +141,7 @@ impl Server {
             metrics: Arc::new(Metrics::new(clock.now_ms())),
             feed: feed.clone(),
             heartbeat: Duration::from_millis(config.heartbeat_ms),
+            streams: Arc::new(Semaphore::new(max_streams.min(Semaphore::MAX_PERMITS))),
         };
         let options = RouterOptions {
             auth,
@@ -147,7 +152,7 @@ impl Server {
         let app = router(state, &options).map_err(ServerError::Config)?;
         let listener = TcpListener::bind(&config.listen).await?;
         let bus = config.store.clone().map(|target| (target, config.redis_prefix.clone()));
-        tracing::debug!(max_connections = limits.max_connections, "limits");
+        tracing::debug!(max_connections = limits.max_connections, max_streams, "limits");
         Ok(Server { listener, app, store, clock, feed, bus, limits })
     }
 

@@ -1,4 +1,4 @@
-//! The connection limit over real TCP, and the server binary under a descriptor
+//! Connection and event-stream limits over real TCP, and the server binary under a descriptor
 //! limit lower than the number of connections thrown at it.
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 
 use crate::common::TestServer;
 use crate::raw::{connect, read_answer, send_get, RawAnswer};
+use crate::sse::SseStream;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -58,6 +59,40 @@ async fn past_max_connections_a_new_connection_gets_a_503_at_once() {
     // Once they close, new connections are served again.
     drop(held);
     healthy_again(&s.base).await;
+}
+
+#[tokio::test]
+async fn past_max_streams_a_new_event_stream_gets_a_503_with_retry_after() {
+    let s = TestServer::start(Config { max_streams: Some(2), ..Config::for_tests() }).await;
+    let url = s.url("/api/cache/events");
+    let mut first = SseStream::open(&s.client, &url, None, None).await;
+    let mut second = SseStream::open(&s.client, &url, None, None).await;
+    first.until("ready", DEADLINE).await;
+    second.until("ready", DEADLINE).await;
+
+    // (Its status is checked before anything is read: a stream's body never ends.)
+    let third = SseStream::request(&s.client, &url, None, None).await;
+    assert_eq!(third.status(), 503);
+    let retry_after =
+        third.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    assert!(retry_after.is_some(), "{:?}", third.headers());
+    let body: serde_json::Value = third.json().await.expect("a JSON answer");
+    assert_eq!(body["error"], "overloaded");
+    // Other requests are not affected.
+    assert_eq!(s.get("/api/cache/stats").await.status, 200);
+
+    // A stream that ends gives its place back.
+    drop(first);
+    let reopen = async {
+        loop {
+            let response = SseStream::request(&s.client, &url, None, None).await;
+            if response.status() == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, reopen).await.expect("a stream opens again once one has ended");
 }
 
 /// The server binary under `ulimit -n` of `descriptors`.
