@@ -43,6 +43,7 @@ pub mod inspect;
 pub mod invalidate;
 pub mod metrics;
 pub mod namespace;
+pub mod origin;
 pub mod redis_bus;
 pub mod routes;
 pub mod serve;

@@ -10,6 +10,7 @@ mod durability;
 mod errors;
 mod events;
 mod limits;
+mod origin;
 mod protocol;
 mod raw;
 mod scale_out;
