@@ -11,7 +11,7 @@ pub const RESERVE: u64 = 128;
 /// it memory (tens of KB per connection), not descriptors, is what runs out.
 pub const MAX_DEFAULT_CONNECTIONS: u64 = 65_536;
 
-/// The limit assumed where it cannot be read (non-Unix, or reported as unlimited it is capped).
+/// The limit assumed where it cannot be read (not Unix) or reads as 0.
 const ASSUMED_LIMIT: u64 = 1024;
 
 /// Raises the soft open-file limit to the hard one, as servers commonly do at start (the soft
