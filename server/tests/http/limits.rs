@@ -2,6 +2,7 @@
 //! limit lower than the number of connections thrown at it.
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mfe_cache_server::Config;
@@ -95,29 +96,49 @@ async fn past_max_streams_a_new_event_stream_gets_a_503_with_retry_after() {
     tokio::time::timeout(DEADLINE, reopen).await.expect("a stream opens again once one has ended");
 }
 
-/// The server binary under `ulimit -n` of `descriptors`.
+/// The server binary under `ulimit -n` of `descriptors`, its warnings collected.
 struct LimitedBinary {
     child: Child,
     base: String,
+    log: Arc<Mutex<String>>,
 }
 
 impl LimitedBinary {
-    fn start(descriptors: u32) -> Self {
+    fn start(descriptors: u32, args: &[&str]) -> Self {
         let mut child = Command::new("sh")
             .args(["-c", &format!("ulimit -n {descriptors} && exec \"$0\" \"$@\"")])
             .arg(env!("CARGO_BIN_EXE_mfe-cache-server"))
             .args(["--listen", "127.0.0.1:0", "--memory"])
-            .env("RUST_LOG", "error")
+            .args(args)
+            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("the binary starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("reads the listening line");
         let base =
             line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected {line:?}")).to_owned();
-        LimitedBinary { child, base }
+        LimitedBinary { child, base, log }
+    }
+
+    fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 }
 
@@ -131,8 +152,8 @@ impl Drop for LimitedBinary {
 #[tokio::test]
 async fn with_more_idle_connections_than_descriptors_a_fresh_request_is_still_answered() {
     const DESCRIPTORS: u32 = 256;
-    let server = LimitedBinary::start(DESCRIPTORS);
-    let addr = server.base.trim_start_matches("http://").to_owned();
+    let server = LimitedBinary::start(DESCRIPTORS, &[]);
+    let addr = server.addr();
     // Idle connections that never send anything, more than the server has descriptors.
     let mut idle = Vec::new();
     for _ in 0..DESCRIPTORS + 64 {
@@ -147,5 +168,34 @@ async fn with_more_idle_connections_than_descriptors_a_fresh_request_is_still_an
         503 => assert_eq!(body["error"], "overloaded"),
         other => panic!("unexpected {other}: {body}"),
     }
+    drop(idle);
+}
+
+#[tokio::test]
+async fn when_accept_runs_out_of_descriptors_the_server_keeps_going_and_recovers() {
+    const DESCRIPTORS: u32 = 256;
+    // A connection limit above what the descriptors allow: accept itself fails (EMFILE).
+    let server = LimitedBinary::start(DESCRIPTORS, &["--max-connections", "1000", "--header-timeout-ms", "300"]);
+    let addr = server.addr();
+    let mut idle = Vec::new();
+    for _ in 0..DESCRIPTORS + 64 {
+        idle.push(TcpStream::connect(&addr).await.expect("connects"));
+    }
+    // The silent connections are closed after the header timeout, descriptors come back, and the
+    // paused accept loop takes new connections again.
+    let client = reqwest::Client::builder().timeout(DEADLINE).build().unwrap();
+    let retry = async {
+        loop {
+            if let Ok(response) = client.get(format!("{}/healthz", server.base)).send().await {
+                if response.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, retry).await.expect("a fresh request is served again");
+    let log = server.log();
+    assert!(log.contains("accept failed"), "accept never ran out of descriptors: {log}");
     drop(idle);
 }
