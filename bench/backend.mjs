@@ -3,12 +3,16 @@
 //     online, and we count the requests it makes and time until its outbox is drained, against
 //     mfe-cache-server behind the front server (as tests/browser/sync.test.mjs sets it up);
 //     baseline: the naive client path, one awaited POST /api/cache/set per write;
+//   - overload: /sync polls under wrk while thousands of idle keep-alive connections are held,
+//     against the same polls with none held; then with more idle connections than
+//     --max-connections, where new requests must get a 503 at once instead of hanging;
 //   - server throughput: wrk at 64 connections against mfe-cache-server (release build, its
 //     default embedded store in a temp dir) and a minimal Express server of the seed protocol
 //     (bench/express-seed.mjs), /sync and /set, side by side.
 // Each section adds rows to run.mjs's table through `report.row(...)` and notes through
 // `report.note(...)`. Loopback only.
 import { spawn, spawnSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -324,12 +328,19 @@ export function ensureWrk() {
   if (out.status !== 0) throw new Error('scripts/ensure-tools.sh wrk failed');
 }
 
-/** One wrk run of bench/wrk/cache.lua (`mode`: sync, set or poll) against `server.origin`. */
-export async function runWrk(server, mode, seconds, { connections = CONNECTIONS } = {}) {
-  // A fresh cursor, so that no request starts from lastSync 0 (a full dump of the store).
-  let answer = await post(server.origin, '/api/cache/sync', { lastSync: 0, changes: [] });
-  while (answer.more) answer = await post(server.origin, '/api/cache/sync', { lastSync: answer.cursor, changes: [] });
-  const cursor = answer.cursor ?? answer.timestamp;
+/** A fresh cursor of `origin`'s default namespace (a full read, page by page). */
+export async function latestCursor(origin) {
+  let answer = await post(origin, '/api/cache/sync', { lastSync: 0, changes: [] });
+  while (answer.more) answer = await post(origin, '/api/cache/sync', { lastSync: answer.cursor, changes: [] });
+  return answer.cursor ?? answer.timestamp;
+}
+
+/**
+ * One wrk run of bench/wrk/cache.lua (`mode`: sync, set or poll) against `server.origin`, from
+ * `cursor` (default: a fresh one, so that no request starts from lastSync 0, a full dump).
+ */
+export async function runWrk(server, mode, seconds, { connections = CONNECTIONS, cursor = null } = {}) {
+  cursor ??= await latestCursor(server.origin);
   return new Promise((resolve, reject) => {
     const path = mode === 'set' ? 'set' : 'sync';
     const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-s', WRK_SCRIPT, `${server.origin}/api/cache/${path}`, '--', mode, String(KEYSPACE), String(cursor)];
@@ -510,4 +521,173 @@ export function fsOf(dir) {
   const out = spawnSync('df', ['-T', dir], { encoding: 'utf8' });
   const type = out.stdout?.split('\n')[1]?.split(/\s+/)[1];
   return type ? `${type} (${dir})` : dir;
+}
+
+// ---- 3. overload ------------------------------------------------------------------------------
+
+const IDLE = 3000;
+const OVER_LIMIT = 1000;
+const OVERLOAD_S = 3;
+const OVERLOAD_ROUNDS = 2;
+const OVERLOAD_CONNECTIONS = 16;
+
+/**
+ * Opens `n` keep-alive connections to `origin`, each answered one `GET /healthz` and then left
+ * idle (a few hundred at a time, so the listener's backlog never overflows). Resolves to the
+ * held sockets, how many were answered 200 and how many answers were something else.
+ */
+async function holdIdle(origin, n) {
+  const { hostname, port } = new URL(origin);
+  const held = [];
+  let ok = 0;
+  let other = 0;
+  let closedByServer = 0;
+  const one = () =>
+    new Promise((resolve) => {
+      const socket = connect({ host: hostname, port: Number(port) });
+      let text = '';
+      const timer = setTimeout(() => done('no answer within 10 s'), 10000);
+      function done(outcome) {
+        clearTimeout(timer);
+        socket.removeAllListeners('data');
+        if (outcome === 200) ok++;
+        else other++;
+        resolve();
+      }
+      socket.setNoDelay(true);
+      socket.on('error', () => {});
+      socket.once('close', () => {
+        closedByServer++;
+        done('closed');
+      });
+      socket.on('connect', () => socket.write(`GET /healthz HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`));
+      socket.on('data', (chunk) => {
+        text += chunk;
+        // /healthz answers a small JSON object with a Content-Length: complete once it closes.
+        if (text.includes('\r\n\r\n') && text.trimEnd().endsWith('}')) done(text.startsWith('HTTP/1.1 200') ? 200 : 'other');
+      });
+      held.push(socket);
+    });
+  const BATCH = 250;
+  for (let i = 0; i < n; i += BATCH) await Promise.all(Array.from({ length: Math.min(BATCH, n - i) }, one));
+  closedByServer = 0; // from here on, a close is the server dropping an idle connection
+  return {
+    held,
+    ok,
+    other,
+    closedSince: () => closedByServer,
+    release: () => held.forEach((s) => s.destroy()),
+  };
+}
+
+/** Resident memory of a process in MiB (Linux /proc). */
+function rssMiB(pid) {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+export async function benchOverload(report) {
+  ensureWrk();
+  buildReleaseServer();
+  // A fresh store's deltas are empty from 0, so no cursor is fetched first (fetch's pooled
+  // keep-alive connection would be one more connection held).
+  const run = (server) => runWrk(server, 'poll', OVERLOAD_S, { connections: OVERLOAD_CONNECTIONS, cursor: 0 });
+  const ms = (us) => fmt(us / 1000, 2);
+  const errors = (r) => r.socketErrors;
+  const p99s = (runs) => runs.map((x) => x.p99_us / 1000);
+  const figures = (runs) =>
+    `${int(median(runs.map((x) => x.rps)))} req/s, p50 ${fmt(median(runs.map((x) => x.p50_us / 1000)), 2)} / p99 ${fmt(median(p99s(runs)), 2)} ms ${spread(p99s(runs), 1)}`;
+
+  // 1. Idle keep-alive connections within --max-connections: are requests still served as fast?
+  // Interleaved: none held, held, none held, held, none held.
+  const server = await startCacheServer();
+  let idle;
+  const none = [];
+  const held = [];
+  const opened = [];
+  const mem = {};
+  let idleClosed = 0;
+  let heldOk = 0;
+  let log;
+  try {
+    await runWrk(server, 'poll', 1, { connections: OVERLOAD_CONNECTIONS, cursor: 0 }); // warm-up, discarded
+    none.push(await run(server));
+    for (let round = 0; round < OVERLOAD_ROUNDS; round++) {
+      mem.before ??= rssMiB(server.pid);
+      const t0 = performance.now();
+      idle = await holdIdle(server.origin, IDLE);
+      opened.push(performance.now() - t0);
+      heldOk += idle.ok;
+      mem.held ??= rssMiB(server.pid);
+      held.push(await run(server));
+      idleClosed += idle.closedSince();
+      idle.release();
+      idle = null;
+      none.push(await run(server));
+    }
+    log = scanServerLog(server.logFile);
+  } finally {
+    idle?.release();
+    await server.stop();
+  }
+  const bad = held.reduce((n, x) => n + x.bad + errors(x), 0);
+  report.row(
+    `server under ${int(IDLE)} idle keep-alive connections: /sync poll (${OVERLOAD_CONNECTIONS} conns)`,
+    figures(held) + (bad ? ` (${bad} non-2xx or socket errors)` : ''),
+    `no idle connections: ${figures(none)}`,
+    `${fmt(median(p99s(held)) / median(p99s(none)))}× (p99)`,
+    'every request answered, idle held',
+    idleClosed === 0 && bad === 0 ? 'yes' : `NO (${idleClosed} idle closed, ${bad} failed)`,
+  );
+
+  // 2. More idle connections than --max-connections: new requests get a 503 at once.
+  const limited = await startCacheServer({ args: ['--memory', '--max-connections', String(OVER_LIMIT)] });
+  const o = {};
+  try {
+    await runWrk(limited, 'poll', 1, { connections: OVERLOAD_CONNECTIONS, cursor: 0 });
+    o.before = await run(limited);
+    idle = await holdIdle(limited.origin, OVER_LIMIT);
+    o.heldOk = idle.ok;
+    o.over = await run(limited);
+    o.idleClosed = idle.closedSince();
+    idle.release();
+    idle = null;
+    o.log = scanServerLog(limited.logFile);
+  } finally {
+    idle?.release();
+    await limited.stop();
+  }
+  const over = o.over;
+  const refused = over.firstBad?.startsWith('503') ? over.bad : 0;
+  report.row(
+    `server past --max-connections (${int(OVER_LIMIT)} idle held): new requests [diagnostic]`,
+    `${figures([over])}: ${int(refused)} × 503 overloaded, ${int(over.ok)} × 200, ${errors(over)} socket errors`,
+    `none held: ${figures([o.before])}, all 200`,
+    `${fmt(over.p99_us / o.before.p99_us)}× (p99)`,
+    'answered at once (503), none hang',
+    over.requests > 0 && over.timeout === 0 && refused + over.ok === over.requests ? 'yes' : 'NO',
+  );
+
+  report.note(
+    `overload: mfe-cache-server (release, redb in a temp dir, default limits: --max-connections from its open-file limit); ${OVERLOAD_ROUNDS} rounds, each opening ` +
+      `${int(IDLE)} connections that get one GET /healthz answered and are then left open (${int(heldOk)} of ${int(IDLE * OVERLOAD_ROUNDS)} answered 200; ` +
+      `${opened.map((t) => fmt(t / 1000, 1)).join(' / ')} s to open them), then released; wrk -t2 -c${OVERLOAD_CONNECTIONS} --timeout 5s, ${OVERLOAD_S} s of /sync polls (empty deltas) per run, ` +
+      `interleaved: none held, held, none held, held, none held (median of the runs, [p99 min…max]; requests per run: none held ${none.map((x) => int(x.requests)).join(', ')}, held ${held.map((x) => int(x.requests)).join(', ')}); ` +
+      `idle connections the server closed while held: ${idleClosed}; server memory (VmRSS) ${fmt(mem.before, 1)} MiB → ${fmt(mem.held, 1)} MiB with them held ` +
+      `(${fmt(((mem.held - mem.before) * 1024) / IDLE, 1)} KiB per idle connection); log statuses ${Object.entries(log.statuses).map(([st, n]) => `${st}×${int(n)}`).join(', ')}` +
+      (log.problems.length ? `; first WARN/ERROR: ${log.problems[0].slice(0, 200)}` : ''),
+  );
+  const warnings = o.log.problems.filter((l) => !/memory store/.test(l));
+  report.note(
+    `overload past the limit: mfe-cache-server --memory --max-connections ${OVER_LIMIT}, ${int(o.heldOk)} of ${int(OVER_LIMIT)} idle keep-alive connections served and held ` +
+      `(closed by the server meanwhile: ${o.idleClosed}); then every wrk connection is refused once it has sent its request: 503 JSON with Connection: close, and wrk reconnects ` +
+      `for the next one (a connect per request, where the baseline reuses 16 keep-alive connections); first non-2xx: ${(over.firstBad ?? 'none').slice(0, 160)}; ` +
+      `wrk socket errors: connect ${over.connect}, read ${over.read}, write ${over.write}, timeout ${over.timeout}` +
+      (warnings.length ? `; server log: ${warnings[0].slice(0, 200)}` : '') +
+      '; loopback only',
+  );
 }

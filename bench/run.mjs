@@ -6,11 +6,13 @@
 // measured in the same run under the same conditions, the ratio, the goal. Informational only:
 // no timing is asserted; the exit code is non-zero only when a section crashed.
 // The backend sections (bench/backend.mjs) build mfe-cache-server in release mode and drive it
-// from the page (offline flush) and with wrk (server throughput, vs bench/express-seed.mjs).
+// from the page (offline flush) and with wrk (server throughput, vs bench/express-seed.mjs; and
+// overload: polls while thousands of idle connections are held, and past --max-connections).
 // The real-time parts (bench/realtime.mjs) push changes to SSE clients through 2 instances on one
 // Redis (fan-out), compare /sync throughput on Redis and on the embedded store, and time pushed
 // changes into 3 browser tabs against polling (push to tabs).
-// BENCH_SECTIONS=offline,server (names or name prefixes, comma-separated) runs only those.
+// BENCH_SECTIONS=offline,server (names or name prefixes, comma-separated) runs only those; when
+// none of them needs the browser, pkg/ and Chromium are left alone (BENCH_SECTIONS=overload).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -18,7 +20,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { launch, openTab, startServer, ROOT } from '../tests/browser/harness.mjs';
-import { benchOfflineFlush, benchServerThroughput } from './backend.mjs';
+import { benchOfflineFlush, benchOverload, benchServerThroughput } from './backend.mjs';
 import { fmt, median, percentile, sleep, spread } from './stats.mjs';
 import { benchFanOut, benchPushToTabs, benchSyncRedis } from './realtime.mjs';
 
@@ -52,8 +54,10 @@ function printTable() {
 
 const only = (process.env.BENCH_SECTIONS ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 
+const wanted = (name) => !only.length || only.some((x) => name.startsWith(x));
+
 async function section(name, fn) {
-  if (only.length && !only.some((x) => name.startsWith(x))) return;
+  if (!wanted(name)) return;
   const t0 = performance.now();
   process.stderr.write(`[bench] ${name}…\n`);
   try {
@@ -398,7 +402,10 @@ function benchSize() {
 const report = { row, note: (text) => notes.push(text) };
 
 // ---- main ---------------------------------------------------------------------------------
-async function main() {
+// The sections that need pkg/ and headless Chromium; a run of only the others starts neither.
+const BROWSER_SECTIONS = ['get', 'writes', 'propagation', 'cold start', 'loading', 'size', 'offline flush', 'push to tabs'];
+
+async function browserSections() {
   if (!existsSync(join(ROOT, 'pkg/index.js')) || !existsSync(join(ROOT, 'pkg/core_bg.wasm'))) {
     process.stderr.write('[bench] pkg/ missing: building it with scripts/build-pkg.sh\n');
     const b = spawnSync(join(ROOT, 'scripts/build-pkg.sh'), { cwd: ROOT, stdio: 'inherit' });
@@ -411,12 +418,10 @@ async function main() {
       const page = await tab(context, server.url + PAGE);
       return page.evaluate(() => ({ ua: navigator.userAgent, ...window.bench.timerResolution() }));
     });
-    console.log(`mfe-shared-cache benchmark (browser, backend sync, server) — ${new Date().toISOString()}`);
-    console.log(`Chromium ${browser.version()} (headless, ${process.env.CHROMIUM ?? '/usr/bin/chromium'}); Node ${process.version}; ${cpus().length} CPU(s) ${cpus()[0]?.model ?? ''}`.trim());
+    console.log(`Chromium ${browser.version()} (headless, ${process.env.CHROMIUM ?? '/usr/bin/chromium'})`);
     const wasmPath = join(ROOT, 'pkg/core_bg.wasm');
     const sha = createHash('sha256').update(readFileSync(wasmPath)).digest('hex').slice(0, 12);
     console.log(`pkg/: core_bg.wasm sha256 ${sha}…, built ${statSync(wasmPath).mtime.toISOString()}`);
-    console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (other processes share these CPUs; figures are medians of interleaved runs)`);
     console.log(`performance.now() resolution in the page: ${probe.resolutionMs} ms (crossOriginIsolated: ${probe.crossOriginIsolated}); server ${server.url}`);
     console.log('');
 
@@ -432,8 +437,18 @@ async function main() {
     await browser.close().catch(() => {});
     await server.close();
   }
+}
+
+async function main() {
+  console.log(`mfe-shared-cache benchmark (browser, backend sync, server) — ${new Date().toISOString()}`);
+  console.log(`Node ${process.version}; ${cpus().length} CPU(s) ${cpus()[0]?.model ?? ''}`.trim());
+  console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (other processes share these CPUs; figures are medians of interleaved runs)`);
+  if (only.length) console.log(`sections: ${only.join(', ')} (BENCH_SECTIONS)`);
+  if (BROWSER_SECTIONS.some(wanted)) await browserSections();
+  else console.log('');
   // Without the browser: wrk, the servers and node share the machine's cores.
   await section('server throughput', () => benchServerThroughput(report));
+  await section('overload', () => benchOverload(report));
   await section('fan-out', () => benchFanOut(report));
   await section('sync throughput: Redis vs embedded', () => benchSyncRedis(report));
 

@@ -14,6 +14,16 @@ pub const DEFAULT_MAX_BATCH: usize = 1000;
 pub const DEFAULT_MAX_UPDATES: usize = 10_000;
 /// Default `--heartbeat-ms`: 15 s, under the idle timeouts of common proxies (30–60 s).
 pub const DEFAULT_HEARTBEAT_MS: u64 = 15_000;
+/// Default `--header-timeout-ms`: 10 s for a request's headers (a few hundred bytes, one or two
+/// packets) even on a poor mobile link; a slow-loris client holds a connection no longer.
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+/// Default `--body-timeout-ms`: 30 s for a whole body, i.e. at least 35 KB/s for one of the
+/// default 1 MiB `--max-body` (sync batches are usually a few KB).
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 30_000;
+/// Default `--idle-timeout-ms`: 75 s, longer than the 60 s idle timeout of common load balancers
+/// and proxies, so that they close an idle upstream connection first and never send a request
+/// on one this server is closing at that moment.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 75_000;
 
 /// The reference backend of mfe-shared-cache.
 #[derive(Debug, Clone, Parser)]
@@ -83,6 +93,37 @@ pub struct Config {
     #[arg(long = "heartbeat-ms", env = "MFE_CACHE_HEARTBEAT_MS", value_name = "MS", default_value_t = DEFAULT_HEARTBEAT_MS,
           value_parser = positive_u64)]
     pub heartbeat_ms: u64,
+
+    /// Time a client has to send a request's headers, in ms: from the connection's opening for its
+    /// first request, from the first byte for the next ones. Past it the connection is closed
+    /// (slow-loris clients, connections opened and never used).
+    #[arg(long = "header-timeout-ms", env = "MFE_CACHE_HEADER_TIMEOUT_MS", value_name = "MS",
+          default_value_t = DEFAULT_HEADER_TIMEOUT_MS, value_parser = positive_u64)]
+    pub header_timeout_ms: u64,
+
+    /// Time a client has to send a request's whole body once its headers arrived, in ms; past it
+    /// the request is answered `408` (`timeout`) and the connection closed.
+    #[arg(long = "body-timeout-ms", env = "MFE_CACHE_BODY_TIMEOUT_MS", value_name = "MS",
+          default_value_t = DEFAULT_BODY_TIMEOUT_MS, value_parser = positive_u64)]
+    pub body_timeout_ms: u64,
+
+    /// How long a keep-alive connection may wait for its next request, in ms, before it is closed.
+    /// A connection with a request in progress (an event stream included) is never idle.
+    #[arg(long = "idle-timeout-ms", env = "MFE_CACHE_IDLE_TIMEOUT_MS", value_name = "MS",
+          default_value_t = DEFAULT_IDLE_TIMEOUT_MS, value_parser = positive_u64)]
+    pub idle_timeout_ms: u64,
+
+    /// Most connections served at once; past it a new connection is answered `503` (`overloaded`)
+    /// and closed. Default: the open-file limit (raised to its hard limit at start) less a reserve
+    /// for the store, Redis and those answers, at most 65536.
+    #[arg(long = "max-connections", env = "MFE_CACHE_MAX_CONNECTIONS", value_name = "N", value_parser = positive)]
+    pub max_connections: Option<usize>,
+
+    /// Most event streams (`/api/cache/events`) open at once; past it a new one is answered `503`
+    /// (`overloaded`, with `Retry-After`). Default: half of `--max-connections`, so streams never
+    /// take every connection from ordinary requests.
+    #[arg(long = "max-streams", env = "MFE_CACHE_MAX_STREAMS", value_name = "N", value_parser = positive)]
+    pub max_streams: Option<usize>,
 }
 
 fn positive_u64(text: &str) -> Result<u64, String> {
@@ -113,6 +154,11 @@ impl Config {
             max_batch: DEFAULT_MAX_BATCH,
             max_updates: DEFAULT_MAX_UPDATES,
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
+            header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
+            body_timeout_ms: DEFAULT_BODY_TIMEOUT_MS,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            max_connections: None,
+            max_streams: None,
         }
     }
 }
@@ -141,6 +187,32 @@ mod tests {
         assert_eq!(c.max_batch, 5);
         assert_eq!(c.max_body, DEFAULT_MAX_BODY);
         assert!(Config::try_parse_from(["x", "--max-batch", "0"]).is_err());
+    }
+
+    #[test]
+    fn connection_flags_parse() {
+        let c = Config::try_parse_from(["x"]).unwrap();
+        assert_eq!((c.header_timeout_ms, c.body_timeout_ms, c.idle_timeout_ms), (10_000, 30_000, 75_000));
+        assert_eq!((c.max_connections, c.max_streams), (None, None));
+        let c = Config::try_parse_from([
+            "x",
+            "--header-timeout-ms",
+            "200",
+            "--body-timeout-ms",
+            "300",
+            "--idle-timeout-ms",
+            "400",
+            "--max-connections",
+            "10",
+            "--max-streams",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!((c.header_timeout_ms, c.body_timeout_ms, c.idle_timeout_ms), (200, 300, 400));
+        assert_eq!((c.max_connections, c.max_streams), (Some(10), Some(2)));
+        for zero in ["--header-timeout-ms", "--body-timeout-ms", "--idle-timeout-ms", "--max-connections", "--max-streams"] {
+            assert!(Config::try_parse_from(["x", zero, "0"]).is_err(), "{zero} 0");
+        }
     }
 
     #[test]

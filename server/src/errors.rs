@@ -64,6 +64,11 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
     }
 
+    /// 503 for a limit reached (`--max-streams`); the client should retry later.
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+    }
+
     /// Prefixes the message with where in the request the problem is (`changes[3]`).
     pub fn at(mut self, location: &str) -> Self {
         self.message = format!("{location}: {}", self.message);

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::header::HeaderName;
+use axum::http::header::{HeaderName, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -47,6 +47,9 @@ const PAGE_ROWS: usize = 1000;
 const PAGE_BYTES: usize = 1 << 20;
 /// Events buffered per stream before the reader waits for a slow client.
 const BUFFER: usize = 256;
+/// `Retry-After` when `--max-streams` are open: slots free up as streams end, which is seldom
+/// quick; the client's own backoff (1 s to 30 s) applies anyway.
+const STREAMS_RETRY_AFTER_S: &str = "5";
 
 /// `?cursor=N`
 #[derive(Debug, Deserialize)]
@@ -62,13 +65,27 @@ pub async fn events(
     Query(query): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let last_event_id = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("\u{0}"));
-    let start = match last_event_id.or(query.cursor.as_deref()) {
-        Some(text) => parse_cursor(text)?,
+    let asked = last_event_id.or(query.cursor.as_deref()).map(parse_cursor).transpose()?;
+    // Each stream is a task that reads the store on every change of its namespace: their number
+    // is what bounds that work. Refused before touching the store.
+    let Ok(slot) = app.streams.clone().try_acquire_owned() else {
+        let mut response =
+            ApiError::overloaded("too many event streams are open; retry later, or poll /sync meanwhile").into_response();
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(STREAMS_RETRY_AFTER_S));
+        return Ok(response);
+    };
+    let start = match asked {
+        Some(cursor) => cursor,
         None => app.store.cursor(&ns).await?,
     };
     let heartbeat = app.heartbeat;
     let (tx, rx) = mpsc::channel(BUFFER);
-    tokio::spawn(follow(app.store.clone(), app.feed.clone(), ns, start, heartbeat, tx));
+    let store = app.store.clone();
+    let feed = app.feed.clone();
+    tokio::spawn(async move {
+        follow(store, feed, ns, start, heartbeat, tx).await;
+        drop(slot);
+    });
     let stream = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
     let mut response = Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat)).into_response();
     // Proxies that buffer responses (nginx) would hold events back.

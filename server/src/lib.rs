@@ -26,6 +26,12 @@
 //! data (it was wiped): it is read as 0, a full resync, so nothing is lost. See
 //! [`handlers`] for the echo policy and [`namespace`] for clears and garbage collection.
 //!
+//! # Connections
+//! [`serve`] accepts connections itself (HTTP/1.1 and HTTP/2), with header, body and idle
+//! timeouts, a limit on connections (503 past it) derived from the open-file limit, and
+//! [`events`] limits open event streams; [`origin`] refuses writes a browser sends for another
+//! site.
+//!
 //! # Namespaces
 //! With `--tokens FILE` each bearer token maps to a namespace, a keyspace no other token reads or
 //! writes; without it everything is in [`auth::DEFAULT_NAMESPACE`].
@@ -45,8 +51,10 @@ pub mod inspect;
 pub mod invalidate;
 pub mod metrics;
 pub mod namespace;
+pub mod origin;
 pub mod redis_bus;
 pub mod routes;
+pub mod serve;
 pub mod server;
 pub mod static_files;
 pub mod store;

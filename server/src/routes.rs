@@ -1,5 +1,5 @@
-//! The router: endpoints, then (inside out) auth and body limit for `/api`, the JSON error shape,
-//! CORS, and one log line per request.
+//! The router: endpoints, then (inside out) auth, body limit and the cross-site write guard for
+//! `/api`, the JSON error shape, CORS, and one log line per request.
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use tracing::Span;
 use crate::auth::{self, Auth};
 use crate::errors;
 use crate::handlers;
+use crate::origin::{self, AllowedOrigins};
 use crate::server::AppState;
 use crate::{events, inspect, invalidate, metrics, static_files};
 
@@ -55,6 +56,9 @@ pub fn router(state: AppState, options: &RouterOptions) -> Result<Router, String
         // extractor limit catches bodies that only turn out too large while streaming.
         .layer(DefaultBodyLimit::max(options.max_body))
         .layer(RequestBodyLimitLayer::new(options.max_body))
+        // Outside auth and the body limit: a write from another site is refused before anything
+        // else is looked at.
+        .layer(from_fn_with_state(AllowedOrigins::new(&options.cors_origins), origin::guard))
         .with_state(state);
 
     let app = Router::new().nest("/api", api).route("/healthz", health);

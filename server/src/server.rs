@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Router;
 use mfe_shared_cache_core::Clock;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::auth::{Auth, TokensError};
 use crate::config::Config;
@@ -17,6 +18,7 @@ use crate::redis_bus;
 use crate::store::redis::{RedisOptions, RedisTarget};
 use crate::metrics::Metrics;
 use crate::routes::{router, RouterOptions};
+use crate::serve::{self, descriptors, ConnectionLimits, Timeouts};
 use crate::store::{MemoryStore, RedbStore, RedisStore, Store, StoreError};
 
 /// The wall clock.
@@ -53,6 +55,8 @@ pub struct AppState {
     pub feed: Arc<Feed>,
     /// How often event streams send a heartbeat and re-check the store.
     pub heartbeat: Duration,
+    /// One permit per event stream that may be open (`--max-streams`).
+    pub streams: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -88,6 +92,7 @@ pub struct Server {
     feed: Arc<Feed>,
     /// With a Redis store: the Redis and key prefix whose pub/sub wakes other instances' streams.
     bus: Option<(RedisTarget, String)>,
+    limits: ConnectionLimits,
 }
 
 impl Server {
@@ -125,6 +130,8 @@ impl Server {
                 return Err(ServerError::Config(format!("--static {} is not a directory", dir.display())));
             }
         }
+        let limits = connection_limits(config);
+        let max_streams = config.max_streams.unwrap_or((limits.max_connections / 2).max(1));
         let feed = Arc::new(Feed::new());
         // Every write that moves a cursor wakes the event streams of its namespace.
         let store: Arc<dyn Store> = Arc::new(AnnouncingStore::new(store, feed.clone()));
@@ -135,6 +142,7 @@ impl Server {
             metrics: Arc::new(Metrics::new(clock.now_ms())),
             feed: feed.clone(),
             heartbeat: Duration::from_millis(config.heartbeat_ms),
+            streams: Arc::new(Semaphore::new(max_streams.min(Semaphore::MAX_PERMITS))),
         };
         let options = RouterOptions {
             auth,
@@ -145,7 +153,8 @@ impl Server {
         let app = router(state, &options).map_err(ServerError::Config)?;
         let listener = TcpListener::bind(&config.listen).await?;
         let bus = config.store.clone().map(|target| (target, config.redis_prefix.clone()));
-        Ok(Server { listener, app, store, clock, feed, bus })
+        tracing::debug!(max_connections = limits.max_connections, max_streams, "limits");
+        Ok(Server { listener, app, store, clock, feed, bus, limits })
     }
 
     /// The bound address (the real port when `:0` was asked for).
@@ -168,7 +177,7 @@ impl Server {
             shutdown.await;
             feed.close();
         };
-        let result = axum::serve(self.listener, self.app).with_graceful_shutdown(shutdown).await;
+        let result = serve::serve(self.listener, self.app, self.limits, shutdown).await;
         gc.abort();
         for task in bus {
             task.abort();
@@ -178,6 +187,32 @@ impl Server {
         let _ = gc.await;
         result.map_err(ServerError::Io)
     }
+}
+
+/// The connection limits of `config`, the default `--max-connections` from the descriptor limit.
+fn connection_limits(config: &Config) -> ConnectionLimits {
+    let descriptors = descriptors::soft_limit();
+    let budget = descriptors::default_max_connections(descriptors);
+    let max_connections = match config.max_connections {
+        Some(asked) => {
+            if asked > budget {
+                tracing::warn!(
+                    max_connections = asked,
+                    descriptors,
+                    "--max-connections is above what the open-file limit leaves for connections: \
+                     past it, accept fails and new clients wait instead of getting a 503"
+                );
+            }
+            asked
+        }
+        None => budget,
+    };
+    let timeouts = Timeouts {
+        header: Duration::from_millis(config.header_timeout_ms),
+        body: Duration::from_millis(config.body_timeout_ms),
+        idle: Duration::from_millis(config.idle_timeout_ms),
+    };
+    ConnectionLimits { max_connections, timeouts }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -211,6 +246,8 @@ pub async fn shutdown_signal() {
 
 /// Binds, prints `listening on http://ADDR`, and serves until Ctrl-C or SIGTERM.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    let descriptors = descriptors::raise_soft_limit();
+    tracing::debug!(descriptors, "open-file limit");
     let server = Server::bind(&config).await?;
     let addr = server.local_addr()?;
     // On stdout, for scripts and tests that start the binary with `--listen 127.0.0.1:0`.

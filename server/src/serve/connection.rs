@@ -1,0 +1,269 @@
+//! One accepted connection: HTTP/1.1 or HTTP/2 (hyper's auto builder) in front of the router,
+//! under the watch of [`super::watchdog`], with a deadline on request bodies.
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderValue, Request, Response, StatusCode, Version};
+use axum::Router;
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt;
+
+use super::watchdog::{Activity, InProgress, Timeouts, Verdict};
+
+/// What every connection shares.
+pub struct Shared {
+    /// The application.
+    pub app: Router,
+    /// hyper's connection settings.
+    pub builder: auto::Builder<TokioExecutor>,
+    /// The connection timeouts.
+    pub timeouts: Timeouts,
+}
+
+impl Shared {
+    /// HTTP/1.1 and HTTP/2 (prior knowledge) on one port, with the application's timeouts.
+    pub fn new(app: Router, timeouts: Timeouts) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // The watchdog times headers itself: hyper's own timer would also close keep-alive
+        // connections after the header timeout instead of the idle one.
+        builder.http1().header_read_timeout(None);
+        Shared { app, builder, timeouts }
+    }
+}
+
+/// Serves one connection until it ends, its watchdog closes it, or (after `stop`) it has finished
+/// what it was doing. Holds `permit` (its place under `--max-connections`) until then.
+pub async fn serve(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    permit: OwnedSemaphorePermit,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _permit = permit;
+    // Event streams and small JSON answers: no Nagle delay.
+    let _ = stream.set_nodelay(true);
+    let activity = Activity::new();
+    let io = TokioIo::new(Watched { stream, activity: activity.clone() });
+    let handler = Handler { app: shared.app.clone(), activity: activity.clone(), body_timeout: shared.timeouts.body };
+    let conn = shared.builder.serve_connection(io, handler);
+    tokio::pin!(conn);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(error = %err, "connection ended with an error");
+                }
+                return;
+            }
+            () = stopped(&mut stop), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            verdict = activity.expired(&shared.timeouts) => {
+                match verdict {
+                    Verdict::Stalled => tracing::debug!("closing a connection whose request did not arrive in time"),
+                    Verdict::Idle => {
+                        // HTTP/1 closes at once; HTTP/2 sends GOAWAY first. Bounded either way.
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(shared.timeouts.header, conn.as_mut()).await;
+                    }
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Resolves once the server stops (or is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// The socket, telling the watchdog when bytes arrive.
+struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.on_read();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Hands each request to the router: marks it in progress until its answer is finished, and puts
+/// a deadline on its body.
+#[derive(Clone)]
+struct Handler {
+    app: Router,
+    activity: Arc<Activity>,
+    body_timeout: Duration,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Handler {
+    type Response = Response<Tracked>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let version = request.version();
+        let in_progress = self.activity.begin(version == Version::HTTP_2);
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let deadline = Instant::now() + self.body_timeout;
+        let request = request.map(|body| DeadlineBody { body, deadline, sleep: None, timed_out: timed_out.clone() });
+        let app = self.app.clone();
+        let body_timeout = self.body_timeout;
+        Box::pin(async move {
+            let response = match app.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            // Whatever the handler made of the failed read (a 400), the client was too slow.
+            let response = if timed_out.load(Ordering::Acquire) {
+                body_timed_out(response, version, body_timeout)
+            } else {
+                response
+            };
+            Ok(response.map(|body| Tracked { body, _in_progress: in_progress }))
+        })
+    }
+}
+
+/// The `408` for a body that did not arrive in time, keeping the handler's headers (CORS).
+fn body_timed_out(response: Response<Body>, version: Version, limit: Duration) -> Response<Body> {
+    let (mut parts, _) = response.into_parts();
+    parts.status = StatusCode::REQUEST_TIMEOUT;
+    parts.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(CONTENT_LENGTH);
+    // The rest of the body may still come, so an HTTP/1 connection cannot carry another request.
+    // (HTTP/2 has no such header, and needs none: only this request's stream ends.)
+    if version < Version::HTTP_2 {
+        parts.headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    let message = format!("the request body did not arrive within {} ms", limit.as_millis());
+    let body = serde_json::json!({ "error": "timeout", "message": message }).to_string();
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// A request body that fails once its deadline has passed.
+struct DeadlineBody {
+    body: Incoming,
+    deadline: Instant,
+    /// Made on the first wait only: most bodies are complete when the handler reads them.
+    sleep: Option<Pin<Box<Sleep>>>,
+    timed_out: Arc<AtomicBool>,
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The connection failed or the client sent a malformed body.
+    #[error(transparent)]
+    Read(#[from] hyper::Error),
+    /// The body did not arrive within `--body-timeout-ms`.
+    #[error("the request body did not arrive in time")]
+    TimedOut,
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        if this.timed_out.load(Ordering::Relaxed) {
+            return Poll::Ready(Some(Err(BodyError::TimedOut)));
+        }
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|frame| frame.map_err(BodyError::Read))),
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    this.timed_out.store(true, Ordering::Release);
+                    return Poll::Ready(Some(Err(BodyError::TimedOut)));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// An answer's body; its request stays in progress until it is finished or dropped.
+pub struct Tracked {
+    body: Body,
+    _in_progress: InProgress,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
