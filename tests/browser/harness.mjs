@@ -104,6 +104,22 @@ export async function openTab(context, url, { allowConsoleErrors = false, before
   return page;
 }
 
+/**
+ * Run in a page (`page.evaluate(fillStorage)`): fills what is left of the origin's localStorage
+ * quota with someone else's data (`junk_N` keys); returns how many keys it wrote.
+ */
+export function fillStorage() {
+  let filled = 0;
+  for (let size = 1 << 20; size >= 1024; ) {
+    try {
+      localStorage.setItem('junk_' + filled++, 'j'.repeat(size));
+    } catch {
+      size >>= 1;
+    }
+  }
+  return filled;
+}
+
 /** Waits until `fn(arg)` evaluated in `page` is truthy, returning its value. */
 export async function until(page, fn, arg, timeout = 5000) {
   const handle = await page.waitForFunction(fn, arg, { timeout, polling: 10 });

@@ -5,27 +5,15 @@
 import test, { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { request } from 'node:http';
-import { until } from './harness.mjs';
+import { fillStorage, until } from './harness.mjs';
 import { SERVER_BIN, referenceServer } from '../servers/backends.mjs';
+import { proxy } from '../servers/proxy.mjs';
 import { environment, eventually, startCache, syncedTab } from './sync-env.mjs';
 
 const skip = existsSync(SERVER_BIN) ? false : `${SERVER_BIN} is not built (run make test)`;
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-
-// Fills what is left of the origin's localStorage quota with someone else's data.
-const FILL_STORAGE = () => {
-  let filled = 0;
-  for (let size = 1 << 20; size >= 1024; ) {
-    try {
-      localStorage.setItem('junk_' + filled++, 'j'.repeat(size));
-    } catch {
-      size >>= 1;
-    }
-  }
-};
 
 // A tab's clock running `ms` ahead (its wasm reads Date.now() too).
 const clockAhead = (ms) => (page) =>
@@ -43,22 +31,6 @@ const readBody = (req) =>
     req.setEncoding('utf8');
     req.on('data', (chunk) => (body += chunk));
     req.on('end', () => resolve(body));
-  });
-
-// Sends a request whose body the test has read on to the backend, and its answer back.
-const forward = (env, req, res, body) =>
-  new Promise((resolve) => {
-    const headers = { ...req.headers, 'content-length': Buffer.byteLength(body) };
-    const upstream = request(new URL(req.url, env.backend.origin), { method: req.method, headers }, (up) => {
-      res.writeHead(up.statusCode, up.headers);
-      up.pipe(res);
-      up.on('end', () => resolve(true));
-    });
-    upstream.on('error', () => {
-      req.socket.destroy();
-      resolve(true);
-    });
-    upstream.end(body);
   });
 
 describe('no write lost or stuck (mfe-cache-server)', { skip }, () => {
@@ -81,10 +53,12 @@ describe('no write lost or stuck (mfe-cache-server)', { skip }, () => {
     await until(tab, () => c.syncStatus.pending === 0, undefined, 8000);
 
     env.state.mode = 'reset'; // the backend is unreachable from here on
-    const r = await tab.evaluate(async (fill) => {
+    await tab.evaluate(async () => {
       await c.remove('doomed'); // a pending remove: a dead entry, the first eviction candidate before
       await c.set('p1', 'p'.repeat(400_000));
-      new Function(`(${fill})()`)();
+    });
+    await tab.evaluate(fillStorage);
+    const r = await tab.evaluate(async () => {
       const out = {};
       try {
         await c.set('p2', 'q'.repeat(400_000)); // fits once an acknowledged record goes
@@ -106,7 +80,7 @@ describe('no write lost or stuck (mfe-cache-server)', { skip }, () => {
       out.pending = c.syncStatus.pending;
       out.inMemory = [c.get('synced-a')?.length, c.get('p3')?.length];
       return out;
-    }, FILL_STORAGE.toString());
+    });
     assert.deepEqual(r, {
       p2: 'ok',
       p3: ['QUOTA_EXCEEDED', 'p3'],
@@ -134,15 +108,15 @@ describe('no write lost or stuck (mfe-cache-server)', { skip }, () => {
   test('a write that cannot be persisted at all is QUOTA_EXCEEDED and still reaches the server from memory', async () => {
     const ctx = await env.browser.newContext();
     const tab = await syncedTab(env, ctx, { prefix: 'q2_', realtime: 'off' });
-    const type = await tab.evaluate(async (fill) => {
-      new Function(`(${fill})()`)();
+    await tab.evaluate(fillStorage);
+    const type = await tab.evaluate(async () => {
       try {
         await c.set('in-memory', 'm'.repeat(200_000));
         return 'ok';
       } catch (e) {
         return e.type;
       }
-    }, FILL_STORAGE.toString());
+    });
     assert.equal(type, 'QUOTA_EXCEEDED');
     await eventually(async () => (await env.backend.values())['in-memory']?.length === 200_000, 'the server to have it');
     await ctx.close();
@@ -198,7 +172,7 @@ describe('no write lost or stuck (mfe-cache-server)', { skip }, () => {
       if (path !== '/api/cache/sync') return false;
       const body = await readBody(req);
       const index = JSON.parse(body).changes.findIndex((ch) => ch.key === 'poison');
-      if (index < 0) return forward(env, req, res, body);
+      if (index < 0) return proxy(req, res, env.backend.origin, body);
       refused++;
       res.writeHead(400, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: 'invalid_value', message: `changes[${index}]: not for this backend`, index, key: 'poison' }));

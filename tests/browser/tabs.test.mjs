@@ -1,7 +1,7 @@
 // Several tabs and several copies of the package on one page, in real headless Chromium.
 import test, { describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { suite, openTab, until } from './harness.mjs';
+import { fillStorage, suite, openTab, until } from './harness.mjs';
 
 const make = (prefix) => `window.c = new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: ${JSON.stringify(prefix)} });
   window.seen = []; window.errors = [];
@@ -207,20 +207,16 @@ describe('across tabs and package copies', () => {
 
   test('real localStorage quota: frees least recently used entries, and a value that cannot fit stays in memory with QUOTA_EXCEEDED', async () => {
     const { ctx, pages: [a] } = await tabs(env, 1, 'q_', { allowConsoleErrors: true });
-    const r = await a.evaluate(async () => {
+    await a.evaluate(async () => {
       const big = (ch) => ch.repeat(400_000);
       await c.set('old', big('o'));
       await c.set('recent', big('r'));
       c.get('recent'); // a use: 'old' is now the least recently used
-      // Fill the rest of the origin's quota with someone else's data.
-      let filled = 0;
-      for (let size = 1 << 20; size >= 1024; ) {
-        try {
-          localStorage.setItem('junk_' + filled++, 'j'.repeat(size));
-        } catch {
-          size >>= 1;
-        }
-      }
+    });
+    // Fill the rest of the origin's quota with someone else's data.
+    const filled = await a.evaluate(fillStorage);
+    const r = await a.evaluate(async (filled) => {
+      const big = (ch) => ch.repeat(400_000);
       const out = {};
       try {
         await c.set('new', big('n'));
@@ -240,7 +236,7 @@ describe('across tabs and package copies', () => {
       out.events = errors.map((e) => e[0]);
       for (let i = 0; i < filled; i++) localStorage.removeItem('junk_' + i);
       return out;
-    });
+    }, filled);
     assert.deepEqual(r, {
       newSet: 'ok',
       stored: [false, true, true],

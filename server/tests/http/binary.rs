@@ -45,11 +45,24 @@ impl Started {
 /// Starts `mfe-cache-server ARGS` with `--listen 127.0.0.1:0` and `ENV`, and waits until it
 /// listens or exits.
 pub fn start(args: &[&str], env: &[(&str, &str)]) -> Started {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mfe-cache-server"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mfe-cache-server"));
+    command.args(["--listen", "127.0.0.1:0"]).args(args).envs(env.iter().copied());
+    start_command(command)
+}
+
+/// The same under `ulimit -n DESCRIPTORS` (a process may have that many files open at once).
+pub fn start_with_descriptors(descriptors: u32, args: &[&str]) -> Started {
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", &format!("ulimit -n {descriptors} && exec \"$0\" \"$@\"")])
+        .arg(env!("CARGO_BIN_EXE_mfe-cache-server"))
         .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
+        .args(args);
+    start_command(command)
+}
+
+fn start_command(mut command: Command) -> Started {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,6 +112,11 @@ fn read_log(stderr: impl Read + Send + 'static, log: Arc<Mutex<String>>) -> Join
 impl Binary {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
     }
 
     /// The log so far.

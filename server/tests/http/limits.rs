@@ -1,13 +1,11 @@
 //! Connection and event-stream limits over real TCP, and the server binary under a descriptor
 //! limit lower than the number of connections thrown at it.
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mfe_cache_server::Config;
 use tokio::net::TcpStream;
 
+use crate::binary::start_with_descriptors;
 use crate::common::TestServer;
 use crate::raw::{connect, read_answer, send_get, RawAnswer};
 use crate::sse::SseStream;
@@ -96,63 +94,10 @@ async fn past_max_streams_a_new_event_stream_gets_a_503_with_retry_after() {
     tokio::time::timeout(DEADLINE, reopen).await.expect("a stream opens again once one has ended");
 }
 
-/// The server binary under `ulimit -n` of `descriptors`, its warnings collected.
-struct LimitedBinary {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl LimitedBinary {
-    fn start(descriptors: u32, args: &[&str]) -> Self {
-        let mut child = Command::new("sh")
-            .args(["-c", &format!("ulimit -n {descriptors} && exec \"$0\" \"$@\"")])
-            .arg(env!("CARGO_BIN_EXE_mfe-cache-server"))
-            .args(["--listen", "127.0.0.1:0", "--memory"])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("reads the listening line");
-        let base =
-            line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected {line:?}")).to_owned();
-        LimitedBinary { child, base, log }
-    }
-
-    fn addr(&self) -> String {
-        self.base.trim_start_matches("http://").to_owned()
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for LimitedBinary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn with_more_idle_connections_than_descriptors_a_fresh_request_is_still_answered() {
     const DESCRIPTORS: u32 = 256;
-    let server = LimitedBinary::start(DESCRIPTORS, &[]);
+    let server = start_with_descriptors(DESCRIPTORS, &["--memory"]).listening();
     let addr = server.addr();
     // Idle connections that never send anything, more than the server has descriptors.
     let mut idle = Vec::new();
@@ -175,7 +120,8 @@ async fn with_more_idle_connections_than_descriptors_a_fresh_request_is_still_an
 async fn when_accept_runs_out_of_descriptors_the_server_keeps_going_and_recovers() {
     const DESCRIPTORS: u32 = 256;
     // A connection limit above what the descriptors allow: accept itself fails (EMFILE).
-    let server = LimitedBinary::start(DESCRIPTORS, &["--max-connections", "1000", "--header-timeout-ms", "300"]);
+    let args = ["--memory", "--max-connections", "1000", "--header-timeout-ms", "300"];
+    let server = start_with_descriptors(DESCRIPTORS, &args).listening();
     let addr = server.addr();
     let mut idle = Vec::new();
     for _ in 0..DESCRIPTORS + 64 {
