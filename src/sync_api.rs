@@ -134,7 +134,7 @@ impl CacheCore {
     }
 
     /// Another instance on this page learned the backend's clock offset (and persisted it);
-    /// returns the keys whose visibility that changed.
+    /// returns the keys whose expiry moved with it.
     #[wasm_bindgen(js_name = adoptClockOffset)]
     pub fn adopt_clock_offset(&self, offset: f64) -> Result<Array, JsValue> {
         let inner = std::rc::Rc::downgrade(&self.inner);
