@@ -1,4 +1,4 @@
-//! The endpoints of the seed protocol (DESIGN §4), plus `/healthz` and the JSON 404. (The
+//! The endpoints of the seed protocol (the README's wire protocol), plus `/healthz` and the JSON 404. (The
 //! coordination endpoints are in [`crate::invalidate`] and [`crate::inspect`].)
 //!
 //! `/sync` answers with every entry whose latest accepted write has a sequence number above

@@ -1,5 +1,5 @@
 //! Reference backend of mfe-shared-cache: the seed protocol (`/api/cache/{sync,set,remove,clear}`,
-//! DESIGN §4) over an embedded durable store, with the core's merge rule and wire types, the
+//! the README's wire protocol) over an embedded durable store, with the core's merge rule and wire types, the
 //! very code the client runs; and, for frontend/backend cache coordination,
 //! `POST /api/cache/invalidate` (tombstone every key matching a pattern, delivered by `/sync`
 //! like any write: [`invalidate`]), `GET /api/cache/entries` (live values by key prefix, with an
