@@ -76,6 +76,9 @@ pub struct FlushReport {
     pub clear: Option<Stamp>,
     /// Failures; a key that failed stays readable in memory.
     pub errors: Vec<CacheError>,
+    /// The backend clock offset, when this flush persisted a new one (other tabs and instances
+    /// adopt it).
+    pub clock: Option<i64>,
 }
 
 impl FlushReport {
@@ -251,6 +254,11 @@ impl<S: Storage> Cache<S> {
     /// The prefix storage keys start with.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The tag that marks this cache's records (see [`crate::prefix_tag`]).
+    pub fn tag(&self) -> &str {
+        &self.tag
     }
 
     /// The underlying storage.
@@ -463,17 +471,19 @@ impl<S: Storage> Cache<S> {
     /// tabs that closed before they could).
     pub fn sync_batch_of(&self, max: usize, writer: Option<&str>) -> SyncBatch {
         let mine = |stamp: &Stamp| writer.is_none_or(|w| stamp.node == w);
-        let mut keys: Vec<&String> = self
+        // Owned keys: one sort of `String`s serves the whole crate (each sorted type costs the wasm).
+        let mut keys: Vec<String> = self
             .unsynced
             .iter()
             .filter(|k| self.replica.entry(k).is_some_and(|e| mine(&e.stamp)))
+            .cloned()
             .collect();
         keys.sort_unstable();
         SyncBatch {
             clear: self.replica.epoch().filter(|e| self.clear_unsynced && mine(e)).cloned(),
             changes: keys
                 .into_iter()
-                .filter_map(|k| self.replica.entry(k).map(|e| (k.clone(), e.clone())))
+                .filter_map(|k| self.replica.entry(&k).cloned().map(|e| (k, e)))
                 .take(max)
                 .collect(),
         }
@@ -631,12 +641,13 @@ impl<S: Storage> Cache<S> {
         // Only still-pending items are kept: an expiry already reported must not come back.
         if self.expiries.len() > 2 * self.replica.len() + 64 {
             let replica = &self.replica;
-            let pending: std::collections::BTreeSet<(u64, String)> = std::mem::take(&mut self.expiries)
+            // Duplicates may stay: `take_expired` reports a key once however often it is due.
+            let pending: Vec<Reverse<(u64, String)>> = std::mem::take(&mut self.expiries)
+                .into_vec()
                 .into_iter()
-                .map(|Reverse(item)| item)
-                .filter(|(at, k)| replica.entry(k).and_then(Entry::expires_at) == Some(*at))
+                .filter(|Reverse((at, k))| replica.entry(k).and_then(Entry::expires_at) == Some(*at))
                 .collect();
-            self.expiries = pending.into_iter().map(Reverse).collect();
+            self.expiries = BinaryHeap::from(pending);
         }
     }
 
@@ -685,6 +696,7 @@ impl<S: Storage> Cache<S> {
                 .collect(),
             clear: self.outgoing_clear.take(),
             errors: Vec::new(),
+            clock: None,
         }
     }
 
@@ -705,6 +717,7 @@ impl<S: Storage> Cache<S> {
                 Ok(()) => self.clock_dirty = false,
                 Err(e) => report.errors.push(storage_failed(e)),
             }
+            report.clock = Some(self.clock_offset);
         }
         if self.epoch_dirty {
             if let Err(e) = self.persist_epoch() {
@@ -853,7 +866,7 @@ impl<S: Storage> Cache<S> {
         match decode_record_flagged(text, &self.tag) {
             Ok((DecodedRecord::Mine(entry), unsynced)) => Some(Ok((entry, unsynced))),
             Ok((DecodedRecord::OtherCache, _)) => None,
-            Err(reason) => Some(Err(CacheError::Protocol { message: format!("bad record for {key:?}: {reason}") })),
+            Err(reason) => Some(Err(CacheError::Protocol { message: format!("bad record for {}: {reason}", crate::json::Quoted(key)) })),
         }
     }
 

@@ -1,11 +1,13 @@
+use crate::json::Quoted;
 use thiserror::Error;
 
-/// Every failure the core reports. Each maps to one stable [`ErrorKind`] that the JS API exposes
-/// as `type`, and says whether retrying the same operation may succeed.
+/// Every failure the cache reports, from the core to the JS API: one taxonomy. Each maps to one
+/// stable [`ErrorKind`] that the JS API exposes as `type`, and says whether retrying the same
+/// operation may succeed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CacheError {
     /// The key is empty, too long or contains a reserved character.
-    #[error("invalid key {key:?}: {reason}")]
+    #[error("invalid key {}: {reason}", Quoted(.key))]
     InvalidKey {
         /// The key (cut to 64 characters).
         key: String,
@@ -13,27 +15,39 @@ pub enum CacheError {
         reason: String,
     },
     /// The value is not JSON.
-    #[error("invalid value for {key:?}: {reason}")]
+    #[error("invalid value for {}: {reason}", Quoted(.key))]
     InvalidValue {
         /// The key written.
         key: String,
         /// Why it was refused.
         reason: String,
     },
-    /// The TTL is negative, not finite or too large.
+    /// The TTL is negative, not finite, too large or an unknown duration.
     #[error("invalid ttl: {reason}")]
     InvalidTtl {
         /// Why it was refused.
         reason: String,
     },
+    /// A constructor or `getOrFetch` option is invalid.
+    #[error("{reason}")]
+    InvalidOption {
+        /// Which option and why.
+        reason: String,
+    },
+    /// An argument of a call is invalid (an unknown event, a callback that is not a function).
+    #[error("{reason}")]
+    InvalidArgument {
+        /// What was wrong.
+        reason: String,
+    },
     /// Storage is full even after the cache freed what it could; the value stays in memory.
-    #[error("storage quota exceeded while persisting {key:?}; the value is kept in memory only")]
+    #[error("storage quota exceeded while persisting {}; the value is kept in memory only", Quoted(.key))]
     QuotaExceeded {
         /// The key that could not be persisted.
         key: String,
     },
     /// A stored entry under the cache's prefix could not be read; it was skipped and left as is.
-    #[error("corrupt or foreign storage entry {key:?} skipped: {reason}")]
+    #[error("corrupt or foreign storage entry {} skipped: {reason}", Quoted(.key))]
     StorageCorrupt {
         /// The storage key.
         key: String,
@@ -49,20 +63,83 @@ pub enum CacheError {
         /// What the storage said.
         message: String,
     },
-    /// A message from another tab or a peer could not be understood; it was ignored.
+    /// A message from another tab, another copy of the package or the backend could not be
+    /// understood; it was ignored.
     #[error("protocol error: {message}")]
     Protocol {
         /// What was wrong.
         message: String,
     },
+    /// The backend could not be reached, or did not answer in time.
+    #[error("{message}")]
+    Network {
+        /// What happened.
+        message: String,
+    },
+    /// The backend answered with an HTTP error.
+    #[error("{message}")]
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// What it said.
+        message: String,
+    },
+    /// The backend refused the credentials (401 or 403).
+    #[error("{message}")]
+    Unauthorized {
+        /// The HTTP status.
+        status: u16,
+        /// What it said.
+        message: String,
+    },
     /// The backend refuses this write for good (too large for it, or invalid by its rules): it
     /// left the outbox and stays in this browser only, until the key is written again.
-    #[error("the backend rejected the write of {key:?} for good; it is kept in this browser only: {reason}")]
+    #[error("the backend rejected the write of {} for good; it is kept in this browser only: {reason}", Quoted(.key))]
     Rejected {
         /// The key written.
         key: String,
         /// What the backend said.
         reason: String,
+    },
+    /// A `getOrFetch` loader failed with an error not worth retrying.
+    #[error("loading {} failed: {message}", Quoted(.key))]
+    FetchFailed {
+        /// The key loaded.
+        key: String,
+        /// The loader's error.
+        message: String,
+    },
+    /// A `getOrFetch` loader still failed after its retries.
+    #[error("loading {} failed {attempts} times; last: {message}", Quoted(.key))]
+    RetryExhausted {
+        /// The key loaded.
+        key: String,
+        /// How many times the loader ran.
+        attempts: u32,
+        /// The last error.
+        message: String,
+    },
+    /// A loaded value could not be stored.
+    #[error("storing the loaded {} failed: {message}", Quoted(.key))]
+    CacheSetFailed {
+        /// The key loaded.
+        key: String,
+        /// Why.
+        message: String,
+        /// Whether storing may succeed later.
+        retryable: bool,
+    },
+    /// The instance was disposed.
+    #[error("the cache has been disposed")]
+    Disposed,
+    /// A custom storage (or listener) called back into the cache from inside one of its calls.
+    #[error("the cache was called from inside one of its own storage calls")]
+    Reentrant,
+    /// Anything else: a bug.
+    #[error("{message}")]
+    Internal {
+        /// What happened.
+        message: String,
     },
 }
 
@@ -75,6 +152,10 @@ pub enum ErrorKind {
     InvalidValue,
     /// See [`CacheError::InvalidTtl`].
     InvalidTtl,
+    /// See [`CacheError::InvalidOption`].
+    InvalidOption,
+    /// See [`CacheError::InvalidArgument`].
+    InvalidArgument,
     /// See [`CacheError::QuotaExceeded`].
     QuotaExceeded,
     /// See [`CacheError::StorageCorrupt`].
@@ -83,8 +164,26 @@ pub enum ErrorKind {
     Storage,
     /// See [`CacheError::Protocol`].
     Protocol,
+    /// See [`CacheError::Network`].
+    Network,
+    /// See [`CacheError::Server`].
+    Server,
+    /// See [`CacheError::Unauthorized`].
+    Unauthorized,
     /// See [`CacheError::Rejected`].
     Rejected,
+    /// See [`CacheError::FetchFailed`].
+    FetchFailed,
+    /// See [`CacheError::RetryExhausted`].
+    RetryExhausted,
+    /// See [`CacheError::CacheSetFailed`].
+    CacheSetFailed,
+    /// See [`CacheError::Disposed`].
+    Disposed,
+    /// See [`CacheError::Reentrant`].
+    Reentrant,
+    /// See [`CacheError::Internal`].
+    Internal,
 }
 
 impl ErrorKind {
@@ -94,13 +193,29 @@ impl ErrorKind {
             ErrorKind::InvalidKey => "INVALID_KEY",
             ErrorKind::InvalidValue => "INVALID_VALUE",
             ErrorKind::InvalidTtl => "INVALID_TTL",
+            ErrorKind::InvalidOption => "INVALID_OPTION",
+            ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
             ErrorKind::QuotaExceeded => "QUOTA_EXCEEDED",
             ErrorKind::StorageCorrupt => "STORAGE_CORRUPT",
             ErrorKind::Storage => "STORAGE_FAILED",
             ErrorKind::Protocol => "PROTOCOL",
+            ErrorKind::Network => "NETWORK",
+            ErrorKind::Server => "SERVER",
+            ErrorKind::Unauthorized => "UNAUTHORIZED",
             ErrorKind::Rejected => "REJECTED",
+            ErrorKind::FetchFailed => "FETCH_FAILED",
+            ErrorKind::RetryExhausted => "RETRY_EXHAUSTED",
+            ErrorKind::CacheSetFailed => "CACHE_SET_FAILED",
+            ErrorKind::Disposed => "DISPOSED",
+            ErrorKind::Reentrant => "REENTRANT_CALL",
+            ErrorKind::Internal => "INTERNAL",
         }
     }
+}
+
+/// Whether an HTTP status means "try again later": a server error, a timeout or rate limiting.
+pub fn status_is_retryable(status: u16) -> bool {
+    status >= 500 || status == 408 || status == 429
 }
 
 impl CacheError {
@@ -110,17 +225,36 @@ impl CacheError {
             CacheError::InvalidKey { .. } => ErrorKind::InvalidKey,
             CacheError::InvalidValue { .. } => ErrorKind::InvalidValue,
             CacheError::InvalidTtl { .. } => ErrorKind::InvalidTtl,
+            CacheError::InvalidOption { .. } => ErrorKind::InvalidOption,
+            CacheError::InvalidArgument { .. } => ErrorKind::InvalidArgument,
             CacheError::QuotaExceeded { .. } => ErrorKind::QuotaExceeded,
             CacheError::StorageCorrupt { .. } => ErrorKind::StorageCorrupt,
             CacheError::Storage { .. } => ErrorKind::Storage,
             CacheError::Protocol { .. } => ErrorKind::Protocol,
+            CacheError::Network { .. } => ErrorKind::Network,
+            CacheError::Server { .. } => ErrorKind::Server,
+            CacheError::Unauthorized { .. } => ErrorKind::Unauthorized,
             CacheError::Rejected { .. } => ErrorKind::Rejected,
+            CacheError::FetchFailed { .. } => ErrorKind::FetchFailed,
+            CacheError::RetryExhausted { .. } => ErrorKind::RetryExhausted,
+            CacheError::CacheSetFailed { .. } => ErrorKind::CacheSetFailed,
+            CacheError::Disposed => ErrorKind::Disposed,
+            CacheError::Reentrant => ErrorKind::Reentrant,
+            CacheError::Internal { .. } => ErrorKind::Internal,
         }
     }
 
     /// Whether the same operation may succeed later without changing its input.
     pub fn retryable(&self) -> bool {
-        matches!(self, CacheError::QuotaExceeded { .. } | CacheError::Storage { .. })
+        match self {
+            CacheError::QuotaExceeded { .. }
+            | CacheError::Storage { .. }
+            | CacheError::Network { .. }
+            | CacheError::Reentrant => true,
+            CacheError::Server { status, .. } => status_is_retryable(*status),
+            CacheError::CacheSetFailed { retryable, .. } => *retryable,
+            _ => false,
+        }
     }
 
     /// The key concerned, where there is one.
@@ -130,9 +264,44 @@ impl CacheError {
             | CacheError::InvalidValue { key, .. }
             | CacheError::QuotaExceeded { key }
             | CacheError::StorageCorrupt { key, .. }
-            | CacheError::Rejected { key, .. } => Some(key),
+            | CacheError::Rejected { key, .. }
+            | CacheError::FetchFailed { key, .. }
+            | CacheError::RetryExhausted { key, .. }
+            | CacheError::CacheSetFailed { key, .. } => Some(key),
             CacheError::Storage { key, .. } => key.as_deref(),
             _ => None,
         }
+    }
+
+    /// A protocol error with `message`.
+    pub fn protocol(message: impl Into<String>) -> Self {
+        CacheError::Protocol { message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_statuses_that_mean_later_are_retryable() {
+        for status in [500, 502, 503, 408, 429] {
+            assert!(CacheError::Server { status, message: String::new() }.retryable(), "{status}");
+        }
+        for status in [400, 404, 413, 422] {
+            assert!(!CacheError::Server { status, message: String::new() }.retryable(), "{status}");
+        }
+        assert!(!CacheError::Unauthorized { status: 401, message: String::new() }.retryable());
+        assert!(CacheError::Network { message: String::new() }.retryable());
+    }
+
+    #[test]
+    fn kinds_have_the_api_names() {
+        assert_eq!(CacheError::Reentrant.kind().as_str(), "REENTRANT_CALL");
+        assert_eq!(CacheError::Storage { key: None, message: String::new() }.kind().as_str(), "STORAGE_FAILED");
+        assert_eq!(
+            CacheError::RetryExhausted { key: "k".into(), attempts: 4, message: "x".into() }.key(),
+            Some("k")
+        );
     }
 }

@@ -9,7 +9,7 @@ pub const MAX_DEPTH: usize = 512;
 
 /// Checks that `text` is exactly one JSON value (surrounding whitespace allowed).
 pub fn validate(text: &str) -> Result<(), &'static str> {
-    let mut p = Parser { b: text.as_bytes(), i: 0 };
+    let mut p = Parser::new(text);
     p.ws();
     p.value(0)?;
     p.ws();
@@ -42,23 +42,42 @@ pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-struct Parser<'a> {
-    b: &'a [u8],
-    i: usize,
+/// Shows a string quoted and escaped as JSON (`"a\"b"`): how error messages name keys and other
+/// user text. Used instead of `{:?}`, whose Unicode escaping tables cost the wasm several KB.
+pub struct Quoted<'a>(pub &'a str);
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = String::with_capacity(self.0.len() + 2);
+        write_string(&mut out, self.0);
+        f.write_str(&out)
+    }
 }
 
-impl Parser<'_> {
-    fn peek(&self) -> Option<u8> {
+/// The validator's cursor over the bytes of a `&str`. [`crate::json_read`] reads through it too,
+/// so there is one JSON grammar and one nesting limit in the crate, not two that could disagree.
+pub(crate) struct Parser<'a> {
+    b: &'a [u8],
+    /// The byte offset of the next byte to read.
+    pub(crate) i: usize,
+}
+
+impl<'a> Parser<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Parser { b: text.as_bytes(), i: 0 }
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
-    fn ws(&mut self) {
+    pub(crate) fn ws(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.i += 1;
         }
     }
 
-    fn eat(&mut self, c: u8) -> bool {
+    pub(crate) fn eat(&mut self, c: u8) -> bool {
         let hit = self.peek() == Some(c);
         if hit {
             self.i += 1;
@@ -67,7 +86,7 @@ impl Parser<'_> {
     }
 
     /// A value inside `depth` arrays and objects.
-    fn value(&mut self, depth: usize) -> Result<(), &'static str> {
+    pub(crate) fn value(&mut self, depth: usize) -> Result<(), &'static str> {
         if depth >= MAX_DEPTH && matches!(self.peek(), Some(b'{' | b'[')) {
             return Err("JSON nested too deeply");
         }
@@ -111,8 +130,8 @@ impl Parser<'_> {
         }
     }
 
-    fn literal(&mut self, word: &[u8]) -> Result<(), &'static str> {
-        if self.b[self.i..].starts_with(word) {
+    pub(crate) fn literal(&mut self, word: &[u8]) -> Result<(), &'static str> {
+        if self.b.get(self.i..).is_some_and(|rest| rest.starts_with(word)) {
             self.i += word.len();
             Ok(())
         } else {
@@ -120,7 +139,7 @@ impl Parser<'_> {
         }
     }
 
-    fn string(&mut self) -> Result<(), &'static str> {
+    pub(crate) fn string(&mut self) -> Result<(), &'static str> {
         if !self.eat(b'"') {
             return Err("expected a string");
         }
@@ -162,7 +181,7 @@ impl Parser<'_> {
         self.i - start
     }
 
-    fn number(&mut self) -> Result<(), &'static str> {
+    pub(crate) fn number(&mut self) -> Result<(), &'static str> {
         self.eat(b'-');
         match self.peek() {
             Some(b'0') => self.i += 1,

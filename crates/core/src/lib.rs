@@ -8,13 +8,17 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod backoff;
 mod batch;
 mod cache;
+pub mod client;
 mod clock;
 mod entry;
 mod error;
 mod hlc;
 pub mod json;
+pub mod json_read;
+pub mod message;
 mod pattern;
 mod record;
 mod replica;
@@ -26,11 +30,12 @@ mod validate;
 pub mod wire;
 pub mod wire_text;
 
+pub use backoff::Backoff;
 pub use batch::{sync_body, BatchLimits, Refusal, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_CHANGES};
 pub use cache::{Cache, CacheConfig, FlushReport, SyncBatch, TabWrite, CLOCK_OFFSET_TOLERANCE_MS};
 pub use clock::{Clock, ManualClock};
 pub use entry::Entry;
-pub use error::{CacheError, ErrorKind};
+pub use error::{status_is_retryable, CacheError, ErrorKind};
 pub use hlc::{HybridClock, HLC_LEAD_TOLERANCE_MS};
 pub use record::{
     decode_clock_offset, decode_cursor, decode_meta, decode_meta_flagged, decode_record, decode_record_flagged, encode_cursor, encode_meta,
@@ -42,6 +47,6 @@ pub use stamp::Stamp;
 pub use storage::{MemoryStorage, Storage, StorageError};
 pub use sync::{Realtime, SyncEngine, SyncPolicy, SyncState};
 pub use validate::{
-    check_remote_stamp, is_valid_node, ttl_ms_from_secs, validate_key, MAX_KEY_BYTES, MAX_NODE_LEN,
-    MAX_SAFE_INTEGER,
+    check_remote_stamp, is_valid_node, parse_ttl, ttl_ms_from_secs, validate_key, MAX_KEY_BYTES, MAX_NODE_LEN,
+    MAX_SAFE_INTEGER, MAX_STAMP_MS,
 };

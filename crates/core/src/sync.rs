@@ -2,7 +2,7 @@
 //! send now and [`SyncEngine::next_wake`] when to ask again, reports how each request ended, and
 //! passes in the time and a random jitter; the engine never sleeps, fetches or reads a clock, so
 //! retries and backoff are tested deterministically.
-use crate::CacheError;
+use crate::{Backoff, CacheError};
 
 /// The options that shape syncing (the JS API's `syncInterval`, `retryDelay`, `maxRetries`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,12 +183,8 @@ impl SyncEngine {
         } else {
             self.push_failures.saturating_add(1)
         };
-        let exponent = (self.push_failures - 1).min(16);
-        let base = PUSH_RETRY_MS
-            .saturating_mul(1 << exponent)
-            .min(PUSH_RETRY_MAX_MS);
-        let factor = 0.5 + jitter.clamp(0.0, 1.0);
-        self.push_retry_at = Some(now_ms.saturating_add((base as f64 * factor) as u64));
+        let delay = Backoff::doubling(PUSH_RETRY_MS, PUSH_RETRY_MAX_MS).delay(self.push_failures, jitter);
+        self.push_retry_at = Some(now_ms.saturating_add(delay));
         if was_open {
             self.next_poll_at = now_ms;
         }
@@ -318,14 +314,7 @@ impl SyncEngine {
             self.failures = 0;
             self.policy.sync_interval_ms
         } else {
-            let exponent = (self.failures - 1).min(30);
-            let base = self
-                .policy
-                .retry_delay_ms
-                .saturating_mul(1 << exponent)
-                .min(self.policy.sync_interval_ms.max(1));
-            let factor = 0.5 + jitter.clamp(0.0, 1.0);
-            (base as f64 * factor) as u64
+            Backoff::doubling(self.policy.retry_delay_ms, self.policy.sync_interval_ms.max(1)).delay(self.failures, jitter)
         };
         self.retry_at = Some(now_ms.saturating_add(delay.max(1)));
     }

@@ -1,4 +1,4 @@
-//! The backend protocol of seed `000_…` (DESIGN §4).
+//! The backend protocol (the README's wire protocol).
 //!
 //! Field names are the seed's. Extensions (`node`, `cursor`) are optional, so a peer that
 //! speaks only the seed protocol can ignore them and still be understood.
@@ -153,7 +153,7 @@ impl Change {
     pub fn into_entry(self) -> Result<(String, Entry), CacheError> {
         validate_key(&self.key)?;
         if self.node.as_deref().is_some_and(|n| !is_valid_node(n)) {
-            return Err(CacheError::Protocol { message: format!("invalid writer id in the change of {:?}", self.key) });
+            return Err(CacheError::Protocol { message: format!("invalid writer id in the change of {}", crate::json::Quoted(&self.key)) });
         }
         let stamp = Stamp::new(self.timestamp, self.node.unwrap_or_default());
         let written_at = self.written_at.unwrap_or(stamp.ts);

@@ -1,4 +1,4 @@
-//! Writing the protocol's JSON directly (DESIGN §4): `Change` objects and clears. Values are
+//! Writing the protocol's JSON directly (the wire protocol): `Change` objects and clears. Values are
 //! stored as JSON text that was validated when it entered the cache or the server, so they are
 //! concatenated, not parsed again — this runs for every change a client sends and every update a
 //! server answers. Both sides use it, so they write one format. (No serde: the wasm client has

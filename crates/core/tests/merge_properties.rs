@@ -1,4 +1,4 @@
-//! Property tests of the merge rule (DESIGN §4): the replica state is a join-semilattice, so
+//! Property tests of the merge rule: the replica state is a join-semilattice, so
 //! delivery order, duplication and batching never change what replicas converge to, and what they
 //! converge to is "per key the highest-stamped write above the highest clear epoch".
 use std::collections::{BTreeMap, HashSet};

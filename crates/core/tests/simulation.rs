@@ -1,4 +1,4 @@
-//! A seeded multi-replica simulation (DESIGN §6, after yrs `test_utils.rs`): replicas with wall
+//! A seeded multi-replica simulation (after yrs `test_utils.rs`): replicas with wall
 //! clocks skewed by up to ten minutes write, remove and clear; a network drops, duplicates, delays
 //! and reorders their messages; anti-entropy repairs drops. After a full heal every replica must
 //! hold the same state, equal to a model computed from the global log of every write ever issued.
@@ -300,7 +300,7 @@ fn simulation_is_deterministic_per_seed() {
     assert_eq!((a.writes, a.clears, a.delivered, a.dropped), (b.writes, b.clears, b.delivered, b.dropped));
 }
 
-/// The scenario of DESIGN §4 in isolation: a writer ten minutes behind, who saw a value written by
+/// The clock-skew scenario in isolation: a writer ten minutes behind, who saw a value written by
 /// a writer ten minutes ahead, wins with its later write everywhere.
 #[test]
 fn a_write_after_seeing_a_value_wins_even_twenty_minutes_of_skew_apart() {
