@@ -1,17 +1,372 @@
-//! The browser client of `mfe-shared-cache`: the platform-free core wired to the browser —
-//! Web Storage for persistence, BroadcastChannel (or the `storage` event) between tabs, and
-//! timers for TTL expiry. The public JavaScript API (`BackendSyncedCacheService`) is the thin
-//! shim in `pkg-template/`, which drives [`CacheCore`].
+//! The browser client of `mfe-shared-cache`: the core's [`Client`] state machine wired to the
+//! browser by mechanical adapters — Web Storage, BroadcastChannel and the `storage` event, fetch
+//! (gloo-net) for requests and the event stream, Web Locks, one timer (gloo-timers), and the
+//! page's online/offline/pagehide events. Every rule is the core's; this crate only converts.
+//! The public JavaScript API (`BackendSyncedCacheService`) is the thin shim in `pkg-template/`,
+//! which drives the exported [`CacheCore`].
 #![deny(missing_docs)]
 
-mod channel;
-mod core_api;
-mod query_api;
+mod driver;
 mod errors;
-mod js_stamp;
+mod fetch;
+mod locks;
+mod options;
+mod page;
 mod storage;
-mod sync_api;
+mod tabs;
 mod timer;
 
-pub use core_api::CacheCore;
-pub use storage::WebStorage;
+use std::rc::Rc;
+
+use js_sys::Function;
+use mfe_shared_cache_core::client::{node_id, BackendConfig, Client, ClientConfig, LoadOptions, LoaderOutcome, Status};
+use mfe_shared_cache_core::{parse_ttl, ttl_ms_from_secs, validate_key, Backoff, CacheError, SyncPolicy};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::driver::{Driver, Inner};
+use crate::errors::{to_js, JsError};
+use crate::fetch::Http;
+use crate::options::Fields;
+use crate::page::PageEvents;
+pub use crate::storage::WebStorage;
+use crate::tabs::TabLink;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** The options a `CacheCore` opens with (the shim has checked them). */
+export interface CoreOptions {
+  prefix: string;
+  app?: string | null;
+  /** Shared by every instance on the page. */
+  page: string;
+  backend?: { url: string; syncInterval: number; retryDelay: number; maxRetries: number; requestTimeout: number; maxBatchBytes: number; realtime: boolean } | null;
+}
+/** An error as the core reports it. */
+export interface CoreError { type: string; message: string; retryable: boolean; key?: string }
+/** What a `CacheCore` tells its shim after an input. */
+export interface CoreNews {
+  changed?: string[];
+  errors?: CoreError[];
+  status?: boolean;
+  peers?: string[];
+  run?: number[];
+  settled?: { id: number; json?: string; error?: CoreError }[];
+  logs?: { level: 'debug' | 'info' | 'warn'; message: string; key: string; attempt?: number; delay?: number; duration?: number; error?: string }[];
+}
+/** `syncStatus`. */
+export interface CoreStatus {
+  enabled: boolean; online: boolean; syncing: boolean; leader: boolean; pending: number; failures: number;
+  lastError: string | null; lastSyncedAt: number | null; retryAt: number | null;
+  realtime: 'off' | 'follower' | 'connecting' | 'open' | 'retrying' | 'unsupported';
+}
+/** One entry, for dev tools (times on the device's clock). */
+export interface CoreEntry { key: string; json: string; expiresAt: number | null; writtenAt: number; writer: string; pending: boolean }
+/** `getOrFetch`'s options the core decides by. */
+export interface CoreLoadOptions {
+  ttl: number; graceTime: number; refresh: boolean;
+  retry: { maxRetries: number; initialDelay: number; maxDelay: number; backoffFactor: number };
+}
+/** How a loader's attempt ended. */
+export type CoreLoaderOutcome = { value: string } | { failed: { retryable: boolean; message: string } } | { invalid: CoreError };
+"#;
+
+/// `CoreOptions`, read.
+fn read_config(options: &JsValue, seed: u64) -> Result<(ClientConfig, Option<String>), CacheError> {
+    let o = Fields::of(options, "options")?;
+    let app = o.optional_string("app")?;
+    let backend = match o.object("backend")? {
+        Some(b) => {
+            let b = Fields::of(&b, "options.backend")?;
+            Some(BackendConfig {
+                policy: SyncPolicy {
+                    sync_interval_ms: b.ms("syncInterval", 1)?,
+                    retry_delay_ms: b.ms("retryDelay", 1)?,
+                    max_retries: u32::try_from(b.ms("maxRetries", 0)?).unwrap_or(u32::MAX),
+                },
+                request_timeout_ms: b.ms("requestTimeout", 1)?,
+                max_batch_bytes: usize::try_from(b.ms("maxBatchBytes", 1)?).unwrap_or(usize::MAX),
+                realtime: b.boolean("realtime")?,
+                url: b.string("url")?,
+            })
+        }
+        None => None,
+    };
+    let config = ClientConfig {
+        prefix: o.string("prefix")?,
+        node: node_id(app.as_deref(), seed)?,
+        page: o.string("page")?,
+        web_locks: locks::lock_manager().is_some(),
+        backend,
+        seed,
+    };
+    let url = config.backend.as_ref().map(|b| b.url.clone());
+    Ok((config, url))
+}
+
+/// `CoreLoadOptions`, read.
+fn read_load_options(options: &JsValue) -> Result<LoadOptions, CacheError> {
+    let o = Fields::of(options, "load options")?;
+    let retry = o.object("retry")?.ok_or_else(|| CacheError::InvalidOption { reason: "load options.retry must be an object".into() })?;
+    let r = Fields::of(&retry, "retry")?;
+    Ok(LoadOptions {
+        ttl_ms: ttl_ms_from_secs(o.number("ttl")?)?,
+        grace_ms: o.ms("graceTime", 0)?,
+        refresh: o.boolean("refresh")?,
+        retry: Backoff { first_ms: r.ms("initialDelay", 0)?, factor: r.number("backoffFactor")?.max(1.0), max_ms: r.ms("maxDelay", 0)?, jitter: false },
+        max_retries: u32::try_from(r.ms("maxRetries", 0)?).unwrap_or(u32::MAX),
+    })
+}
+
+/// `CoreLoaderOutcome`, read.
+fn read_outcome(outcome: &JsValue) -> Result<LoaderOutcome, CacheError> {
+    let o = Fields::of(outcome, "loader outcome")?;
+    if let Some(json) = o.optional_string("value")? {
+        return Ok(LoaderOutcome::Value(json));
+    }
+    if let Some(failed) = o.object("failed")? {
+        let f = Fields::of(&failed, "loader outcome.failed")?;
+        return Ok(LoaderOutcome::Failed { retryable: f.boolean("retryable")?, message: f.string("message")? });
+    }
+    let invalid = o.object("invalid")?.ok_or_else(|| CacheError::InvalidOption { reason: "a loader outcome is a value, failed or invalid".into() })?;
+    let i = Fields::of(&invalid, "loader outcome.invalid")?;
+    let message = i.string("message")?;
+    Ok(LoaderOutcome::Invalid(if i.string("type")? == "INVALID_VALUE" {
+        CacheError::InvalidValue { key: String::new(), reason: message }
+    } else {
+        CacheError::Internal { message }
+    }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusJs {
+    enabled: bool,
+    online: bool,
+    syncing: bool,
+    leader: bool,
+    pending: usize,
+    failures: u32,
+    last_error: Option<String>,
+    last_synced_at: Option<u64>,
+    retry_at: Option<u64>,
+    realtime: &'static str,
+}
+
+impl From<Status> for StatusJs {
+    fn from(s: Status) -> Self {
+        let state = s.state;
+        StatusJs {
+            enabled: s.enabled,
+            online: state.as_ref().is_some_and(|st| st.online),
+            syncing: state.as_ref().is_some_and(|st| st.syncing),
+            leader: state.as_ref().is_some_and(|st| st.leader),
+            pending: s.pending,
+            failures: state.as_ref().map_or(0, |st| st.failures),
+            last_error: state.as_ref().and_then(|st| st.last_error.as_ref()).map(|e| format!("{}: {e}", e.kind().as_str())),
+            last_synced_at: state.as_ref().and_then(|st| st.last_synced_at),
+            retry_at: state.as_ref().and_then(|st| st.retry_at),
+            realtime: state.as_ref().map_or("off", |st| st.realtime.as_str()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryJs {
+    key: String,
+    json: String,
+    expires_at: Option<u64>,
+    written_at: u64,
+    writer: String,
+    pending: bool,
+}
+
+/// What the API returns: `None` is `null` there (`syncStatus.lastError`, `expiresAt`), as documented.
+fn to_value<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    let serializer = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
+    value.serialize(&serializer).map_err(|e| to_js(&CacheError::Internal { message: e.to_string() }))
+}
+
+/// A random `u64` (the seed of the node id and of retry jitter); `Math.random` is enough: these
+/// only have to differ between instances, they guard nothing.
+fn random_seed() -> u64 {
+    let high = (js_sys::Math::random() * (1u64 << 32) as f64) as u64;
+    let low = (js_sys::Math::random() * (1u64 << 32) as f64) as u64;
+    (high << 32) | low
+}
+
+/// One cache instance (internal: the shim's `BackendSyncedCacheService` wraps it).
+#[wasm_bindgen]
+pub struct CacheCore {
+    driver: Rc<Driver>,
+}
+
+#[wasm_bindgen]
+impl CacheCore {
+    /// Opens the cache over `storage` (anything with the Web Storage interface). `headers` is
+    /// the backend's `headers` option (an object, or a function returning one or a promise of
+    /// one); `notify` receives what the shim must hear (`CoreNews`).
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "CoreOptions")] options: JsValue,
+        storage: JsValue,
+        headers: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "(news: CoreNews) => void")] notify: Function,
+    ) -> Result<CacheCore, JsValue> {
+        let (config, url) = read_config(&options, random_seed()).map_err(|e| to_js(&e))?;
+        let prefix = config.prefix.clone();
+        let synced = url.is_some();
+        let storage_js = storage.clone();
+        let now = driver::now_ms();
+        let mut client = Client::open(WebStorage::new(storage), config, now);
+        if synced && !PageEvents::online() {
+            client.set_online(false, now);
+        }
+        let driver = Driver::new(Inner::new(client, Http::new(url.unwrap_or_default(), headers), notify));
+        let weak = Rc::downgrade(&driver);
+        driver.call(|inner, _| {
+            inner.tabs = Some(TabLink::open(&prefix, storage_js, &weak));
+            inner.page = if synced { PageEvents::listen(&weak) } else { None };
+            Ok(())
+        })?;
+        Ok(CacheCore { driver })
+    }
+
+    /// Sets `key` to `json` (from `JSON.stringify`, checked by the shim) for `ttl` seconds;
+    /// returns the news for the page's other instances.
+    pub fn set(&self, key: &str, json: String, ttl: f64) -> Result<String, JsValue> {
+        self.driver.call(|inner, now| inner.client.set(key, json, ttl_ms_from_secs(ttl)?, now))
+    }
+
+    /// Removes `key`; returns the news for the page's other instances.
+    pub fn remove(&self, key: &str) -> Result<String, JsValue> {
+        self.driver.call(|inner, now| inner.client.remove(key, now))
+    }
+
+    /// Clears the cache; returns `[news, keysThatWereVisible]`.
+    #[wasm_bindgen(unchecked_return_type = "[news: string, keys: string[]]")]
+    pub fn clear(&self) -> Result<JsValue, JsValue> {
+        let (news, keys) = self.driver.call(|inner, now| Ok(inner.client.clear(now)))?;
+        to_value(&(news, keys))
+    }
+
+    /// Removes every visible key matching `pattern`; returns `[news | undefined, keys]`.
+    #[wasm_bindgen(unchecked_return_type = "[news: string | undefined, keys: string[]]")]
+    pub fn invalidate(&self, pattern: &str) -> Result<JsValue, JsValue> {
+        let (news, keys) = self.driver.call(|inner, now| inner.client.invalidate(pattern, now))?;
+        // Not through `to_value`, which makes a missing value null: the shim hands anything but
+        // undefined to the page's other instances as news.
+        let news = news.map_or(JsValue::UNDEFINED, JsValue::from);
+        Ok(js_sys::Array::of2(&news, &to_value(&keys)?).into())
+    }
+
+    /// `[json, expiresAt]` of `key`'s value (`expiresAt` on the device's clock, 0: never), or
+    /// undefined when it has none now.
+    #[wasm_bindgen(unchecked_return_type = "[json: string, expiresAt: number] | undefined")]
+    pub fn read(&self, key: &str) -> Result<JsValue, JsValue> {
+        self.driver.call(|inner, now| {
+            Ok(match inner.client.get(key, now) {
+                Some((json, expires)) => {
+                    let pair = js_sys::Array::of2(&JsValue::from_str(json), &(expires.unwrap_or(0) as f64).into());
+                    pair.into()
+                }
+                None => JsValue::UNDEFINED,
+            })
+        })
+    }
+
+    /// News from another instance on this page (the page hub).
+    pub fn peer(&self, news: &str) -> Result<(), JsValue> {
+        self.driver.call(|inner, now| {
+            inner.client.peer_message(news, now);
+            Ok(())
+        })
+    }
+
+    /// Persists the writes made since the last flush, tells the other tabs and lets sync start;
+    /// returns the failures (each with its key, where there is one).
+    #[wasm_bindgen(unchecked_return_type = "CoreError[]")]
+    pub fn flush(&self) -> Result<JsValue, JsValue> {
+        let errors = self.driver.call(|inner, now| Ok(inner.client.flush(now)))?;
+        to_value(&errors.iter().map(JsError::from).collect::<Vec<_>>())
+    }
+
+    /// Reads what the API and dev tools show: `status`, `keys` (`arg`: a pattern), `stats`,
+    /// `entries`, `stale` (`arg`: a key), `expiry` (`arg`: a key; null without a value, 0 never),
+    /// `tabLink`, `node`, `startupErrors`.
+    #[wasm_bindgen(unchecked_return_type = "any")]
+    pub fn inspect(&self, what: &str, arg: Option<String>) -> Result<JsValue, JsValue> {
+        let driver = &self.driver;
+        driver.call(|inner, now| {
+            let client = &mut inner.client;
+            let value = match what {
+                "status" => to_value(&StatusJs::from(client.status())),
+                "keys" => to_value(&client.keys(arg.as_deref(), now)?),
+                "stats" => {
+                    let stats = client.stats(now);
+                    to_value(&(stats.active, stats.expired, stats.pending))
+                }
+                "entries" => to_value(
+                    &client
+                        .entries(now)
+                        .into_iter()
+                        .map(|e| EntryJs {
+                            key: e.key,
+                            json: e.json,
+                            expires_at: e.expires_at,
+                            written_at: e.written_at,
+                            writer: e.writer,
+                            pending: e.pending,
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                "stale" => to_value(&arg.as_deref().and_then(|key| client.stale(key, now))),
+                "expiry" => to_value(&arg.as_deref().and_then(|key| client.expiry(key, now)).map(|at| at.unwrap_or(0))),
+                "tabLink" => to_value(&inner.tabs.as_ref().map_or("none", TabLink::kind)),
+                "node" => to_value(&client.node()),
+                "startupErrors" => to_value(&client.take_startup_errors().iter().map(JsError::from).collect::<Vec<_>>()),
+                other => return Err(CacheError::InvalidArgument { reason: format!("nothing to inspect as {}", mfe_shared_cache_core::json::Quoted(other)) }),
+            };
+            value.map_err(|_| CacheError::Internal { message: format!("could not convert {what}") })
+        })
+    }
+
+    /// Starts a `getOrFetch` load of `key` (a miss, or `refresh`); returns its id. The loader
+    /// runs when the news says so (`run`), and the load ends in `settled`.
+    pub fn load(&self, key: &str, #[wasm_bindgen(unchecked_param_type = "CoreLoadOptions")] options: JsValue) -> Result<u32, JsValue> {
+        let options = read_load_options(&options).map_err(|e| to_js(&e))?;
+        self.driver.call(|inner, now| inner.client.load(key, options, now))
+    }
+
+    /// The loader of load `id` finished an attempt; returns the news for the page's other
+    /// instances when the value was stored.
+    pub fn loaded(&self, id: u32, #[wasm_bindgen(unchecked_param_type = "CoreLoaderOutcome")] outcome: JsValue) -> Result<Option<String>, JsValue> {
+        let outcome = read_outcome(&outcome).map_err(|e| to_js(&e))?;
+        self.driver.call(|inner, now| Ok(inner.client.loader_done(id, outcome, now)))
+    }
+
+    /// Persists what is pending, then lets go of the channel, requests, locks, listeners and the
+    /// timer. Later calls fail with `DISPOSED`.
+    pub fn dispose(&self) {
+        self.driver.dispose();
+    }
+}
+
+/// Checks a key by the core's rule (a non-empty string of at most 1024 UTF-8 bytes without
+/// U+0000), so the shim refuses exactly what the core refuses.
+#[wasm_bindgen(js_name = checkKey)]
+pub fn check_key(key: &JsValue) -> Result<(), JsValue> {
+    let Some(key) = key.as_string() else {
+        let message = format!("key must be a non-empty string, got {}", key.js_typeof().as_string().unwrap_or_default());
+        return Err(to_js(&CacheError::InvalidKey { key: String::new(), reason: message }));
+    };
+    validate_key(&key).map_err(|e| to_js(&e))
+}
+
+/// A TTL in seconds from a number of seconds or a duration such as `"5m"`, `"1h 30m"`, `"2 days"`;
+/// `what` names it in the error (`INVALID_TTL`).
+#[wasm_bindgen(js_name = ttlSeconds)]
+pub fn ttl_seconds(#[wasm_bindgen(unchecked_param_type = "number | string")] ttl: &JsValue, what: &str) -> Result<f64, JsValue> {
+    parse_ttl(ttl.as_f64(), ttl.as_string().as_deref(), what).map_err(|e| to_js(&e))
+}

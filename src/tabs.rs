@@ -4,10 +4,14 @@
 //! storage write and its channel message reach other tabs by separate routes, so an older record
 //! may land in storage after a newer one whose message was already handled. The event says so,
 //! and the tab holding the newer write writes it back. Listeners are removed on drop.
-use js_sys::{Function, Reflect};
+use std::rc::Weak;
+
+use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BroadcastChannel, MessageEvent, StorageEvent};
+
+use crate::driver::Driver;
 
 /// A BroadcastChannel and the closure it calls (kept alive while the link is).
 type Channel = (BroadcastChannel, Closure<dyn FnMut(MessageEvent)>);
@@ -15,51 +19,55 @@ type Channel = (BroadcastChannel, Closure<dyn FnMut(MessageEvent)>);
 type StorageListener = (web_sys::Window, Closure<dyn FnMut(StorageEvent)>);
 
 /// A live subscription to other tabs' changes.
-pub struct TabLink {
+pub(crate) struct TabLink {
     channel: Option<Channel>,
     storage: Option<StorageListener>,
 }
 
 impl TabLink {
-    /// Opens the link for `name`; `on_message` gets message payloads, `on_storage` storage events.
-    pub fn open(
-        name: &str,
-        on_message: impl FnMut(MessageEvent) + 'static,
-        on_storage: impl FnMut(StorageEvent) + 'static,
-    ) -> Self {
+    /// Opens the link for the cache with `prefix` over `storage`: news from other tabs and their
+    /// `storage` events (on that storage only) go to the core.
+    pub(crate) fn open(prefix: &str, storage: JsValue, driver: &Weak<Driver>) -> Self {
         let global = js_sys::global();
         let mut channel = None;
         if Reflect::get(&global, &"BroadcastChannel".into()).is_ok_and(|c| c.is_function()) {
-            if let Ok(opened) = BroadcastChannel::new(name) {
-                let closure = Closure::<dyn FnMut(MessageEvent)>::new(on_message);
+            if let Ok(opened) = BroadcastChannel::new(prefix) {
+                let driver = driver.clone();
+                // A message that is not text comes from an older or foreign sender: the core reports it.
+                let closure = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                    let text = event.data().as_string().unwrap_or_default();
+                    Driver::input(&driver, |inner, now| inner.client.tab_message(&text, now));
+                });
                 opened.set_onmessage(Some(closure.as_ref().unchecked_ref::<Function>()));
                 channel = Some((opened, closure));
             }
         }
+        let has_channel = channel.is_some();
         let storage = web_sys::window().and_then(|window| {
-            let closure = Closure::<dyn FnMut(StorageEvent)>::new(on_storage);
+            let driver = driver.clone();
+            let closure = Closure::<dyn FnMut(StorageEvent)>::new(move |event: StorageEvent| {
+                let same_area = event.storage_area().is_some_and(|area| Object::is(area.as_ref(), &storage));
+                let Some(key) = event.key().filter(|_| same_area) else { return };
+                let value = event.new_value();
+                Driver::input(&driver, |inner, now| inner.client.storage_event(&key, value.as_deref(), has_channel, now));
+            });
             let added = window.add_event_listener_with_callback("storage", closure.as_ref().unchecked_ref());
             added.is_ok().then_some((window, closure))
         });
         TabLink { channel, storage }
     }
 
-    /// Sends a message to the other tabs (a no-op without BroadcastChannel: there the storage
-    /// writes themselves are the message).
-    pub fn post(&self, message: &JsValue) -> Result<(), JsValue> {
+    /// Sends news to the other tabs (a no-op without BroadcastChannel: there the storage writes
+    /// themselves are the message).
+    pub(crate) fn post(&self, text: &str) -> Result<(), JsValue> {
         match &self.channel {
-            Some((channel, _on_message)) => channel.post_message(message),
+            Some((channel, _on_message)) => channel.post_message(&JsValue::from_str(text)),
             None => Ok(()),
         }
     }
 
-    /// Whether tab messages carry the writes (else storage events alone do).
-    pub fn has_channel(&self) -> bool {
-        self.channel.is_some()
-    }
-
     /// Which mechanism carries writes: `broadcast-channel`, `storage-event` or `none`.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match (&self.channel, &self.storage) {
             (Some(_), _) => "broadcast-channel",
             (None, Some(_)) => "storage-event",
