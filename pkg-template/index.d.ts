@@ -35,7 +35,7 @@ export type CacheErrorType =
   | 'REJECTED'
   | 'INTERNAL';
 
-/** The error types as constants (`CacheErrorType.RETRY_EXHAUSTED`), as in seed 004. */
+/** The error types as constants (`CacheErrorType.RETRY_EXHAUSTED`). */
 export const CacheErrorType: { readonly [T in CacheErrorType]: T };
 
 /**
@@ -121,7 +121,7 @@ export interface LogRecord {
   readonly [field: string]: unknown;
 }
 
-/** Retries of a loader (seed 004): attempt, wait initialDelay, × backoffFactor, … capped at maxDelay. */
+/** Retries of a loader : attempt, wait initialDelay, × backoffFactor, … capped at maxDelay. */
 export interface RetryConfig {
   /** Default 3. */
   maxRetries?: number | undefined;
@@ -142,7 +142,7 @@ export interface GetOrFetchOptions<T> {
   retry?: RetryConfig | undefined;
   /** Resolved (not stored) when loading fails for good; the failure still goes to 'error' listeners. */
   defaultValue?: T | DeepReadonly<T> | undefined;
-  /** Transforms the loaded value before it is stored (seed 002's cacheSetFilter). */
+  /** Transforms the loaded value before it is stored (a cacheSetFilter). */
   filter?: ((loaded: any) => T) | undefined;
   /** ms a caller waits for another tab's load of the same key before loading itself; default 10000. */
   graceTime?: number | undefined;

@@ -1,22 +1,32 @@
+// @ts-check
 // Structured logging: records `{ level, message, key?, duration?, attempt?, error? }` to a logger
 // function, or to the console. Quiet by default: only warnings (errors nobody listens to).
 import { CacheError } from './errors.js';
 
 export const LOG_LEVELS = Object.freeze({ silent: 0, error: 1, warn: 2, info: 3, debug: 4 });
 
+/** @param {{ level: string, message: string, [field: string]: unknown }} record */
 function toConsole(record) {
   const { level, message, ...fields } = record;
+  /** @type {'debug' | 'info' | 'error' | 'warn'} */
   const method = level === 'debug' ? 'debug' : level === 'info' ? 'info' : level === 'error' ? 'error' : 'warn';
   const extra = Object.keys(fields).length ? [fields] : [];
   console[method](`[mfe-shared-cache] ${message}`, ...extra);
 }
 
-/** A `log(level, message, fields?)` function for the options `logLevel` and `logger`. */
+/**
+ * A `log(level, message, fields?)` function for the options `logLevel` and `logger`.
+ * @param {string} logLevel
+ * @param {((record: any) => void) | null | undefined} logger
+ * @returns {(level: string, message: string, fields?: object) => void}
+ */
 export function makeLog(logLevel, logger) {
-  const threshold = LOG_LEVELS[logLevel];
+  /** @type {Record<string, number>} */
+  const levels = LOG_LEVELS;
+  const threshold = levels[logLevel] ?? 0;
   const sink = logger ?? toConsole;
   return (level, message, fields) => {
-    if (LOG_LEVELS[level] > threshold) return;
+    if ((levels[level] ?? 0) > threshold) return;
     try {
       sink({ level, message, ...fields });
     } catch {
@@ -25,6 +35,7 @@ export function makeLog(logLevel, logger) {
   };
 }
 
+/** @param {{ logLevel: string, logger?: unknown }} o */
 export function checkLogOptions(o) {
   if (!Object.hasOwn(LOG_LEVELS, o.logLevel)) {
     throw new CacheError('INVALID_OPTION', `option logLevel must be one of ${Object.keys(LOG_LEVELS).join(', ')}, got ${String(o.logLevel)}`);

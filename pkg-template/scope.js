@@ -1,14 +1,19 @@
+// @ts-check
 // A view of a cache whose keys live under `name:`: an MFE owns its part of the keyspace and
 // cannot collide with another's. Writes still record the instance's writer id (`app:random` with
 // the `app` option), so every entry says which MFE wrote it.
 import { CacheError, describe } from './errors.js';
 
+/** @param {string} text */
 const escapePattern = (text) => text.replace(/[\\*?]/g, (c) => `\\${c}`);
 
-export class CacheScope {
-  #cache;
-  #prefix;
+/** @typedef {import('./index.js').BackendSyncedCacheService} Cache */
 
+export class CacheScope {
+  /** @type {Cache} */ #cache;
+  /** @type {string} */ #prefix;
+
+  /** @param {Cache} cache @param {string} name */
   constructor(cache, name) {
     if (typeof name !== 'string' || name.length === 0 || name.includes('\0')) {
       throw new CacheError('INVALID_ARGUMENT', `a scope name must be a non-empty string, got ${describe(name)}`);
@@ -23,11 +28,13 @@ export class CacheScope {
     return this.#cache;
   }
 
+  /** @param {unknown} key */
   #key(key) {
     if (typeof key !== 'string' || key.length === 0) throw new CacheError('INVALID_KEY', `key must be a non-empty string, got ${describe(key)}`, { key });
     return this.#prefix + key;
   }
 
+  /** @param {string} key @param {any} value @param {number | string} [ttl] */
   set(key, value, ttl) {
     try {
       return this.#cache.set(this.#key(key), value, ttl);
@@ -35,12 +42,15 @@ export class CacheScope {
       return Promise.reject(e);
     }
   }
+  /** @param {string} key */
   get(key) {
     return this.#cache.get(this.#key(key));
   }
+  /** @param {string} key */
   has(key) {
     return this.#cache.has(this.#key(key));
   }
+  /** @param {string} key */
   remove(key) {
     try {
       return this.#cache.remove(this.#key(key));
@@ -48,28 +58,34 @@ export class CacheScope {
       return Promise.reject(e);
     }
   }
+  /** @param {string} key @param {(value: any) => void} callback */
   subscribe(key, callback) {
     return this.#cache.subscribe(this.#key(key), callback);
   }
+  /** @param {string} key */
   getTimeToExpiry(key) {
     return this.#cache.getTimeToExpiry(this.#key(key));
   }
+  /** @param {string} key @param {() => any} loader @param {any} [options] */
   async getOrFetch(key, loader, options) {
     return this.#cache.getOrFetch(this.#key(key), loader, options);
   }
+  /** @param {string} key @param {() => any} loader @param {any} [options] */
   async getOrFetchWithFallback(key, loader, options) {
     // An invalid key goes through as it is: the cache reports it and resolves to the default.
     return this.#cache.getOrFetchWithFallback(typeof key === 'string' && key !== '' ? this.#prefix + key : key, loader, options);
   }
   /** Keys of this scope (without the `name:` part), matching `pattern` within the scope. */
+  /** @param {string} [pattern] */
   keys(pattern = '*') {
     const n = this.#prefix.length;
-    return this.#cache.keys(escapePattern(this.#prefix) + pattern).map((k) => k.slice(n));
+    return this.#cache.keys(escapePattern(this.#prefix) + pattern).map((/** @type {string} */ k) => k.slice(n));
   }
   size() {
     return this.keys().length;
   }
   /** Invalidates keys of this scope only: `pattern` is matched within it (default: all of them). */
+  /** @param {string} [pattern] */
   invalidate(pattern = '*') {
     if (typeof pattern !== 'string') return Promise.reject(new CacheError('INVALID_ARGUMENT', `invalidate takes a key or pattern string, got ${describe(pattern)}`));
     return this.#cache.invalidate(escapePattern(this.#prefix) + pattern);
@@ -79,10 +95,11 @@ export class CacheScope {
     const n = this.#prefix.length;
     return this.#cache
       .entries()
-      .filter((e) => e.key.startsWith(this.#prefix))
-      .map((e) => ({ ...e, key: e.key.slice(n) }));
+      .filter((/** @type {any} */ e) => e.key.startsWith(this.#prefix))
+      .map((/** @type {any} */ e) => ({ ...e, key: e.key.slice(n) }));
   }
   /** A scope inside this one (`outer:inner:`). */
+  /** @param {string} name */
   scope(name) {
     return new CacheScope(this.#cache, this.#prefix + name);
   }

@@ -21,7 +21,7 @@ for (const mfe of MFES) {
     entryPoints: [join(here, mfe.entry)],
     outfile: join(out, mfe.name, mfe.file),
     bundle: true,
-    format: 'esm', // the package initialises its wasm with top-level await
+    format: 'esm',
     target: 'es2022',
     jsx: 'automatic',
     minify: true,
@@ -32,9 +32,6 @@ for (const mfe of MFES) {
     // As if installed from npm: `mfe-shared-cache` and `mfe-shared-cache/react` are the built package.
     alias: { 'mfe-shared-cache': join(root, 'pkg') },
   });
-  // The package finds its wasm next to itself (new URL('./core_bg.wasm', import.meta.url)), which
-  // after bundling means next to the bundle.
-  await cp(join(root, 'pkg', 'core_bg.wasm'), join(out, mfe.name, 'core_bg.wasm'));
   for (const asset of mfe.assets ?? []) await cp(join(here, mfe.name, asset), join(out, mfe.name, asset));
 }
 await mkdir(out, { recursive: true });

@@ -1,0 +1,18 @@
+// @ts-check
+// The wasm, compiled and instantiated synchronously the first time a cache is made: importing the
+// package waits for nothing (no top-level await, no fetch of a .wasm file), roots that never make
+// a cache never pay for it, and a remote on another origin needs no CORS for a separate file.
+// The bytes travel inside the JS as a latin1 string (one character per byte), which gzips about as
+// well as the .wasm file itself.
+import { initSync } from './core.js';
+import bytes from './core_wasm.js';
+
+let loaded = false;
+
+export function loadWasm() {
+  if (loaded) return;
+  const buffer = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) buffer[i] = bytes.charCodeAt(i);
+  initSync({ module: new WebAssembly.Module(buffer) });
+  loaded = true;
+}
