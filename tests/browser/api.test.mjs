@@ -1,4 +1,4 @@
-// The JS API in one page: DESIGN §3 behaviour, TTL on a fake clock, and every bad input.
+// The JS API in one page: the documented behaviour, TTL on a fake clock, and every bad input.
 import test, { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { suite, openTab } from './harness.mjs';

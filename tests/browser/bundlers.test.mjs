@@ -1,8 +1,8 @@
 // The built package (pkg/) as a user's bundler sees it: two tiny apps under tests/bundlers/ depend
 // on it (`file:../../../pkg`, so resolution goes through node_modules and pkg/package.json
 // `exports`), are built by Vite and by webpack 5 with plain configs, and run in headless Chromium:
-// the value must round-trip, the wasm must be a separate asset fetched by the page, and nothing
-// may error. Each app's bundler is its own devDependency, installed here from its lock file when
+// the value must round-trip, the wasm must travel inside the script (no .wasm asset, no fetch, no
+// top-level await for the importing module graph to wait on), and nothing may error. Each app's bundler is its own devDependency, installed here from its lock file when
 // node_modules is missing or older than the lock.
 import test, { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,7 +31,7 @@ async function sh(file, args, cwd, timeout) {
 
 /** Builds pkg/ only when it is missing (scripts/test.sh builds it before the tests). */
 async function ensurePkg() {
-  if (['index.js', 'core.js', 'core_bg.wasm', 'package.json'].every((f) => existsSync(join(PKG, f)))) return;
+  if (['index.js', 'core.js', 'core_wasm.js', 'package.json'].every((f) => existsSync(join(PKG, f)))) return;
   await sh('bash', ['scripts/build-pkg.sh'], ROOT, 600_000);
 }
 
@@ -79,19 +79,21 @@ describe('the package bundled by Vite and webpack, in Chromium', () => {
         assert.equal(realpathSync(join(dir, 'node_modules', 'mfe-shared-cache')), realpathSync(PKG));
       });
 
-      await t.test('the build emits the page, a script and the wasm, unchanged, as its own file', async () => {
+      await t.test('the build emits the page and a script carrying the wasm, and no .wasm asset', async () => {
         await sh(process.execPath, [binOf(dir, app.tool), ...app.args], dir, 120_000);
         const files = filesUnder(dist);
         assert.ok(files.includes('index.html'), `no index.html in ${files}`);
-        assert.ok(files.some((f) => f.endsWith('.js')), `no script in ${files}`);
-        const wasm = files.filter((f) => f.endsWith('.wasm'));
-        assert.equal(wasm.length, 1, `expected one .wasm asset, got ${JSON.stringify(files)}`);
-        assert.ok(readFileSync(join(dist, wasm[0])).equals(readFileSync(join(PKG, 'core_bg.wasm'))), `${wasm[0]} differs from pkg/core_bg.wasm`);
-        app.wasm = wasm[0];
+        const scripts = files.filter((f) => f.endsWith('.js'));
+        assert.ok(scripts.length > 0, `no script in ${files}`);
+        assert.deepEqual(files.filter((f) => f.endsWith('.wasm')), [], 'the wasm is embedded, not a separate asset');
+        // The embedded module starts with the wasm magic number, NUL "asm", however the bundler wrote the NUL.
+        const magic = /(?:\\0|\\x00|\\u0000|\0)asm/;
+        assert.ok(scripts.some((f) => magic.test(readFileSync(join(dist, f), 'latin1'))), 'no script carries the wasm');
+        app.built = true;
       });
 
       await t.test('the page sets and gets a value through the wasm core, without errors', async () => {
-        assert.ok(app.wasm, 'the build did not pass');
+        assert.ok(app.built, 'the build did not pass');
         const base = `${env.server.url}/tests/bundlers/${app.name}/dist/`;
         const context = await env.browser.newContext();
         try {
@@ -122,7 +124,7 @@ describe('the package bundled by Vite and webpack, in Chromium', () => {
           assert.deepEqual(r.result, { ok: [1, 2] });
           assert.equal(r.text, '{"ok":[1,2]}');
           assert.ok(r.stored.length > 0, 'nothing was persisted under the prefix bundler_ in localStorage');
-          assert.deepEqual(wasmFetches, [{ url: base + app.wasm, status: 200, type: 'application/wasm' }]);
+          assert.deepEqual(wasmFetches, [], 'nothing fetched for the wasm');
           assert.deepEqual(problems, []);
         } finally {
           await context.close();
@@ -145,3 +147,24 @@ test(
     assert.deepEqual(missing, [], `left out of the tarball: ${missing.join(', ')}`);
   },
 );
+
+// No top-level await anywhere in the package: an importing module graph (a Module Federation
+// shared scope, an SSR renderer) never waits on it, and a cache made in the importing task works
+// at once. esbuild refuses to write CommonJS for a module graph that has a top-level await, so a
+// CommonJS bundle of the package is the check; Node then runs it the way SSR would.
+test('the package has no top-level await: a cache made in the importing task works in Node', async () => {
+  await ensurePkg();
+  const esbuild = join(ROOT, 'node_modules', '.bin', 'esbuild');
+  const { stdout } = await sh(esbuild, [join(PKG, 'index.js'), '--bundle', '--format=cjs', '--platform=node', '--log-level=error'], ROOT, 60_000);
+  assert.ok(stdout.length > 0);
+  const script = `
+    import { BackendSyncedCacheService } from ${JSON.stringify(join(PKG, 'index.js'))};
+    const cache = new BackendSyncedCacheService({ backendUrl: null, prefix: 'ssr_' });
+    const before = cache.get('k');
+    cache.set('k', { rendered: true });
+    console.log(JSON.stringify({ before, after: cache.get('k') }));
+    cache.dispose(); // closes its BroadcastChannel (Node has one), so the process can end
+  `;
+  const { stdout: out } = await sh(process.execPath, ['--input-type=module', '-e', script], ROOT, 60_000);
+  assert.deepEqual(JSON.parse(out), { before: null, after: { rendered: true } });
+});

@@ -38,15 +38,21 @@ function rng(seed) {
 }
 
 // Every write a tab's cache makes reaches the page's other package copies through the page hub
-// (a documented, frozen protocol) with its stamp: a listener there is the write log.
+// (a documented, versioned protocol: the core's news text, storage records embedded) with its
+// stamp: a listener there is the write log.
 async function watchWrites(tab) {
   await tab.evaluate((prefix) => {
     window.writeLog = [];
-    const hub = globalThis[Symbol.for('mfe-shared-cache.hub.v1')];
+    const hub = globalThis[Symbol.for('mfe-shared-cache.hub.v2')];
     hub.groups.get(prefix).add({
       storage: localStorage,
-      deliver: (m) => {
-        if (m && (m.kind === 'set' || m.kind === 'remove' || m.kind === 'clear')) writeLog.push(m);
+      deliver: (text) => {
+        const news = JSON.parse(text);
+        if (news.clear) writeLog.push({ kind: 'clear', ts: news.clear.t, node: news.clear.n });
+        for (const [key, r] of Object.entries(news.w ?? {})) {
+          if (r.d === 1) writeLog.push({ kind: 'remove', key, ts: r.t, node: r.n });
+          else writeLog.push({ kind: 'set', key, ts: r.t, node: r.n, json: JSON.stringify(r.v), ttl: (r.l ?? 0) / 1000, at: r.w ?? r.t });
+        }
       },
     });
   }, PREFIX);

@@ -130,9 +130,10 @@ describe('www-demo end to end', { skip }, () => {
     const a = await openDemo(ctx, server);
     const b = await openDemo(ctx, server);
 
-    // Each MFE is its own bundle with its own wasm instance and writer id.
-    const bundles = await a.evaluate(() => performance.getEntriesByType('resource').map((r) => new URL(r.name).pathname).filter((p) => p.endsWith('.wasm')).sort());
-    assert.deepEqual(bundles, ['/product/core_bg.wasm', '/shell/core_bg.wasm']);
+    // Each MFE is its own bundle, carrying its own wasm (nothing fetched for it), with its own
+    // wasm instance and writer id.
+    const scripts = await a.evaluate(() => performance.getEntriesByType('resource').map((r) => new URL(r.name).pathname).filter((p) => /\.(js|wasm)$/.test(p)).sort());
+    assert.deepEqual(scripts, ['/product/remoteEntry.js', '/shell/shell.js']);
     const ids = await a.locator('[data-testid^=instance-] code').allTextContents();
     assert.equal(new Set(ids).size, 2);
 

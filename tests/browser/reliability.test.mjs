@@ -231,20 +231,28 @@ describe('no write lost or stuck (mfe-cache-server)', { skip }, () => {
     const tab = await syncedTab(env, ctx, { prefix: 'hub_', realtime: 'off' }, { query: '?copies=2' });
     const r = await tab.evaluate(() => {
       window.c2 = new pkg2.BackendSyncedCacheService({ prefix: 'hub_', backendUrl: '/api/cache', syncInterval: 60000, retryDelay: 100, requestTimeout: 1000, realtime: 'off' });
-      const hub = globalThis[Symbol.for('mfe-shared-cache.hub.v1')];
+      // The page hub carries the core's own news text (version 2): hostile variants of it, and
+      // of its records, from a copy of the package that went wrong.
+      const hub = globalThis[Symbol.for('mfe-shared-cache.hub.v2')];
       const deliver = (m) => {
         for (const peer of hub.groups.get('hub_')) peer.deliver(m);
       };
       const now = Date.now();
+      // The record tag of prefix 'hub_' (FNV-1a of the prefix, base 36), as storage records carry it.
+      let hash = 0x811c9dc5;
+      for (const ch of 'hub_') hash = Math.imul(hash ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+      const tag = hash.toString(36);
+      const record = (fields) => `{"t":${now},"n":"evil","p":"${tag}",${fields}}`;
+      const news = (body) => `{"v":2,"page":"${hub.pageId}",${body}}`;
       const deep = '['.repeat(100_000) + ']'.repeat(100_000);
       for (const m of [
-        { kind: 'set', key: 'bad', json: '{not json', ttl: 0, ts: now, node: 'evil' },
-        { kind: 'set', key: 'deep', json: deep, ttl: 0, ts: now, node: 'evil' },
-        { kind: 'set', key: 'x\ud800', json: '1', ttl: 0, ts: now, node: 'evil' },
-        { kind: 'set', key: 5, json: '1', ttl: 0, ts: now, node: 'evil' },
-        { kind: 'set', key: 'typed', json: 7, ttl: 0, ts: now, node: 'evil' },
-        { kind: 'remove', key: 'r', ts: 'now', node: 'evil' },
-        { kind: 'clear', ts: now },
+        news(`"w":{"bad":${record('"v":{not json')}}`),
+        news(`"w":{"deep":${record(`"v":${deep}`)}}`),
+        news(`"w":{"x\\ud800":${record('"v":1')}}`),
+        news(`"w":{"typed":{"n":"evil","p":"${tag}","v":7}}`),
+        news(`"w":{"r":${record('"d":1').replace(`"t":${now}`, '"t":"now"')}}`),
+        news('"clear":{"t":1}'),
+        '{"v":1,"page":"x"}',
         null,
       ]) {
         deliver(m);
@@ -294,10 +302,15 @@ describe('no write lost or stuck (mfe-cache-server)', { skip }, () => {
 
   test('a backend answering more: true without moving its cursor gets a PROTOCOL error and backoff, not a request loop', async () => {
     let syncs = 0;
+    // The second answer (the one that fails) waits until the test listens for the error: the
+    // first sync starts as the cache opens, before the test's next evaluate.
+    let listening;
+    const listened = new Promise((resolve) => (listening = resolve));
     env.state.intercept = async (req, res, path) => {
       if (path !== '/api/cache/sync') return false;
       syncs++;
       await readBody(req);
+      if (syncs === 2) await listened;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ updates: [], timestamp: 7, cursor: 7, more: true }));
       return true;
@@ -311,6 +324,7 @@ describe('no write lost or stuck (mfe-cache-server)', { skip }, () => {
     await tab.evaluate(() => c.on('error', (e) => {
       if (e.type === 'PROTOCOL' && window.syncsAtError === null) window.syncsAtError = apiCalls.filter((p) => p === '/api/cache/sync').length;
     }));
+    listening();
     await until(tab, () => window.syncsAtError !== null, undefined, 8000);
     // The first answer moves the cursor from 0 to 7 (a next page is fine); the second does not.
     assert.equal(await tab.evaluate(() => window.syncsAtError), 2);

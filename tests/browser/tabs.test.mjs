@@ -178,22 +178,23 @@ describe('across tabs and package copies', () => {
     const { ctx, pages: [victim, attacker] } = await tabs(env, 2, 'hm_');
     await victim.evaluate(() => c.set('safe', 'value'));
     await attacker.evaluate(() => {
+      // Tab news is the core's text (version 2) with storage records embedded: hostile variants.
       const ch = new BroadcastChannel('hm_');
       const good = localStorage.getItem('hm_safe');
+      const news = (body) => `{"v":2,"page":"attacker",${body}}`;
       for (const m of [
-        'not an array',
+        'not json',
         42,
         null,
         { a: 1 },
-        [2, 'x', -1, null],
-        [1, 'x', -1, null, 'safe'],
-        [1, 'x', -1, null, 7, good],
-        [1, 'x', -1, null, 'safe', '{garbage'],
-        [1, 'x', -1, null, 'safe', good.replace(/"t":\d+/, '"t":1e400')],
-        [1, 'x', -1, null, '', good],
-        [1, 'x', 'soon', null],
+        '{"v":3,"page":"attacker"}',
+        news('"w":{"safe":7}'),
+        news('"w":{"safe":{garbage}'),
+        news(`"w":{"safe":${good.replace(/"t":\d+/, '"t":1e400')}}`),
+        news(`"w":{"":${good}}`),
+        news('"clear":{"t":"soon","n":"x"}'),
       ]) ch.postMessage(m);
-      ch.postMessage([1, 'x', -1, null, 'marker', good.replace(/"t":\d+/, `"t":${Date.now() + 1}`)]);
+      ch.postMessage(news(`"w":{"marker":${good.replace(/"t":\d+/, `"t":${Date.now() + 1}`)}}`));
     });
     await until(victim, () => c.get('marker') === 'value');
     const r = await victim.evaluate(() => ({ safe: c.get('safe'), types: [...new Set(errors.map((e) => e[0]))].sort(), count: errors.length }));

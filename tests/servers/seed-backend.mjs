@@ -1,4 +1,4 @@
-// A backend that implements exactly the seed protocol (seed 000's README) and nothing more: no
+// A backend that implements exactly the seed protocol (the README's four endpoints) and nothing more: no
 // writer ids, no cursor, no clear epochs — deltas by timestamp, `timestamp: Date.now()` as the
 // seed's example does. The client must work against it as well as against mfe-cache-server.
 // (Faults are injected in front of it, by the test's front server, as for mfe-cache-server.)

@@ -1,5 +1,5 @@
-// As plain as a user's config: production mode, one entry, output to dist/. Top-level await and
-// `new URL('./core_bg.wasm', import.meta.url)` (an asset module) are webpack 5 defaults.
+// As plain as a user's config: production mode, one entry, output to dist/. The package needs no
+// loader, asset rule or experiment: its wasm travels inside its JavaScript.
 // The page is written by a few lines below rather than html-webpack-plugin, to keep the install small.
 import { fileURLToPath } from 'node:url';
 
