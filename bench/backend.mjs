@@ -1,4 +1,4 @@
-// The backend parts of `node bench/run.mjs` (DESIGN §4 protocol):
+// The backend parts of `node bench/run.mjs` (the wire protocol):
 //   - offline flush: a browser page writes 10,000 times over 1,000 keys while offline, comes back
 //     online, and we count the requests it makes and time until its outbox is drained, against
 //     mfe-cache-server behind the front server (as tests/browser/sync.test.mjs sets it up);

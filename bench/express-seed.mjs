@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The server benchmark's baseline: a minimal Express implementation of exactly the seed protocol
-// (DESIGN §4 without extensions), as a team would write it in an afternoon: one in-memory Map,
+// (the four endpoints, no extensions), as a team would write it in an afternoon: one in-memory Map,
 // last writer wins by timestamp, a delta is every entry whose timestamp is above `lastSync`, and
 // `timestamp` in the answer is the server's Date.now(). No durability, no validation beyond
 // JSON parsing, no auth, no logging.

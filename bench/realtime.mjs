@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ROOT, openTab, startServer } from '../tests/browser/harness.mjs';
 import { proxy } from '../tests/servers/proxy.mjs';
-import { readEventStream } from '../pkg-template/event-stream.js';
+import { readEventStream } from './sse.mjs';
 import { buildReleaseServer, ensureWrk, fsOf, post, runWrk, scanServerLog, startCacheServer, tail } from './backend.mjs';
 import { fmt, int, median, percentile, sleep } from './stats.mjs';
 
