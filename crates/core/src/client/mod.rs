@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 pub use self::backend::BackendConfig;
 pub use self::effect::{Effect, Fetch, LockMode, LogRecord};
+pub use self::leader::{LEASE_BEAT_MS, LEASE_MS};
 pub use self::loads::{LoadOptions, LoaderOutcome};
 use self::backend::Backend;
 use self::loads::Loads;
