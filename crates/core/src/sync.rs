@@ -238,7 +238,9 @@ impl SyncEngine {
             (None, true) => Some(0),
             (None, false) => poll,
         };
-        let push = (self.push_enabled && self.leader && self.push == Push::Closed)
+        // Only when `push_due` can turn true by time alone: before the first successful sync
+        // nothing but an answer opens the stream, and a wake-up due at once would spin.
+        let push = (self.push_enabled && self.leader && self.push == Push::Closed && self.last_synced_at.is_some())
             .then(|| self.push_retry_at.unwrap_or(0));
         match (sync, push) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -583,6 +585,21 @@ mod tests {
         assert!(!e.push_due(0));
         e.set_online(true);
         assert!(e.push_due(0));
+    }
+
+    #[test]
+    fn a_leader_that_never_synced_does_not_wake_at_once_for_the_stream() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        e.set_push_enabled(true);
+        e.set_leader(true, 0);
+        e.begin();
+        e.failed(0, err(), true, 0.5);
+        assert!(!e.push_due(10));
+        assert_eq!(e.next_wake(false), Some(5_000), "the retry, not a stream that cannot open yet");
+        e.begin();
+        e.succeeded(5_000);
+        assert!(e.push_due(5_000));
+        assert_eq!(e.next_wake(false), Some(0));
     }
 
     #[test]
