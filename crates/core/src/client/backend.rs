@@ -179,7 +179,7 @@ impl<S: Storage> Client<S> {
         } else if flight.clear {
             self.cache.ack_sync(&flight.batch);
             if let Some(backend) = self.backend.as_mut() {
-                backend.engine.succeeded(now);
+                backend.engine.cleared(now);
             }
             self.after_answer(now);
         } else {
