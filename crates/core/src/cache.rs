@@ -354,8 +354,14 @@ impl<S: Storage> Cache<S> {
     pub fn apply_from_tab(&mut self, changes: Vec<TabWrite>, clear: Option<(Stamp, bool)>, now_ms: u64) -> Vec<String> {
         let mut changed = HashSet::new();
         if let Some((epoch, unsynced)) = clear {
+            let known = self.replica.epoch() == Some(&epoch);
             if self.merge_clear(&epoch, now_ms, &mut changed) {
-                self.clear_unsynced = unsynced && self.track_sync;
+                // News of a clear this tab knows already only ever brings its acknowledgement: a
+                // message or storage event saying pending may arrive after the one saying
+                // acknowledged, and must not put the clear back in the outbox.
+                if !known || !unsynced {
+                    self.clear_unsynced = unsynced && self.track_sync;
+                }
                 self.forget_cleared();
             }
         }

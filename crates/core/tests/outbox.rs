@@ -155,3 +155,18 @@ fn an_ack_made_by_another_instance_on_the_page_clears_pending_here_too() {
     assert!(b.is_unsynced("user") && !b.is_unsynced("cart") && !b.is_clear_unsynced());
     assert!(!b.ack_from_peer(&batch), "a repeated ack changes nothing");
 }
+
+#[test]
+fn a_pending_clear_heard_after_its_acknowledgement_stays_acknowledged() {
+    let mut writer = open(MemoryStorage::new(), "w");
+    let mut other = open(MemoryStorage::new(), "o");
+    let (epoch, _) = writer.clear(T0);
+    other.apply_from_tab(Vec::new(), Some((epoch.clone(), true)), T0);
+    assert!(other.is_clear_unsynced(), "a clear its tab has not sent is adopted");
+    other.apply_from_tab(Vec::new(), Some((epoch.clone(), false)), T0 + 1);
+    assert!(!other.is_clear_unsynced());
+    // The first message again (a storage event of the pending record, delivered late).
+    other.apply_from_tab(Vec::new(), Some((epoch, true)), T0 + 2);
+    assert!(!other.is_clear_unsynced(), "a follower would hold it pending and never send it");
+    assert_eq!(other.pending_sync(), 0);
+}
