@@ -736,12 +736,25 @@ impl<S: Storage> Cache<S> {
         dirty.sort_unstable();
         for key in dirty {
             let Some(entry) = self.replica.entry(&key) else { continue };
+            if self.stored_is_newer(&key, entry) {
+                self.unpersisted.remove(&key);
+                continue;
+            }
             let text = encode_record_flagged(entry, &self.tag, self.unsynced.contains(&key));
             if let Err(e) = self.persist(&key, &text, now_ms) {
                 report.errors.push(e);
             }
         }
         report
+    }
+
+    /// Whether storage already holds a newer write for `key` than `entry`, so that writing it
+    /// would only undo another tab's work. This tab's view is as old as the last news it heard,
+    /// and news travels apart from storage: another tab may have stored a newer write since (its
+    /// news is on the way, and nothing would ever write it back).
+    fn stored_is_newer(&self, key: &str, entry: &Entry) -> bool {
+        let Ok(Some(text)) = self.storage.get(&format!("{}{}", self.prefix, key)) else { return false };
+        matches!(decode_record(&text, &self.tag), Ok(DecodedRecord::Mine(stored)) if stored.stamp > entry.stamp)
     }
 
     fn persist_epoch(&mut self) -> Result<(), CacheError> {

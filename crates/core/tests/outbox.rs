@@ -1,7 +1,7 @@
 //! The durable outbox: writes not yet acknowledged by the backend are marked in their own storage
 //! records, so they survive reloads and closed tabs, coalesce per key, and are acknowledged
 //! precisely (a key rewritten while its batch was in flight stays pending).
-use mfe_shared_cache_core::{Cache, CacheConfig, Entry, MemoryStorage, Stamp, Storage};
+use mfe_shared_cache_core::{encode_record_flagged, prefix_tag, Cache, CacheConfig, Entry, MemoryStorage, Stamp, Storage};
 
 const T0: u64 = 1_800_000_000_000;
 
@@ -169,4 +169,24 @@ fn a_pending_clear_heard_after_its_acknowledgement_stays_acknowledged() {
     other.apply_from_tab(Vec::new(), Some((epoch, true)), T0 + 2);
     assert!(!other.is_clear_unsynced(), "a follower would hold it pending and never send it");
     assert_eq!(other.pending_sync(), 0);
+}
+
+#[test]
+fn a_remove_made_on_a_stale_view_leaves_a_newer_write_in_storage() {
+    let mut a = open(MemoryStorage::new(), "a");
+    // Another tab, whose clock ran ahead after seeing a fast device's write, stored a newer value
+    // a moment ago; its news has not reached this tab yet.
+    let newer = Entry::value(Stamp::new(T0 + 1_000, "b"), 0, "2");
+    let text = encode_record_flagged(&newer, &prefix_tag("app_"), true);
+    a.storage_mut().set("app_k", &text).unwrap();
+    let mine = a.remove("k", T0).unwrap();
+    assert!(mine.stamp < newer.stamp);
+    a.flush(T0);
+    assert_eq!(record(&a, "k"), text, "the older remove is not written over it");
+    // The news arrives: tabs share storage, so nobody writes the newer value again.
+    a.apply_from_tab(vec![("k".into(), newer, true)], None, T0 + 1);
+    a.flush(T0 + 1);
+    let reopened = open(a.storage().clone(), "z");
+    assert_eq!(reopened.replica().get("k", T0 + 2), Some("2"), "a reload still has the newer write");
+    assert!(reopened.is_unsynced("k"));
 }
