@@ -736,11 +736,12 @@ impl<S: Storage> Cache<S> {
         dirty.sort_unstable();
         for key in dirty {
             let Some(entry) = self.replica.entry(&key) else { continue };
-            if self.stored_is_newer(&key, entry) {
+            let unsynced = self.unsynced.contains(&key);
+            if self.stored_is_current(&key, entry, unsynced) {
                 self.unpersisted.remove(&key);
                 continue;
             }
-            let text = encode_record_flagged(entry, &self.tag, self.unsynced.contains(&key));
+            let text = encode_record_flagged(entry, &self.tag, unsynced);
             if let Err(e) = self.persist(&key, &text, now_ms) {
                 report.errors.push(e);
             }
@@ -748,13 +749,20 @@ impl<S: Storage> Cache<S> {
         report
     }
 
-    /// Whether storage already holds a newer write for `key` than `entry`, so that writing it
-    /// would only undo another tab's work. This tab's view is as old as the last news it heard,
-    /// and news travels apart from storage: another tab may have stored a newer write since (its
-    /// news is on the way, and nothing would ever write it back).
-    fn stored_is_newer(&self, key: &str, entry: &Entry) -> bool {
+    /// Whether storage already holds `entry` for `key`, or a newer write, so that writing it would
+    /// only undo another tab's work. This tab's view is only as new as the news it has heard, and
+    /// news travels apart from storage: another tab may have stored a newer write since (its news
+    /// is on the way, and nothing would ever write it back), or the backend's acknowledgement of
+    /// this very write (a pending mark written over it would stay: after a reload the write is
+    /// pending in a tab that only sends it if it leads).
+    fn stored_is_current(&self, key: &str, entry: &Entry, unsynced: bool) -> bool {
         let Ok(Some(text)) = self.storage.get(&format!("{}{}", self.prefix, key)) else { return false };
-        matches!(decode_record(&text, &self.tag), Ok(DecodedRecord::Mine(stored)) if stored.stamp > entry.stamp)
+        match decode_record_flagged(&text, &self.tag) {
+            Ok((DecodedRecord::Mine(stored), marked)) => {
+                stored.stamp > entry.stamp || (stored.stamp == entry.stamp && (!marked || unsynced))
+            }
+            _ => false,
+        }
     }
 
     fn persist_epoch(&mut self) -> Result<(), CacheError> {

@@ -190,3 +190,23 @@ fn a_remove_made_on_a_stale_view_leaves_a_newer_write_in_storage() {
     assert_eq!(reopened.replica().get("k", T0 + 2), Some("2"), "a reload still has the newer write");
     assert!(reopened.is_unsynced("k"));
 }
+
+#[test]
+fn a_pending_mark_repaired_after_the_acknowledgement_is_not_written_over_it() {
+    let tag = prefix_tag("app_");
+    let mut b = open(MemoryStorage::new(), "b");
+    let write = Entry::value(Stamp::new(T0, "w"), 0, "1");
+    b.apply_from_tab(vec![("k".into(), write.clone(), true)], None, T0);
+    assert!(b.is_unsynced("k"), "b adopted w's pending write");
+    // w's acknowledgement lands in storage; its news to b is still on the way.
+    b.storage_mut().set("app_k", &encode_record_flagged(&write, &tag, false)).unwrap();
+    // A storage event of an older record, delivered late: b writes back the write it holds.
+    let older = Entry::value(Stamp::new(T0 - 5, "x"), 0, "0");
+    b.apply_from_tab(vec![("k".into(), older, false)], None, T0 + 1);
+    b.flush(T0 + 1);
+    assert!(!record(&b, "k").contains("\"u\""), "the acknowledgement stays: {}", record(&b, "k"));
+    b.apply_from_tab(vec![("k".into(), write, false)], None, T0 + 2);
+    b.flush(T0 + 2);
+    assert_eq!(b.pending_sync(), 0);
+    assert_eq!(open(b.storage().clone(), "z").pending_sync(), 0, "a reload finds nothing pending");
+}
