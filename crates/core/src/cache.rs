@@ -779,6 +779,14 @@ impl<S: Storage> Cache<S> {
                 }
             }
         }
+        // As for records: never over a newer clear, nor over this one's acknowledgement.
+        if let Ok(Some(text)) = self.storage.get(&self.meta_key) {
+            if let Ok(Some((stored, marked))) = decode_meta_flagged(&text, &self.tag) {
+                if stored > epoch || (stored == epoch && (!marked || self.clear_unsynced)) {
+                    return Ok(());
+                }
+            }
+        }
         let text = encode_meta_flagged(&epoch, &self.tag, self.clear_unsynced);
         match self.storage.set(&self.meta_key, &text) {
             Ok(()) => Ok(()),

@@ -1,7 +1,7 @@
 //! The durable outbox: writes not yet acknowledged by the backend are marked in their own storage
 //! records, so they survive reloads and closed tabs, coalesce per key, and are acknowledged
 //! precisely (a key rewritten while its batch was in flight stays pending).
-use mfe_shared_cache_core::{encode_record_flagged, prefix_tag, Cache, CacheConfig, Entry, MemoryStorage, Stamp, Storage};
+use mfe_shared_cache_core::{encode_meta_flagged, encode_record_flagged, prefix_tag, Cache, CacheConfig, Entry, MemoryStorage, Stamp, Storage};
 
 const T0: u64 = 1_800_000_000_000;
 
@@ -209,4 +209,18 @@ fn a_pending_mark_repaired_after_the_acknowledgement_is_not_written_over_it() {
     b.flush(T0 + 2);
     assert_eq!(b.pending_sync(), 0);
     assert_eq!(open(b.storage().clone(), "z").pending_sync(), 0, "a reload finds nothing pending");
+}
+
+#[test]
+fn a_clear_persisted_from_a_stale_view_leaves_a_newer_clear_in_storage() {
+    let mut a = open(MemoryStorage::new(), "a");
+    let newer = Stamp::new(T0 + 10, "b");
+    // Another tab cleared and stored its clear, not yet sent; its news has not reached this tab,
+    // which now hears of an older clear from the backend and persists it.
+    a.storage_mut().set("app_\u{0}meta", &encode_meta_flagged(&newer, &prefix_tag("app_"), true)).unwrap();
+    a.apply_from_backend(Vec::new(), Some(Stamp::new(T0, "x")), T0);
+    a.flush(T0 + 1);
+    let reopened = open(a.storage().clone(), "z");
+    assert_eq!(reopened.replica().epoch(), Some(&newer), "the newer clear is still in storage");
+    assert!(reopened.is_clear_unsynced(), "and still to be sent");
 }
