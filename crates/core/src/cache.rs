@@ -379,6 +379,12 @@ impl<S: Storage> Cache<S> {
                 MergeOutcome::Stale => {
                     self.dirty.insert(key);
                 }
+                // Older than the clear, and so older than the write this tab holds: it was stored
+                // over that write (by a tab that had heard of neither), so write ours back, as for
+                // any older record; the flush leaves storage alone if it is current already.
+                MergeOutcome::Cleared if self.replica.entry(&key).is_some() => {
+                    self.dirty.insert(key);
+                }
                 _ => {}
             }
         }

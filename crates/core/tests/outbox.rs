@@ -224,3 +224,20 @@ fn a_clear_persisted_from_a_stale_view_leaves_a_newer_clear_in_storage() {
     assert_eq!(reopened.replica().epoch(), Some(&newer), "the newer clear is still in storage");
     assert!(reopened.is_clear_unsynced(), "and still to be sent");
 }
+
+#[test]
+fn a_record_older_than_the_clear_stored_over_a_newer_write_is_written_over() {
+    let tag = prefix_tag("app_");
+    let mut a = open(MemoryStorage::new(), "a");
+    a.clear(T0);
+    let mine = a.set("k", "2".into(), 0, T0 + 10).unwrap();
+    a.flush(T0 + 10);
+    // A tab that had heard of neither the clear nor this write stored its older one over it.
+    let older = Entry::value(Stamp::new(T0 - 5, "x"), 0, "1");
+    let text = encode_record_flagged(&older, &tag, true);
+    a.storage_mut().set("app_k", &text).unwrap();
+    a.apply_from_tab(vec![("k".into(), older, true)], None, T0 + 11);
+    a.flush(T0 + 11);
+    assert_eq!(record(&a, "k"), a.encode_entry("k", &mine), "the newer write is back in storage");
+    assert_eq!(open(a.storage().clone(), "z").replica().get("k", T0 + 12), Some("2"));
+}
