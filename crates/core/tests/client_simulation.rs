@@ -173,7 +173,19 @@ fn simulate(seed: u64) -> Outcome {
         let client = &w.devices[d].tabs[t].copies[c].client;
         let pending = client.stats(w.local(d)).pending;
         if pending > 0 {
-            failures.push(format!("client {} (device {d} tab {t}) never drained its outbox: {pending} pending", client.node()));
+            let batch = client.cache().sync_batch(100);
+            let leader = client.status().state.is_some_and(|s| s.leader);
+            let stored: Vec<Option<String>> = batch
+                .changes
+                .iter()
+                .map(|(k, _)| w.devices[d].store.borrow().items.items().get(&format!("{}{k}", client_sim::world::PREFIX)).cloned())
+                .collect();
+            failures.push(format!(
+                "client {} (device {d} tab {t}, leader {leader}) never drained its outbox: {pending} pending: clear {:?}, {:?}; stored {stored:?}",
+                client.node(),
+                batch.clear,
+                batch.changes
+            ));
         }
         if let Some(e) = diff(&format!("client {} (device {d} tab {t})", client.node()), &w.client_view(d, t, c, at), &want) {
             failures.push(e);
@@ -181,8 +193,8 @@ fn simulate(seed: u64) -> Outcome {
     }
     for d in 0..w.devices.len() {
         let (view, pending) = w.reopened_view(d, at);
-        if pending > 0 {
-            failures.push(format!("a tab opened on device {d}'s storage finds {pending} pending"));
+        if !pending.is_empty() {
+            failures.push(format!("a tab opened on device {d}'s storage finds pending: {pending:?}"));
         }
         if let Some(e) = diff(&format!("a tab opened on device {d}'s storage"), &view, &want) {
             failures.push(e);

@@ -44,6 +44,9 @@ impl Storage for SharedStorage {
         let mut store = self.store.borrow_mut();
         let old = store.items.get(key)?;
         store.items.set(key, value)?;
+        if std::env::var("SIM_TRACE").is_ok_and(|k| format!("{PREFIX}{k}") == key || (k == "meta" && key.ends_with("\0meta"))) {
+            eprintln!("storage set by page {}: {value}", self.page);
+        }
         // Browsers raise no event for a write that changes nothing.
         if old.as_deref() != Some(value) {
             store.journal.push((self.page, key.to_owned(), Some(value.to_owned())));
@@ -516,7 +519,26 @@ impl World {
         out
     }
 
+    fn trace(&self, ev: &Ev) {
+        let Ok(key) = std::env::var("SIM_TRACE") else { return };
+        let quoted = format!("\"{key}\"");
+        let line = match ev {
+            Ev::Tab { dev, page, text } if text.contains(&quoted) || (key == "meta" && text.contains("\"clear\"")) => {
+                format!("tab msg to d{dev} page {page}: {text}")
+            }
+            Ev::Storage { dev, page, key: k, value } if *k == format!("{PREFIX}{key}") || (key == "meta" && k.ends_with("\0meta")) => {
+                format!("storage event to d{dev} page {page}: {value:?}")
+            }
+            Ev::Arrive { uid, path, body, .. } => format!("arrive from {uid} {path} {body:?}"),
+            Ev::Answer { uid, body, status, .. } => format!("answer to {uid} {status} {body}"),
+            Ev::Failed { uid, .. } => format!("failed to {uid}"),
+            _ => return,
+        };
+        eprintln!("{} {line}", self.now);
+    }
+
     fn deliver(&mut self, ev: Ev) {
+        self.trace(&ev);
         match ev {
             Ev::Tab { dev, page, text } => {
                 let Some(tab) = self.devices[dev].tabs.iter().position(|t| t.page == page) else { return };
@@ -681,11 +703,11 @@ impl World {
     }
 
     /// What a tab opened now on device `d` would show, and how much it would find pending.
-    pub fn reopened_view(&self, d: usize, true_now: u64) -> (View, usize) {
+    pub fn reopened_view(&self, d: usize, true_now: u64) -> (View, mfe_shared_cache_core::SyncBatch) {
         let storage = self.devices[d].store.borrow().items.clone();
         let local = true_now.saturating_add_signed(self.devices[d].skew);
         let (cache, _) = Cache::open(storage, CacheConfig::new(PREFIX, "check").with_sync(true), local);
-        (view(&cache, local), cache.pending_sync())
+        (view(&cache, local), cache.sync_batch(100))
     }
 }
 
