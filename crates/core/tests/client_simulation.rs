@@ -17,7 +17,7 @@ use client_sim::world::{Logged, View, World, SYNC_INTERVAL_MS};
 const START_MS: u64 = 1_800_000_000_000;
 const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
 const STEPS: usize = 250;
-const DEFAULT_SEEDS: u64 = 40;
+const DEFAULT_SEEDS: u64 = 160;
 /// Simulated time the healed world gets to drain and converge.
 const HEAL_MS: u64 = 120_000;
 
@@ -50,10 +50,19 @@ fn one_op(w: &mut World, value: &mut u64) {
             let news = w.with_copy(dev, tab, copy, |c, now| c.remove(key, now)).expect("a valid remove");
             w.log_write(dev, tab, copy, key);
             w.tell_peers(dev, tab, copy, &news);
-        } else if roll < 79 {
+        } else if roll < 83 {
             let (news, _) = w.with_copy(dev, tab, copy, |c, now| c.clear(now));
             w.log_clear(dev, tab, copy);
             w.tell_peers(dev, tab, copy, &news);
+        } else if roll < 86 {
+            let pattern = if w.rng.percent(50) { "*" } else { key };
+            let (news, keys) = w.with_copy(dev, tab, copy, |c, now| c.invalidate(pattern, now)).expect("a valid pattern");
+            for key in &keys {
+                w.log_write(dev, tab, copy, key);
+            }
+            if let Some(news) = news {
+                w.tell_peers(dev, tab, copy, &news);
+            }
         } else {
             w.with_copy(dev, tab, copy, |c, now| {
                 c.get(key, now);
@@ -128,6 +137,10 @@ fn simulate(seed: u64) -> Outcome {
             let dev = w.rng.index(w.devices.len());
             let online = !w.devices[dev].online;
             w.set_online(dev, online);
+        } else if roll < 95 {
+            let dev = w.rng.index(w.devices.len());
+            let tab = w.rng.index(w.devices[dev].tabs.len());
+            w.hide(dev, tab);
         } else if w.backend_up {
             if w.rng.percent(40) {
                 w.crash_backend();

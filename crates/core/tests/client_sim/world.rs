@@ -93,6 +93,8 @@ pub struct Device {
     pub tabs: Vec<Tab>,
     pub online: bool,
     web_locks: bool,
+    /// Whether the browser has BroadcastChannel; without it `storage` events are the only link.
+    channel: bool,
     locks: HashMap<String, Lock>,
     /// Per receiving page, when its last `storage` event is due: they arrive in order.
     storage_due: HashMap<u64, u64>,
@@ -197,12 +199,14 @@ impl World {
         // The second device's clock is hours fast: its first writes are stamped hours ahead.
         for skew in [0i64, 3 * 3_600_000 + world.rng.below(600_000) as i64] {
             let web_locks = world.rng.percent(80);
+            let channel = world.rng.percent(80);
             world.devices.push(Device {
                 skew,
                 store: Rc::default(),
                 tabs: Vec::new(),
                 online: true,
                 web_locks,
+                channel,
                 locks: HashMap::new(),
                 storage_due: HashMap::new(),
             });
@@ -285,6 +289,14 @@ impl World {
         self.open_tab(dev, tab);
     }
 
+    /// The page is hidden (it may be going away): a lease holder gives up its lease.
+    pub fn hide(&mut self, dev: usize, tab: usize) {
+        for copy in &mut self.devices[dev].tabs[tab].copies {
+            copy.client.page_hidden();
+        }
+        self.settle_tab(dev, tab);
+    }
+
     pub fn set_online(&mut self, dev: usize, online: bool) {
         self.devices[dev].online = online;
         let now = self.local(dev);
@@ -362,6 +374,7 @@ impl World {
     fn effect(&mut self, dev: usize, tab: usize, copy: usize, effect: Effect) {
         let uid = self.devices[dev].tabs[tab].copies[copy].uid;
         match effect {
+            Effect::Tab(_) if !self.devices[dev].channel => {}
             Effect::Tab(text) => {
                 let from = self.devices[dev].tabs[tab].page;
                 let pages: Vec<u64> = self.devices[dev].tabs.iter().map(|t| t.page).filter(|p| *p != from).collect();
@@ -551,8 +564,9 @@ impl World {
             Ev::Storage { dev, page, key, value } => {
                 let Some(tab) = self.devices[dev].tabs.iter().position(|t| t.page == page) else { return };
                 let now = self.local(dev);
+                let channel = self.devices[dev].channel;
                 for copy in &mut self.devices[dev].tabs[tab].copies {
-                    copy.client.storage_event(&key, value.as_deref(), true, now);
+                    copy.client.storage_event(&key, value.as_deref(), channel, now);
                 }
                 self.settle_tab(dev, tab);
             }
