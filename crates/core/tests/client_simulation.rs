@@ -6,7 +6,8 @@
 //! on each device's storage, and the backend must hold what the global write log implies, and no
 //! outbox may be left with anything pending.
 //!
-//! `SIM_SEED=<n>` runs one seed, `SIM_SEEDS=<n>` that many (from 1).
+//! `SIM_SEED=<n>` runs one seed, `SIM_SEEDS=<n>` that many (from 1), `SIM_STEPS=<n>` makes each
+//! run longer.
 mod client_sim;
 
 use std::collections::BTreeMap;
@@ -122,8 +123,14 @@ fn diff(name: &str, got: &View, want: &View) -> Option<String> {
 fn simulate(seed: u64) -> Outcome {
     let mut w = World::new(seed, START_MS);
     let mut value = 0;
-    for _ in 0..STEPS {
-        let pause = if w.rng.percent(10) { w.rng.below(8_000) } else { w.rng.below(400) };
+    let steps = std::env::var("SIM_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(STEPS);
+    for _ in 0..steps {
+        // Now and then a long pause: leases lapse, values expire, retries run out.
+        let pause = match w.rng.below(100) {
+            0 => w.rng.below(90_000),
+            1..=10 => w.rng.below(8_000),
+            _ => w.rng.below(400),
+        };
         let until = w.now + pause;
         w.run_until(until);
         let roll = w.rng.below(100);
