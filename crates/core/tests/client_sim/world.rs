@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
 use mfe_shared_cache_core::client::{BackendConfig, Client, ClientConfig, Effect};
-use mfe_shared_cache_core::{Cache, CacheConfig, Entry, MemoryStorage, Stamp, Storage, StorageError, SyncPolicy};
+use mfe_shared_cache_core::{Cache, CacheConfig, Entry, ErrorKind, MemoryStorage, Stamp, Storage, StorageError, SyncPolicy};
 
 use super::backend::{event, Backend};
 use super::Rng;
@@ -427,6 +427,12 @@ impl World {
             }
             Effect::QueryLocks(_) | Effect::RunLoader(_) | Effect::Settled { .. } => {}
             Effect::Wake(at) => self.devices[dev].tabs[tab].copies[copy].wake = at,
+            // The links and the backend fail only in ways the client must take in its stride;
+            // anything else (a message or answer it cannot read, a write refused) is a finding.
+            Effect::Error(e) if !matches!(e.kind(), ErrorKind::Network | ErrorKind::Server) => {
+                let node = self.devices[dev].tabs[tab].copies[copy].client.node().to_owned();
+                self.figures.failures.push(format!("{node} reported {e:?}"));
+            }
             Effect::Changed(_) | Effect::Error(_) | Effect::Status | Effect::Log(_) => {}
         }
     }
