@@ -125,10 +125,12 @@ fn simulate(seed: u64) -> Outcome {
     let mut value = 0;
     let steps = std::env::var("SIM_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(STEPS);
     for _ in 0..steps {
-        // Now and then a long pause: leases lapse, values expire, retries run out.
+        // Now and then a long pause: leases lapse, values expire, retries run out; and now and
+        // then none, so that tabs write in the same millisecond (their stamps tie on the time).
         let pause = match w.rng.below(100) {
             0 => w.rng.below(90_000),
             1..=10 => w.rng.below(8_000),
+            11..=25 => 0,
             _ => w.rng.below(400),
         };
         let until = w.now + pause;
