@@ -1,6 +1,6 @@
 //! A seeded, deterministic simulation of whole browser clients: two devices (the second's clock
-//! hours fast), each with one storage shared by two or three tabs, some tabs with two copies of
-//! the package on the page; tab messages and `storage` events delayed and reordered; tabs
+//! 1 to 26 hours fast), each with one storage shared by two or three tabs, some tabs with two
+//! copies of the package on the page; tab messages and `storage` events delayed and reordered; tabs
 //! reloaded; devices going offline; a backend model that fails, times out, loses answers after
 //! storing and crashes. After everything heals, every client of every device, a tab opened fresh
 //! on each device's storage, and the backend must hold what the global write log implies, and no
