@@ -141,7 +141,13 @@ fn simulate(seed: u64) -> Outcome {
         } else if roll < 86 {
             let dev = w.rng.index(w.devices.len());
             let tab = w.rng.index(w.devices[dev].tabs.len());
-            w.reload(dev, tab);
+            let copies = w.devices[dev].tabs[tab].copies.len();
+            if copies > 1 && w.rng.percent(40) {
+                let copy = w.rng.index(copies);
+                w.remount(dev, tab, copy);
+            } else {
+                w.reload(dev, tab);
+            }
         } else if roll < 93 {
             let dev = w.rng.index(w.devices.len());
             let online = !w.devices[dev].online;

@@ -278,6 +278,26 @@ impl World {
         self.settle_tab(dev, tab);
     }
 
+    /// One copy of the package on the page is disposed and opened again (its micro-frontend
+    /// unmounted and mounted), while the page and its other copy stay.
+    pub fn remount(&mut self, dev: usize, tab: usize, copy: usize) {
+        let now = self.local(dev);
+        self.devices[dev].tabs[tab].copies[copy].client.dispose(now);
+        self.settle_tab(dev, tab);
+        let page = self.devices[dev].tabs[tab].page;
+        let uid = self.uid();
+        let storage = SharedStorage { store: self.devices[dev].store.clone(), page };
+        let config = self.config(dev, page, uid, copy);
+        let now = self.local(dev);
+        let mut client = Client::open(storage, config, now);
+        if !self.devices[dev].online {
+            client.set_online(false, now);
+        }
+        self.devices[dev].tabs[tab].copies[copy] = Copy { uid, client, wake: None, aborted: HashSet::new() };
+        self.figures.reloads += 1;
+        self.settle_tab(dev, tab);
+    }
+
     /// Reloads a tab: its copies are disposed (persisting what they hold) and the page opens again.
     pub fn reload(&mut self, dev: usize, tab: usize) {
         let now = self.local(dev);
@@ -403,8 +423,14 @@ impl World {
                 if !self.devices[dev].online {
                     self.schedule(self.now + 1, Ev::Failed { uid, id: fetch.id, timed_out: false });
                 } else {
-                    let delay = 5 + self.rng.below(120);
+                    // Sometimes the request reaches the backend only after the client gave up on
+                    // it (and maybe sent the next one): it is stored all the same.
+                    let late = !fetch.stream && self.rng.percent(self.faults.slow);
+                    let delay = if late { REQUEST_TIMEOUT_MS + 1 + self.rng.below(6_000) } else { 5 + self.rng.below(120) };
                     let sent = self.now;
+                    if late {
+                        self.schedule(sent + REQUEST_TIMEOUT_MS, Ev::Failed { uid, id: fetch.id, timed_out: true });
+                    }
                     self.schedule(self.now + delay, Ev::Arrive { dev, uid, id: fetch.id, path: fetch.path, body: fetch.body, sent });
                 }
             }
@@ -639,6 +665,9 @@ impl World {
     }
 
     fn answer(&mut self, uid: u64, id: u32, sent: u64, status: u16, body: String) {
+        if self.now - sent >= REQUEST_TIMEOUT_MS {
+            return; // the client timed out already
+        }
         let slow = self.rng.percent(self.faults.slow);
         let at = self.now + if slow { REQUEST_TIMEOUT_MS + 1_000 } else { 5 + self.rng.below(150) };
         if at - sent >= REQUEST_TIMEOUT_MS {
@@ -649,6 +678,9 @@ impl World {
     }
 
     fn arrive(&mut self, _dev: usize, uid: u64, id: u32, path: String, body: Option<String>, sent: u64) {
+        if self.now - sent >= REQUEST_TIMEOUT_MS && path.starts_with("/events") {
+            return;
+        }
         if !self.backend_up || self.rng.percent(self.faults.net_fail) {
             let at = self.now + 1 + self.rng.below(50);
             return self.schedule(at, Ev::Failed { uid, id, timed_out: false });
