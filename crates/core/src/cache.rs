@@ -354,8 +354,14 @@ impl<S: Storage> Cache<S> {
     pub fn apply_from_tab(&mut self, changes: Vec<TabWrite>, clear: Option<(Stamp, bool)>, now_ms: u64) -> Vec<String> {
         let mut changed = HashSet::new();
         if let Some((epoch, unsynced)) = clear {
+            let known = self.replica.epoch() == Some(&epoch);
             if self.merge_clear(&epoch, now_ms, &mut changed) {
-                self.clear_unsynced = unsynced && self.track_sync;
+                // News of a clear this tab knows already only ever brings its acknowledgement: a
+                // message or storage event saying pending may arrive after the one saying
+                // acknowledged, and must not put the clear back in the outbox.
+                if !known || !unsynced {
+                    self.clear_unsynced = unsynced && self.track_sync;
+                }
                 self.forget_cleared();
             }
         }
@@ -371,6 +377,12 @@ impl<S: Storage> Cache<S> {
                     self.unsynced.remove(&key);
                 }
                 MergeOutcome::Stale => {
+                    self.dirty.insert(key);
+                }
+                // Older than the clear, and so older than the write this tab holds: it was stored
+                // over that write (by a tab that had heard of neither), so write ours back, as for
+                // any older record; the flush leaves storage alone if it is current already.
+                MergeOutcome::Cleared if self.replica.entry(&key).is_some() => {
                     self.dirty.insert(key);
                 }
                 _ => {}
@@ -730,12 +742,33 @@ impl<S: Storage> Cache<S> {
         dirty.sort_unstable();
         for key in dirty {
             let Some(entry) = self.replica.entry(&key) else { continue };
-            let text = encode_record_flagged(entry, &self.tag, self.unsynced.contains(&key));
+            let unsynced = self.unsynced.contains(&key);
+            if self.stored_is_current(&key, entry, unsynced) {
+                self.unpersisted.remove(&key);
+                continue;
+            }
+            let text = encode_record_flagged(entry, &self.tag, unsynced);
             if let Err(e) = self.persist(&key, &text, now_ms) {
                 report.errors.push(e);
             }
         }
         report
+    }
+
+    /// Whether storage already holds `entry` for `key`, or a newer write, so that writing it would
+    /// only undo another tab's work. This tab's view is only as new as the news it has heard, and
+    /// news travels apart from storage: another tab may have stored a newer write since (its news
+    /// is on the way, and nothing would ever write it back), or the backend's acknowledgement of
+    /// this very write (a pending mark written over it would stay: after a reload the write is
+    /// pending in a tab that only sends it if it leads).
+    fn stored_is_current(&self, key: &str, entry: &Entry, unsynced: bool) -> bool {
+        let Ok(Some(text)) = self.storage.get(&format!("{}{}", self.prefix, key)) else { return false };
+        match decode_record_flagged(&text, &self.tag) {
+            Ok((DecodedRecord::Mine(stored), marked)) => {
+                stored.stamp > entry.stamp || (stored.stamp == entry.stamp && (!marked || unsynced))
+            }
+            _ => false,
+        }
     }
 
     fn persist_epoch(&mut self) -> Result<(), CacheError> {
@@ -749,6 +782,14 @@ impl<S: Storage> Cache<S> {
             if let Ok(DecodedRecord::Mine(entry)) = decode_record(&text, &self.tag) {
                 if entry.stamp <= epoch {
                     self.storage.remove(&storage_key).map_err(storage_failed)?;
+                }
+            }
+        }
+        // As for records: never over a newer clear, nor over this one's acknowledgement.
+        if let Ok(Some(text)) = self.storage.get(&self.meta_key) {
+            if let Ok(Some((stored, marked))) = decode_meta_flagged(&text, &self.tag) {
+                if stored > epoch || (stored == epoch && (!marked || self.clear_unsynced)) {
+                    return Ok(());
                 }
             }
         }

@@ -99,6 +99,9 @@ pub struct SyncEngine {
     more: bool,
     last_error: Option<CacheError>,
     last_synced_at: Option<u64>,
+    /// A `/sync` was answered: the cursor is current, so the stream may start from it. A `/clear`
+    /// answer is a success too, but carries no cursor.
+    caught_up: bool,
     push_enabled: bool,
     push: Push,
     push_failures: u32,
@@ -121,6 +124,7 @@ impl SyncEngine {
             more: false,
             last_error: None,
             last_synced_at: None,
+            caught_up: false,
             push_enabled: false,
             push: Push::Closed,
             push_failures: 0,
@@ -142,7 +146,7 @@ impl SyncEngine {
         self.push_enabled
             && self.leader
             && self.browser_online
-            && self.last_synced_at.is_some()
+            && self.caught_up
             && self.push == Push::Closed
             && self.push_retry_at.is_none_or(|at| now_ms >= at)
     }
@@ -238,7 +242,9 @@ impl SyncEngine {
             (None, true) => Some(0),
             (None, false) => poll,
         };
-        let push = (self.push_enabled && self.leader && self.push == Push::Closed)
+        // Only when `push_due` can turn true by time alone: before the first successful sync
+        // nothing but an answer opens the stream, and a wake-up due at once would spin.
+        let push = (self.push_enabled && self.leader && self.push == Push::Closed && self.caught_up)
             .then(|| self.push_retry_at.unwrap_or(0));
         match (sync, push) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -287,16 +293,24 @@ impl SyncEngine {
         self.retry_at = None;
     }
 
-    /// The request succeeded: the backend is reachable, retries reset, the next poll is an
-    /// interval away.
+    /// The `/sync` request succeeded: the backend is reachable, retries reset, the next poll is an
+    /// interval away, and the cursor is current.
     pub fn succeeded(&mut self, now_ms: u64) {
+        self.cleared(now_ms);
+        self.caught_up = true;
+        self.next_poll_at = now_ms.saturating_add(self.policy.sync_interval_ms);
+    }
+
+    /// The `/clear` request succeeded: as [`SyncEngine::succeeded`], but the cursor is as old as
+    /// it was, so a poll due stays due and the event stream still waits for a `/sync` (opened
+    /// now, the leader would stop polling before it ever caught up or read the backend's clock).
+    pub fn cleared(&mut self, now_ms: u64) {
         self.in_flight = false;
         self.reachable = true;
         self.failures = 0;
         self.retry_at = None;
         self.last_error = None;
         self.last_synced_at = Some(now_ms);
-        self.next_poll_at = now_ms.saturating_add(self.policy.sync_interval_ms);
     }
 
     /// The request failed. Retries back off exponentially from `retry_delay_ms`, each delay
@@ -583,6 +597,36 @@ mod tests {
         assert!(!e.push_due(0));
         e.set_online(true);
         assert!(e.push_due(0));
+    }
+
+    #[test]
+    fn a_leader_that_never_synced_does_not_wake_at_once_for_the_stream() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        e.set_push_enabled(true);
+        e.set_leader(true, 0);
+        e.begin();
+        e.failed(0, err(), true, 0.5);
+        assert!(!e.push_due(10));
+        assert_eq!(e.next_wake(false), Some(5_000), "the retry, not a stream that cannot open yet");
+        e.begin();
+        e.succeeded(5_000);
+        assert!(e.push_due(5_000));
+        assert_eq!(e.next_wake(false), Some(0));
+    }
+
+    #[test]
+    fn an_acknowledged_clear_does_not_open_the_stream_before_a_sync() {
+        let mut e = SyncEngine::new(POLICY, 0);
+        e.set_push_enabled(true);
+        e.set_leader(true, 0);
+        e.begin();
+        e.cleared(10);
+        assert!(e.state().last_synced_at == Some(10) && e.state().online);
+        assert!(!e.push_due(10), "the stream starts after a /sync");
+        assert!(e.due(10, false), "a new leader still polls at once");
+        e.begin();
+        e.succeeded(20);
+        assert!(e.push_due(20));
     }
 
     #[test]

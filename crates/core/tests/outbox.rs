@@ -1,7 +1,7 @@
 //! The durable outbox: writes not yet acknowledged by the backend are marked in their own storage
 //! records, so they survive reloads and closed tabs, coalesce per key, and are acknowledged
 //! precisely (a key rewritten while its batch was in flight stays pending).
-use mfe_shared_cache_core::{Cache, CacheConfig, Entry, MemoryStorage, Stamp, Storage};
+use mfe_shared_cache_core::{encode_meta_flagged, encode_record_flagged, prefix_tag, Cache, CacheConfig, Entry, MemoryStorage, Stamp, Storage};
 
 const T0: u64 = 1_800_000_000_000;
 
@@ -154,4 +154,90 @@ fn an_ack_made_by_another_instance_on_the_page_clears_pending_here_too() {
     assert_eq!(b.pending_sync(), 1, "only b's own newer write is left");
     assert!(b.is_unsynced("user") && !b.is_unsynced("cart") && !b.is_clear_unsynced());
     assert!(!b.ack_from_peer(&batch), "a repeated ack changes nothing");
+}
+
+#[test]
+fn a_pending_clear_heard_after_its_acknowledgement_stays_acknowledged() {
+    let mut writer = open(MemoryStorage::new(), "w");
+    let mut other = open(MemoryStorage::new(), "o");
+    let (epoch, _) = writer.clear(T0);
+    other.apply_from_tab(Vec::new(), Some((epoch.clone(), true)), T0);
+    assert!(other.is_clear_unsynced(), "a clear its tab has not sent is adopted");
+    other.apply_from_tab(Vec::new(), Some((epoch.clone(), false)), T0 + 1);
+    assert!(!other.is_clear_unsynced());
+    // The first message again (a storage event of the pending record, delivered late).
+    other.apply_from_tab(Vec::new(), Some((epoch, true)), T0 + 2);
+    assert!(!other.is_clear_unsynced(), "a follower would hold it pending and never send it");
+    assert_eq!(other.pending_sync(), 0);
+}
+
+#[test]
+fn a_remove_made_on_a_stale_view_leaves_a_newer_write_in_storage() {
+    let mut a = open(MemoryStorage::new(), "a");
+    // Another tab, whose clock ran ahead after seeing a fast device's write, stored a newer value
+    // a moment ago; its news has not reached this tab yet.
+    let newer = Entry::value(Stamp::new(T0 + 1_000, "b"), 0, "2");
+    let text = encode_record_flagged(&newer, &prefix_tag("app_"), true);
+    a.storage_mut().set("app_k", &text).unwrap();
+    let mine = a.remove("k", T0).unwrap();
+    assert!(mine.stamp < newer.stamp);
+    a.flush(T0);
+    assert_eq!(record(&a, "k"), text, "the older remove is not written over it");
+    // The news arrives: tabs share storage, so nobody writes the newer value again.
+    a.apply_from_tab(vec![("k".into(), newer, true)], None, T0 + 1);
+    a.flush(T0 + 1);
+    let reopened = open(a.storage().clone(), "z");
+    assert_eq!(reopened.replica().get("k", T0 + 2), Some("2"), "a reload still has the newer write");
+    assert!(reopened.is_unsynced("k"));
+}
+
+#[test]
+fn a_pending_mark_repaired_after_the_acknowledgement_is_not_written_over_it() {
+    let tag = prefix_tag("app_");
+    let mut b = open(MemoryStorage::new(), "b");
+    let write = Entry::value(Stamp::new(T0, "w"), 0, "1");
+    b.apply_from_tab(vec![("k".into(), write.clone(), true)], None, T0);
+    assert!(b.is_unsynced("k"), "b adopted w's pending write");
+    // w's acknowledgement lands in storage; its news to b is still on the way.
+    b.storage_mut().set("app_k", &encode_record_flagged(&write, &tag, false)).unwrap();
+    // A storage event of an older record, delivered late: b writes back the write it holds.
+    let older = Entry::value(Stamp::new(T0 - 5, "x"), 0, "0");
+    b.apply_from_tab(vec![("k".into(), older, false)], None, T0 + 1);
+    b.flush(T0 + 1);
+    assert!(!record(&b, "k").contains("\"u\""), "the acknowledgement stays: {}", record(&b, "k"));
+    b.apply_from_tab(vec![("k".into(), write, false)], None, T0 + 2);
+    b.flush(T0 + 2);
+    assert_eq!(b.pending_sync(), 0);
+    assert_eq!(open(b.storage().clone(), "z").pending_sync(), 0, "a reload finds nothing pending");
+}
+
+#[test]
+fn a_clear_persisted_from_a_stale_view_leaves_a_newer_clear_in_storage() {
+    let mut a = open(MemoryStorage::new(), "a");
+    let newer = Stamp::new(T0 + 10, "b");
+    // Another tab cleared and stored its clear, not yet sent; its news has not reached this tab,
+    // which now hears of an older clear from the backend and persists it.
+    a.storage_mut().set("app_\u{0}meta", &encode_meta_flagged(&newer, &prefix_tag("app_"), true)).unwrap();
+    a.apply_from_backend(Vec::new(), Some(Stamp::new(T0, "x")), T0);
+    a.flush(T0 + 1);
+    let reopened = open(a.storage().clone(), "z");
+    assert_eq!(reopened.replica().epoch(), Some(&newer), "the newer clear is still in storage");
+    assert!(reopened.is_clear_unsynced(), "and still to be sent");
+}
+
+#[test]
+fn a_record_older_than_the_clear_stored_over_a_newer_write_is_written_over() {
+    let tag = prefix_tag("app_");
+    let mut a = open(MemoryStorage::new(), "a");
+    a.clear(T0);
+    let mine = a.set("k", "2".into(), 0, T0 + 10).unwrap();
+    a.flush(T0 + 10);
+    // A tab that had heard of neither the clear nor this write stored its older one over it.
+    let older = Entry::value(Stamp::new(T0 - 5, "x"), 0, "1");
+    let text = encode_record_flagged(&older, &tag, true);
+    a.storage_mut().set("app_k", &text).unwrap();
+    a.apply_from_tab(vec![("k".into(), older, true)], None, T0 + 11);
+    a.flush(T0 + 11);
+    assert_eq!(record(&a, "k"), a.encode_entry("k", &mine), "the newer write is back in storage");
+    assert_eq!(open(a.storage().clone(), "z").replica().get("k", T0 + 12), Some("2"));
 }

@@ -34,6 +34,8 @@ struct InFlight {
     batch: SyncBatch,
     bytes: usize,
     sent_at: u64,
+    /// The `lastSync` it carried.
+    cursor: u64,
     clear: bool,
 }
 
@@ -166,7 +168,7 @@ impl<S: Storage> Client<S> {
         let id = self.id();
         let Some(backend) = self.backend.as_mut() else { return };
         backend.engine.begin();
-        backend.in_flight = Some(InFlight { id, batch, bytes: body.len(), sent_at: now, clear });
+        backend.in_flight = Some(InFlight { id, batch, bytes: body.len(), sent_at: now, cursor, clear });
         let timeout_ms = backend.timeout_ms;
         self.emit(Effect::Fetch(Fetch { id, path: path.to_owned(), body: Some(body), stream: false, timeout_ms }));
     }
@@ -179,7 +181,7 @@ impl<S: Storage> Client<S> {
         } else if flight.clear {
             self.cache.ack_sync(&flight.batch);
             if let Some(backend) = self.backend.as_mut() {
-                backend.engine.succeeded(now);
+                backend.engine.cleared(now);
             }
             self.after_answer(now);
         } else {
@@ -206,10 +208,11 @@ impl<S: Storage> Client<S> {
             keys.extend(self.cache.observe_backend_clock(backend_now, flight.sent_at, now).unwrap_or_default());
         }
         self.cache.ack_sync(&flight.batch);
-        let before = self.cache.cursor();
         keys.extend(self.apply_updates(answer.updates, answer.clear, now));
         self.cache.set_cursor(answer.cursor);
-        let moved = self.cache.cursor() > before;
+        // Against what this request asked from: the event stream may have moved the cursor past
+        // this page meanwhile, which does not make the backend's paging a loop.
+        let moved = answer.cursor > flight.cursor;
         let jitter = self.rng.next();
         if let Some(error) = self.backend.as_mut().and_then(|b| b.engine.answered(now, answer.more, moved, jitter)) {
             self.report([error]);

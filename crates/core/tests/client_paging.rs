@@ -1,0 +1,63 @@
+//! The client's paging of `/sync` answers while its event stream is open.
+use mfe_shared_cache_core::client::{BackendConfig, Client, ClientConfig, Effect, Fetch};
+use mfe_shared_cache_core::{ErrorKind, MemoryStorage, SyncPolicy};
+
+const T0: u64 = 1_800_000_000_000;
+
+fn fetches(effects: &[Effect]) -> Vec<Fetch> {
+    effects.iter().filter_map(|e| if let Effect::Fetch(f) = e { Some(f.clone()) } else { None }).collect()
+}
+
+fn protocol_errors(effects: &[Effect]) -> usize {
+    effects.iter().filter(|e| matches!(e, Effect::Error(e) if e.kind() == ErrorKind::Protocol)).count()
+}
+
+#[test]
+fn a_page_behind_the_streams_cursor_is_not_a_paging_loop() {
+    let config = ClientConfig {
+        prefix: "app_".into(),
+        node: "me".into(),
+        page: "page".into(),
+        web_locks: true,
+        backend: Some(BackendConfig {
+            policy: SyncPolicy { sync_interval_ms: 30_000, retry_delay_ms: 1_000, max_retries: 3 },
+            request_timeout_ms: 10_000,
+            max_batch_bytes: 512 * 1024,
+            realtime: true,
+            url: "/api/cache".into(),
+        }),
+        seed: 1,
+    };
+    let mut c = Client::open(MemoryStorage::new(), config, T0);
+    let lock = c.take_effects().iter().find_map(|e| if let Effect::Lock { id, .. } = e { Some(*id) } else { None });
+    c.lock_granted(lock.expect("the leader lock is asked for"), T0);
+    let first = fetches(&c.take_effects());
+    assert_eq!(first.len(), 1, "the leader's first /sync");
+    c.answered(first[0].id, 200, &format!(r#"{{"updates":[],"timestamp":5,"now":{T0}}}"#), T0 + 10);
+    let stream = fetches(&c.take_effects());
+    assert_eq!(stream.len(), 1);
+    assert_eq!(stream[0].path, "/events?cursor=5");
+    c.stream_opened(stream[0].id, 200, "text/event-stream", None, T0 + 20);
+
+    c.set("k", "1".into(), 0, T0 + 30).unwrap();
+    c.flush(T0 + 30);
+    let sync = fetches(&c.take_effects());
+    assert_eq!(sync.len(), 1);
+    assert!(sync[0].body.as_deref().is_some_and(|b| b.starts_with(r#"{"lastSync":5,"#)));
+    // While the /sync is in flight, the stream moves the cursor to 9.
+    c.stream_data(stream[0].id, b"id: 9\nevent: cursor\ndata: {\"cursor\":9}\n\n", T0 + 40);
+    assert_eq!(c.cache().cursor(), 9);
+    c.take_effects();
+    // The /sync answers its first page, up to 7: it moved from the lastSync it was sent with.
+    let page = format!(
+        r#"{{"updates":[{{"key":"j","value":2,"ttl":0,"deleted":false,"timestamp":{},"node":"other"}}],"timestamp":7,"more":true,"now":{T0}}}"#,
+        T0 + 1
+    );
+    c.answered(sync[0].id, 200, &page, T0 + 50);
+    let effects = c.take_effects();
+    assert_eq!(protocol_errors(&effects), 0, "{effects:?}");
+    assert!(c.status().state.is_some_and(|s| s.failures == 0 && s.retry_at.is_none()));
+    let next = fetches(&effects);
+    assert_eq!(next.len(), 1, "the next page at once: {effects:?}");
+    assert_eq!(c.stats(T0 + 50).pending, 0);
+}
