@@ -760,12 +760,14 @@ impl<S: Storage> Cache<S> {
     /// news travels apart from storage: another tab may have stored a newer write since (its news
     /// is on the way, and nothing would ever write it back), or the backend's acknowledgement of
     /// this very write (a pending mark written over it would stay: after a reload the write is
-    /// pending in a tab that only sends it if it leads).
+    /// pending in a tab that only sends it if it leads). An instance without a backend never
+    /// marks a write, so it never writes one over the same write stored with its mark: that would
+    /// take it out of the outbox of the instances that sync.
     fn stored_is_current(&self, key: &str, entry: &Entry, unsynced: bool) -> bool {
         let Ok(Some(text)) = self.storage.get(&format!("{}{}", self.prefix, key)) else { return false };
         match decode_record_flagged(&text, &self.tag) {
             Ok((DecodedRecord::Mine(stored), marked)) => {
-                stored.stamp > entry.stamp || (stored.stamp == entry.stamp && (!marked || unsynced))
+                stored.stamp > entry.stamp || (stored.stamp == entry.stamp && (!marked || unsynced || !self.track_sync))
             }
             _ => false,
         }

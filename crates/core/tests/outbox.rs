@@ -241,3 +241,21 @@ fn a_record_older_than_the_clear_stored_over_a_newer_write_is_written_over() {
     assert_eq!(record(&a, "k"), a.encode_entry("k", &mine), "the newer write is back in storage");
     assert_eq!(open(a.storage().clone(), "z").replica().get("k", T0 + 12), Some("2"));
 }
+
+#[test]
+fn a_copy_without_a_backend_repairing_storage_keeps_another_writers_pending_mark() {
+    let tag = prefix_tag("app_");
+    // A copy of the package configured without a backend, on a page whose other copies sync.
+    let (mut local, errors) = Cache::open(MemoryStorage::new(), CacheConfig::new("app_", "l"), T0);
+    assert!(errors.is_empty(), "{errors:?}");
+    let write = Entry::value(Stamp::new(T0, "w"), 0, "1");
+    let pending = encode_record_flagged(&write, &tag, true);
+    local.storage_mut().set("app_k", &pending).unwrap();
+    local.apply_from_tab(vec![("k".into(), write, true)], None, T0);
+    // A storage event of an older record, delivered late: the copy writes back the write it holds.
+    let older = Entry::value(Stamp::new(T0 - 5, "x"), 0, "0");
+    local.apply_from_tab(vec![("k".into(), older, false)], None, T0 + 1);
+    local.flush(T0 + 1);
+    assert_eq!(record(&local, "k"), pending, "the write is still marked for the backend");
+    assert_eq!(open(local.storage().clone(), "z").pending_sync(), 1, "a syncing tab reloaded still sends it");
+}
