@@ -14,8 +14,9 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use mfe_shared_cache_core::message::encode_sync_answer;
 use mfe_shared_cache_core::wire::{Change, ClearRequest, RemoveRequest, SetRequest, SyncRequest};
-use mfe_shared_cache_core::{json, wire_text, Entry, MergeOutcome, Stamp};
+use mfe_shared_cache_core::{Entry, MergeOutcome, Stamp};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Namespace;
@@ -36,53 +37,17 @@ pub const MAX_UPDATE_BYTES: usize = 8 << 20;
 /// it was accepted after `lastSync`), `more` (the answer hit a size limit: sync again from
 /// `timestamp` for the rest), `rejected` (changes of the request that were not stored although
 /// no newer write of their key beat them, with why) and `now` (this server's clock, from which
-/// clients learn how far off theirs is). Written directly: stored values are JSON validated on
-/// the way in, so they are concatenated rather than re-parsed and re-serialised for every update
-/// of every answer.
+/// clients learn how far off theirs is), in the core's encoding, the one its client decodes.
 fn sync_reply<'a>(
     updates: impl Iterator<Item = (&'a str, &'a Entry)>,
     cursor: u64,
     clear: Option<&Stamp>,
     more: bool,
-    rejected: &[(String, Rejection)],
+    rejected: &'a [(String, Rejection)],
     now_ms: u64,
 ) -> String {
-    let mut out = String::from("{\"updates\":[");
-    for (i, (key, entry)) in updates.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        wire_text::write_change(&mut out, key, entry);
-    }
-    out.push_str("],\"timestamp\":");
-    out.push_str(&cursor.to_string());
-    out.push_str(",\"cursor\":");
-    out.push_str(&cursor.to_string());
-    if let Some(epoch) = clear {
-        out.push_str(",\"clear\":");
-        wire_text::write_clear(&mut out, epoch);
-    }
-    if more {
-        out.push_str(",\"more\":true");
-    }
-    if !rejected.is_empty() {
-        out.push_str(",\"rejected\":[");
-        for (i, (key, why)) in rejected.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str("{\"key\":");
-            json::write_string(&mut out, key);
-            out.push_str(",\"reason\":");
-            json::write_string(&mut out, why.reason());
-            out.push('}');
-        }
-        out.push(']');
-    }
-    out.push_str(",\"now\":");
-    out.push_str(&now_ms.to_string());
-    out.push('}');
-    out
+    let rejected = rejected.iter().map(|(key, why)| (key.as_str(), why.reason()));
+    encode_sync_answer(updates, cursor, clear, more, rejected, now_ms)
 }
 
 /// The answer of `/set`, `/remove` and `/clear`.

@@ -2,7 +2,7 @@
 //! error bodies): what the server and other tabs really send decodes to what they meant, a bad
 //! part costs only itself, and hostile input is an error, never a panic or a stack overflow.
 use mfe_shared_cache_core::message::{
-    decode_error_body, decode_news, decode_stream_event, decode_sync_answer, encode_news, ErrorBody, News, SseEvent,
+    decode_error_body, decode_news, decode_stream_event, decode_sync_answer, encode_news, encode_sync_answer, ErrorBody, News, SseEvent,
     SseRead, SseReader, StreamItem, SyncAnswer, MAX_EVENT_BYTES,
 };
 use mfe_shared_cache_core::{
@@ -80,7 +80,7 @@ fn entry() -> impl Strategy<Value = Entry> {
 // ---------------------------------------------------------------------------------------------
 // /sync answers
 
-/// A `/sync` answer as the reference server writes it (server/src/handlers.rs, `sync_reply`).
+/// A `/sync` answer as the reference server writes it.
 fn server_answer(
     updates: &[(&str, Entry)],
     cursor: u64,
@@ -89,37 +89,7 @@ fn server_answer(
     rejected: &[(&str, &str)],
     now: u64,
 ) -> String {
-    let mut out = String::from("{\"updates\":[");
-    for (i, (key, entry)) in updates.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        wire_text::write_change(&mut out, key, entry);
-    }
-    out.push_str(&format!("],\"timestamp\":{cursor},\"cursor\":{cursor}"));
-    if let Some(epoch) = clear {
-        out.push_str(",\"clear\":");
-        wire_text::write_clear(&mut out, epoch);
-    }
-    if more {
-        out.push_str(",\"more\":true");
-    }
-    if !rejected.is_empty() {
-        out.push_str(",\"rejected\":[");
-        for (i, (key, why)) in rejected.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str("{\"key\":");
-            json::write_string(&mut out, key);
-            out.push_str(",\"reason\":");
-            json::write_string(&mut out, why);
-            out.push('}');
-        }
-        out.push(']');
-    }
-    out.push_str(&format!(",\"now\":{now}}}"));
-    out
+    encode_sync_answer(updates.iter().map(|(k, e)| (*k, e)), cursor, clear, more, rejected.iter().copied(), now)
 }
 
 fn ok_updates(answer: &SyncAnswer) -> Vec<(String, Entry)> {

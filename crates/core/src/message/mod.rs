@@ -4,7 +4,7 @@
 //! - **news** ([`encode_news`], [`decode_news`]): what one tab, or one copy of the package on the
 //!   page, tells the others about its writes. Its own format, versioned by `"v"`
 //!   ([`NEWS_VERSION`]): a receiver of another version ignores it as a whole.
-//! - **the `/sync` answer** ([`decode_sync_answer`]) and **the event stream** ([`SseReader`],
+//! - **the `/sync` answer** ([`encode_sync_answer`], [`decode_sync_answer`]) and **the event stream** ([`SseReader`],
 //!   [`decode_stream_event`]): the backend protocol, whose seed fields are fixed and whose
 //!   extensions are optional; unknown fields are ignored, so both sides can grow.
 //! - **error bodies** ([`decode_error_body`]) of the reference server.
@@ -25,7 +25,7 @@ pub use error_body::{decode_error_body, ErrorBody};
 pub use news::{decode_news, encode_news, News, NewsWrite, NEWS_VERSION};
 pub use sse::{SseEvent, SseRead, SseReader, MAX_EVENT_BYTES};
 pub use stream_event::{decode_stream_event, StreamItem};
-pub use sync_answer::{decode_sync_answer, SyncAnswer};
+pub use sync_answer::{decode_sync_answer, encode_sync_answer, SyncAnswer};
 
 use crate::CacheError;
 

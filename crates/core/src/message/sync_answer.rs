@@ -3,7 +3,7 @@
 use super::change::{read_change, read_epoch};
 use super::protocol;
 use crate::json_read::{JsonError, Reader};
-use crate::{CacheError, Entry, Stamp};
+use crate::{json, wire_text, CacheError, Entry, Stamp};
 
 /// A `/sync` answer, checked. Only what makes the whole answer unusable is an error of the
 /// answer; a bad update or clear is an error of its own, so the client reports it and applies
@@ -23,6 +23,58 @@ pub struct SyncAnswer {
     pub rejected: Vec<(String, String)>,
     /// The backend's clock when it answered (ms since the Unix epoch).
     pub now: Option<u64>,
+}
+
+/// Writes a `/sync` answer: the updates after the request's `lastSync` (each a seed `Change`),
+/// the cursor as both `timestamp` (seed clients read it) and `cursor`, a clear, `more` for a
+/// page, the refused writes as `(key, reason)`, and the backend's clock. The reference server
+/// answers with it; the client only decodes ([`decode_sync_answer`]). Entries are already
+/// checked JSON text, so they are concatenated, never re-parsed.
+pub fn encode_sync_answer<'a>(
+    updates: impl IntoIterator<Item = (&'a str, &'a Entry)>,
+    cursor: u64,
+    clear: Option<&Stamp>,
+    more: bool,
+    rejected: impl IntoIterator<Item = (&'a str, &'a str)>,
+    now_ms: u64,
+) -> String {
+    let mut out = String::from("{\"updates\":[");
+    for (i, (key, entry)) in updates.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        wire_text::write_change(&mut out, key, entry);
+    }
+    out.push_str("],\"timestamp\":");
+    out.push_str(&cursor.to_string());
+    out.push_str(",\"cursor\":");
+    out.push_str(&cursor.to_string());
+    if let Some(epoch) = clear {
+        out.push_str(",\"clear\":");
+        wire_text::write_clear(&mut out, epoch);
+    }
+    if more {
+        out.push_str(",\"more\":true");
+    }
+    let mut rejected = rejected.into_iter().peekable();
+    if rejected.peek().is_some() {
+        out.push_str(",\"rejected\":[");
+        for (i, (key, reason)) in rejected.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"key\":");
+            json::write_string(&mut out, key);
+            out.push_str(",\"reason\":");
+            json::write_string(&mut out, reason);
+            out.push('}');
+        }
+        out.push(']');
+    }
+    out.push_str(",\"now\":");
+    out.push_str(&now_ms.to_string());
+    out.push('}');
+    out
 }
 
 /// Decodes a `/sync` answer. The answer is an error only when it is not JSON, not an object,

@@ -6,6 +6,7 @@
 //! what beat it. Its state is durable: a crash loses requests in flight, nothing acknowledged.
 use std::collections::BTreeMap;
 
+use mfe_shared_cache_core::message::encode_sync_answer;
 use mfe_shared_cache_core::wire::{ClearRequest, SyncRequest};
 use mfe_shared_cache_core::{wire_text, Entry, Stamp};
 
@@ -93,24 +94,8 @@ impl Backend {
             .as_ref()
             .filter(|(_, seq)| (*seq > request.last_sync && *seq <= cursor) || cleared)
             .map(|(epoch, _)| epoch);
-        let mut out = String::from("{\"updates\":[");
-        let mut first = true;
-        for (key, entry) in rows.iter().map(|(k, e, _)| (k.as_str(), *e)).chain(lost.iter().map(|(k, e)| (k.as_str(), e))) {
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            wire_text::write_change(&mut out, key, entry);
-        }
-        out.push_str(&format!("],\"timestamp\":{cursor},\"cursor\":{cursor}"));
-        if let Some(epoch) = clear {
-            out.push_str(",\"clear\":");
-            wire_text::write_clear(&mut out, epoch);
-        }
-        if more {
-            out.push_str(",\"more\":true");
-        }
-        out.push_str(&format!(",\"now\":{now}}}"));
+        let updates = rows.iter().map(|(k, e, _)| (k.as_str(), *e)).chain(lost.iter().map(|(k, e)| (k.as_str(), e)));
+        let out = encode_sync_answer(updates, cursor, clear, more, std::iter::empty(), now);
         (200, out, accepted)
     }
 
