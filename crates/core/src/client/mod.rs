@@ -338,6 +338,12 @@ impl<S: Storage> Client<S> {
         if let Some(offset) = news.clock {
             keys.extend(self.cache.adopt_clock_offset(offset, now));
         }
+        self.heard(keys, now);
+    }
+
+    /// After news from elsewhere was merged: writes back what ours held newer, tells of the
+    /// changed keys, and lets sync go on.
+    fn heard(&mut self, keys: Vec<String>, now: u64) {
         if self.cache.pending_flush() > 0 {
             // Ours was newer than what the other tab just wrote over it in storage: write it back.
             let errors = self.persist(now);
@@ -371,13 +377,7 @@ impl<S: Storage> Client<S> {
                 None => Vec::new(),
             }
         };
-        if self.cache.pending_flush() > 0 {
-            let errors = self.persist(now);
-            self.report(errors);
-        }
-        self.changed(keys, now);
-        self.drive(now);
-        self.settle(now);
+        self.heard(keys, now);
     }
 
     // ---- time ----------------------------------------------------------------------------------
