@@ -3,6 +3,8 @@
 use mfe_shared_cache_core::json;
 use proptest::prelude::*;
 
+mod support;
+
 fn agrees(text: &str) {
     let ours = json::validate(text).is_ok();
     let reference = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
@@ -10,20 +12,7 @@ fn agrees(text: &str) {
 }
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
-    let leaf = prop_oneof![
-        Just(serde_json::Value::Null),
-        any::<bool>().prop_map(serde_json::Value::from),
-        any::<i64>().prop_map(serde_json::Value::from),
-        (-1e300f64..1e300).prop_map(serde_json::Value::from),
-        "\\PC{0,12}".prop_map(serde_json::Value::from),
-    ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
-            prop::collection::btree_map("\\PC{0,6}", inner, 0..6)
-                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
-        ]
-    })
+    support::json_value(48, 6)
 }
 
 proptest! {

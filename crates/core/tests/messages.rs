@@ -11,6 +11,8 @@ use mfe_shared_cache_core::{
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
+mod support;
+
 fn is_protocol<T: std::fmt::Debug>(result: &Result<T, CacheError>) -> bool {
     matches!(result, Err(e) if e.kind() == ErrorKind::Protocol)
 }
@@ -40,20 +42,7 @@ fn node() -> impl Strategy<Value = String> {
 
 /// Values as `set` stores them: JSON text.
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
-    let leaf = prop_oneof![
-        Just(serde_json::Value::Null),
-        any::<bool>().prop_map(serde_json::Value::from),
-        any::<i64>().prop_map(serde_json::Value::from),
-        (-1e300f64..1e300).prop_map(serde_json::Value::from),
-        "\\PC{0,12}".prop_map(serde_json::Value::from),
-    ];
-    leaf.prop_recursive(4, 32, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::from),
-            prop::collection::btree_map("\\PC{0,6}", inner, 0..5)
-                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
-        ]
-    })
+    support::json_value(32, 5)
 }
 
 /// Any write a peer may make: values with TTLs, tombstones, written before their stamp or not.
