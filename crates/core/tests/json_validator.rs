@@ -3,6 +3,7 @@
 use mfe_shared_cache_core::json;
 use proptest::prelude::*;
 
+#[path = "support/json_value.rs"]
 mod support;
 
 fn agrees(text: &str) {

@@ -11,6 +11,7 @@ use mfe_shared_cache_core::{
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
+#[path = "support/json_value.rs"]
 mod support;
 
 fn is_protocol<T: std::fmt::Debug>(result: &Result<T, CacheError>) -> bool {

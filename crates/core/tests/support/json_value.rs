@@ -1,4 +1,4 @@
-//! Generators shared by the property tests.
+//! JSON values for the property tests.
 use proptest::prelude::*;
 
 /// JSON values of every kind, nested up to 4 deep: about `size` nodes in all, at most `items`
