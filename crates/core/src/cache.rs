@@ -743,19 +743,20 @@ impl<S: Storage> Cache<S> {
         for key in dirty {
             let Some(entry) = self.replica.entry(&key) else { continue };
             let unsynced = self.unsynced.contains(&key);
-            if self.stored_is_current(&key, entry, unsynced) {
+            let storage_key = format!("{}{}", self.prefix, key);
+            if self.stored_is_current(&storage_key, entry, unsynced) {
                 self.unpersisted.remove(&key);
                 continue;
             }
             let text = encode_record_flagged(entry, &self.tag, unsynced);
-            if let Err(e) = self.persist(&key, &text, now_ms) {
+            if let Err(e) = self.persist(&key, &storage_key, &text, now_ms) {
                 report.errors.push(e);
             }
         }
         report
     }
 
-    /// Whether storage already holds `entry` for `key`, or a newer write, so that writing it would
+    /// Whether storage already holds `entry` under `storage_key`, or a newer write, so that writing it would
     /// only undo another tab's work. This tab's view is only as new as the news it has heard, and
     /// news travels apart from storage: another tab may have stored a newer write since (its news
     /// is on the way, and nothing would ever write it back), or the backend's acknowledgement of
@@ -763,8 +764,8 @@ impl<S: Storage> Cache<S> {
     /// pending in a tab that only sends it if it leads). An instance without a backend never
     /// marks a write, so it never writes one over the same write stored with its mark: that would
     /// take it out of the outbox of the instances that sync.
-    fn stored_is_current(&self, key: &str, entry: &Entry, unsynced: bool) -> bool {
-        let Ok(Some(text)) = self.storage.get(&format!("{}{}", self.prefix, key)) else { return false };
+    fn stored_is_current(&self, storage_key: &str, entry: &Entry, unsynced: bool) -> bool {
+        let Ok(Some(text)) = self.storage.get(storage_key) else { return false };
         match decode_record_flagged(&text, &self.tag) {
             Ok((DecodedRecord::Mine(stored), marked)) => {
                 stored.stamp > entry.stamp || (stored.stamp == entry.stamp && (!marked || unsynced || !self.track_sync))
@@ -803,9 +804,8 @@ impl<S: Storage> Cache<S> {
         }
     }
 
-    fn persist(&mut self, key: &str, text: &str, now_ms: u64) -> Result<(), CacheError> {
-        let storage_key = format!("{}{}", self.prefix, key);
-        match self.storage.set(&storage_key, text) {
+    fn persist(&mut self, key: &str, storage_key: &str, text: &str, now_ms: u64) -> Result<(), CacheError> {
+        match self.storage.set(storage_key, text) {
             Ok(()) => {
                 self.unpersisted.remove(key);
                 return Ok(());
@@ -832,7 +832,7 @@ impl<S: Storage> Cache<S> {
                     evicted.push((victim, old_text));
                 }
             }
-            match self.storage.set(&storage_key, text) {
+            match self.storage.set(storage_key, text) {
                 Ok(()) => {
                     self.unpersisted.remove(key);
                     return Ok(());
