@@ -756,22 +756,27 @@ impl<S: Storage> Cache<S> {
         report
     }
 
-    /// Whether storage already holds `entry` under `storage_key`, or a newer write, so that writing it would
-    /// only undo another tab's work. This tab's view is only as new as the news it has heard, and
-    /// news travels apart from storage: another tab may have stored a newer write since (its news
-    /// is on the way, and nothing would ever write it back), or the backend's acknowledgement of
-    /// this very write (a pending mark written over it would stay: after a reload the write is
-    /// pending in a tab that only sends it if it leads). An instance without a backend never
-    /// marks a write, so it never writes one over the same write stored with its mark: that would
-    /// take it out of the outbox of the instances that sync.
+    /// Whether storage already holds `entry` under `storage_key`, or a newer write, so that
+    /// writing it would only undo another tab's work ([`Cache::stored_is_current_as`]).
     fn stored_is_current(&self, storage_key: &str, entry: &Entry, unsynced: bool) -> bool {
         let Ok(Some(text)) = self.storage.get(storage_key) else { return false };
         match decode_record_flagged(&text, &self.tag) {
-            Ok((DecodedRecord::Mine(stored), marked)) => {
-                stored.stamp > entry.stamp || (stored.stamp == entry.stamp && (!marked || unsynced || !self.track_sync))
-            }
+            Ok((DecodedRecord::Mine(stored), marked)) => self.stored_is_current_as(&stored.stamp, marked, &entry.stamp, unsynced),
             _ => false,
         }
+    }
+
+    /// Whether what storage holds, stamped `stored` (with its pending mark `marked`), must stay
+    /// rather than be written over with ours, stamped `ours` (pending: `unsynced`), for a write
+    /// or a clear alike. This tab's view is only as new as the news it has heard, and news travels
+    /// apart from storage: another tab may have stored something newer since (its news is on the
+    /// way, and nothing would ever write it back), or the backend's acknowledgement of this very
+    /// one (a pending mark written over it would stay: after a reload it is pending in a tab that
+    /// only sends it if it leads). An instance without a backend never marks anything, so it never
+    /// writes over the same thing stored with its mark: that would take it out of the outbox of
+    /// the instances that sync.
+    fn stored_is_current_as(&self, stored: &Stamp, marked: bool, ours: &Stamp, unsynced: bool) -> bool {
+        stored > ours || (stored == ours && (!marked || unsynced || !self.track_sync))
     }
 
     fn persist_epoch(&mut self) -> Result<(), CacheError> {
@@ -791,7 +796,7 @@ impl<S: Storage> Cache<S> {
         // As for records: never over a newer clear, nor over this one's acknowledgement.
         if let Ok(Some(text)) = self.storage.get(&self.meta_key) {
             if let Ok(Some((stored, marked))) = decode_meta_flagged(&text, &self.tag) {
-                if stored > epoch || (stored == epoch && (!marked || self.clear_unsynced)) {
+                if self.stored_is_current_as(&stored, marked, &epoch, self.clear_unsynced) {
                     return Ok(());
                 }
             }
