@@ -370,3 +370,7 @@ pub fn check_key(key: &JsValue) -> Result<(), JsValue> {
 pub fn ttl_seconds(#[wasm_bindgen(unchecked_param_type = "number | string")] ttl: &JsValue, what: &str) -> Result<f64, JsValue> {
     parse_ttl(ttl.as_f64(), ttl.as_string().as_deref(), what).map_err(|e| to_js(&e))
 }
+
+#[cfg(all(not(target_feature = "atomics"), target_family = "wasm"))]
+#[global_allocator]
+static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

@@ -70,7 +70,7 @@ impl KeyPattern {
     /// it runs once per key of a namespace in a server-side invalidation.
     pub fn matches(&self, key: &str) -> bool {
         // Positions in `key` are byte offsets on character boundaries.
-        let char_at = |at: usize| key[at..].chars().next();
+        let char_at = |at: usize| key.get(at..).and_then(|rest| rest.chars().next());
         let (mut k, mut p) = (0, 0);
         let mut resume: Option<(usize, usize)> = None; // (pattern index after '*', key offset)
         while let Some(c) = char_at(k) {

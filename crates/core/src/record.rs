@@ -229,7 +229,7 @@ impl<'a> Cursor<'a> {
     /// A non-negative integer a JS number holds exactly.
     fn uint(&mut self) -> Result<u64, String> {
         let end = self.0.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(self.0.len());
-        let digits = &self.0[..end];
+        let (digits, rest) = self.0.split_at_checked(end).unwrap_or((self.0, ""));
         if digits.is_empty() || digits.len() > 16 || (digits.len() > 1 && digits.starts_with('0')) {
             return Err("invalid integer".into());
         }
@@ -237,18 +237,18 @@ impl<'a> Cursor<'a> {
         if n > MAX_SAFE_INTEGER {
             return Err("timestamp or ttl out of range".into());
         }
-        self.0 = &self.0[end..];
+        self.0 = rest;
         Ok(n)
     }
 
     /// A node id or tag: the characters up to the next `"`, which must be a valid node id.
     fn ident(&mut self) -> Result<&'a str, String> {
         let end = self.0.find('"').ok_or("unterminated string")?;
-        let ident = &self.0[..end];
+        let (ident, rest) = self.0.split_at_checked(end).unwrap_or((self.0, ""));
         if !is_valid_node(ident) {
             return Err("invalid writer id".into());
         }
-        self.0 = &self.0[end..];
+        self.0 = rest;
         Ok(ident)
     }
 }

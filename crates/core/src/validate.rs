@@ -67,12 +67,16 @@ pub fn parse_ttl(seconds: Option<f64>, text: Option<&str>, what: &str) -> Result
     let mut total = 0.0;
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let Some(value) = decimal(&rest[..digits]) else {
+        // Checked splits (the offsets are on ASCII boundaries anyway): an indexing panic would
+        // pull the wasm's whole Debug formatting of strings in.
+        let (number, after) = rest.split_at_checked(digits).unwrap_or((rest, ""));
+        let Some(value) = decimal(number) else {
             return Err(bad("is not a duration (use e.g. \"30s\", \"5m\", \"1h 30m\", \"2 days\")"));
         };
-        rest = rest[digits..].trim_start();
+        rest = after.trim_start();
         let letters = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
-        let unit = rest[..letters].to_ascii_lowercase();
+        let (word, after) = rest.split_at_checked(letters).unwrap_or((rest, ""));
+        let unit = word.to_ascii_lowercase();
         let scale = match unit.as_str() {
             "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
             "ms" | "msec" | "millisecond" | "milliseconds" => 0.001,
@@ -80,10 +84,10 @@ pub fn parse_ttl(seconds: Option<f64>, text: Option<&str>, what: &str) -> Result
             "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
             "d" | "day" | "days" => 86_400.0,
             "w" | "week" | "weeks" => 604_800.0,
-            _ => return Err(bad(&format!("has an unknown unit {} (ms, s, m, h, d, w)", crate::json::Quoted(&rest[..letters])))),
+            _ => return Err(bad(&format!("has an unknown unit {} (ms, s, m, h, d, w)", crate::json::Quoted(word)))),
         };
         total += value * scale;
-        rest = rest[letters..].trim_start();
+        rest = after.trim_start();
     }
     if total.is_finite() {
         Ok(total)
