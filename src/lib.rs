@@ -371,6 +371,7 @@ pub fn ttl_seconds(#[wasm_bindgen(unchecked_param_type = "number | string")] ttl
     parse_ttl(ttl.as_f64(), ttl.as_string().as_deref(), what).map_err(|e| to_js(&e))
 }
 
+/// Smaller in the wasm than the default dlmalloc, and faster (the package's size is a goal).
 #[cfg(all(not(target_feature = "atomics"), target_family = "wasm"))]
 #[global_allocator]
 static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
