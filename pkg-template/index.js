@@ -9,7 +9,7 @@
 import { CacheCore, checkKey as coreCheckKey, ttlSeconds as coreTtl } from './core.js';
 import { loadWasm } from './wasm.js';
 import { CacheError, CacheErrorType, describe, toCacheError } from './errors.js';
-import { checkLogOptions, makeLog } from './log.js';
+import { LOG_LEVELS, makeLog } from './log.js';
 import { MemoryStorage } from './memory-storage.js';
 import { CacheScope } from './scope.js';
 
@@ -62,11 +62,19 @@ function pageHub() {
 // and 'x\ud800' and 'x\udbff' would be one key.
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?:^|[^\ud800-\udbff])[\udc00-\udfff]/;
 
-/** @param {unknown} key */
+// The cheap part of the key rule, here: the core checks the rest (length, U+0000) in the call
+// the key is for, and `fullKeyCheck` where no core call follows.
+/** @param {unknown} key @returns {asserts key is string} */
 function checkKey(key) {
-  if (typeof key === 'string' && LONE_SURROGATE.test(key)) {
+  if (typeof key !== 'string') throw new CacheError('INVALID_KEY', `key must be a non-empty string, got ${describe(key)}`, { key });
+  if (LONE_SURROGATE.test(key)) {
     throw new CacheError('INVALID_KEY', `key ${describe(key)} contains a lone surrogate (U+D800 to U+DFFF), which has no UTF-8 form`, { key });
   }
+}
+
+/** @param {unknown} key */
+function fullKeyCheck(key) {
+  checkKey(key);
   try {
     coreCheckKey(key);
   } catch (e) {
@@ -158,33 +166,60 @@ function deepFreeze(value) {
   return value;
 }
 
+/** @type {(v: any) => boolean} */
+const positiveMs = (v) => typeof v === 'number' && v > 0 && Number.isFinite(v);
+/** @type {(v: any) => boolean} */
+const msOrZero = (v) => typeof v === 'number' && v >= 0 && Number.isFinite(v);
+/** @type {(v: any) => boolean} */
+const count = (v) => Number.isInteger(v) && v >= 0;
+
+/** @typedef {Record<string, [(v: any) => boolean, string]>} Rules each option's check, and what its error says */
+/** @type {Rules} */
+const OPTION_RULES = {
+  prefix: [(v) => typeof v === 'string' && v !== '' && !v.includes('\0'), 'must be a non-empty string'],
+  app: [(v) => v === null || (typeof v === 'string' && /^[A-Za-z0-9_.-]{1,32}$/.test(v)), 'must be 1 to 32 of A-Z a-z 0-9 _ . -'],
+  logLevel: [(v) => Object.hasOwn(LOG_LEVELS, v), `must be one of ${Object.keys(LOG_LEVELS).join(', ')}`],
+  logger: [(v) => v == null || typeof v === 'function', 'must be a function receiving log records'],
+  backendUrl: [(v) => v === null || v === false || typeof v === 'string', 'must be a string, null or false'],
+  maxBatchBytes: [(v) => Number.isInteger(v) && v >= 1, 'must be a whole number of bytes >= 1'],
+  syncInterval: [positiveMs, 'must be a positive number of ms'],
+  retryDelay: [positiveMs, 'must be a positive number of ms'],
+  requestTimeout: [positiveMs, 'must be a positive number of ms'],
+  maxRetries: [count, 'must be an integer >= 0'],
+  realtime: [(v) => v === 'auto' || v === 'off', "must be 'auto' or 'off'"],
+  headers: [(v) => v == null || typeof v === 'object' || typeof v === 'function', 'must be an object or a function returning one'],
+  storage: [(v) => v === undefined || (!!v && ['getItem', 'setItem', 'removeItem', 'key'].every((m) => typeof v[m] === 'function')), 'must implement the Storage interface'],
+};
+/** @type {Rules} */
+const RETRY_RULES = {
+  maxRetries: [count, 'must be an integer >= 0'],
+  initialDelay: [msOrZero, 'must be ms >= 0'],
+  maxDelay: [msOrZero, 'must be ms >= 0'],
+  backoffFactor: [(v) => typeof v === 'number' && v >= 1 && Number.isFinite(v), 'must be a number >= 1'],
+};
+
+/**
+ * The options given over their defaults (`undefined` is "not given"), each checked by its rule.
+ * @param {string} what @param {any} given @param {object} defaults @param {Rules} rules @returns {any}
+ */
+function withDefaults(what, given, defaults, rules) {
+  if (given === null || typeof given !== 'object') throw new CacheError('INVALID_OPTION', `${what}must be an object, got ${describe(given)}`);
+  /** @type {any} */
+  const o = { ...defaults, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
+  for (const [name, [ok, why]] of Object.entries(rules)) {
+    if (!ok(o[name])) throw new CacheError('INVALID_OPTION', `${what}${name} ${why}, got ${describe(o[name])}`);
+  }
+  return o;
+}
+
 /** @param {any} options */
 function checkOptions(options) {
-  if (options === null || typeof options !== 'object') throw new CacheError('INVALID_OPTION', 'options must be an object');
-  /** @type {any} */
-  const o = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
-  /** @type {(name: string, why: string) => never} */
-  const bad = (name, why) => {
-    throw new CacheError('INVALID_OPTION', `option ${name} ${why}, got ${describe(o[name])}`);
-  };
-  if (typeof o.prefix !== 'string' || o.prefix.length === 0 || o.prefix.includes('\0')) bad('prefix', 'must be a non-empty string');
+  const o = withDefaults('option ', options, DEFAULTS, OPTION_RULES);
   try {
     o.defaultTTL = ttlSeconds(o.defaultTTL, 0, 'option defaultTTL');
   } catch (e) {
     throw new CacheError('INVALID_OPTION', /** @type {Error} */ (e).message);
   }
-  if (o.app !== null && (typeof o.app !== 'string' || !/^[A-Za-z0-9_.-]{1,32}$/.test(o.app))) bad('app', 'must be 1 to 32 of A-Z a-z 0-9 _ . -');
-  checkLogOptions(o);
-  if (!(o.backendUrl === null || o.backendUrl === false || typeof o.backendUrl === 'string')) bad('backendUrl', 'must be a string, null or false');
-  if (!Number.isInteger(o.maxBatchBytes) || o.maxBatchBytes < 1) bad('maxBatchBytes', 'must be a whole number of bytes >= 1');
-  for (const name of ['syncInterval', 'retryDelay', 'requestTimeout']) {
-    if (typeof o[name] !== 'number' || !(o[name] > 0) || !Number.isFinite(o[name])) bad(name, 'must be a positive number of ms');
-  }
-  if (!Number.isInteger(o.maxRetries) || o.maxRetries < 0) bad('maxRetries', 'must be an integer >= 0');
-  if (o.realtime !== 'auto' && o.realtime !== 'off') bad('realtime', "must be 'auto' or 'off'");
-  if (o.headers != null && typeof o.headers !== 'object' && typeof o.headers !== 'function') bad('headers', 'must be an object or a function returning one');
-  const s = o.storage;
-  if (s !== undefined && (!s || ['getItem', 'setItem', 'removeItem', 'key'].some((m) => typeof s[m] !== 'function'))) bad('storage', 'must implement the Storage interface');
   return o;
 }
 
@@ -200,20 +235,7 @@ function defaultStorage(report) {
 }
 
 /** @param {any} retry */
-function checkRetry(retry) {
-  if (retry === undefined || retry === null) return DEFAULT_RETRY;
-  if (typeof retry !== 'object') throw new CacheError('INVALID_OPTION', 'option retry must be an object');
-  /** @type {any} */
-  const r = { ...DEFAULT_RETRY, ...Object.fromEntries(Object.entries(retry).filter(([, v]) => v !== undefined)) };
-  /** @type {(name: string, why: string) => never} */
-  const bad = (name, why) => {
-    throw new CacheError('INVALID_OPTION', `retry.${name} ${why}, got ${describe(r[name])}`);
-  };
-  if (!Number.isInteger(r.maxRetries) || r.maxRetries < 0) bad('maxRetries', 'must be an integer >= 0');
-  for (const name of ['initialDelay', 'maxDelay']) if (typeof r[name] !== 'number' || !(r[name] >= 0) || !Number.isFinite(r[name])) bad(name, 'must be ms >= 0');
-  if (typeof r.backoffFactor !== 'number' || !(r.backoffFactor >= 1) || !Number.isFinite(r.backoffFactor)) bad('backoffFactor', 'must be a number >= 1');
-  return r;
-}
+const checkRetry = (retry) => (retry == null ? DEFAULT_RETRY : withDefaults('retry.', retry, DEFAULT_RETRY, RETRY_RULES));
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE']);
 
@@ -332,7 +354,7 @@ export class BackendSyncedCacheService {
 
   /** @param {string} key @param {string} json @param {number} ttlSecs */
   #write(key, json, ttlSecs) {
-    this.#published(key, this.#call(() => this.#core.set(key, json, ttlSecs)));
+    this.#published(key, this.#call(() => this.#core.set(key, json, ttlSecs, this.#group.size > 1)));
     return this.#whenFlushed(key);
   }
 
@@ -551,7 +573,7 @@ export class BackendSyncedCacheService {
     try {
       this.#assertOpen();
       checkKey(key);
-      this.#published(key, this.#call(() => this.#core.remove(key)));
+      this.#published(key, this.#call(() => this.#core.remove(key, this.#group.size > 1)));
       return this.#whenFlushed(key);
     } catch (e) {
       return Promise.reject(toCacheError(e));
@@ -589,7 +611,7 @@ export class BackendSyncedCacheService {
    */
   subscribe(key, callback) {
     this.#assertOpen();
-    checkKey(key);
+    fullKeyCheck(key);
     if (typeof callback !== 'function') throw new CacheError('INVALID_ARGUMENT', 'callback must be a function');
     let set = this.#subscribers.get(key);
     if (!set) this.#subscribers.set(key, (set = new Set()));
@@ -657,10 +679,10 @@ export class BackendSyncedCacheService {
 
   // A local write: drop the stale read, let every other instance on the page apply it, then tell
   // subscribers (after all states agree, so a subscriber may read any instance).
-  /** @param {string} key @param {string} news */
+  /** @param {string} key @param {string | undefined} news (none when no other instance shares the page) */
   #published(key, news) {
     this.#reads.delete(key);
-    this.#tellPeers(news);
+    if (news !== undefined) this.#tellPeers(news);
     this.#notify(key);
   }
 

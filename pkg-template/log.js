@@ -1,7 +1,6 @@
 // @ts-check
 // Structured logging: records `{ level, message, key?, duration?, attempt?, error? }` to a logger
 // function, or to the console. Quiet by default: only warnings (errors nobody listens to).
-import { CacheError } from './errors.js';
 
 export const LOG_LEVELS = Object.freeze({ silent: 0, error: 1, warn: 2, info: 3, debug: 4 });
 
@@ -33,14 +32,4 @@ export function makeLog(logLevel, logger) {
       // A broken logger must not break the cache.
     }
   };
-}
-
-/** @param {{ logLevel: string, logger?: unknown }} o */
-export function checkLogOptions(o) {
-  if (!Object.hasOwn(LOG_LEVELS, o.logLevel)) {
-    throw new CacheError('INVALID_OPTION', `option logLevel must be one of ${Object.keys(LOG_LEVELS).join(', ')}, got ${String(o.logLevel)}`);
-  }
-  if (o.logger != null && typeof o.logger !== 'function') {
-    throw new CacheError('INVALID_OPTION', 'option logger must be a function receiving log records');
-  }
 }

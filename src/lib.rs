@@ -233,15 +233,15 @@ impl CacheCore {
         Ok(CacheCore { driver })
     }
 
-    /// Sets `key` to `json` (from `JSON.stringify`, checked by the shim) for `ttl` seconds;
-    /// returns the news for the page's other instances.
-    pub fn set(&self, key: &str, json: String, ttl: f64) -> Result<String, JsValue> {
-        self.driver.call(|inner, now| inner.client.set(key, json, ttl_ms_from_secs(ttl)?, now))
+    /// Sets `key` to `json` (from `JSON.stringify`, checked by the shim) for `ttl` seconds. With
+    /// `peers` (the page has other instances), returns their news.
+    pub fn set(&self, key: &str, json: String, ttl: f64, peers: bool) -> Result<Option<String>, JsValue> {
+        self.driver.call(|inner, now| inner.client.set(key, json, ttl_ms_from_secs(ttl)?, now, peers))
     }
 
-    /// Removes `key`; returns the news for the page's other instances.
-    pub fn remove(&self, key: &str) -> Result<String, JsValue> {
-        self.driver.call(|inner, now| inner.client.remove(key, now))
+    /// Removes `key`; with `peers`, returns the news for the page's other instances.
+    pub fn remove(&self, key: &str, peers: bool) -> Result<Option<String>, JsValue> {
+        self.driver.call(|inner, now| inner.client.remove(key, now, peers))
     }
 
     /// Clears the cache; returns `[news, keysThatWereVisible]`.
@@ -266,6 +266,7 @@ impl CacheCore {
     #[wasm_bindgen(unchecked_return_type = "[json: string, expiresAt: number] | undefined")]
     pub fn read(&self, key: &str) -> Result<JsValue, JsValue> {
         self.driver.call(|inner, now| {
+            validate_key(key)?;
             Ok(match inner.client.get(key, now) {
                 Some((json, expires)) => {
                     let pair = js_sys::Array::of2(&JsValue::from_str(json), &(expires.unwrap_or(0) as f64).into());
@@ -298,6 +299,9 @@ impl CacheCore {
     #[wasm_bindgen(unchecked_return_type = "any")]
     pub fn inspect(&self, what: &str, arg: Option<String>) -> Result<JsValue, JsValue> {
         let driver = &self.driver;
+        if let (Some(key), "stale" | "expiry") = (arg.as_deref(), what) {
+            validate_key(key).map_err(|e| to_js(&e))?;
+        }
         driver.call(|inner, now| {
             let client = &mut inner.client;
             let value = match what {

@@ -39,7 +39,7 @@ fn a_page_behind_the_streams_cursor_is_not_a_paging_loop() {
     assert_eq!(stream[0].path, "/events?cursor=5");
     c.stream_opened(stream[0].id, 200, "text/event-stream", None, T0 + 20);
 
-    c.set("k", "1".into(), 0, T0 + 30).unwrap();
+    c.set("k", "1".into(), 0, T0 + 30, false).unwrap();
     c.flush(T0 + 30);
     let sync = fetches(&c.take_effects());
     assert_eq!(sync.len(), 1);

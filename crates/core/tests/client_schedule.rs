@@ -133,7 +133,7 @@ impl World {
 
     fn set(&mut self, tab: usize, key: &str, json: &str) {
         let now = self.now;
-        self.tabs[tab].client.set(key, json.into(), 0, now).expect("a valid write");
+        self.tabs[tab].client.set(key, json.into(), 0, now, false).expect("a valid write");
         // As the binding does when the task that wrote ends.
         let errors = self.tabs[tab].client.flush(now);
         assert!(errors.is_empty(), "{errors:?}");

@@ -44,13 +44,22 @@ fn one_op(w: &mut World, value: &mut u64) {
             *value += 1;
             let ttl = if w.rng.percent(25) { 1_000 + w.rng.below(30_000) } else { 0 };
             let json = value.to_string();
-            let news = w.with_copy(dev, tab, copy, |c, now| c.set(key, json, ttl, now)).expect("a valid set");
+            // As the shim does: news only when the page holds another copy.
+            let peers = w.devices[dev].tabs[tab].copies.len() > 1;
+            let news = w.with_copy(dev, tab, copy, |c, now| c.set(key, json, ttl, now, peers)).expect("a valid set");
             w.log_write(dev, tab, copy, key);
-            w.tell_peers(dev, tab, copy, &news);
+            assert_eq!(news.is_some(), peers, "a write's news exactly when the page has other copies");
+            if let Some(news) = news {
+                w.tell_peers(dev, tab, copy, &news);
+            }
         } else if roll < 75 {
-            let news = w.with_copy(dev, tab, copy, |c, now| c.remove(key, now)).expect("a valid remove");
+            let peers = w.devices[dev].tabs[tab].copies.len() > 1;
+            let news = w.with_copy(dev, tab, copy, |c, now| c.remove(key, now, peers)).expect("a valid remove");
             w.log_write(dev, tab, copy, key);
-            w.tell_peers(dev, tab, copy, &news);
+            assert_eq!(news.is_some(), peers, "a remove's news exactly when the page has other copies");
+            if let Some(news) = news {
+                w.tell_peers(dev, tab, copy, &news);
+            }
         } else if roll < 83 {
             let (news, _) = w.with_copy(dev, tab, copy, |c, now| c.clear(now));
             w.log_clear(dev, tab, copy);

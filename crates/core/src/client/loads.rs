@@ -304,7 +304,8 @@ impl<S: Storage> Client<S> {
     fn store_loaded(&mut self, i: usize, json: String, duration_ms: Option<u64>, now: u64) -> Option<String> {
         let key = self.loads.loads[i].key.clone();
         let ttl_ms = self.loads.loads[i].options.ttl_ms;
-        let news = match self.set(&key, json.clone(), ttl_ms, now) {
+        // Loads are few: always the news, so that the shim needs no count of its peers here.
+        let news = match self.set(&key, json.clone(), ttl_ms, now, true) {
             Ok(news) => news,
             Err(e) => {
                 let error = CacheError::CacheSetFailed { key, message: e.to_string(), retryable: e.retryable() };
@@ -318,7 +319,7 @@ impl<S: Storage> Client<S> {
         if let Some(e) = failed.filter(|e| !matches!(e, CacheError::QuotaExceeded { .. })) {
             let error = CacheError::CacheSetFailed { key, message: e.to_string(), retryable: e.retryable() };
             self.finish(i, Err(error));
-            return Some(news);
+            return news;
         }
         self.emit(Effect::Log(LogRecord { level: "info", message: "loaded and cached".into(), key: key.clone(), duration_ms, ..LogRecord::default() }));
         let id = self.loads.loads[i].id;
@@ -335,7 +336,7 @@ impl<S: Storage> Client<S> {
                 self.emit(Effect::Unlock(lock));
             }
         }
-        Some(news)
+        news
     }
 
     pub(super) fn loads_wake(&mut self, now: u64) {

@@ -186,26 +186,27 @@ impl<S: Storage> Client<S> {
 
     // ---- local writes ------------------------------------------------------------------------
 
-    /// Sets `key` to `json` (JSON text the shim produced and checked) for `ttl_ms`. Returns the
-    /// news for the page's other instances, which must get it before this call's caller returns.
-    pub fn set(&mut self, key: &str, json: String, ttl_ms: u64, now: u64) -> Result<String, CacheError> {
+    /// Sets `key` to `json` (JSON text the shim produced and checked) for `ttl_ms`. With
+    /// `peers` (other instances share the page), returns their news, which they must get before
+    /// this call's caller returns; alone on the page, the write costs no encoding for nobody.
+    pub fn set(&mut self, key: &str, json: String, ttl_ms: u64, now: u64, peers: bool) -> Result<Option<String>, CacheError> {
         let entry = self.cache.set(key, json, ttl_ms, self.cache.time_at(now))?;
-        Ok(self.local_write(key, entry, now))
+        Ok(self.local_write(key, entry, now, peers))
     }
 
-    /// Removes `key` (a tombstone). Returns the news for the page's other instances.
-    pub fn remove(&mut self, key: &str, now: u64) -> Result<String, CacheError> {
+    /// Removes `key` (a tombstone). With `peers`, returns the news for the page's other instances.
+    pub fn remove(&mut self, key: &str, now: u64, peers: bool) -> Result<Option<String>, CacheError> {
         let entry = self.cache.remove(key, self.cache.time_at(now))?;
-        Ok(self.local_write(key, entry, now))
+        Ok(self.local_write(key, entry, now, peers))
     }
 
-    fn local_write(&mut self, key: &str, entry: Entry, now: u64) -> String {
-        let record = self.cache.encode_entry(key, &entry);
+    fn local_write(&mut self, key: &str, entry: Entry, now: u64, peers: bool) -> Option<String> {
         let pending = self.cache.is_unsynced(key);
+        let record = peers.then(|| self.cache.encode_entry(key, &entry));
         self.peers_know.writes.insert(key.to_owned(), (entry.stamp, pending));
         self.queue_flush();
         self.settle(now);
-        encode_news(&self.page, None, [(key, record.as_str())], None)
+        record.map(|record| encode_news(&self.page, None, [(key, record.as_str())], None))
     }
 
     /// Clears everything: every write ordered before now is gone, everywhere. Returns the news
