@@ -237,22 +237,6 @@ function defaultStorage(report) {
 /** @param {any} retry */
 const checkRetry = (retry) => (retry == null ? DEFAULT_RETRY : withDefaults('retry.', retry, DEFAULT_RETRY, RETRY_RULES));
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE']);
-
-/**
- * Whether a loader's failure may go away by itself: it says so (`retryable`), it is a network
- * failure (fetch rejects with a TypeError; Node's codes), or an HTTP status that means "later".
- * @param {any} error
- */
-function isRetryable(error) {
-  if (!error || typeof error !== 'object') return false;
-  if (typeof error.retryable === 'boolean') return error.retryable;
-  if (NETWORK_CODES.has(error.code) || NETWORK_CODES.has(error.cause?.code)) return true;
-  const status = error.status ?? error.response?.status;
-  if (typeof status === 'number') return status >= 500 || status === 408 || status === 429;
-  return (error.name === 'TypeError' && /fetch|network/i.test(String(error.message))) || error.name === 'TimeoutError';
-}
-
 /** @type {readonly any[]} */
 const NONE = Object.freeze([]);
 
@@ -528,10 +512,11 @@ export class BackendSyncedCacheService {
       }
       outcome = { value: toJson(load.key, value) };
     } catch (e) {
-      // Not JSON, or the filter threw: this error ends the load. Else the core may retry.
+      // Not JSON, or the filter threw: this error ends the load. Else the core decides whether
+      // what the loader threw may go away by itself (then it retries).
       if (e instanceof CacheError) load.error = e;
       else load.cause = e;
-      outcome = e instanceof CacheError ? { invalid: { type: e.type, message: e.message } } : { failed: { retryable: isRetryable(e), message: String(/** @type {any} */ (e)?.message ?? e) } };
+      outcome = e instanceof CacheError ? { invalid: { type: e.type, message: e.message } } : { thrown: e };
     }
     if (this.#disposed) return;
     const news = this.#call(() => this.#core.loaded(id, outcome));

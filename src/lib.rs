@@ -20,7 +20,7 @@ use std::rc::Rc;
 
 use js_sys::Function;
 use mfe_shared_cache_core::client::{node_id, BackendConfig, Client, ClientConfig, LoadOptions, LoaderOutcome, Status};
-use mfe_shared_cache_core::{parse_ttl, ttl_ms_from_secs, validate_key, Backoff, CacheError, SyncPolicy};
+use mfe_shared_cache_core::{parse_ttl, ttl_ms_from_secs, validate_key, Backoff, CacheError, SyncPolicy, ThrownError};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -68,7 +68,7 @@ export interface CoreLoadOptions {
   retry: { maxRetries: number; initialDelay: number; maxDelay: number; backoffFactor: number };
 }
 /** How a loader's attempt ended. */
-export type CoreLoaderOutcome = { value: string } | { failed: { retryable: boolean; message: string } } | { invalid: CoreError };
+export type CoreLoaderOutcome = { value: string } | { thrown: unknown } | { invalid: CoreError };
 "#;
 
 /// `CoreOptions`, read.
@@ -124,11 +124,11 @@ fn read_outcome(outcome: &JsValue) -> Result<LoaderOutcome, CacheError> {
     if let Some(json) = o.optional_string("value")? {
         return Ok(LoaderOutcome::Value(json));
     }
-    if let Some(failed) = o.object("failed")? {
-        let f = Fields::of(&failed, "loader outcome.failed")?;
-        return Ok(LoaderOutcome::Failed { retryable: f.boolean("retryable")?, message: f.string("message")? });
+    if js_sys::Reflect::has(outcome, &"thrown".into()).unwrap_or(false) {
+        let thrown = o.get("thrown").unwrap_or(JsValue::UNDEFINED);
+        return Ok(loader_failure(&thrown));
     }
-    let invalid = o.object("invalid")?.ok_or_else(|| CacheError::InvalidOption { reason: "a loader outcome is a value, failed or invalid".into() })?;
+    let invalid = o.object("invalid")?.ok_or_else(|| CacheError::InvalidOption { reason: "a loader outcome is a value, thrown or invalid".into() })?;
     let i = Fields::of(&invalid, "loader outcome.invalid")?;
     let message = i.string("message")?;
     Ok(LoaderOutcome::Invalid(if i.string("type")? == "INVALID_VALUE" {
@@ -136,6 +136,26 @@ fn read_outcome(outcome: &JsValue) -> Result<LoaderOutcome, CacheError> {
     } else {
         CacheError::Internal { message }
     }))
+}
+
+/// What a loader threw, as the core classifies it (retry or not).
+fn loader_failure(thrown: &JsValue) -> LoaderOutcome {
+    let field = |of: &JsValue, name: &str| js_sys::Reflect::get(of, &JsValue::from_str(name)).ok().filter(|v| !v.is_undefined() && !v.is_null());
+    let text = |of: &JsValue, name: &str| field(of, name).and_then(|v| v.as_string());
+    let (cause, response) = (field(thrown, "cause"), field(thrown, "response"));
+    let code = text(thrown, "code");
+    let cause_code = cause.as_ref().and_then(|c| text(c, "code"));
+    let name = text(thrown, "name");
+    let message = errors::js_error_message(thrown);
+    let status = field(thrown, "status").or_else(|| response.as_ref().and_then(|r| field(r, "status")));
+    let failure = ThrownError {
+        retryable: field(thrown, "retryable").and_then(|v| v.as_bool()),
+        codes: [code.as_deref(), cause_code.as_deref()],
+        status: status.and_then(|s| s.as_f64()),
+        name: name.as_deref(),
+        message: &message,
+    };
+    LoaderOutcome::Failed { retryable: failure.is_retryable(), message }
 }
 
 #[derive(Serialize)]

@@ -1606,7 +1606,7 @@ fn bad_options_are_invalid_option_errors() {
         ("null", JsValue::NULL),
         ("{}", Object::new().into()),
         ("a numeric value", object(&[("value", 1.into())])),
-        ("failed without message", object(&[("failed", object(&[("retryable", true.into())]))])),
+        ("the failed shape of old", object(&[("failed", object(&[("retryable", true.into())]))])),
     ];
     for (what, outcome) in outcomes {
         assert_fails(a.loaded(1, outcome), "INVALID_OPTION", &format!("loader outcome {what}"));

@@ -218,6 +218,48 @@ pub fn status_is_retryable(status: u16) -> bool {
     status >= 500 || status == 408 || status == 429
 }
 
+/// Node's error codes for a network that may come back.
+const NETWORK_CODES: [&str; 7] = ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENOTFOUND", "ENETUNREACH", "EAI_AGAIN", "EPIPE"];
+
+/// What a `getOrFetch` loader threw, as far as retrying it goes (the binding reads these fields
+/// off the thrown value; absent ones are `None`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ThrownError<'a> {
+    /// Its own `retryable`, when it says.
+    pub retryable: Option<bool>,
+    /// Its `code`, or its `cause`'s (Node's network errors).
+    pub codes: [Option<&'a str>; 2],
+    /// Its `status`, or its `response`'s (HTTP clients' errors).
+    pub status: Option<f64>,
+    /// Its `name` (`TypeError` is what `fetch` rejects with when the network fails).
+    pub name: Option<&'a str>,
+    /// Its `message`.
+    pub message: &'a str,
+}
+
+impl ThrownError<'_> {
+    /// Whether the failure may go away by itself: it says so, it is a network failure, or its
+    /// HTTP status means "later".
+    pub fn is_retryable(&self) -> bool {
+        if let Some(retryable) = self.retryable {
+            return retryable;
+        }
+        if self.codes.iter().flatten().any(|code| NETWORK_CODES.contains(code)) {
+            return true;
+        }
+        if let Some(status) = self.status {
+            return status.fract() == 0.0 && (0.0..=f64::from(u16::MAX)).contains(&status) && status_is_retryable(status as u16);
+        }
+        // A window scan: `str::contains` would bring a whole substring searcher into the wasm.
+        let mentions = |word: &[u8]| self.message.as_bytes().windows(word.len()).any(|w| w.eq_ignore_ascii_case(word));
+        match self.name {
+            Some("TypeError") => mentions(b"fetch") || mentions(b"network"),
+            Some("TimeoutError") => true,
+            _ => false,
+        }
+    }
+}
+
 impl CacheError {
     /// This error's kind.
     pub fn kind(&self) -> ErrorKind {
@@ -293,6 +335,41 @@ mod tests {
         }
         assert!(!CacheError::Unauthorized { status: 401, message: String::new() }.retryable());
         assert!(CacheError::Network { message: String::new() }.retryable());
+    }
+
+    #[test]
+    fn a_loaders_failure_is_retried_when_it_may_go_away_by_itself() {
+        let thrown = |f: fn(&mut ThrownError<'static>)| {
+            let mut e = ThrownError { message: "boom", ..ThrownError::default() };
+            f(&mut e);
+            e.is_retryable()
+        };
+        assert!(!thrown(|_| ()), "an error that says nothing is final");
+        assert!(thrown(|e| e.retryable = Some(true)));
+        assert!(!thrown(|e| {
+            e.retryable = Some(false);
+            e.status = Some(503.0);
+        }), "its own word comes first");
+        assert!(thrown(|e| e.codes = [Some("ECONNRESET"), None]));
+        assert!(thrown(|e| e.codes = [Some("ERR_X"), Some("ENOTFOUND")]), "the cause's code counts");
+        assert!(!thrown(|e| e.codes = [Some("ENOENT"), None]));
+        assert!(thrown(|e| e.status = Some(503.0)));
+        assert!(thrown(|e| e.status = Some(429.0)));
+        assert!(!thrown(|e| e.status = Some(404.0)));
+        assert!(!thrown(|e| e.status = Some(5e9)), "not a status");
+        assert!(thrown(|e| {
+            e.name = Some("TypeError");
+            e.message = "Failed to fetch";
+        }));
+        assert!(thrown(|e| {
+            e.name = Some("TypeError");
+            e.message = "NetworkError when attempting to fetch resource.";
+        }));
+        assert!(!thrown(|e| {
+            e.name = Some("TypeError");
+            e.message = "x is not a function";
+        }), "a bug in the loader is final");
+        assert!(thrown(|e| e.name = Some("TimeoutError")));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub use batch::{sync_body, BatchLimits, Refusal, DEFAULT_MAX_BATCH_BYTES, DEFAUL
 pub use cache::{Cache, CacheConfig, FlushReport, SyncBatch, TabWrite, CLOCK_OFFSET_TOLERANCE_MS};
 pub use clock::{Clock, ManualClock};
 pub use entry::Entry;
-pub use error::{status_is_retryable, CacheError, ErrorKind};
+pub use error::{status_is_retryable, CacheError, ErrorKind, ThrownError};
 pub use hlc::{HybridClock, HLC_LEAD_TOLERANCE_MS};
 pub use record::{
     decode_clock_offset, decode_cursor, decode_meta, decode_meta_flagged, decode_record, decode_record_flagged, encode_cursor, encode_meta,
