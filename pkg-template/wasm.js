@@ -3,7 +3,7 @@
 // package waits for nothing (no top-level await, no fetch of a .wasm file), roots that never make
 // a cache never pay for it, and a remote on another origin needs no CORS for a separate file.
 // The bytes travel inside the JS as a latin1 string (one character per byte, renamed so that the
-// frequent ones are plain ASCII), which gzips within about 2 % of the .wasm file itself.
+// frequent ones are printable ASCII, which bundlers keep as it is; see scripts/embed-wasm.mjs).
 import { initSync } from './core.js';
 import bytes, { order } from './core_wasm.js';
 

@@ -2,21 +2,25 @@
 // Writes pkg/core_wasm.js: the wasm's bytes as one latin1 string literal (a character per byte),
 // so the package needs no .wasm file, no fetch and no top-level await.
 //
-// A character of the literal is one byte in the file only below 0x80 (above, UTF-8 takes two),
-// and a few must be escaped (quote, backslash, line ends, NUL). So the bytes are renamed first:
-// the most frequent byte values of this wasm (0x00 above all) become the plain one-byte
-// characters, the rarest the escaped ones. Renaming keeps every repetition gzip finds, so the
-// literal gzips within about 2 % of the .wasm file (as it is, 5 to 6 %). `order` undoes it: the
-// byte each character stands for.
+// Bundlers rewrite string literals: printable ASCII stays as it is, but control characters become
+// `\xNN` (four bytes), and so do characters above 0x7F unless the bundle is written as UTF-8 (two
+// bytes then); a few must be escaped anyway (quote, backslash, line ends, NUL). So the bytes are
+// renamed first: the most frequent byte values of this wasm (0x00 above all) become printable
+// ASCII, the rarest the costly characters. Renaming keeps every repetition gzip finds: in an
+// esbuild bundle the wasm now costs about 4 % more gzipped than as a .wasm file (as it was, 8 %).
+// `order` undoes it: the byte each character stands for.
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const [, , from, to] = process.argv;
 const bytes = readFileSync(from);
 
 const ESCAPED = [0x22, 0x5c, 0x0a, 0x0d, 0x00];
-const plain = [];
-for (let c = 1; c < 0x100; c++) if (!ESCAPED.includes(c)) plain.push(c);
-const characters = [...plain, ...ESCAPED]; // best first: one byte, two bytes, escaped
+const characters = []; // best first
+const add = (c) => characters.includes(c) || ESCAPED.includes(c) || characters.push(c);
+for (let c = 0x20; c < 0x7f; c++) if (!"'`$".includes(String.fromCharCode(c))) add(c); // as they are, everywhere
+for (let c = 0x80; c < 0x100; c++) add(c); // two bytes in UTF-8, or \xNN where a bundler writes ASCII
+for (let c = 0x01; c < 0x100; c++) add(c); // the rest: control characters and quotes
+characters.push(...ESCAPED);
 
 const count = new Array(256).fill(0);
 for (const b of bytes) count[b]++;
