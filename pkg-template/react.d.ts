@@ -1,7 +1,11 @@
 import type { ReactNode } from 'react';
 import type { BackendSyncedCacheService, CacheError, CacheOptions, DeepReadonly, GetOrFetchOptions, JsonValue, SyncStatus } from './index.js';
 
-/** Options of the page's default instance; call before the first hook renders. */
+/**
+ * Options of the page's default instance; call before the first hook renders. Several MFEs sharing
+ * one copy of the package may each call it: with the same options it is a no-op, with others it
+ * throws a `CacheError` (`INVALID_OPTION`) naming the options that differ.
+ */
 export function configureDefaultCache(options: CacheOptions): void;
 /** The page's default instance, created on first use (the hooks never create it on the server). */
 export function getDefaultCache(): BackendSyncedCacheService;

@@ -7,21 +7,55 @@ import { BackendSyncedCacheService, CacheError, READ_STALE } from './index.js';
 const CacheContext = createContext(null);
 const IS_BROWSER = typeof window !== 'undefined' && typeof document !== 'undefined';
 
-let defaultOptions = {};
+// The options of the first `configureDefaultCache` call: every later call must agree with them.
+let defaultOptions = null;
 let defaultCache = null;
+
+/** @param {unknown} a @param {unknown} b */
+function sameOption(a, b) {
+  if (Object.is(a, b)) return true;
+  // Plain data (headers given as an object literal, say) is the same when it reads the same;
+  // functions and instances (logger, storage) only when they are the same object.
+  const plain = (v) => v !== null && typeof v === 'object' && (Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype);
+  if (!plain(a) || !plain(b)) return false;
+  try {
+    return JSON.stringify(a) === JSON.stringify(b);
+  } catch {
+    return false;
+  }
+}
+
+/** The names of the options on which `a` and `b` differ (an undefined option is not given). */
+function differingOptions(a, b) {
+  const names = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...names].filter((name) => !sameOption(a[name], b[name])).sort();
+}
 
 /**
  * Options of the page's default instance (used by hooks without a provider or `cache` option).
- * Call it before the first hook renders; later calls throw.
+ * Several MFEs sharing one copy of the package (a Module Federation singleton) may each call it:
+ * with the same options it is a no-op; with others it throws INVALID_OPTION naming them.
  */
-export function configureDefaultCache(options) {
-  if (defaultCache) throw new CacheError('INVALID_OPTION', 'configureDefaultCache: the default cache already exists; call it before the first hook renders');
-  defaultOptions = { ...options };
+export function configureDefaultCache(options = {}) {
+  if (options === null || typeof options !== 'object') throw new CacheError('INVALID_OPTION', 'configureDefaultCache takes an options object');
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  if (defaultOptions === null && defaultCache === null) {
+    defaultOptions = given;
+    return;
+  }
+  const differing = differingOptions(defaultOptions ?? {}, given);
+  if (differing.length) {
+    throw new CacheError(
+      'INVALID_OPTION',
+      `configureDefaultCache: the page's default cache ${defaultCache ? 'exists' : 'is configured'} with other options (${differing.join(', ')}); ` +
+        'configure it once (in the host) or with the same options in every MFE, or give an MFE its own instance with SharedCacheProvider',
+    );
+  }
 }
 
 /** The page's default instance, created on first use (never on the server). */
 export function getDefaultCache() {
-  defaultCache ??= new BackendSyncedCacheService(defaultOptions);
+  defaultCache ??= new BackendSyncedCacheService(defaultOptions ?? {});
   return defaultCache;
 }
 

@@ -107,6 +107,39 @@ describe('React hooks', () => {
     await ctx.close();
   });
 
+  test('configureDefaultCache from several MFEs sharing one copy: the same options are a no-op, others a typed error naming them', async () => {
+    const ctx = await env.context();
+    const tab = await openTab(ctx, page());
+    const r = await tab.evaluate(() => {
+      const attempt = (options) => {
+        try {
+          pkgReact.configureDefaultCache(options);
+          return 'ok';
+        } catch (e) {
+          return e instanceof pkg.CacheError ? `${e.type}: ${e.message}` : `not a CacheError: ${e}`;
+        }
+      };
+      const logger = () => {};
+      const host = { backendUrl: null, prefix: 'react_mf_', headers: { 'x-app': 'shop' }, logger };
+      return {
+        first: attempt(host),
+        // A remote with the same options, written out again (a new headers object, the same logger).
+        same: attempt({ prefix: 'react_mf_', backendUrl: null, headers: { 'x-app': 'shop' }, logger, app: undefined }),
+        before: attempt({ ...host, prefix: 'other_', logger: () => {} }),
+        prefix: pkgReact.getDefaultCache().options.prefix,
+        sameAfter: attempt(host),
+        after: attempt({ ...host, defaultTTL: 60 }),
+      };
+    });
+    assert.equal(r.first, 'ok');
+    assert.equal(r.same, 'ok');
+    assert.match(r.before, /^INVALID_OPTION: configureDefaultCache: the page's default cache is configured with other options \(logger, prefix\)/);
+    assert.equal(r.prefix, 'react_mf_', 'the first configuration stands');
+    assert.equal(r.sameAfter, 'ok');
+    assert.match(r.after, /^INVALID_OPTION: configureDefaultCache: the page's default cache exists with other options \(defaultTTL\)/);
+    await ctx.close();
+  });
+
   test('a literal initial value and useSyncStatus render without loops or warnings', async () => {
     const ctx = await env.context();
     const tab = await openTab(ctx, page());
