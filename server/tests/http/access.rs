@@ -122,6 +122,86 @@ async fn a_static_directory_is_served_beside_the_api() {
     assert_eq!(status, 200);
 }
 
+/// The static files are sent compressed as the client accepts (brotli, gzip, or as they are), with
+/// `ETag` and `Last-Modified` that make a revalidation a `304`, and cached for a year when their
+/// name carries a content hash; the API's answers are not touched.
+#[tokio::test]
+async fn static_files_are_compressed_validated_and_cached_by_their_names() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let page: String = (0..400).map(|i| format!("<p>line {i} of the demo shell</p>\n")).collect();
+    let script: String = (0..400).map(|i| format!("export const v{i} = {i};\n")).collect();
+    std::fs::write(dir.path().join("index.html"), &page).unwrap();
+    std::fs::create_dir(dir.path().join("assets")).unwrap();
+    std::fs::write(dir.path().join("assets/app-4f9a2c1b.js"), &script).unwrap();
+    let s = TestServer::start(Config { static_dir: Some(dir.path().to_owned()), ..Config::for_tests() }).await;
+    let get = |path: &str, headers: &[(&str, &str)]| {
+        let mut request = s.client.get(s.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    let header = |r: &reqwest::Response, name: &str| r.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+
+    let br = get("/", &[("accept-encoding", "gzip, br")]).await.unwrap();
+    assert_eq!(br.status().as_u16(), 200);
+    assert_eq!(header(&br, "content-encoding").as_deref(), Some("br"));
+    assert!(header(&br, "vary").is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding")));
+    assert_eq!(header(&br, "cache-control").as_deref(), Some("no-cache"), "a plain name is revalidated");
+    let (tag, modified) = (header(&br, "etag").expect("an ETag"), header(&br, "last-modified").expect("Last-Modified"));
+    let body = br.bytes().await.unwrap();
+    assert!(body.len() < page.len() / 4, "brotli: {} of {} bytes", body.len(), page.len());
+    let mut text = String::new();
+    brotli::Decompressor::new(&body[..], 4096).read_to_string(&mut text).unwrap();
+    assert_eq!(text, page);
+
+    let gzip = get("/", &[("accept-encoding", "gzip")]).await.unwrap();
+    assert_eq!(header(&gzip, "content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(header(&gzip, "etag").as_deref(), Some(tag.as_str()), "one tag whatever the encoding");
+    let body = gzip.bytes().await.unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
+    assert_eq!(text, page);
+
+    let plain = get("/", &[]).await.unwrap();
+    assert_eq!(header(&plain, "content-encoding"), None);
+    assert_eq!(plain.text().await.unwrap(), page);
+
+    // Revalidation: the tag answers 304 with no body; another tag wins over a matching date.
+    let same = get("/", &[("if-none-match", &tag), ("accept-encoding", "br")]).await.unwrap();
+    assert_eq!(same.status().as_u16(), 304);
+    assert_eq!(header(&same, "etag").as_deref(), Some(tag.as_str()));
+    assert_eq!(header(&same, "cache-control").as_deref(), Some("no-cache"));
+    assert!(same.bytes().await.unwrap().is_empty());
+    let listed = get("/", &[("if-none-match", &format!("\"other\", {tag}"))]).await.unwrap();
+    assert_eq!(listed.status().as_u16(), 304, "a tag in a list");
+    let other = get("/", &[("if-none-match", "W/\"other\""), ("if-modified-since", &modified)]).await.unwrap();
+    assert_eq!(other.status().as_u16(), 200, "If-None-Match takes precedence over If-Modified-Since");
+    let dated = get("/", &[("if-modified-since", &modified)]).await.unwrap();
+    assert_eq!(dated.status().as_u16(), 304);
+
+    let asset = get("/assets/app-4f9a2c1b.js", &[("accept-encoding", "gzip")]).await.unwrap();
+    assert_eq!(asset.status().as_u16(), 200);
+    assert_eq!(header(&asset, "cache-control").as_deref(), Some("public, max-age=31536000, immutable"));
+    assert_eq!(header(&asset, "content-encoding").as_deref(), Some("gzip"));
+
+    let missing = get("/assets/gone-4f9a2c1b.js", &[]).await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    assert_eq!(header(&missing, "cache-control"), None, "a 404 is not cached for a year");
+
+    let api = s
+        .client
+        .post(s.url("/api/cache/sync"))
+        .header("accept-encoding", "gzip, br")
+        .json(&json!({ "lastSync": 0, "changes": [] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status().as_u16(), 200);
+    assert_eq!(header(&api, "content-encoding"), None, "the API is not compressed here");
+}
+
 /// A symlink in the static directory that leads out of it is answered as a missing file (404),
 /// whether it is the file itself, a directory on the way, or a directory's `index.html`; a
 /// symlink that stays inside keeps working.
