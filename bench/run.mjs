@@ -24,6 +24,7 @@ import { benchOfflineFlush, benchOverload, benchServerThroughput } from './backe
 import { fmt, median, percentile, sleep, spread } from './stats.mjs';
 import { benchFanOut, benchPushToTabs, benchSyncRedis } from './realtime.mjs';
 import { benchBoundary } from './boundary.mjs';
+import { benchFirstRender } from './first-render.mjs';
 
 const PAGE = '/bench/bench.html';
 const started = performance.now();
@@ -412,7 +413,7 @@ const report = { row, note: (text) => notes.push(text) };
 
 // ---- main ---------------------------------------------------------------------------------
 // The sections that need pkg/ and headless Chromium; a run of only the others starts neither.
-const BROWSER_SECTIONS = ['get', 'writes', 'propagation', 'cold start', 'loading', 'size', 'edges', 'offline flush', 'push to tabs'];
+const BROWSER_SECTIONS = ['get', 'writes', 'propagation', 'cold start', 'first render', 'loading', 'size', 'edges', 'offline flush', 'push to tabs'];
 
 async function browserSections() {
   if (!existsSync(join(ROOT, 'pkg/index.js')) || !existsSync(WASM)) {
@@ -437,6 +438,7 @@ async function browserSections() {
     await section('writes', () => benchWrites(browser, server.url));
     await section('propagation', () => benchPropagation(browser, server.url));
     await section('cold start', () => benchColdStart(browser, server.url));
+    await section('first render', () => benchFirstRender(browser, report));
     await section('loading', () => benchGetOrFetch(browser, server.url));
     await section('size', () => benchSize());
     await section('edges', () => benchBoundary(browser, report));

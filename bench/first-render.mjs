@@ -1,0 +1,110 @@
+// First render: a two-root React app built with Vite (bench/first-render/), one root reading a
+// value through the cache and one never touching it, against the same app without the package.
+// Each run is cold (a new browser context, answers marked no-store) and measures when each root's
+// first layout effect ran, in ms since navigation started, at normal CPU speed and throttled 4×.
+import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { extname, join, normalize } from 'node:path';
+import { ROOT } from '../tests/browser/harness.mjs';
+import { fmt, median, spread } from './stats.mjs';
+
+const APP = join(ROOT, 'bench', 'first-render');
+const OUT = join(ROOT, 'target', 'first-render');
+const ROUNDS = 9;
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
+
+function sh(cmd, args, cwd) {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 16 << 20 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
+}
+
+/** `npm ci` when node_modules is absent or older than the lock file, then the Vite builds. */
+function buildApps() {
+  const installed = join(APP, 'node_modules', '.package-lock.json');
+  if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(join(APP, 'package-lock.json')).mtimeMs) {
+    sh('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], APP);
+  }
+  sh(process.execPath, ['build.mjs', OUT], APP);
+}
+
+async function serve(dir) {
+  const server = createServer((req, res) => {
+    let path = normalize(join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname)));
+    if (path.endsWith('/')) path += 'index.html';
+    if (req.url === '/favicon.ico') return res.writeHead(204).end();
+    if (!path.startsWith(dir) || !existsSync(path)) return res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+    res.end(readFileSync(path));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** One cold load: `{ cart, plain }`, each root's first layout effect (ms since navigation). */
+async function load(browser, url, rate) {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Emulation.setCPUThrottlingRate', { rate });
+    await page.goto(url);
+    await page.waitForFunction(() => window.__firstLayout?.cart !== undefined && window.__firstLayout?.plain !== undefined, null, { timeout: 30000 });
+    if (errors.length) throw new Error(`first render: page errors: ${errors.join('; ')}`);
+    return await page.evaluate(() => window.__firstLayout);
+  } finally {
+    await context.close();
+  }
+}
+
+export async function benchFirstRender(browser, report) {
+  buildApps();
+  const [withCache, without] = [await serve(join(OUT, 'with')), await serve(join(OUT, 'without'))];
+  try {
+    for (const rate of [1, 4]) {
+      const runs = { with: [], without: [] };
+      // Alternating, the order flipped every round; round 0 warms the browser and is dropped.
+      for (let i = 0; i <= ROUNDS; i++) {
+        for (const variant of i % 2 ? ['with', 'without'] : ['without', 'with']) {
+          const t = await load(browser, variant === 'with' ? withCache.url : without.url, rate);
+          if (i > 0) runs[variant].push(t);
+        }
+      }
+      const whole = (xs) => xs.map((t) => Math.max(t.cart, t.plain));
+      const plain = (xs) => xs.map((t) => t.plain);
+      const ms = (xs) => `${fmt(median(xs), 1)} ms ${spread(xs, 1)}`;
+      const extra = (a, b) => median(a) - median(b);
+      const app = extra(whole(runs.with), whole(runs.without));
+      report.row(
+        `first render, two React roots, CPU ${rate}× (ms from navigation)`,
+        ms(whole(runs.with)),
+        `without the package ${ms(whole(runs.without))}`,
+        `+${fmt(app, 1)} ms`,
+        rate === 1 ? '≤ +15 ms' : '—',
+        rate === 1 ? (app <= 15 ? 'yes' : 'NO') : '',
+      );
+      report.row(
+        `… the root that never uses the cache, CPU ${rate}×`,
+        ms(plain(runs.with)),
+        `without the package ${ms(plain(runs.without))}`,
+        `+${fmt(extra(plain(runs.with), plain(runs.without)), 1)} ms`,
+        '—',
+      );
+    }
+    const size = (variant) => {
+      const html = readFileSync(join(OUT, variant, 'index.html'), 'utf8');
+      const script = html.match(/src="\/?(assets\/[^"]+\.js)"/)?.[1];
+      return script ? statSync(join(OUT, variant, script)).size : NaN;
+    };
+    report.note(
+      `first render: the app of bench/first-render (Vite, React 19, two roots in one bundle: ${size('with').toLocaleString('en-US')} B minified with the package, ` +
+        `${size('without').toLocaleString('en-US')} B without), loaded cold ${ROUNDS} times each in a new context with Chromium's CPU throttling; ` +
+        `the time is the later of the two roots' first layout effect (performance.now(), from navigation start), median [min…max]`,
+    );
+  } finally {
+    await withCache.close();
+    await without.close();
+  }
+}
