@@ -25,6 +25,7 @@ import { fmt, median, percentile, sleep, spread } from './stats.mjs';
 import { benchFanOut, benchPushToTabs, benchSyncRedis } from './realtime.mjs';
 import { benchBoundary } from './boundary.mjs';
 import { benchFirstRender } from './first-render.mjs';
+import { wasmBreakdown } from './wasm-size.mjs';
 
 const PAGE = '/bench/bench.html';
 const started = performance.now();
@@ -405,6 +406,13 @@ function benchSize() {
   notes.push(
     `size: the total is the esbuild bundle of pkg/index.js with the wasm inside it as a latin1 string (${bytes(whole.length)} B minified), gzip level 9; ` +
       `it is ${((total / (gz(wasm) + gz(js)) - 1) * 100).toFixed(1)} % more than the .wasm and the JS gzipped apart; JS sources before minifying ${bytes(jsRawSrc)} B; 1 KB = 1024 B`,
+  );
+  const parts = wasmBreakdown(ROOT, join(ROOT, 'target/wasm32-unknown-unknown/wasm-release/mfe_shared_cache.wasm'));
+  const named = parts.reduce((n, [, size]) => n + size, 0);
+  notes.push(
+    `size: where the wasm's ${bytes(wasm.length)} B go (raw; by function name in a name-keeping build of the same module, after inlining; ` +
+      `${bytes(wasm.length - named)} B of types, imports, exports and tables besides): ` +
+      parts.map(([part, size]) => `${part} ${(size / 1024).toFixed(1)} KiB (${((100 * size) / wasm.length).toFixed(0)} %)`).join(', '),
   );
 }
 
