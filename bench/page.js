@@ -228,6 +228,16 @@ export function burstNaive(distinct, gen, n = 1000) {
   return { us: ((t1 - t0) * 1e3) / n };
 }
 
+/** The storage floor of a burst: only `setItem(prefix + key, JSON.stringify(value))`, in one task. */
+export function burstFloor(distinct, gen, n = 1000) {
+  const { keys } = writer;
+  const vals = values(n, gen);
+  const t0 = now();
+  for (let i = 0; i < n; i++) localStorage.setItem(NAIVE_PREFIX + keys[i % distinct], JSON.stringify(vals[i]));
+  const t1 = now();
+  return { us: ((t1 - t0) * 1e3) / n };
+}
+
 // ---- 4. cross-tab propagation --------------------------------------------------------------
 // Both tabs run the same setup. The sender stamps wall time just before `set` / `postMessage`,
 // the receiver stamps it first thing in the subscribe callback / onmessage, then acknowledges on
