@@ -142,16 +142,30 @@ function notJson(v, depth) {
   }
 }
 
-// `get` compares expiries with a clock read once per task: a tight loop of reads costs no clock
-// calls, and every read within one task (one React render, say) sees the same state.
+// `get` compares expiries with a clock read once per task: a loop of reads costs one clock call,
+// awaited or not, and every read within one task (one React render, say) sees the same state.
+// The task's end is a message posted to ourselves (a microtask would end the "task" at every
+// `await`, costing an `await`ed read a clock call and a queued job); where there is no
+// MessageChannel, a microtask it is.
 let taskNow = 0;
-const forgetNow = () => (taskNow = 0);
+/** @type {(() => void) | null} */
+let endOfTask = null;
 function now() {
   if (taskNow === 0) {
     taskNow = Date.now();
-    queueMicrotask(forgetNow);
+    (endOfTask ??= taskEnd())();
   }
   return taskNow;
+}
+
+function taskEnd() {
+  const forget = () => (taskNow = 0);
+  if (typeof MessageChannel !== 'function') return () => queueMicrotask(forget);
+  const { port1, port2 } = new MessageChannel();
+  port1.onmessage = forget;
+  // In Node (SSR) a port that listens would keep the process alive.
+  /** @type {any} */ (port1).unref?.();
+  return () => port2.postMessage(null);
 }
 
 /** @param {{ value: unknown, exp: number } | undefined} hit */
