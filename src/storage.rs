@@ -7,20 +7,26 @@ use wasm_bindgen::prelude::*;
 use crate::errors::{js_error_message, js_error_name};
 
 #[wasm_bindgen(inline_js = "export function scan(storage, prefix) {
-  const out = [];
+  const joined = [];
+  const apart = [];
   // Stops at the first missing key too: a storage may misreport its length.
   for (let i = 0, n = storage.length; i < n; i++) {
     const key = storage.key(i);
     if (key === null || key === undefined) break;
     if (typeof key === 'string' && key.startsWith(prefix)) {
       const value = storage.getItem(key);
-      if (typeof value === 'string') out.push(key, value);
+      if (typeof value !== 'string') continue;
+      if (key.includes('\\0') || value.includes('\\0')) apart.push(key, value);
+      else joined.push(key, value);
     }
   }
-  return out;
+  return [joined.join('\\0'), joined.length / 2, ...apart];
 }")]
 extern "C" {
-    /// Reads every item under `prefix` in one call: `[key, value, key, value, …]`.
+    /// Reads every item under `prefix` in one call: `[joined, count, key, value, key, value, …]`,
+    /// where `joined` holds `count` keys and values separated by NUL (one string crosses into the
+    /// wasm instead of two per item: each crossing costs more than the joining), and the items
+    /// that hold a NUL themselves follow one by one.
     #[wasm_bindgen(catch)]
     fn scan(storage: &JsValue, prefix: &str) -> Result<js_sys::Array, JsValue>;
 }
@@ -104,8 +110,14 @@ impl Storage for WebStorage {
 
     fn scan(&self, prefix: &str) -> Result<Vec<(String, String)>, StorageError> {
         let flat = scan(self.inner.as_ref(), prefix).map_err(failed)?;
-        let mut items = Vec::with_capacity(flat.length() as usize / 2);
-        let mut i = 0;
+        let joined = flat.get(0).as_string().unwrap_or_default();
+        let count = flat.get(1).as_f64().unwrap_or(0.0) as usize;
+        let mut items = Vec::with_capacity(count.min(joined.len()));
+        let mut parts = joined.split('\0');
+        while let (Some(key), Some(value)) = (parts.next(), parts.next()) {
+            items.push((key.to_owned(), value.to_owned()));
+        }
+        let mut i = 2;
         while i + 1 < flat.length() {
             if let (Some(key), Some(value)) = (flat.get(i).as_string(), flat.get(i + 1).as_string()) {
                 items.push((key, value));

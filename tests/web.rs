@@ -852,6 +852,9 @@ fn corrupt_and_foreign_entries_are_skipped_reported_and_left_in_place() {
         (format!("{p}huge_ts"), format!(r#"{{"t":{},"n":"x","p":"{tag}","v":1}}"#, u64::MAX)),
         (format!("{p}neg_ts"), format!(r#"{{"t":-5,"n":"x","p":"{tag}","v":1}}"#)),
         (format!("{p}bad_value"), format!(r#"{{"t":5,"n":"x","p":"{tag}","v":[1,}}"#)),
+        // Storage is read in one joined string with NUL between items: an item holding a NUL
+        // itself comes apart from it, and is judged on its own.
+        (format!("{p}nul_value"), format!("{{\"t\":5,\"n\":\"x\",\"p\":\"{tag}\",\"v\":\"a\u{0}b\"}}")),
         (meta_key(p), "{broken meta".into()),
     ];
     for (key, text) in &bad {
@@ -878,7 +881,7 @@ fn corrupt_and_foreign_entries_are_skipped_reported_and_left_in_place() {
     assert!(startup_errors(&b).is_empty(), "startup errors are handed over once");
 
     assert_eq!(read(&b, "good").as_deref(), Some(r#"{"ok":true}"#), "valid entries still load");
-    for name in ["garbage", "shape", "array", "number", "empty", "huge_ts", "neg_ts", "bad_value", "x_other"] {
+    for name in ["garbage", "shape", "array", "number", "empty", "huge_ts", "neg_ts", "bad_value", "nul_value", "x_other"] {
         assert_eq!(read(&b, name), None, "{name} must not load");
     }
     for (key, text) in &bad {
