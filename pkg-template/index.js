@@ -213,11 +213,12 @@ const RETRY_RULES = {
 };
 
 /**
- * The options given over their defaults (`undefined` is "not given"), each checked by its rule.
- * @param {string} what @param {any} given @param {object} defaults @param {Rules} rules @returns {any}
+ * The options given over their defaults (`undefined` is "not given"), each checked by its rule;
+ * `whole` names the object in errors, `what` prefixes each option's name.
+ * @param {string} whole @param {string} what @param {any} given @param {object} defaults @param {Rules} rules @returns {any}
  */
-function withDefaults(what, given, defaults, rules) {
-  if (given === null || typeof given !== 'object') throw new CacheError('INVALID_OPTION', `${what}must be an object, got ${describe(given)}`);
+function withDefaults(whole, what, given, defaults, rules) {
+  if (given === null || typeof given !== 'object') throw new CacheError('INVALID_OPTION', `${whole} must be an object, got ${describe(given)}`);
   /** @type {any} */
   const o = { ...defaults, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
   for (const [name, [ok, why]] of Object.entries(rules)) {
@@ -228,7 +229,7 @@ function withDefaults(what, given, defaults, rules) {
 
 /** @param {any} options */
 function checkOptions(options) {
-  const o = withDefaults('option ', options, DEFAULTS, OPTION_RULES);
+  const o = withDefaults('options', 'option ', options, DEFAULTS, OPTION_RULES);
   try {
     o.defaultTTL = ttlSeconds(o.defaultTTL, 0, 'option defaultTTL');
   } catch (e) {
@@ -249,7 +250,7 @@ function defaultStorage(report) {
 }
 
 /** @param {any} retry */
-const checkRetry = (retry) => (retry == null ? DEFAULT_RETRY : withDefaults('retry.', retry, DEFAULT_RETRY, RETRY_RULES));
+const checkRetry = (retry) => (retry == null ? DEFAULT_RETRY : withDefaults('option retry', 'retry.', retry, DEFAULT_RETRY, RETRY_RULES));
 
 /** @type {readonly any[]} */
 const NONE = Object.freeze([]);
