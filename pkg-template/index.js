@@ -142,30 +142,17 @@ function notJson(v, depth) {
   }
 }
 
-// `get` compares expiries with a clock read once per task: a loop of reads costs one clock call,
-// awaited or not, and every read within one task (one React render, say) sees the same state.
-// The task's end is a message posted to ourselves (a microtask would end the "task" at every
-// `await`, costing an `await`ed read a clock call and a queued job); where there is no
-// MessageChannel, a microtask it is.
+// `get` compares expiries with a clock read once per task: a tight loop of reads costs no clock
+// calls, and every read within one task (one React render, say) sees the same state. The task
+// ends at the next microtask, so code that awaits (or a test's fake clock) sees time move.
 let taskNow = 0;
-/** @type {(() => void) | null} */
-let endOfTask = null;
+const forgetNow = () => (taskNow = 0);
 function now() {
   if (taskNow === 0) {
     taskNow = Date.now();
-    (endOfTask ??= taskEnd())();
+    queueMicrotask(forgetNow);
   }
   return taskNow;
-}
-
-function taskEnd() {
-  const forget = () => (taskNow = 0);
-  if (typeof MessageChannel !== 'function') return () => queueMicrotask(forget);
-  const { port1, port2 } = new MessageChannel();
-  port1.onmessage = forget;
-  // In Node (SSR) a port that listens would keep the process alive.
-  /** @type {any} */ (port1).unref?.();
-  return () => port2.postMessage(null);
 }
 
 /** @param {{ value: unknown, exp: number } | undefined} hit */
@@ -445,9 +432,12 @@ export class BackendSyncedCacheService {
   getOrFetch(key, loader, options = {}) {
     // The hit path first and lean (a hit is most calls): options are read in full on a miss.
     if (options?.refresh !== true) {
+      // Called once per await, so the hit compares with the clock itself: the per-task clock of
+      // `get` would queue a job on every call to forget it.
+      const read = this.#reads.get(key);
       let hit;
       try {
-        hit = this.get(key);
+        hit = read !== undefined && (read.exp === 0 || read.exp > Date.now()) ? (this.#hits++, read.value) : this.get(key);
       } catch (e) {
         return Promise.reject(toCacheError(e));
       }

@@ -160,6 +160,30 @@ describe('BackendSyncedCacheService in one page', () => {
     await ctx.close();
   });
 
+  test('a fake clock moved between awaits is seen by get and getOrFetch within one task', async () => {
+    const ctx = await env.context();
+    const page = await openTab(ctx, env.page());
+    const r = await page.evaluate(async () => {
+      const c = new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'fakeclock_' });
+      await c.set('k', 'stored', 1);
+      await c.set('g', 'stored', 1);
+      const real = Date.now;
+      let t = real();
+      Date.now = () => t; // what a test's fake timers install
+      try {
+        const before = [c.get('k'), await c.getOrFetch('g', () => 'loaded')];
+        t += 2_000;
+        await Promise.resolve(); // a microtask later, in the same task
+        return { before, after: [c.get('k'), await c.getOrFetch('g', () => 'loaded')] };
+      } finally {
+        Date.now = real;
+      }
+    });
+    assert.deepEqual(r.before, ['stored', 'stored']);
+    assert.deepEqual(r.after, [null, 'loaded'], 'both reads see the expiry after the await');
+    await ctx.close();
+  });
+
   test('get is exact at the expiry boundary even when no timer has fired', async () => {
     const ctx = await env.context();
     const start = new Date('2026-11-21T10:00:00Z').getTime();
