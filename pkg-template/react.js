@@ -14,15 +14,12 @@ let defaultCache = null;
 /** @param {unknown} a @param {unknown} b */
 function sameOption(a, b) {
   if (Object.is(a, b)) return true;
-  // Plain data (headers given as an object literal, say) is the same when it reads the same;
-  // functions and instances (logger, storage) only when they are the same object.
+  // Plain data (headers given as an object literal, say) is the same when it holds the same,
+  // in any key order; functions and instances (logger, storage) only when they are the same object.
   const plain = (v) => v !== null && typeof v === 'object' && (Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype);
-  if (!plain(a) || !plain(b)) return false;
-  try {
-    return JSON.stringify(a) === JSON.stringify(b);
-  } catch {
-    return false;
-  }
+  if (!plain(a) || !plain(b) || Array.isArray(a) !== Array.isArray(b)) return false;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && sameOption(a[k], b[k]));
 }
 
 /** The names of the options on which `a` and `b` differ (an undefined option is not given). */

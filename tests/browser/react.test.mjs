@@ -120,11 +120,13 @@ describe('React hooks', () => {
         }
       };
       const logger = () => {};
-      const host = { backendUrl: null, prefix: 'react_mf_', headers: { 'x-app': 'shop' }, logger };
+      const host = { backendUrl: null, prefix: 'react_mf_', headers: { 'x-app': 'shop', 'x-team': 'cart' }, logger };
       return {
         first: attempt(host),
         // A remote with the same options, written out again (a new headers object, the same logger).
-        same: attempt({ prefix: 'react_mf_', backendUrl: null, headers: { 'x-app': 'shop' }, logger, app: undefined }),
+        same: attempt({ prefix: 'react_mf_', backendUrl: null, headers: { 'x-app': 'shop', 'x-team': 'cart' }, logger, app: undefined }),
+        reordered: attempt({ logger, headers: { 'x-team': 'cart', 'x-app': 'shop' }, prefix: 'react_mf_', backendUrl: null }),
+        otherHeaders: attempt({ ...host, headers: { 'x-app': 'shop', 'x-team': 'cart', 'x-extra': '1' } }),
         before: attempt({ ...host, prefix: 'other_', logger: () => {} }),
         prefix: pkgReact.getDefaultCache().options.prefix,
         sameAfter: attempt(host),
@@ -133,6 +135,8 @@ describe('React hooks', () => {
     });
     assert.equal(r.first, 'ok');
     assert.equal(r.same, 'ok');
+    assert.equal(r.reordered, 'ok', 'plain data compares by what it holds, in any key order');
+    assert.match(r.otherHeaders, /other options \(headers\)/);
     assert.match(r.before, /^INVALID_OPTION: configureDefaultCache: the page's default cache is configured with other options \(logger, prefix\)/);
     assert.equal(r.prefix, 'react_mf_', 'the first configuration stands');
     assert.equal(r.sameAfter, 'ok');
