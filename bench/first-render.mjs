@@ -2,43 +2,19 @@
 // value through the cache and one never touching it, against the same app without the package.
 // Each run is cold (a new browser context, answers marked no-store) and measures when each root's
 // first layout effect ran, in ms since navigation started, at normal CPU speed and throttled 4×.
-import { spawnSync } from 'node:child_process';
-import { createServer } from 'node:http';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { extname, join, normalize } from 'node:path';
-import { ROOT } from '../tests/browser/harness.mjs';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, ensureInstalled, serveDirectory, sh } from '../tests/browser/harness.mjs';
 import { fmt, median, spread } from './stats.mjs';
 
 const APP = join(ROOT, 'bench', 'first-render');
 const OUT = join(ROOT, 'target', 'first-render');
 const ROUNDS = 9;
-const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
 
-function sh(cmd, args, cwd) {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 16 << 20 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
-}
-
-/** `npm ci` when node_modules is absent or older than the lock file, then the Vite builds. */
-function buildApps() {
-  const installed = join(APP, 'node_modules', '.package-lock.json');
-  if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(join(APP, 'package-lock.json')).mtimeMs) {
-    sh('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], APP);
-  }
-  sh(process.execPath, ['build.mjs', OUT], APP);
-}
-
-async function serve(dir) {
-  const server = createServer((req, res) => {
-    let path = normalize(join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname)));
-    if (path.endsWith('/')) path += 'index.html';
-    if (req.url === '/favicon.ico') return res.writeHead(204).end();
-    if (!path.startsWith(dir) || !existsSync(path)) return res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
-    res.end(readFileSync(path));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
+/** The app's packages (when missing or older than the lock file), then the Vite builds. */
+async function buildApps() {
+  await ensureInstalled(APP);
+  await sh(process.execPath, ['build.mjs', OUT], APP, 300_000);
 }
 
 /** One cold load: `{ cart, plain }`, each root's first layout effect (ms since navigation). */
@@ -60,8 +36,8 @@ async function load(browser, url, rate) {
 }
 
 export async function benchFirstRender(browser, report) {
-  buildApps();
-  const [withCache, without] = [await serve(join(OUT, 'with')), await serve(join(OUT, 'without'))];
+  await buildApps();
+  const [withCache, without] = [await serveDirectory(join(OUT, 'with')), await serveDirectory(join(OUT, 'without'))];
   try {
     for (const rate of [1, 4]) {
       const runs = { with: [], without: [] };

@@ -6,13 +6,10 @@
 // node_modules is missing or older than the lock.
 import test, { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import { promisify } from 'node:util';
-import { ROOT, startServer, launch } from './harness.mjs';
+import { ROOT, ensureInstalled, launch, sh, startServer } from './harness.mjs';
 
-const run = promisify(execFile);
 const PKG = join(ROOT, 'pkg');
 const BUNDLERS = join(ROOT, 'tests', 'bundlers');
 
@@ -21,27 +18,10 @@ const APPS = [
   { name: 'webpack-app', tool: 'webpack-cli', args: ['--config', 'webpack.config.js'] },
 ];
 
-async function sh(file, args, cwd, timeout) {
-  try {
-    return await run(file, args, { cwd, timeout, maxBuffer: 16 << 20, env: { ...process.env, NO_COLOR: '1' } });
-  } catch (e) {
-    throw new Error(`${file} ${args.join(' ')} (in ${relative(ROOT, cwd) || '.'}) failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
-  }
-}
-
 /** Builds pkg/ only when it is missing (scripts/test.sh builds it before the tests). */
 async function ensurePkg() {
   if (['index.js', 'core.js', 'core_wasm.js', 'package.json'].every((f) => existsSync(join(PKG, f)))) return;
   await sh('bash', ['scripts/build-pkg.sh'], ROOT, 600_000);
-}
-
-/** `npm ci` in the app when node_modules is absent or older than package-lock.json. */
-async function ensureInstalled(dir) {
-  const lock = join(dir, 'package-lock.json');
-  const installed = join(dir, 'node_modules', '.package-lock.json');
-  if (existsSync(installed) && statSync(installed).mtimeMs >= statSync(lock).mtimeMs) return false;
-  await sh('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], dir, 300_000);
-  return true;
 }
 
 /** The JS file of a package's command, run with this node (no shell, no .bin shims). */

@@ -6,51 +6,15 @@
 // write returns, and reaches the other tab.
 import test, { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { createServer } from 'node:http';
-import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { extname, join, normalize, relative } from 'node:path';
-import { promisify } from 'node:util';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { ROOT, launch, openTab, until } from './harness.mjs';
+import { ROOT, ensureInstalled, launch, openTab, serveDirectory, sh, until } from './harness.mjs';
 
-const run = promisify(execFile);
 const MF = join(ROOT, 'tests', 'mf');
 const OUT = join(ROOT, 'target', 'mf');
 const TOOLS = ['webpack', 'rspack', 'vite'];
 const SETUPS = ['own', 'shared'];
-
-async function sh(file, args, cwd, timeout) {
-  try {
-    return await run(file, args, { cwd, timeout, maxBuffer: 16 << 20, env: { ...process.env, NO_COLOR: '1' } });
-  } catch (e) {
-    throw new Error(`${file} ${args.join(' ')} (in ${relative(ROOT, cwd) || '.'}) failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
-  }
-}
-
-/** `npm ci` when node_modules is absent or older than package-lock.json. */
-async function ensureInstalled(dir) {
-  const lock = join(dir, 'package-lock.json');
-  const installed = join(dir, 'node_modules', '.package-lock.json');
-  if (existsSync(installed) && statSync(installed).mtimeMs >= statSync(lock).mtimeMs) return;
-  await sh('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], dir, 300_000);
-}
-
-const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.css': 'text/css' };
-
-/** A static server for one built MFE; `cors` as a remote's server must (module scripts need it). */
-async function serve(dir, { cors }) {
-  const server = createServer((req, res) => {
-    const path = normalize(join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname)));
-    const headers = cors ? { 'access-control-allow-origin': '*' } : {};
-    if (req.url === '/favicon.ico') return res.writeHead(204, headers).end();
-    if (!path.startsWith(dir) || !existsSync(path) || !statSync(path).isFile()) return res.writeHead(404, headers).end();
-    res.writeHead(200, { ...headers, 'content-type': TYPES[extname(path)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
-    res.end(readFileSync(path));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
-}
 
 /** The scripts a page loaded (`urls`, served from `servers`: origin → directory), gzipped, in bytes. */
 function scriptBytes(urls, servers) {
@@ -79,8 +43,8 @@ describe('Module Federation: host and remote built apart, the remote on another 
         // Vite's remote is loaded as module scripts, which need CORS from any other origin;
         // webpack's and rspack's as classic scripts, which need none (nor does the wasm: it is
         // inside the scripts).
-        const remote = await serve(join(out, 'remote'), { cors: tool === 'vite' });
-        const host = await serve(join(out, 'host'), { cors: false });
+        const remote = await serveDirectory(join(out, 'remote'), { cors: tool === 'vite' });
+        const host = await serveDirectory(join(out, 'host'));
         try {
           // The remote's origin is known once its server listens: the pair is built for it.
           await sh(process.execPath, ['build.mjs', tool, setup, remote.url, out], MF, 120_000);

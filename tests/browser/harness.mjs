@@ -1,9 +1,12 @@
 // Shared test harness: a static server for the repository (pkg/ and test pages) and headless
 // Debian Chromium driven by playwright-core. Loopback only.
+import { execFile } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { extname, join, normalize } from 'node:path';
+import { extname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -67,6 +70,45 @@ export async function startServer({ api, port = 0 } = {}) {
       return new Promise((r) => server.close(r));
     },
   };
+}
+
+/**
+ * Serves the files of one built app directory over loopback (no store in the browser's cache, so
+ * every load is cold); `cors` adds `Access-Control-Allow-Origin: *`, as a remote's server must
+ * for module scripts loaded from another origin.
+ */
+export async function serveDirectory(dir, { cors = false } = {}) {
+  const server = createServer(async (req, res) => {
+    const headers = cors ? { 'access-control-allow-origin': '*' } : {};
+    let path = normalize(join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname)));
+    if (path.endsWith('/')) path = join(path, 'index.html');
+    if (req.url === '/favicon.ico') return res.writeHead(204, headers).end();
+    if (!path.startsWith(dir) || !existsSync(path) || !statSync(path).isFile()) return res.writeHead(404, headers).end();
+    res.writeHead(200, { ...headers, 'content-type': TYPES[extname(path)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+    res.end(await readFile(path));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+const run = promisify(execFile);
+
+/** Runs `file` with `args` in `cwd`; a failure carries the command's output. */
+export async function sh(file, args, cwd, timeout) {
+  try {
+    return await run(file, args, { cwd, timeout, maxBuffer: 16 << 20, env: { ...process.env, NO_COLOR: '1' } });
+  } catch (e) {
+    throw new Error(`${file} ${args.join(' ')} (in ${relative(ROOT, cwd) || '.'}) failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+  }
+}
+
+/** `npm ci` in `dir` when its node_modules is absent or older than its package-lock.json. */
+export async function ensureInstalled(dir) {
+  const lock = join(dir, 'package-lock.json');
+  const installed = join(dir, 'node_modules', '.package-lock.json');
+  if (existsSync(installed) && statSync(installed).mtimeMs >= statSync(lock).mtimeMs) return false;
+  await sh('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], dir, 300_000);
+  return true;
 }
 
 export const CHROMIUM_ARGS = [
