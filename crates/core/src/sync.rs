@@ -393,6 +393,15 @@ mod tests {
         }
     }
 
+    /// A leader with push enabled whose first /sync is under way.
+    fn pushing_leader_syncing() -> SyncEngine {
+        let mut e = SyncEngine::new(POLICY, 0);
+        e.set_push_enabled(true);
+        e.set_leader(true, 0);
+        e.begin();
+        e
+    }
+
     #[test]
     fn a_pending_change_is_sent_at_once_and_only_one_request_is_in_flight() {
         let mut e = SyncEngine::new(POLICY, 0);
@@ -544,10 +553,7 @@ mod tests {
 
     #[test]
     fn push_reconnects_back_off_with_jitter_and_reset_once_open() {
-        let mut e = SyncEngine::new(POLICY, 0);
-        e.set_push_enabled(true);
-        e.set_leader(true, 0);
-        e.begin();
+        let mut e = pushing_leader_syncing();
         e.succeeded(0);
         let mut delays = Vec::new();
         let mut now = 0;
@@ -571,10 +577,7 @@ mod tests {
 
     #[test]
     fn a_backend_without_push_is_polled_and_asked_again_later() {
-        let mut e = SyncEngine::new(POLICY, 0);
-        e.set_push_enabled(true);
-        e.set_leader(true, 0);
-        e.begin();
+        let mut e = pushing_leader_syncing();
         e.succeeded(0);
         e.push_begin();
         e.push_unsupported(10);
@@ -601,10 +604,7 @@ mod tests {
 
     #[test]
     fn a_leader_that_never_synced_does_not_wake_at_once_for_the_stream() {
-        let mut e = SyncEngine::new(POLICY, 0);
-        e.set_push_enabled(true);
-        e.set_leader(true, 0);
-        e.begin();
+        let mut e = pushing_leader_syncing();
         e.failed(0, err(), true, 0.5);
         assert!(!e.push_due(10));
         assert_eq!(e.next_wake(false), Some(5_000), "the retry, not a stream that cannot open yet");
@@ -616,10 +616,7 @@ mod tests {
 
     #[test]
     fn an_acknowledged_clear_does_not_open_the_stream_before_a_sync() {
-        let mut e = SyncEngine::new(POLICY, 0);
-        e.set_push_enabled(true);
-        e.set_leader(true, 0);
-        e.begin();
+        let mut e = pushing_leader_syncing();
         e.cleared(10);
         assert!(e.state().last_synced_at == Some(10) && e.state().online);
         assert!(!e.push_due(10), "the stream starts after a /sync");
