@@ -207,6 +207,9 @@ impl<S: Storage> Cache<S> {
             }
         };
         let mut garbage = Vec::new();
+        // The heap is built once from all the expiries (linear) instead of one push per entry.
+        let mut expiries = Vec::new();
+        self.replica.reserve(items.len());
         for (storage_key, text) in items {
             let Some(key) = storage_key.strip_prefix(self.prefix.as_str()) else { continue };
             if key.contains('\0') {
@@ -220,24 +223,28 @@ impl<S: Storage> Cache<S> {
                     }
                     let dead_past_retention =
                         entry.dead_since().is_some_and(|since| since.saturating_add(self.retention_ms) <= now_ms);
-                    let key = key.to_owned();
+                    let expires_at = entry.expires_at();
                     self.replica.observe(entry.stamp.ts);
                     // An unsynced write is kept whatever its age: the backend has not seen it yet.
                     let garbage_now = (dead_past_retention && !unsynced)
-                        || self.replica.merge(&key, entry) == MergeOutcome::Cleared;
+                        || self.replica.merge(key, entry) == MergeOutcome::Cleared;
                     if garbage_now {
                         garbage.push(storage_key);
                     } else {
                         if unsynced && self.track_sync {
-                            self.unsynced.insert(key.clone());
+                            self.unsynced.insert(key.to_owned());
                         }
-                        self.schedule_expiry(&key, now_ms);
+                        // Storage holds one record per key, so this entry is the replica's.
+                        if let Some(at) = expires_at.filter(|at| *at > now_ms) {
+                            expiries.push(Reverse((at, key.to_owned())));
+                        }
                     }
                 }
                 Ok((DecodedRecord::OtherCache, _)) => {}
                 Err(reason) => errors.push(corrupt(&storage_key, reason)),
             }
         }
+        self.expiries = BinaryHeap::from(expiries); // hydrate runs first: the heap was empty
         for storage_key in garbage {
             if let Err(e) = self.storage.remove(&storage_key) {
                 errors.push(storage_failed(e));

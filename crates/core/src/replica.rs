@@ -67,6 +67,11 @@ impl Replica {
         (stamp, removed)
     }
 
+    /// Makes room for `additional` more keys at once (a cache loading its storage).
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+    }
+
     /// Merges a write from elsewhere.
     pub fn merge(&mut self, key: &str, incoming: Entry) -> MergeOutcome {
         self.clock.observe(incoming.stamp.ts);
