@@ -48,8 +48,29 @@ const setup = () => {
       const status = pkgReact.useSyncStatus();
       return h('span', { id: name }, `enabled=${status.enabled} pending=${status.pending}`);
     },
+    // Wraps a root's components (given as children, so its own renders do not render them) and
+    // commits a transition on `gates[name]()`, counted in the data-n of an empty #<name>.
+    // React renders a root's lanes in priority order and flushes pending effects before it
+    // renders: a transition commits only once every update already due in the root (an effect's,
+    // a subscription's) has been rendered, so its commit is a barrier for the root's pending work.
+    Gate({ name, children }) {
+      const [n, setN] = React.useState(0);
+      (window.gates ??= {})[name] = () => React.startTransition(() => setN((x) => x + 1));
+      return h(React.Fragment, null, h('i', { id: name, 'data-n': n }), children);
+    },
   };
 };
+
+// Commits a transition in each named gate and waits until all have committed; if updates keep
+// coming ahead of it, fails with what `detail()` (run in the page) shows.
+async function throughGates(tab, names, detail) {
+  await tab.evaluate((names) => names.forEach((name) => gates[name]()), names);
+  try {
+    await until(tab, (names) => names.every((name) => document.getElementById(name).dataset.n === '1'), names);
+  } catch (e) {
+    assert.fail(`a transition never committed, updates kept coming ahead of it (${e.message}): ${JSON.stringify(await tab.evaluate(detail))}`);
+  }
+}
 
 describe('React hooks', () => {
   const env = suite({ before: test.before, after: test.after });
@@ -151,10 +172,13 @@ describe('React hooks', () => {
     await tab.evaluate(() => {
       pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'react3_' });
       const h = React.createElement;
-      ReactDOM.createRoot(document.getElementById('a')).render(h(React.StrictMode, null, h(components.Cart, { name: 'strict' }), h(components.Status, { name: 'status' })));
+      const gated = h(components.Gate, { name: 'gate' }, h(components.Cart, { name: 'strict' }), h(components.Status, { name: 'status' }));
+      ReactDOM.createRoot(document.getElementById('a')).render(h(React.StrictMode, null, gated));
     });
     await until(tab, () => document.getElementById('status')?.textContent === 'enabled=false pending=0');
-    await new Promise((r) => setTimeout(r, 200));
+    // A loop through React (an effect or a subscription that sets state on every commit) keeps
+    // updates due in the root, ahead of a transition: past the gate, it would have shown.
+    await throughGates(tab, ['gate'], () => renders);
     const renders = await tab.evaluate(() => ({ ...renders }));
     assert.ok(renders.strict <= 4 && renders.status <= 4, `no render loop: ${JSON.stringify(renders)}`);
     assert.deepEqual(tab.problems, [], 'no React warnings (a getSnapshot that is not cached would warn)');
@@ -180,15 +204,18 @@ describe('React hooks', () => {
     const ctx = await env.context();
     // Real time (React's scheduler and Web Locks do not run under a fake clock): a 1 s TTL.
     const tab = await openTab(ctx, page());
+    await tab.evaluate(setup);
     await tab.evaluate(() => {
       const h = React.createElement;
       window.calls = 0;
       window.fail = false;
       window.states = { a: [], b: [] };
-      // The data source: slow, counted, and made to fail on demand.
+      window.log = [];
+      // The data source: slow, counted, logged, and made to fail on demand.
       window.source = () =>
         new Promise((resolve, reject) => {
           calls++;
+          log.push(`load ${calls}`);
           setTimeout(() => (fail ? reject(Object.assign(new Error('upstream down'), { retryable: false })) : resolve({ stores: calls })), 50);
         });
       window.Stores = ({ name }) => {
@@ -198,8 +225,8 @@ describe('React hooks', () => {
         return h('span', { id: name }, q.data ? `stores v${q.data.stores}` : q.error ? `error ${q.error.type}` : 'loading');
       };
       pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'query_' });
-      ReactDOM.createRoot(document.getElementById('a')).render(h(Stores, { name: 'a' }));
-      ReactDOM.createRoot(document.getElementById('b')).render(h(Stores, { name: 'b' }));
+      ReactDOM.createRoot(document.getElementById('a')).render(h(components.Gate, { name: 'gate_a' }, h(Stores, { name: 'a' })));
+      ReactDOM.createRoot(document.getElementById('b')).render(h(components.Gate, { name: 'gate_b' }, h(Stores, { name: 'b' })));
     });
     await until(tab, () => document.getElementById('a')?.textContent === 'stores v1' && document.getElementById('b')?.textContent === 'stores v1');
     assert.equal(await tab.evaluate(() => calls), 1, 'two roots, one load');
@@ -209,15 +236,25 @@ describe('React hooks', () => {
     await tab.evaluate(() => (fail = true));
     await until(tab, () => states.a.some(([data, , isStale]) => data === 1 && isStale));
     // The load fails: the stale value stays on screen, with the error beside it.
-    await until(tab, () => JSON.stringify(states.a.at(-1)) === JSON.stringify([1, false, true, 'FETCH_FAILED']));
+    const failedState = JSON.stringify([1, false, true, 'FETCH_FAILED']);
+    const failed = await until(tab, (failedState) => Object.values(states).every((s) => JSON.stringify(s.at(-1)) === failedState) && { a: states.a.length, b: states.b.length }, failedState);
     assert.equal(await tab.evaluate(() => document.getElementById('a').textContent), 'stores v1');
     assert.equal(await tab.evaluate(() => calls), 2);
-    await new Promise((r) => setTimeout(r, 300));
+    // A failure waits for refetch. Loading again unasked would be the hook's doing (an effect, or
+    // a load started in a render): it first renders isLoading, an update due in the root ahead of
+    // a transition, so past the gates it would be in `states`.
+    await throughGates(tab, ['gate_a', 'gate_b'], () => ({ calls, states }));
+    const since = await tab.evaluate((failed) => [...states.a.slice(failed.a), ...states.b.slice(failed.b)], failed);
+    assert.deepEqual(since.filter((s) => JSON.stringify(s) !== failedState), [], 'a failure waits for refetch: no load started');
     assert.equal(await tab.evaluate(() => calls), 2, 'a failure waits for refetch');
 
     await tab.evaluate(() => (fail = false));
     // Read as refetch resolves: the 1 s TTL starts the next reload soon after.
-    assert.deepEqual(await tab.evaluate(async () => [await refetch_b(), calls]), [{ stores: 3 }, 3], 'refetch loads once for both roots');
+    const refetched = await tab.evaluate(async () => {
+      log.push('refetch');
+      return [await refetch_b(), calls, log];
+    });
+    assert.deepEqual(refetched, [{ stores: 3 }, 3, ['load 1', 'load 2', 'refetch', 'load 3']], 'refetch loads once for both roots, and only the refetch loads');
     await until(tab, () => /stores v[3-9]/.test(document.getElementById('a').textContent) && /stores v[3-9]/.test(document.getElementById('b').textContent));
     const renders = await tab.evaluate(() => states.a.length + states.b.length);
     assert.ok(renders < 40, `renders bounded: ${renders}`);

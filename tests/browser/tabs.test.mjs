@@ -52,6 +52,11 @@ describe('across tabs and package copies', () => {
       const other = new pkg2.BackendSyncedCacheService({ backendUrl: null, prefix: 'cp_other_' });
       const heard = [];
       shell.subscribe('cart', (v) => heard.push(['shell', v, product.get('cart')]));
+      // The copies also tell other tabs, on a channel every BroadcastChannel of this window hears.
+      // A tap of our own, opened after theirs, learns when a message has been handed out here.
+      const tap = new BroadcastChannel('cp_');
+      const tapped = (key) => new Promise((resolve) => tap.addEventListener('message', (e) => String(e.data).includes(JSON.stringify(key)) && resolve()));
+      const barriers = [tapped('barrier_product'), tapped('barrier_shell')];
       const out = { separateModules: pkg.BackendSyncedCacheService !== pkg2.BackendSyncedCacheService };
       const p = product.set('cart', ['apple']);
       out.syncGet = shell.get('cart');
@@ -63,8 +68,14 @@ describe('across tabs and package copies', () => {
       await shell.clear();
       out.afterClear = [product.get('user'), shell.get('user')];
       out.otherPrefix = other.get('cart');
-      // Let other-tab messages (if any were wrongly echoed) arrive before counting.
-      await new Promise((r) => setTimeout(r, 100));
+      // The copies' messages to other tabs reach each other's channels too, and must not be
+      // applied (or told to subscribers) a second time. A window's channels get their messages in
+      // the order they were posted (one task each, on one task source, oldest channel first), so
+      // once a later message from each copy has reached the tap, every earlier one has reached
+      // shell and product: a wrongly applied echo would be in `heard` by now.
+      await Promise.all([product.set('barrier_product', 1), shell.set('barrier_shell', 1)]);
+      await Promise.all(barriers);
+      tap.close();
       out.heard = heard;
       product.dispose();
       await shell.set('after', 1);
