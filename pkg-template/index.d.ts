@@ -185,6 +185,12 @@ export interface SyncStatus {
    * (the backend has no event stream: polling), `'follower'` (another tab leads) or `'off'`.
    */
   readonly realtime: 'off' | 'follower' | 'connecting' | 'open' | 'retrying' | 'unsupported';
+  /**
+   * `'off'` without a backend (`backendUrl: null`); `'absent'` when the backend answered that it
+   * does not exist (`404`/`405`): nothing is sent until it is checked again (the next page load,
+   * an `online` event, or every few minutes), and writes stay queued; `'on'` otherwise.
+   */
+  readonly backend: 'off' | 'on' | 'absent';
 }
 
 /** One entry as dev tools show it. */

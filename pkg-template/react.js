@@ -93,7 +93,7 @@ export function useSharedCache(key, initialValue = null, ttl, options) {
   return [value, setValue];
 }
 
-const SERVER_STATUS = Object.freeze({ enabled: false, online: false, syncing: false, leader: false, pending: 0, failures: 0, lastError: null, lastSyncedAt: null, retryAt: null });
+const SERVER_STATUS = Object.freeze({ enabled: false, online: false, syncing: false, leader: false, pending: 0, failures: 0, lastError: null, lastSyncedAt: null, retryAt: null, realtime: 'off', backend: 'off' });
 
 /** The backend sync status (`cache.syncStatus`), re-rendering when it changes. */
 export function useSyncStatus(options) {

@@ -59,6 +59,7 @@ export interface CoreStatus {
   enabled: boolean; online: boolean; syncing: boolean; leader: boolean; pending: number; failures: number;
   lastError: string | null; lastSyncedAt: number | null; retryAt: number | null;
   realtime: 'off' | 'follower' | 'connecting' | 'open' | 'retrying' | 'unsupported';
+  backend: 'off' | 'on' | 'absent';
 }
 /** One entry, for dev tools (times on the device's clock). */
 export interface CoreEntry { key: string; json: string; expiresAt: number | null; writtenAt: number; writer: string; pending: boolean }
@@ -171,6 +172,7 @@ struct StatusJs {
     last_synced_at: Option<u64>,
     retry_at: Option<u64>,
     realtime: &'static str,
+    backend: &'static str,
 }
 
 impl From<Status> for StatusJs {
@@ -187,6 +189,11 @@ impl From<Status> for StatusJs {
             last_synced_at: state.as_ref().and_then(|st| st.last_synced_at),
             retry_at: state.as_ref().and_then(|st| st.retry_at),
             realtime: state.as_ref().map_or("off", |st| st.realtime.as_str()),
+            backend: match &state {
+                None => "off",
+                Some(st) if st.absent => "absent",
+                Some(_) => "on",
+            },
         }
     }
 }

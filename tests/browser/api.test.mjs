@@ -440,7 +440,41 @@ describe('BackendSyncedCacheService in one page', () => {
     const ctx = await env.context();
     const page = await openTab(ctx, env.page());
     const status = await page.evaluate(() => new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'st_' }).syncStatus);
-    assert.deepEqual(status, { enabled: false, pending: 0, online: false, syncing: false, leader: false, failures: 0, retryAt: null, lastSyncedAt: null, lastError: null, realtime: 'off' });
+    assert.deepEqual(status, { enabled: false, pending: 0, online: false, syncing: false, leader: false, failures: 0, retryAt: null, lastSyncedAt: null, lastError: null, realtime: 'off', backend: 'off' });
+    await ctx.close();
+  });
+
+  test('with the default backendUrl and no backend there, it says so once, asks no more for minutes, and keeps the writes queued', async () => {
+    const ctx = await env.context();
+    // The page's server has no /api/cache: it answers 404, as an app without a backend does.
+    const page = await openTab(ctx, env.page(), { allowConsoleErrors: true });
+    const r = await page.evaluate(async () => {
+      const requests = [];
+      const fetch = window.fetch;
+      window.fetch = (input, init) => (requests.push(new URL(input.url ?? input, location.href).pathname), fetch(input, init));
+      const warnings = [];
+      const c = new pkg.BackendSyncedCacheService({ prefix: 'nb_', logger: (record) => warnings.push(record) });
+      await c.set('a', 1);
+      const status = await new Promise((resolve) => {
+        const seen = c.syncStatus;
+        if (seen.backend === 'absent') return resolve(seen);
+        const off = c.on('sync', (s) => s.backend === 'absent' && (off(), resolve(s)));
+      });
+      await c.set('b', 2);
+      return { status, warnings, requests, pending: c.syncStatus.pending, now: Date.now(), get: c.get('b') };
+    });
+    // Counted as fetch is called: a request for the second write would be counted by now.
+    assert.deepEqual(r.requests, ['/api/cache/sync']);
+    const { status, warnings } = r;
+    assert.equal(status.backend, 'absent');
+    assert.equal(status.realtime, 'off', 'not "retrying" a stream of a backend that is not there');
+    assert.ok(status.retryAt - r.now >= 2 * 60_000, `the next check is minutes away: ${status.retryAt - r.now} ms`);
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.equal(warnings[0].level, 'warn');
+    assert.match(warnings[0].message, /no cache backend at \/api\/cache .*HTTP 404.*backendUrl: null/);
+    assert.equal(r.pending, 2, 'the writes stay queued for when a backend answers');
+    assert.equal(r.get, 2);
+    assert.deepEqual(page.problems, []);
     await ctx.close();
   });
 });

@@ -35,6 +35,9 @@ pub struct SyncState {
     pub last_synced_at: Option<u64>,
     /// How changes from other writers arrive (see [`Realtime`]).
     pub realtime: Realtime,
+    /// The backend answered that it does not exist (`404`/`405` on `/sync`): nothing is sent
+    /// until a recheck at `retry_at`, the browser coming back online, or the next page load.
+    pub absent: bool,
 }
 
 /// How this instance learns of other writers' changes.
@@ -76,6 +79,12 @@ pub const PUSH_RETRY_MAX_MS: u64 = 30_000;
 /// How long a backend without an event stream is polled before it is asked again (it may have
 /// been upgraded meanwhile).
 pub const UNSUPPORTED_RECHECK_MS: u64 = 5 * 60_000;
+/// How long after the backend answered that it does not exist it is asked again; the wait doubles
+/// per answer alike up to [`ABSENT_RECHECK_MAX_MS`]. A backend being deployed answers `404` for a
+/// moment, and a long-lived page must not stop syncing for good because of it.
+pub const ABSENT_RECHECK_MS: u64 = 5 * 60_000;
+/// The longest wait between two checks of a backend that answered that it does not exist.
+pub const ABSENT_RECHECK_MAX_MS: u64 = 60 * 60_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Push {
@@ -107,6 +116,8 @@ pub struct SyncEngine {
     push_failures: u32,
     push_retry_at: Option<u64>,
     push_unsupported: bool,
+    /// How many answers in a row said the backend does not exist (0: it may).
+    absent_answers: u32,
 }
 
 impl SyncEngine {
@@ -130,6 +141,7 @@ impl SyncEngine {
             push_failures: 0,
             push_retry_at: None,
             push_unsupported: false,
+            absent_answers: 0,
         }
     }
 
@@ -147,6 +159,7 @@ impl SyncEngine {
             && self.leader
             && self.browser_online
             && self.caught_up
+            && self.absent_answers == 0
             && self.push == Push::Closed
             && self.push_retry_at.is_none_or(|at| now_ms >= at)
     }
@@ -204,7 +217,7 @@ impl SyncEngine {
 
     /// How other writers' changes arrive now.
     pub fn realtime(&self) -> Realtime {
-        match (self.push_enabled, self.leader, self.push) {
+        match (self.push_enabled && self.absent_answers == 0, self.leader, self.push) {
             (false, _, _) => Realtime::Off,
             (true, false, _) => Realtime::Follower,
             (true, true, Push::Connecting) => Realtime::Connecting,
@@ -244,7 +257,7 @@ impl SyncEngine {
         };
         // Only when `push_due` can turn true by time alone: before the first successful sync
         // nothing but an answer opens the stream, and a wake-up due at once would spin.
-        let push = (self.push_enabled && self.leader && self.push == Push::Closed && self.caught_up)
+        let push = (self.push_enabled && self.leader && self.push == Push::Closed && self.caught_up && self.absent_answers == 0)
             .then(|| self.push_retry_at.unwrap_or(0));
         match (sync, push) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -306,6 +319,7 @@ impl SyncEngine {
     /// now, the leader would stop polling before it ever caught up or read the backend's clock).
     pub fn cleared(&mut self, now_ms: u64) {
         self.in_flight = false;
+        self.absent_answers = 0;
         self.reachable = true;
         self.failures = 0;
         self.retry_at = None;
@@ -331,6 +345,24 @@ impl SyncEngine {
             Backoff::doubling(self.policy.retry_delay_ms, self.policy.sync_interval_ms.max(1)).delay(self.failures, jitter)
         };
         self.retry_at = Some(now_ms.saturating_add(delay.max(1)));
+    }
+
+    /// The backend answered that it does not exist (`404`/`405` on `/sync` or `/clear`: no
+    /// backend at the configured URL). Nothing is sent, nor polled, until a recheck after
+    /// [`ABSENT_RECHECK_MS`] (doubling per answer alike), an `online` event, or the next page
+    /// load; pending writes stay in the outbox. The wait is scaled by a jitter factor in
+    /// `[0.5, 1.5)` like retries. Returns whether this is news (the first such answer in a row),
+    /// so that it is reported once.
+    pub fn absent(&mut self, now_ms: u64, error: CacheError, jitter: f64) -> bool {
+        self.in_flight = false;
+        self.reachable = true;
+        self.failures = 0;
+        self.more = false;
+        self.last_error = Some(error);
+        self.absent_answers = self.absent_answers.saturating_add(1);
+        let delay = Backoff::doubling(ABSENT_RECHECK_MS, ABSENT_RECHECK_MAX_MS).delay(self.absent_answers, jitter);
+        self.retry_at = Some(now_ms.saturating_add(delay));
+        self.absent_answers == 1
     }
 
     /// The browser went online or offline. Coming online retries at once.
@@ -373,6 +405,7 @@ impl SyncEngine {
             last_error: self.last_error.clone(),
             last_synced_at: self.last_synced_at,
             realtime: self.realtime(),
+            absent: self.absent_answers > 0,
         }
     }
 }

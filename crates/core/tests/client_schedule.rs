@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use mfe_shared_cache_core::client::{BackendConfig, Client, ClientConfig, Effect, LEASE_BEAT_MS, LEASE_MS};
-use mfe_shared_cache_core::{MemoryStorage, Storage, StorageError, SyncPolicy};
+use mfe_shared_cache_core::{CacheError, MemoryStorage, Realtime, Storage, StorageError, SyncPolicy, ABSENT_RECHECK_MS};
 
 /// One storage for every tab of the origin, as localStorage is.
 #[derive(Clone, Default)]
@@ -49,6 +49,8 @@ struct Tab {
     /// `/events` requests this tab sent.
     streams: usize,
     open: bool,
+    /// Errors this tab reported to its API.
+    errors: Vec<CacheError>,
 }
 
 struct World {
@@ -58,6 +60,8 @@ struct World {
     /// Web Locks: (tab, lock id) waiting for the leader lock, the first holds it.
     lock_queue: VecDeque<(usize, u32)>,
     events: Events,
+    /// No backend at the URL: `/sync` answers 404 (an app's default `/api/cache` without one).
+    no_backend: bool,
     online: bool,
     /// Requests waiting to be answered: (tab, id, path).
     requests: VecDeque<(usize, u32, String)>,
@@ -74,6 +78,7 @@ impl World {
             tabs: Vec::new(),
             lock_queue: VecDeque::new(),
             events,
+            no_backend: false,
             online: true,
             requests: VecDeque::new(),
             web_locks,
@@ -99,7 +104,7 @@ impl World {
             seed: index as u64 + 1,
         };
         let client = Client::open(self.storage.clone(), config, self.now);
-        self.tabs.push(Tab { client, wake: None, syncs: 0, streams: 0, open: true });
+        self.tabs.push(Tab { client, wake: None, syncs: 0, streams: 0, open: true, errors: Vec::new() });
         self.settle();
         index
     }
@@ -191,6 +196,7 @@ impl World {
                 self.requests.push_back((t, fetch.id, fetch.path));
             }
             Effect::Abort(id) => self.requests.retain(|&(tab, request, _)| !(tab == t && request == id)),
+            Effect::Error(e) => self.tabs[t].errors.push(e),
             _ => {}
         }
     }
@@ -218,6 +224,8 @@ impl World {
             let client = &mut self.tabs[t].client;
             if !self.online {
                 client.request_failed(id, "offline", false, now);
+            } else if self.no_backend {
+                client.answered(id, 404, "<html>Cannot POST</html>", now);
             } else if path.starts_with("/events") {
                 match self.events {
                     Events::Stream => client.stream_opened(id, 200, "text/event-stream", None, now),
@@ -350,4 +358,43 @@ fn nothing_is_sent_while_offline_however_long_and_the_outbox_goes_the_moment_the
     world.set_online(true);
     assert_eq!(world.syncs()[0], before + 1, "sent at the online event, not at the next interval");
     assert_eq!(world.tabs[0].client.status().pending, 0);
+}
+
+#[test]
+fn without_a_backend_at_the_url_each_tab_says_so_once_and_stays_quiet_until_a_recheck_the_online_event_or_an_answer() {
+    let mut world = World::new(Events::Stream, true, 300);
+    world.no_backend = true;
+    world.open_tab();
+    world.open_tab();
+    world.advance(60_000);
+    assert_eq!(world.syncs(), vec![1, 0], "the leader asked once, and nobody polls or retries a backend that is not there");
+    assert_eq!(world.tabs[0].streams, 0, "nor asks it for an event stream");
+    let state = world.tabs[0].client.status().state.expect("a backend is configured");
+    assert!(state.absent && state.online, "{state:?}");
+    assert_eq!(state.realtime, Realtime::Off);
+    assert_eq!(world.tabs[0].errors.len(), 1, "said once: {:?}", world.tabs[0].errors);
+    let said = world.tabs[0].errors[0].to_string();
+    assert!(said.contains("no cache backend at http://backend.test/api/cache") && said.contains("backendUrl: null"), "{said}");
+    assert!(matches!(world.tabs[0].errors[0], CacheError::Server { status: 404, .. }));
+
+    // A follower's write is sent (it has not heard yet), then it is quiet too; writes stay queued.
+    world.set(1, "a", "1");
+    world.set(1, "b", "2");
+    assert_eq!(world.syncs()[1], 1);
+    assert_eq!(world.tabs[1].errors.len(), 1);
+    assert_eq!(world.tabs[1].client.status().pending, 2);
+
+    // A recheck minutes later (jitter scales the wait by at most 1.5), without a second warning.
+    world.advance(ABSENT_RECHECK_MS * 3 / 2);
+    assert_eq!(world.syncs(), vec![2, 2], "each asked once more");
+    assert_eq!((world.tabs[0].errors.len(), world.tabs[1].errors.len()), (1, 1), "and said nothing new");
+
+    // The backend is there now: the online event checks at once, the outbox goes, sync goes on.
+    world.no_backend = false;
+    world.set_online(true);
+    assert_eq!(world.syncs(), vec![3, 3]);
+    assert_eq!(world.tabs[1].client.status().pending, 0);
+    let state = world.tabs[0].client.status().state.expect("a backend is configured");
+    assert!(!state.absent && state.last_error.is_none(), "{state:?}");
+    assert_eq!(world.tabs[0].streams, 1, "the leader opens its event stream");
 }

@@ -57,6 +57,8 @@ pub(crate) struct Backend {
     leader_lock: Option<u32>,
     in_flight: Option<InFlight>,
     stream: Option<Stream>,
+    /// `backendUrl`, for what the client says when nothing answers there.
+    url: String,
 }
 
 /// What an instance must let go of when it is disposed.
@@ -82,6 +84,7 @@ impl Backend {
             leader_lock: None,
             in_flight: None,
             stream: None,
+            url: config.url,
         }
     }
 
@@ -265,8 +268,26 @@ impl<S: Storage> Client<S> {
         let named = error_body.as_ref().and_then(|b| b.index);
         let what = error_body.map_or_else(|| body.chars().take(200).collect(), |b| format!("{}: {}", b.code, b.message));
         let path = if flight.clear { "/clear" } else { "/sync" };
-        let message = format!("{path} answered HTTP {status}: {what}");
+        let answered = format!("{path} answered HTTP {status}");
+        let message = format!("{answered}: {what}");
         let Some(backend) = self.backend.as_mut() else { return };
+        if status == 404 || status == 405 {
+            // No backend there (the default `/api/cache` of an app that has none, or a wrong
+            // URL): said once, then quiet until a recheck, an `online` event or the next load.
+            let error = CacheError::Server {
+                status,
+                message: format!(
+                    "no cache backend at {} ({answered}). Writes stay queued in this browser and are sent when it answers: on the next page load, when the browser comes back online, or at a check every few minutes. To use the cache without a backend, pass backendUrl: null",
+                    backend.url
+                ),
+            };
+            let jitter = self.rng.next();
+            let news = self.backend.as_mut().is_some_and(|b| b.engine.absent(now, error.clone(), jitter));
+            if news {
+                self.report([error]);
+            }
+            return self.settle(now);
+        }
         match Refusal::of(status, named, flight.batch.changes.len()) {
             Refusal::TooLarge => {
                 backend.limits.shrink_below(flight.batch.changes.len(), flight.bytes);
