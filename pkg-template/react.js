@@ -61,6 +61,12 @@ export function SharedCacheProvider({ cache, children }) {
   return createElement(CacheContext.Provider, { value: cache }, children);
 }
 
+// False in the server's render and in the render that hydrates it, true in every other: what a
+// hook shows from the cache outside useSyncExternalStore (which has its own server snapshot) waits
+// for it, so that hydrating renders what the server did, and the stored values come right after.
+const never = () => () => {};
+const useHydrated = () => useSyncExternalStore(never, () => true, () => false);
+
 function useCache(explicit) {
   const fromContext = useContext(CacheContext);
   // On the server there is no storage to share and no tab to talk to: hooks render initial values.
@@ -131,9 +137,10 @@ export function useSharedQuery(key, loader, options = {}) {
   latest.current = { loader, options };
   const subscribe = useCallback((onChange) => (cache ? cache.subscribe(key, onChange) : () => {}), [cache, key]);
   const fresh = useSyncExternalStore(subscribe, () => (cache ? cache.get(key) : null), () => null);
+  const shown = useHydrated() ? cache : null;
   // Read in render: its identity is stable while unchanged, and any change to the key (expiry
   // included) re-renders through the subscription above.
-  const stale = fresh === null && cache && options.staleWhileRevalidate !== false ? (cache[READ_STALE]?.(key) ?? null) : null;
+  const stale = fresh === null && shown && options.staleWhileRevalidate !== false ? (shown[READ_STALE]?.(key) ?? null) : null;
   const [run, setRun] = useState({ key: null, loading: false, error: null });
 
   const load = useCallback(
@@ -157,15 +164,16 @@ export function useSharedQuery(key, loader, options = {}) {
 
   const missing = fresh === null;
   const failed = run.key === key && run.error !== null;
+  // Not from the hydration render: the value in storage shows right after it, with no load.
   useEffect(() => {
-    if (missing && !failed) load(false);
-  }, [load, missing, failed]);
+    if (shown && missing && !failed) load(false);
+  }, [shown, load, missing, failed]);
 
   const refetch = useCallback(() => load(true), [load]);
   return {
     data: fresh ?? stale,
     error: run.key === key ? run.error : null,
-    isLoading: cache !== null && ((run.key === key && run.loading) || (missing && !failed)),
+    isLoading: shown !== null && ((run.key === key && run.loading) || (missing && !failed)),
     isStale: missing && stale !== null,
     refetch,
   };
