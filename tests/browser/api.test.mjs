@@ -461,10 +461,12 @@ describe('BackendSyncedCacheService in one page', () => {
         const off = c.on('sync', (s) => s.backend === 'absent' && (off(), resolve(s)));
       });
       await c.set('b', 2);
-      return { status, warnings, requests, pending: c.syncStatus.pending, now: Date.now(), get: c.get('b') };
+      // The core decides when the write is flushed: a request for it would be in flight now.
+      const { pending, syncing } = c.syncStatus;
+      return { status, warnings, requests, pending, syncing, now: Date.now(), get: c.get('b') };
     });
-    // Counted as fetch is called: a request for the second write would be counted by now.
     assert.deepEqual(r.requests, ['/api/cache/sync']);
+    assert.equal(r.syncing, false, 'the second write is not sent');
     const { status, warnings } = r;
     assert.equal(status.backend, 'absent');
     assert.equal(status.realtime, 'off', 'not "retrying" a stream of a backend that is not there');
