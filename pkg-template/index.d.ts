@@ -148,6 +148,17 @@ export interface GetOrFetchOptions<T> {
   graceTime?: number | undefined;
   /** Load even on a hit (a load another tab finished after this call started counts). */
   refresh?: boolean | undefined;
+  /**
+   * Send the loaded value to the backend too (every device of the namespace). Default false:
+   * what a loader fetches is often the user's own, and stays in this browser (every MFE and tab).
+   */
+  sync?: boolean | undefined;
+}
+
+/** `set`'s options. */
+export interface SetOptions {
+  /** Default true: the backend gets it (every device of the namespace); false: this browser only. */
+  sync?: boolean | undefined;
 }
 
 /** `getStats()`. */
@@ -230,7 +241,7 @@ export class BackendSyncedCacheService {
   /** How this instance reaches other tabs. */
   readonly tabLink: 'broadcast-channel' | 'storage-event' | 'none';
   /** Resolves once applied locally and persisted; rejects with a CacheError. */
-  set<T extends JsonValue>(key: string, value: T, ttl?: Ttl): Promise<void>;
+  set<T extends JsonValue>(key: string, value: T, ttl?: Ttl, options?: SetOptions): Promise<void>;
   /** The value, or null when missing or expired; the same frozen object while unchanged. */
   get<T = JsonValue>(key: string): DeepReadonly<T> | null;
   remove(key: string): Promise<void>;
@@ -276,7 +287,7 @@ export class CacheScope {
   readonly name: string;
   /** The instance it writes through. */
   readonly cache: BackendSyncedCacheService;
-  set<T extends JsonValue>(key: string, value: T, ttl?: Ttl): Promise<void>;
+  set<T extends JsonValue>(key: string, value: T, ttl?: Ttl, options?: SetOptions): Promise<void>;
   get<T = JsonValue>(key: string): DeepReadonly<T> | null;
   has(key: string): boolean;
   remove(key: string): Promise<void>;

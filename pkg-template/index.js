@@ -236,6 +236,18 @@ function defaultStorage(report) {
   return new MemoryStorage();
 }
 
+/**
+ * Whether a write goes to the backend: `options.sync`, or `fallback` when not given.
+ * @param {any} options @param {boolean} fallback
+ */
+function syncOption(options, fallback) {
+  if (options === undefined || options === null) return fallback;
+  if (typeof options !== 'object') throw new CacheError('INVALID_OPTION', `options must be an object, got ${describe(options)}`);
+  const { sync = fallback } = options;
+  if (typeof sync !== 'boolean') throw new CacheError('INVALID_OPTION', `option sync must be true or false, got ${describe(sync)}`);
+  return sync;
+}
+
 /** @param {any} retry */
 const checkRetry = (retry) => (retry == null ? DEFAULT_RETRY : withDefaults('option retry', 'retry.', retry, DEFAULT_RETRY, RETRY_RULES));
 
@@ -325,22 +337,25 @@ export class BackendSyncedCacheService {
   /**
    * Sets `key` to a JSON value for `ttl` seconds (default `defaultTTL`; 0 never expires).
    * Visible to every instance on the page when this returns; resolves once persisted.
-   * @param {string} key @param {unknown} value @param {number | string} [ttl]
+   * Options: `sync` (default true): false keeps the value in this browser (every MFE and tab of
+   * the origin), never sent to the backend.
+   * @param {string} key @param {unknown} value @param {number | string} [ttl] @param {{ sync?: boolean }} [options]
    */
-  set(key, value, ttl) {
+  set(key, value, ttl, options) {
     try {
       this.#assertOpen();
       checkKey(key);
       const ttlSecs = ttlSeconds(ttl, this.#options.defaultTTL);
-      return this.#write(key, toJson(key, value), ttlSecs);
+      const sync = syncOption(options, true);
+      return this.#write(key, toJson(key, value), ttlSecs, sync);
     } catch (e) {
       return Promise.reject(toCacheError(e));
     }
   }
 
-  /** @param {string} key @param {string} json @param {number} ttlSecs */
-  #write(key, json, ttlSecs) {
-    this.#published(key, this.#call(() => this.#core.set(key, json, ttlSecs, this.#group.size > 1)));
+  /** @param {string} key @param {string} json @param {number} ttlSecs @param {boolean} sync */
+  #write(key, json, ttlSecs, sync) {
+    this.#published(key, this.#call(() => this.#core.set(key, json, ttlSecs, sync, this.#group.size > 1)));
     return this.#whenFlushed(key);
   }
 
@@ -458,7 +473,7 @@ export class BackendSyncedCacheService {
     const { filter, graceTime = DEFAULT_GRACE_MS } = options;
     if (filter !== undefined && typeof filter !== 'function') throw new CacheError('INVALID_OPTION', 'option filter must be a function');
     if (typeof graceTime !== 'number' || !(graceTime >= 0) || !Number.isFinite(graceTime)) throw new CacheError('INVALID_OPTION', `option graceTime must be ms >= 0, got ${describe(graceTime)}`);
-    const core = { ttl: ttlSeconds(options.ttl, this.#options.defaultTTL), graceTime, refresh: options.refresh === true, retry: checkRetry(options.retry) };
+    const core = { ttl: ttlSeconds(options.ttl, this.#options.defaultTTL), graceTime, refresh: options.refresh === true, sync: syncOption(options, false), retry: checkRetry(options.retry) };
     const flight = () => this.#flight(key, () => this.#load(key, loader, filter, core));
     if (!core.refresh && options.staleWhileRevalidate === true) {
       const stale = this[READ_STALE](key);

@@ -17,6 +17,11 @@ export interface HookOptions {
   cache?: BackendSyncedCacheService | undefined;
 }
 
+export interface SharedCacheHookOptions extends HookOptions {
+  /** `setValue` sends the value to the backend (default true); false keeps it in this browser. */
+  sync?: boolean | undefined;
+}
+
 /**
  * `[value, setValue]` for `key`; `value` is `initialValue` while there is none. `setValue` takes a
  * value or an updater (values read from the cache, deeply readonly, are accepted back) and returns
@@ -27,14 +32,14 @@ export function useSharedCache<T extends ([T] extends [JsonValue] ? unknown : Js
   key: string,
   initialValue: T,
   ttl?: number,
-  options?: HookOptions,
+  options?: SharedCacheHookOptions,
 ): [DeepReadonly<T>, (next: T | DeepReadonly<T> | ((current: DeepReadonly<T>) => T | DeepReadonly<T>)) => Promise<void>];
 /** The same with no initial value: `value` is null while there is none. */
 export function useSharedCache<T extends JsonValue = JsonValue>(
   key: string,
   initialValue?: null,
   ttl?: number,
-  options?: HookOptions,
+  options?: SharedCacheHookOptions,
 ): [
   DeepReadonly<T> | null,
   (next: T | DeepReadonly<T> | ((current: DeepReadonly<T> | null) => T | DeepReadonly<T>)) => Promise<void>,

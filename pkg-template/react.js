@@ -75,10 +75,12 @@ function useCache(explicit) {
 
 /**
  * `[value, setValue]` for `key`: `value` is the cached value or `initialValue` while there is none;
- * `setValue(valueOrUpdater)` returns the `set` promise. `options.cache` picks an instance.
+ * `setValue(valueOrUpdater)` returns the `set` promise. `options.cache` picks an instance;
+ * `options.sync: false` keeps what it writes in this browser (never sent to the backend).
  */
 export function useSharedCache(key, initialValue = null, ttl, options) {
   const cache = useCache(options?.cache);
+  const sync = options?.sync;
   // The first initial value is kept: a literal passed on every render must not look like a change.
   const initial = useRef(initialValue).current;
   const subscribe = useCallback((onChange) => (cache ? cache.subscribe(key, onChange) : () => {}), [cache, key]);
@@ -92,9 +94,9 @@ export function useSharedCache(key, initialValue = null, ttl, options) {
       if (!cache) return Promise.reject(new CacheError('INVALID_ARGUMENT', 'useSharedCache: there is no cache on the server; set values in the browser'));
       const current = cache.get(key);
       const resolved = typeof next === 'function' ? next(current === null ? initial : current) : next;
-      return cache.set(key, resolved, ttl);
+      return cache.set(key, resolved, ttl, sync === undefined ? undefined : { sync });
     },
-    [cache, key, ttl, initial],
+    [cache, key, ttl, initial, sync],
   );
   return [value, setValue];
 }

@@ -34,10 +34,10 @@ export class CacheScope {
     return this.#prefix + key;
   }
 
-  /** @param {string} key @param {any} value @param {number | string} [ttl] */
-  set(key, value, ttl) {
+  /** @param {string} key @param {any} value @param {number | string} [ttl] @param {{ sync?: boolean }} [options] */
+  set(key, value, ttl, options) {
     try {
-      return this.#cache.set(this.#key(key), value, ttl);
+      return this.#cache.set(this.#key(key), value, ttl, options);
     } catch (e) {
       return Promise.reject(e);
     }

@@ -20,7 +20,7 @@ use std::rc::Rc;
 
 use js_sys::Function;
 use mfe_shared_cache_core::client::{node_id, BackendConfig, Client, ClientConfig, LoadOptions, LoaderOutcome, Status};
-use mfe_shared_cache_core::{parse_ttl, ttl_ms_from_secs, validate_key, Backoff, CacheError, SyncPolicy, ThrownError};
+use mfe_shared_cache_core::{parse_ttl, ttl_ms_from_secs, validate_key, Backoff, CacheError, Reach, SyncPolicy, ThrownError};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -65,7 +65,7 @@ export interface CoreStatus {
 export interface CoreEntry { key: string; json: string; expiresAt: number | null; writtenAt: number; writer: string; pending: boolean }
 /** `getOrFetch`'s options the core decides by. */
 export interface CoreLoadOptions {
-  ttl: number; graceTime: number; refresh: boolean;
+  ttl: number; graceTime: number; refresh: boolean; sync: boolean;
   retry: { maxRetries: number; initialDelay: number; maxDelay: number; backoffFactor: number };
 }
 /** How a loader's attempt ended. */
@@ -105,6 +105,15 @@ fn read_config(options: &JsValue, seed: u64) -> Result<(ClientConfig, Option<Str
     Ok((config, url))
 }
 
+/// Whom a write reaches: `sync` (the API's option) sends it to the backend too.
+fn reach(sync: bool) -> Reach {
+    if sync {
+        Reach::Everyone
+    } else {
+        Reach::Browser
+    }
+}
+
 /// `CoreLoadOptions`, read.
 fn read_load_options(options: &JsValue) -> Result<LoadOptions, CacheError> {
     let o = Fields::of(options, "load options")?;
@@ -116,6 +125,7 @@ fn read_load_options(options: &JsValue) -> Result<LoadOptions, CacheError> {
         refresh: o.boolean("refresh")?,
         retry: Backoff { first_ms: r.ms("initialDelay", 0)?, factor: r.number("backoffFactor")?.max(1.0), max_ms: r.ms("maxDelay", 0)?, jitter: false },
         max_retries: u32::try_from(r.ms("maxRetries", 0)?).unwrap_or(u32::MAX),
+        reach: reach(o.boolean("sync")?),
     })
 }
 
@@ -260,10 +270,11 @@ impl CacheCore {
         Ok(CacheCore { driver })
     }
 
-    /// Sets `key` to `json` (from `JSON.stringify`, checked by the shim) for `ttl` seconds. With
-    /// `peers` (the page has other instances), returns their news.
-    pub fn set(&self, key: &str, json: String, ttl: f64, peers: bool) -> Result<Option<String>, JsValue> {
-        self.driver.call(|inner, now| inner.client.set(key, json, ttl_ms_from_secs(ttl)?, now, peers))
+    /// Sets `key` to `json` (from `JSON.stringify`, checked by the shim) for `ttl` seconds; for
+    /// this browser only unless `sync`. With `peers` (the page has other instances), returns
+    /// their news.
+    pub fn set(&self, key: &str, json: String, ttl: f64, sync: bool, peers: bool) -> Result<Option<String>, JsValue> {
+        self.driver.call(|inner, now| inner.client.set_for(key, json, ttl_ms_from_secs(ttl)?, reach(sync), now, peers))
     }
 
     /// Removes `key`; with `peers`, returns the news for the page's other instances.

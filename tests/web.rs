@@ -666,7 +666,7 @@ fn load_options(ttl_secs: f64, grace_ms: f64) -> JsValue {
         ("maxDelay", 0.into()),
         ("backoffFactor", 2.into()),
     ]);
-    object(&[("ttl", ttl_secs.into()), ("graceTime", grace_ms.into()), ("refresh", false.into()), ("retry", retry)])
+    object(&[("ttl", ttl_secs.into()), ("graceTime", grace_ms.into()), ("refresh", false.into()), ("sync", false.into()), ("retry", retry)])
 }
 
 /// The loader's outcome `{ value: json }`.
@@ -705,10 +705,10 @@ fn set_and_flush_write_one_record_per_key_that_a_new_instance_hydrates() {
     let a = open(&local_js(), p, "page-a", &Recorder::new());
     let node = node_of(&a);
 
-    a.set("user", r#"{"name":"Ada","tags":["x",1,null]}"#.into(), 0.0, false).unwrap();
-    a.set("count", "1".into(), 0.0, false).unwrap();
-    a.set("count", "2".into(), 60.0, false).unwrap(); // coalesced with the previous write
-    a.set("nothing", "null".into(), 0.0, false).unwrap();
+    a.set("user", r#"{"name":"Ada","tags":["x",1,null]}"#.into(), 0.0, true, false).unwrap();
+    a.set("count", "1".into(), 0.0, true, false).unwrap();
+    a.set("count", "2".into(), 60.0, true, false).unwrap(); // coalesced with the previous write
+    a.set("nothing", "null".into(), 0.0, true, false).unwrap();
     assert!(local_keys(p).is_empty(), "nothing is persisted before flush");
 
     flush_ok(&a);
@@ -745,7 +745,7 @@ fn set_and_flush_write_one_record_per_key_that_a_new_instance_hydrates() {
     assert_eq!(read_expiry(&b, "user"), Some(0.0), "0: never expires");
 
     // A write made by the reopened instance orders after everything it loaded.
-    b.set("count", "3".into(), 0.0, false).unwrap();
+    b.set("count", "3".into(), 0.0, true, false).unwrap();
     flush_ok(&b);
     assert!(stored_ts(p, "count") > count_ts);
     a.dispose();
@@ -758,8 +758,8 @@ fn remove_leaves_a_tombstone_that_a_later_instance_respects() {
     let p = "wt_tomb_";
     clean(p);
     let a = open(&local_js(), p, "page-a", &Recorder::new());
-    a.set("gone", v("bye"), 0.0, false).unwrap();
-    a.set("stays", v("here"), 0.0, false).unwrap();
+    a.set("gone", v("bye"), 0.0, true, false).unwrap();
+    a.set("stays", v("here"), 0.0, true, false).unwrap();
     flush_ok(&a);
     let set_ts = stored_ts(p, "gone");
     a.remove("gone", false).unwrap();
@@ -777,7 +777,7 @@ fn remove_leaves_a_tombstone_that_a_later_instance_respects() {
     assert_eq!(read(&b, "gone"), None);
     assert_eq!(read(&b, "stays"), Some(v("here")));
     // The tombstone orders writes: the reopened instance's next write is newer than the remove.
-    b.set("gone", "1".into(), 0.0, false).unwrap();
+    b.set("gone", "1".into(), 0.0, true, false).unwrap();
     flush_ok(&b);
     assert!(stored_ts(p, "gone") > rm_ts);
     a.dispose();
@@ -790,8 +790,8 @@ fn clear_persists_an_epoch_and_removes_older_records_only() {
     let p = "wt_clear_";
     clean(p);
     let a = open(&local_js(), p, "page-a", &Recorder::new());
-    a.set("one", "1".into(), 0.0, false).unwrap();
-    a.set("two", "2".into(), 0.0, false).unwrap();
+    a.set("one", "1".into(), 0.0, true, false).unwrap();
+    a.set("two", "2".into(), 0.0, true, false).unwrap();
     a.remove("three", false).unwrap();
     flush_ok(&a);
     // Another tab (whose clock is ahead) wrote a record after `a` opened: it is newer than the
@@ -838,7 +838,7 @@ fn corrupt_and_foreign_entries_are_skipped_reported_and_left_in_place() {
     let p = "wt_corrupt_";
     clean(p);
     let a = open(&local_js(), p, "page-a", &Recorder::new());
-    a.set("good", r#"{"ok":true}"#.into(), 0.0, false).unwrap();
+    a.set("good", r#"{"ok":true}"#.into(), 0.0, true, false).unwrap();
     flush_ok(&a);
     a.dispose();
 
@@ -890,7 +890,7 @@ fn corrupt_and_foreign_entries_are_skipped_reported_and_left_in_place() {
     assert_eq!(local_get(&foreign), Some(foreign_text));
 
     // The instance works normally, and flushing does not touch the entries it skipped.
-    b.set("fresh", "1".into(), 0.0, false).unwrap();
+    b.set("fresh", "1".into(), 0.0, true, false).unwrap();
     flush_ok(&b);
     assert_eq!(local_get(&format!("{p}garbage")).as_deref(), Some("not json at all {"));
     b.dispose();
@@ -925,7 +925,7 @@ async fn set_remove_and_clear_reach_another_tab_over_broadcast_channel() {
     let b = Rc::new(open(&local_js(), p, "page-b", &rb));
     *slot.borrow_mut() = Some(b.clone());
 
-    a.set("k", v("hello"), 0.0, false).unwrap();
+    a.set("k", v("hello"), 0.0, true, false).unwrap();
     flush_ok(&a);
     let ts = stored_ts(p, "k");
     assert!(wait_until(|| rb.saw("k"), 2000.0).await, "B never heard of A's write");
@@ -942,8 +942,8 @@ async fn set_remove_and_clear_reach_another_tab_over_broadcast_channel() {
     assert_eq!(read(&a, "k"), None);
     assert_eq!(ra.count("k"), 1);
 
-    a.set("x", "1".into(), 0.0, false).unwrap();
-    a.set("y", "2".into(), 0.0, false).unwrap();
+    a.set("x", "1".into(), 0.0, true, false).unwrap();
+    a.set("y", "2".into(), 0.0, true, false).unwrap();
     flush_ok(&a);
     assert!(wait_until(|| rb.saw("x") && rb.saw("y"), 2000.0).await);
     assert_eq!(read(&b, "y").as_deref(), Some("2"));
@@ -962,7 +962,7 @@ async fn set_remove_and_clear_reach_another_tab_over_broadcast_channel() {
     assert_eq!(rb.count("k"), 1, "B is not notified of its own remove");
 
     // A write after the clear still propagates.
-    a.set("after", "3".into(), 0.0, false).unwrap();
+    a.set("after", "3".into(), 0.0, true, false).unwrap();
     flush_ok(&a);
     assert!(wait_until(|| rb.saw("after"), 2000.0).await);
     assert_eq!(read(&b, "after").as_deref(), Some("3"));
@@ -983,9 +983,9 @@ async fn instances_of_one_page_skip_each_others_channel_news_and_meet_through_pe
     let other = open(&local_js(), p, "page-2", &rother);
 
     // A shim alone on its page asks for no news: the write costs no encoding for nobody.
-    assert_eq!(a.set("solo", "1".into(), 0.0, false).unwrap(), None);
+    assert_eq!(a.set("solo", "1".into(), 0.0, true, false).unwrap(), None);
     assert_eq!(a.remove("solo", false).unwrap(), None);
-    let set_news = a.set("s", v("mine"), 5.0, true).unwrap().expect("news for the page's peers");
+    let set_news = a.set("s", v("mine"), 5.0, true, true).unwrap().expect("news for the page's peers");
     flush_ok(&a);
     // `other` (another page) is the control: once it has the message, `same` has had it too.
     assert!(wait_until(|| rother.saw("s"), 2000.0).await);
@@ -1010,7 +1010,7 @@ async fn instances_of_one_page_skip_each_others_channel_news_and_meet_through_pe
     assert_eq!(read(&same, "s"), None);
 
     // A clear made after seeing `same`'s write (the hub delivered it) hides that write there too.
-    a.peer(&same.set("z", "1".into(), 0.0, true).unwrap().expect("news")).unwrap();
+    a.peer(&same.set("z", "1".into(), 0.0, true, true).unwrap().expect("news")).unwrap();
     let (clear_news, visible) = clear(&a);
     assert_eq!(visible, ["z"]);
     same.peer(&clear_news).unwrap();
@@ -1038,7 +1038,7 @@ async fn caches_with_different_prefixes_never_see_each_others_keys() {
     let control = open(&local_js(), px, "page-5", &rcontrol);
 
     // `long`'s storage key `wt_pre_x_k` starts with `short`'s prefix.
-    long.set("k", v("long"), 0.0, false).unwrap();
+    long.set("k", v("long"), 0.0, true, false).unwrap();
     flush_ok(&long);
     assert!(wait_until(|| rcontrol.saw("k"), 2000.0).await);
     assert!(rp.changed().is_empty() && rp.errors().is_empty(), "another prefix's channel is not ours");
@@ -1053,10 +1053,10 @@ async fn caches_with_different_prefixes_never_see_each_others_keys() {
 
     // A clear under the shorter prefix leaves the longer prefix's records (and its epoch) alone.
     clear(&long);
-    long.set("k2", "2".into(), 0.0, false).unwrap();
+    long.set("k2", "2".into(), 0.0, true, false).unwrap();
     flush_ok(&long);
     let long_keys = local_keys(px);
-    short.set("mine", "1".into(), 0.0, false).unwrap();
+    short.set("mine", "1".into(), 0.0, true, false).unwrap();
     clear(&short);
     flush_ok(&short);
     assert_eq!(local_keys(px), long_keys, "the shorter prefix's clear removed another cache's records");
@@ -1081,12 +1081,12 @@ async fn a_newer_write_from_another_tab_wins() {
     let (ra, rb) = (Recorder::new(), Recorder::new());
     let a = open(&local_js(), p, "page-a", &ra);
     let b = open(&local_js(), p, "page-b", &rb);
-    a.set("k", v("a"), 0.0, false).unwrap();
+    a.set("k", v("a"), 0.0, true, false).unwrap();
     flush_ok(&a);
     let ts_a = stored_ts(p, "k");
     assert!(wait_until(|| rb.saw("k"), 2000.0).await);
     // B has seen A's write, so its own write is ordered after it, whatever the wall clock says.
-    b.set("k", v("b"), 0.0, false).unwrap();
+    b.set("k", v("b"), 0.0, true, false).unwrap();
     flush_ok(&b);
     assert!(stored_ts(p, "k") > ts_a);
     assert_eq!(get(&stored(p, "k"), "n").as_string(), Some(node_of(&b)));
@@ -1108,9 +1108,9 @@ async fn an_older_write_from_another_tab_loses_and_the_newer_one_is_persisted_ag
     let b = open(&local_js(), p, "page-b", &rb);
     // Both write before either hears of the other. B writes first, so A's second write is newer
     // than B's (A's clock: wall time at or after B's, plus one).
-    b.set("k", v("old"), 0.0, false).unwrap();
-    a.set("k", v("x"), 0.0, false).unwrap();
-    a.set("k", v("new"), 0.0, false).unwrap();
+    b.set("k", v("old"), 0.0, true, false).unwrap();
+    a.set("k", v("x"), 0.0, true, false).unwrap();
+    a.set("k", v("new"), 0.0, true, false).unwrap();
     flush_ok(&b);
     let (older, ts_old) = (local_get(&format!("{p}k")).unwrap(), stored_ts(p, "k"));
     flush_ok(&a);
@@ -1150,7 +1150,7 @@ async fn a_stale_tab_message_makes_the_holder_of_the_newer_write_restore_storage
     clean(p);
     let ra = Recorder::new();
     let a = open(&local_js(), p, "page-a", &ra);
-    a.set("k", v("newer"), 0.0, false).unwrap();
+    a.set("k", v("newer"), 0.0, true, false).unwrap();
     flush_ok(&a);
     let ts = stored_ts(p, "k");
     let older = value_record(p, ts as u64 - 1000, "slow-tab", 0, &v("older"));
@@ -1181,11 +1181,11 @@ async fn one_flush_is_one_message_with_every_changed_key() {
     let b = open(&local_js(), p, "page-b", &rb);
     let from = rb.len();
     for i in 0..20 {
-        a.set(&format!("k{}", i % 5), i.to_string(), 0.0, false).unwrap();
+        a.set(&format!("k{}", i % 5), i.to_string(), 0.0, true, false).unwrap();
     }
     flush_ok(&a);
     // A second flush is the control: messages of one sender arrive in order.
-    a.set("sentinel", "1".into(), 0.0, false).unwrap();
+    a.set("sentinel", "1".into(), 0.0, true, false).unwrap();
     flush_ok(&a);
     assert!(wait_until(|| rb.saw("sentinel"), 2000.0).await);
     let calls = rb.since(from);
@@ -1210,8 +1210,8 @@ async fn ttl_expires_values_and_the_timer_delivers_the_key() {
     let (ra, rb) = (Recorder::new(), Recorder::new());
     let a = open(&local_js(), p, "page-a", &ra);
     let b = open(&local_js(), p, "page-b", &rb);
-    a.set("short", v("brief"), 0.12, false).unwrap();
-    a.set("forever", "1".into(), 0.0, false).unwrap();
+    a.set("short", v("brief"), 0.12, true, false).unwrap();
+    a.set("forever", "1".into(), 0.0, true, false).unwrap();
     assert_eq!(read(&a, "short"), Some(v("brief")));
     assert_eq!(read_expiry(&a, "forever"), Some(0.0), "ttl 0 never expires");
     flush_ok(&a);
@@ -1241,8 +1241,8 @@ async fn ttl_expires_values_and_the_timer_delivers_the_key() {
     assert_eq!(read(&c, "forever").as_deref(), Some("1"));
 
     // Successive expiries are delivered by the re-armed timer, with no other call in between.
-    a.set("first", "1".into(), 0.04, false).unwrap();
-    a.set("second", "2".into(), 0.08, false).unwrap();
+    a.set("first", "1".into(), 0.04, true, false).unwrap();
+    a.set("second", "2".into(), 0.08, true, false).unwrap();
     assert!(
         wait_until(|| ra.saw("first") && ra.saw("second"), 1000.0).await,
         "the timer was not re-armed after an expiry: {:?}",
@@ -1252,9 +1252,9 @@ async fn ttl_expires_values_and_the_timer_delivers_the_key() {
     // Overwriting a key without TTL disarms its expiry. `re`, set after it with a longer TTL, is
     // the control: the timer reports deadlines in order, so once `re` is reported, `again`'s old
     // deadline has passed.
-    a.set("again", "1".into(), 0.05, false).unwrap();
-    a.set("again", "2".into(), 0.0, false).unwrap();
-    a.set("re", "1".into(), 0.06, false).unwrap();
+    a.set("again", "1".into(), 0.05, true, false).unwrap();
+    a.set("again", "2".into(), 0.0, true, false).unwrap();
+    a.set("re", "1".into(), 0.06, true, false).unwrap();
     assert!(wait_until(|| ra.saw("re"), 1000.0).await);
     assert_eq!(read(&a, "again").as_deref(), Some("2"));
     assert!(!ra.saw("again"), "a key rewritten without TTL must not be reported as expired");
@@ -1298,14 +1298,14 @@ async fn quota_frees_expired_entries_before_live_ones() {
     let p = "wt_qexp_";
     let storage = make_quota_storage(1e9);
     let a = open(&storage, p, "page-a", &Recorder::new());
-    a.set("keep", big(200), 0.0, false).unwrap(); // least recently used, but live
-    a.set("e1", big(200), 0.05, false).unwrap();
-    a.set("e2", big(200), 0.05, false).unwrap();
+    a.set("keep", big(200), 0.0, true, false).unwrap(); // least recently used, but live
+    a.set("e1", big(200), 0.05, true, false).unwrap();
+    a.set("e2", big(200), 0.05, true, false).unwrap();
     flush_ok(&a);
     assert!(wait_until(|| read(&a, "e1").is_none() && read(&a, "e2").is_none(), 1000.0).await);
     set_capacity(&storage, used_units(&storage) + 100.0); // a new 200-char value needs one record freed
 
-    a.set("new", big(200), 0.0, false).unwrap();
+    a.set("new", big(200), 0.0, true, false).unwrap();
     flush_ok(&a);
     assert!(raw_item(&storage, &format!("{p}new")).is_some(), "the new value was persisted");
     assert!(raw_item(&storage, &format!("{p}keep")).is_some(), "a live entry was evicted while expired ones could go");
@@ -1323,13 +1323,13 @@ fn quota_evicts_the_least_recently_used_entry_and_reports_a_value_that_never_fit
     let rec = Recorder::new();
     let a = open(&storage, p, "page-a", &rec);
     for k in ["a", "b", "c"] {
-        a.set(k, big(200), 0.0, false).unwrap();
+        a.set(k, big(200), 0.0, true, false).unwrap();
     }
     flush_ok(&a);
     assert_eq!(read(&a, "a"), Some(big(200))); // `a` is read again: `b` is now the LRU
     set_capacity(&storage, used_units(&storage) + 100.0);
 
-    a.set("d", big(200), 0.0, false).unwrap();
+    a.set("d", big(200), 0.0, true, false).unwrap();
     flush_ok(&a);
     let keys = |s: &JsValue| raw_keys(s).iter().map(|k| k.as_string().unwrap()).collect::<Vec<_>>();
     assert_eq!(keys(&storage), [format!("{p}a"), format!("{p}c"), format!("{p}d")], "only the LRU entry is evicted");
@@ -1339,7 +1339,7 @@ fn quota_evicts_the_least_recently_used_entry_and_reports_a_value_that_never_fit
     let snapshot = |s: &JsValue| keys(s).into_iter().map(|k| (k.clone(), raw_item(s, &k))).collect::<Vec<_>>();
     let before = snapshot(&storage);
     let reported = rec.errors().len();
-    a.set("huge", big(5000), 0.0, false).unwrap();
+    a.set("huge", big(5000), 0.0, true, false).unwrap();
     let errors = flush_errors(&a);
     assert_eq!(errors.len(), 1, "{:?}", describe(&errors));
     assert_eq!(err_type(&errors[0]), "QUOTA_EXCEEDED");
@@ -1355,7 +1355,7 @@ fn quota_evicts_the_least_recently_used_entry_and_reports_a_value_that_never_fit
 
     // Once there is room, a write of the key is persisted again.
     set_capacity(&storage, 1e9);
-    a.set("huge", big(5000), 0.0, false).unwrap();
+    a.set("huge", big(5000), 0.0, true, false).unwrap();
     flush_ok(&a);
     assert!(raw_item(&storage, &format!("{p}huge")).is_some());
     a.dispose();
@@ -1366,11 +1366,11 @@ fn real_local_storage_quota_is_reported_as_quota_exceeded() {
     let p = "wt_realquota_";
     clean(p);
     let a = open(&local_js(), p, "page-a", &Recorder::new());
-    a.set("small", "1".into(), 0.0, false).unwrap();
+    a.set("small", "1".into(), 0.0, true, false).unwrap();
     flush_ok(&a);
     // Chromium allows about 5 MiB per origin: 6 million characters never fit.
     let huge = big(6_000_000);
-    a.set("huge", huge.clone(), 0.0, false).unwrap();
+    a.set("huge", huge.clone(), 0.0, true, false).unwrap();
     let errors = flush_errors(&a);
     assert_eq!(errors.len(), 1, "{:?}", describe(&errors));
     assert_eq!(err_type(&errors[0]), "QUOTA_EXCEEDED", "{:?}", describe(&errors));
@@ -1403,7 +1403,7 @@ fn a_storage_that_throws_on_every_call_gives_typed_errors_and_never_kills_the_in
 
         // A storage that is always full says so; any other failure is STORAGE_FAILED.
         let write_failure = if kind == "quota" { "QUOTA_EXCEEDED" } else { "STORAGE_FAILED" };
-        a.set("k", "1".into(), 0.0, false).unwrap();
+        a.set("k", "1".into(), 0.0, true, false).unwrap();
         assert_eq!(read(&a, "k").as_deref(), Some("1"));
         let errors = flush_errors(&a);
         assert_eq!(types(&errors), [write_failure], "{kind}: {:?}", describe(&errors));
@@ -1416,13 +1416,13 @@ fn a_storage_that_throws_on_every_call_gives_typed_errors_and_never_kills_the_in
         assert_eq!(types(&errors), [write_failure], "{kind}: {:?}", describe(&errors));
         assert_eq!(read(&a, "k"), None);
 
-        a.set("k2", "2".into(), 0.0, false).unwrap();
+        a.set("k2", "2".into(), 0.0, true, false).unwrap();
         clear(&a);
         let errors = flush_errors(&a);
         assert!(!errors.is_empty(), "{kind}: a clear that could not be persisted is reported");
         assert!(errors.iter().all(|e| err_type(e) == "STORAGE_FAILED"), "{kind}: {:?}", describe(&errors));
         assert_eq!(read(&a, "k2"), None);
-        a.set("k3", "3".into(), 0.0, false).unwrap();
+        a.set("k3", "3".into(), 0.0, true, false).unwrap();
         assert_eq!(read(&a, "k3").as_deref(), Some("3"), "{kind}: the instance is alive at the end");
         a.dispose();
     }
@@ -1450,7 +1450,7 @@ fn storages_of_the_wrong_shape_never_kill_the_instance() {
             assert_eq!(err_type(e), "STORAGE_FAILED", "{name}: {:?}", describe(&startup));
         }
         assert_eq!(!startup.is_empty(), reads_fail, "{name}: {:?}", describe(&startup));
-        a.set("k", "1".into(), 0.0, false).unwrap();
+        a.set("k", "1".into(), 0.0, true, false).unwrap();
         let errors = flush_errors(&a);
         let expected: &[&str] = if writes_fail { &["STORAGE_FAILED"] } else { &[] };
         assert_eq!(types(&errors), expected, "{name}: {:?}", describe(&errors));
@@ -1466,7 +1466,7 @@ fn a_storage_reporting_an_absurd_length_does_not_kill_the_instance() {
     for e in startup_errors(&a) {
         assert_eq!(err_type(&e), "STORAGE_FAILED");
     }
-    a.set("k", "1".into(), 0.0, false).unwrap();
+    a.set("k", "1".into(), 0.0, true, false).unwrap();
     clear(&a); // persisting an epoch scans the storage too
     let _ = flush_errors(&a);
     assert_eq!(read(&a, "k"), None);
@@ -1496,7 +1496,7 @@ fn a_storage_calling_back_into_the_cache_gets_a_typed_error() {
     let storage = make_hook_storage(hook.as_ref().unchecked_ref());
     let a = Rc::new(open(&storage, "wt_reent_", "page-a", &Recorder::new()));
     *slot.borrow_mut() = Some(a.clone());
-    a.set("k", "1".into(), 0.0, false).unwrap();
+    a.set("k", "1".into(), 0.0, true, false).unwrap();
     flush_ok(&a);
     assert_eq!(*seen.borrow(), ["REENTRANT_CALL"]);
     assert_eq!(read(&a, "k").as_deref(), Some("1"));
@@ -1514,7 +1514,7 @@ fn invalid_keys_and_ttls_are_typed_errors_and_store_nothing() {
     let a = open(&local_js(), p, "page-a", &Recorder::new());
     let long_key = "k".repeat(1025);
     for key in ["", "a\u{0}b", long_key.as_str()] {
-        let e = a.set(key, "1".into(), 0.0, false).unwrap_err();
+        let e = a.set(key, "1".into(), 0.0, true, false).unwrap_err();
         assert_eq!(err_type(&e), "INVALID_KEY");
         assert!(!err_retryable(&e));
         assert_fails(a.remove(key, false), "INVALID_KEY", "remove");
@@ -1530,7 +1530,7 @@ fn invalid_keys_and_ttls_are_typed_errors_and_store_nothing() {
     }
     assert!(check_key(&JsValue::from_str("user:1")).is_ok());
     for ttl in [-1.0, f64::NAN, f64::INFINITY, 1e300] {
-        assert_fails(a.set("k", "1".into(), ttl, false), "INVALID_TTL", &format!("set with ttl {ttl}"));
+        assert_fails(a.set("k", "1".into(), ttl, true, false), "INVALID_TTL", &format!("set with ttl {ttl}"));
     }
     assert_eq!(read(&a, "k"), None);
     flush_ok(&a);
@@ -1634,7 +1634,7 @@ async fn hostile_tab_messages_are_protocol_errors_and_change_nothing() {
     clean(p);
     let rec = Recorder::new();
     let a = open(&local_js(), p, "page-a", &rec);
-    a.set("keep", v("safe"), 0.0, false).unwrap();
+    a.set("keep", v("safe"), 0.0, true, false).unwrap();
     flush_ok(&a);
     let stored_before = local_keys(p).into_iter().map(|k| (k.clone(), local_get(&k))).collect::<Vec<_>>();
     let tag = prefix_tag(p);
@@ -1737,7 +1737,7 @@ async fn hostile_tab_messages_are_protocol_errors_and_change_nothing() {
         .collect::<Vec<_>>();
     assert_eq!(stored_after, stored_before, "hostile messages changed storage");
     // Still works, and its clock was not pushed by anything it refused.
-    a.set("keep", v("later"), 0.0, false).unwrap();
+    a.set("keep", v("later"), 0.0, true, false).unwrap();
     flush_ok(&a);
     assert!(stored_ts(p, "keep") < (now() + 60 * 60 * 1000) as f64, "the clock was pushed to {}", stored_ts(p, "keep"));
     a.dispose();
@@ -1760,7 +1760,7 @@ async fn a_stamp_where_the_clock_would_stop_is_refused_and_later_writes_keep_the
     assert!(wait_until(|| types(&rec.errors()).contains(&"PROTOCOL".to_string()), 2000.0).await, "the stamp was taken");
     assert!(!rec.saw("evil"));
     for value in ["1", "2"] {
-        a.set("mine", value.into(), 0.0, false).unwrap();
+        a.set("mine", value.into(), 0.0, true, false).unwrap();
         flush_ok(&a);
         assert!(wait_until(|| read(&b, "mine").as_deref() == Some(value), 2000.0).await, "the other tab kept an older write than {value}");
     }
@@ -1777,7 +1777,7 @@ fn hostile_page_hub_news_is_a_protocol_error_and_changes_nothing() {
     clean(p);
     let rec = Recorder::new();
     let a = open(&local_js(), p, "page-a", &rec);
-    a.set("k", "1".into(), 0.0, false).unwrap();
+    a.set("k", "1".into(), 0.0, true, false).unwrap();
     let tag = prefix_tag(p);
     let newer = now() + 24 * 60 * 60 * 1000;
     let write = |key: &str, record: &str| news("page-a", None, &[(key, record)]);
@@ -1806,7 +1806,7 @@ fn hostile_page_hub_news_is_a_protocol_error_and_changes_nothing() {
     assert_eq!(read(&a, "k").as_deref(), Some("1"));
     // An empty key is refused by `read` itself; the key list shows the hostile one never landed.
     assert_eq!(strings(&inspect(&a, "keys")), ["k"]);
-    a.set("k", "3".into(), 0.0, false).unwrap();
+    a.set("k", "3".into(), 0.0, true, false).unwrap();
     flush_ok(&a);
     assert!(stored_ts(p, "k") < (now() + 60 * 60 * 1000) as f64, "the clock was pushed to {}", stored_ts(p, "k"));
     a.dispose();
@@ -1824,17 +1824,17 @@ async fn after_dispose_calls_fail_with_disposed_and_nothing_is_delivered() {
     let a = open(&local_js(), p, "page-a", &ra);
     let b = open(&local_js(), p, "page-b", &rb);
     let control = open(&local_js(), p, "page-c", &rc);
-    b.set("unflushed", "1".into(), 0.0, false).unwrap();
-    b.set("ttl", "1".into(), 0.05, false).unwrap(); // B's expiry timer is armed...
+    b.set("unflushed", "1".into(), 0.0, true, false).unwrap();
+    b.set("ttl", "1".into(), 0.05, true, false).unwrap(); // B's expiry timer is armed...
                                              // ...and the control's, for a later deadline: once it fires, B's would have.
-    control.set("control_ttl", "1".into(), 0.1, false).unwrap();
+    control.set("control_ttl", "1".into(), 0.1, true, false).unwrap();
     b.dispose(); // ...and cleared here
     b.dispose(); // idempotent
     assert!(local_get(&format!("{p}unflushed")).is_some(), "dispose persists what was not flushed");
     let delivered = rb.len();
 
     assert_fails(b.read("ttl"), "DISPOSED", "read");
-    assert_fails(b.set("k", "1".into(), 0.0, false), "DISPOSED", "set");
+    assert_fails(b.set("k", "1".into(), 0.0, true, false), "DISPOSED", "set");
     assert_fails(b.remove("k", false), "DISPOSED", "remove");
     assert_fails(b.clear(), "DISPOSED", "clear");
     assert_fails(b.invalidate("*"), "DISPOSED", "invalidate");
@@ -1846,7 +1846,7 @@ async fn after_dispose_calls_fail_with_disposed_and_nothing_is_delivered() {
     let e = b.flush().unwrap_err();
     assert!(!err_retryable(&e));
 
-    a.set("k", "1".into(), 0.0, false).unwrap();
+    a.set("k", "1".into(), 0.0, true, false).unwrap();
     flush_ok(&a);
     clear(&a);
     flush_ok(&a);
@@ -1877,11 +1877,11 @@ async fn a_throwing_listener_does_not_break_the_cache() {
     let b = CacheCore::new(options(p, "page-b"), local_js(), JsValue::NULL, thrower).expect("opens");
     let rc = Recorder::new();
     let control = open(&local_js(), p, "page-c", &rc);
-    a.set("k", "1".into(), 0.05, false).unwrap();
+    a.set("k", "1".into(), 0.05, true, false).unwrap();
     flush_ok(&a);
     assert!(wait_until(|| rc.count("k") >= 2, 2000.0).await, "control never saw the write and its expiry");
     assert_eq!(read(&b, "k"), None);
-    a.set("k", "2".into(), 0.0, false).unwrap();
+    a.set("k", "2".into(), 0.0, true, false).unwrap();
     flush_ok(&a);
     assert!(wait_until(|| read(&b, "k").as_deref() == Some("2"), 2000.0).await);
     for c in [a, b, control] {
@@ -1921,16 +1921,16 @@ async fn a_listener_may_dispose_the_cache_from_inside_notify() {
         *slot.borrow_mut() = Some(core.clone());
         cores.push(core);
     }
-    cores[1].set("t", "1".into(), 0.05, false).unwrap(); // page-timer's own write, so only its timer fires
+    cores[1].set("t", "1".into(), 0.05, true, false).unwrap(); // page-timer's own write, so only its timer fires
     let a = open(&local_js(), p, "page-a", &Recorder::new());
-    a.set("m", "1".into(), 0.0, false).unwrap();
+    a.set("m", "1".into(), 0.0, true, false).unwrap();
     flush_ok(&a);
     assert!(wait_until(|| outcome.borrow().len() == 2, 2000.0).await, "{:?}", outcome.borrow());
     let mut got = outcome.borrow().clone();
     got.sort();
     assert_eq!(got, [r#"["m"]:Err("DISPOSED")"#, r#"["t"]:Err("DISPOSED")"#]);
     // The page still works.
-    a.set("after", "1".into(), 0.0, false).unwrap();
+    a.set("after", "1".into(), 0.0, true, false).unwrap();
     flush_ok(&a);
     a.dispose();
     clean(p);
@@ -1954,7 +1954,7 @@ fn storage_event_fallback_applies_other_tabs_records_and_clears() {
 
     let w = open(&local_js(), p, "page-w", &Recorder::new());
     assert_eq!(tab_link(&w), "broadcast-channel");
-    w.set("k", v("from w"), 0.0, false).unwrap();
+    w.set("k", v("from w"), 0.0, true, false).unwrap();
     flush_ok(&w);
     let key = format!("{p}k");
     let record = local_get(&key).unwrap();
@@ -1993,7 +1993,7 @@ fn storage_event_fallback_applies_other_tabs_records_and_clears() {
     assert_eq!(rx.count("k"), 2);
 
     // X's own writes still persist (no channel to post on, and no error for it).
-    x.set("own", "1".into(), 0.0, false).unwrap();
+    x.set("own", "1".into(), 0.0, true, false).unwrap();
     flush_ok(&x);
     assert!(local_get(&format!("{p}own")).is_some());
 
@@ -2017,7 +2017,7 @@ fn with_a_channel_the_storage_event_settles_what_the_channel_cannot() {
     let rx = Recorder::new();
     let x = open(&local_js(), p, "page-x", &rx);
     assert_eq!(tab_link(&x), "broadcast-channel");
-    x.set("k", v("newer"), 0.0, false).unwrap();
+    x.set("k", v("newer"), 0.0, true, false).unwrap();
     flush_ok(&x);
     let key = format!("{p}k");
     let mine = local_get(&key).unwrap();
@@ -2063,9 +2063,9 @@ async fn inspect_and_invalidate_answer_what_the_shim_reads() {
     assert!(get(&status, "lastError").is_null());
     assert_eq!(get(&status, "realtime").as_string().as_deref(), Some("off"));
 
-    a.set("user:1", r#"{"n":1}"#.into(), 0.0, false).unwrap();
-    a.set("user:2", "2".into(), 60.0, false).unwrap();
-    a.set("team:1", "3".into(), 0.05, false).unwrap();
+    a.set("user:1", r#"{"n":1}"#.into(), 0.0, true, false).unwrap();
+    a.set("user:2", "2".into(), 60.0, true, false).unwrap();
+    a.set("team:1", "3".into(), 0.05, true, false).unwrap();
     flush_ok(&a);
     assert_eq!(strings(&inspect(&a, "keys")), ["team:1", "user:1", "user:2"]);
     assert_eq!(strings(&a.inspect("keys", Some("user:*".into())).unwrap()), ["user:1", "user:2"]);
@@ -2208,7 +2208,7 @@ async fn an_unreachable_backend_is_a_network_error_and_the_instance_keeps_workin
     let a = CacheCore::new(backend_options(p, "page-a", CLOSED_PORT_URL), local_js(), JsValue::NULL, rec.function())
         .unwrap();
     assert!(get(&inspect(&a, "status"), "enabled").as_bool().unwrap());
-    a.set("k", "1".into(), 0.0, false).unwrap();
+    a.set("k", "1".into(), 0.0, true, false).unwrap();
     flush_ok(&a);
     assert!(
         wait_until(|| !network_errors(&rec).is_empty(), 5000.0).await,
@@ -2227,7 +2227,7 @@ async fn an_unreachable_backend_is_a_network_error_and_the_instance_keeps_workin
 
     // Alive: reads, writes and persistence go on.
     assert_eq!(read(&a, "k").as_deref(), Some("1"));
-    a.set("k2", "2".into(), 0.0, false).unwrap();
+    a.set("k2", "2".into(), 0.0, true, false).unwrap();
     flush_ok(&a);
     assert_eq!(read(&a, "k2").as_deref(), Some("2"));
 
@@ -2277,7 +2277,7 @@ async fn the_headers_option_is_an_object_or_a_function_asked_for_each_request() 
             rec.function(),
         )
         .unwrap_or_else(|e| panic!("{form}: {}", err_message(&e)));
-        a.set("k", "1".into(), 0.0, false).unwrap();
+        a.set("k", "1".into(), 0.0, true, false).unwrap();
         flush_ok(&a);
         assert!(wait_until(|| !network_errors(&rec).is_empty(), 5000.0).await, "{form}: no request failed");
         let message = err_message(&network_errors(&rec)[0]);

@@ -43,6 +43,33 @@ for (const [name, makeBackend, { byReceipt }] of BACKENDS) {
       await ctx.close();
     });
 
+    test('loaded values and sync: false writes stay in the browser; set and sync: true reach other devices', async () => {
+      const deviceA = await env.browser.newContext();
+      const deviceB = await env.browser.newContext();
+      const a = await syncedTab(env, deviceA);
+      const a2 = await syncedTab(env, deviceA);
+      await a.evaluate(async () => {
+        await c.getOrFetch('own:orders', async () => ({ of: 'A' }));
+        await c.set('own:draft', 'A', undefined, { sync: false });
+        await c.scope('own').set('note', 'A', undefined, { sync: false });
+        await c.getOrFetch('catalog', async () => ['shared'], { sync: true });
+        await c.set('banner', 'hello');
+      });
+      // Every tab of the browser has them all.
+      await until(a2, () => c.get('own:orders')?.of === 'A' && c.get('own:draft') === 'A' && c.get('own:note') === 'A');
+      // Once the outbox is empty, whatever was to go has gone: the backend has only what is shared.
+      await eventually(() => a.evaluate(() => c.syncStatus.pending === 0), 'the outbox to drain');
+      const onBackend = await env.backend.values();
+      assert.deepEqual(Object.keys(onBackend).filter((k) => ['own:orders', 'own:draft', 'own:note', 'catalog', 'banner'].includes(k)).sort(), ['banner', 'catalog']);
+      const b = await syncedTab(env, deviceB, { syncInterval: 200 });
+      await until(b, () => c.get('banner') === 'hello' && c.get('catalog')?.[0] === 'shared', undefined, 8000);
+      assert.deepEqual(await b.evaluate(() => c.getOrFetch('own:orders', async () => ({ of: 'B' }))), { of: 'B' }, "device B loads its own");
+      assert.equal(await b.evaluate(() => c.get('own:draft')), null);
+      assert.deepEqual(await a.evaluate(() => errors), []);
+      await deviceA.close();
+      await deviceB.close();
+    });
+
     test('a change made on the backend reaches every tab; local writes reach the other tab', async () => {
       const ctx = await env.browser.newContext();
       const a = await syncedTab(env, ctx, { syncInterval: 200 });

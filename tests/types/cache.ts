@@ -118,6 +118,11 @@ export async function writes(): Promise<void> {
   // An optional property that is absent (or undefined: JSON drops it, as index.js does) is fine.
   const user: User = { id: 2, name: 'Bob', roles: [] };
   await cache.set('user', user);
+  // Kept in this browser (never sent to the backend).
+  await cache.set('draft', 'text', '1h', { sync: false });
+  await cache.set('draft', 'text', undefined, {});
+  // @ts-expect-error sync is true or false
+  await cache.set('draft', 'text', 0, { sync: 'no' });
 
   // A value read from the cache is deeply frozen; it (or a copy of it) can be written back.
   const cart = cache.get<Cart>('cart');

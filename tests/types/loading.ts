@@ -24,6 +24,8 @@ export async function loading() {
   expect<Equal<typeof maybe, DeepReadonly<Store[]> | null>>();
   // @ts-expect-error the loader must give JSON (a Map is not)
   await cache.getOrFetch('m', async () => new Map<string, number>());
+  // Sent to the backend too (the default keeps a loaded value in this browser).
+  await cache.getOrFetch('catalog', async () => ['a'], { sync: true });
   // @ts-expect-error retry has no `attempts` field
   await cache.getOrFetch('x', () => 1, { retry: { attempts: 3 } });
   // @ts-expect-error ttl is seconds or a duration string

@@ -55,7 +55,7 @@ export function Counter(): ReactNode {
   const [theme, setTheme] = useSharedCache('theme', 'light');
   expect<Equal<typeof theme, string>>();
   setTheme('dark');
-  const [open, setOpen] = useSharedCache('menu-open', false, 0);
+  const [open, setOpen] = useSharedCache('menu-open', false, 0, { sync: false });
   expect<Equal<typeof open, boolean>>();
   setOpen((o) => !o);
   const [prefs] = useSharedCache('prefs', { dense: false, pageSize: 20, tags: ['a'] });

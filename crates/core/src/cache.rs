@@ -14,6 +14,17 @@ use crate::{check_remote_stamp, validate_key, CacheError, Entry, MergeOutcome, R
 /// key back. Past it, the entry is dropped from memory and storage when the cache next opens.
 pub const DEFAULT_TOMBSTONE_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
 
+/// Whom a write reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Every instance and tab of the origin, and through the backend every device of the
+    /// namespace (`set`).
+    Everyone,
+    /// This browser only: every instance and tab of the origin, never the backend (per-user
+    /// data, such as what `getOrFetch` loads by default).
+    Browser,
+}
+
 /// What a [`Cache`] needs to open.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
@@ -283,23 +294,30 @@ impl<S: Storage> Cache<S> {
         &self.replica
     }
 
-    /// Sets `key` to `json` (JSON text, already validated by the caller) with a TTL in ms.
+    /// Sets `key` to `json` (JSON text, already validated by the caller) with a TTL in ms, for
+    /// everyone ([`Reach::Everyone`]).
     pub fn set(&mut self, key: &str, json: String, ttl_ms: u64, now_ms: u64) -> Result<Entry, CacheError> {
-        validate_key(key)?;
-        Ok(self.local_write(key, Some(json), ttl_ms, now_ms))
+        self.set_for(key, json, ttl_ms, Reach::Everyone, now_ms)
     }
 
-    /// Removes `key` (a tombstone, so an older write arriving later cannot bring it back).
+    /// Sets `key` for whom `reach` says. A write for this browser only is never marked pending,
+    /// so no instance of any tab ever sends it; it also takes an earlier pending write of the key
+    /// out of the outbox, since it replaces that value.
+    pub fn set_for(&mut self, key: &str, json: String, ttl_ms: u64, reach: Reach, now_ms: u64) -> Result<Entry, CacheError> {
+        validate_key(key)?;
+        Ok(self.local_write(key, Some(json), ttl_ms, reach, now_ms))
+    }
+
+    /// Removes `key` (a tombstone, so an older write arriving later cannot bring it back), for
+    /// everyone: a tombstone carries no value.
     pub fn remove(&mut self, key: &str, now_ms: u64) -> Result<Entry, CacheError> {
         validate_key(key)?;
-        Ok(self.local_write(key, None, 0, now_ms))
+        Ok(self.local_write(key, None, 0, Reach::Everyone, now_ms))
     }
 
-    fn local_write(&mut self, key: &str, value: Option<String>, ttl_ms: u64, now_ms: u64) -> Entry {
+    fn local_write(&mut self, key: &str, value: Option<String>, ttl_ms: u64, reach: Reach, now_ms: u64) -> Entry {
         let entry = self.replica.write(key, value, ttl_ms, now_ms);
-        if self.track_sync {
-            self.unsynced.insert(key.to_owned());
-        }
+        self.set_unsynced(key, reach == Reach::Everyone);
         self.touch(key);
         self.dirty.insert(key.to_owned());
         self.outgoing.insert(key.to_owned());

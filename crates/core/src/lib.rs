@@ -32,7 +32,7 @@ pub mod wire_text;
 
 pub use backoff::Backoff;
 pub use batch::{sync_body, BatchLimits, Refusal, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_CHANGES};
-pub use cache::{Cache, CacheConfig, FlushReport, SyncBatch, TabWrite, CLOCK_OFFSET_TOLERANCE_MS};
+pub use cache::{Cache, CacheConfig, FlushReport, Reach, SyncBatch, TabWrite, CLOCK_OFFSET_TOLERANCE_MS};
 pub use clock::{Clock, ManualClock};
 pub use entry::Entry;
 pub use error::{status_is_retryable, CacheError, ErrorKind, ThrownError};

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use mfe_shared_cache_core::client::{BackendConfig, Client, ClientConfig, Effect, LEASE_BEAT_MS, LEASE_MS};
-use mfe_shared_cache_core::{CacheError, MemoryStorage, Realtime, Storage, StorageError, SyncPolicy, ABSENT_RECHECK_MS};
+use mfe_shared_cache_core::{CacheError, MemoryStorage, Reach, Realtime, Storage, StorageError, SyncPolicy, ABSENT_RECHECK_MS};
 
 /// One storage for every tab of the origin, as localStorage is.
 #[derive(Clone, Default)]
@@ -68,6 +68,8 @@ struct World {
     web_locks: bool,
     sync_interval_ms: u64,
     cursor: u64,
+    /// The keys of every change sent to the backend, in order.
+    sent_keys: Vec<String>,
 }
 
 impl World {
@@ -84,6 +86,7 @@ impl World {
             web_locks,
             sync_interval_ms,
             cursor: 0,
+            sent_keys: Vec::new(),
         }
     }
 
@@ -137,8 +140,12 @@ impl World {
     }
 
     fn set(&mut self, tab: usize, key: &str, json: &str) {
+        self.set_for(tab, key, json, Reach::Everyone);
+    }
+
+    fn set_for(&mut self, tab: usize, key: &str, json: &str, reach: Reach) {
         let now = self.now;
-        self.tabs[tab].client.set(key, json.into(), 0, now, false).expect("a valid write");
+        self.tabs[tab].client.set_for(key, json.into(), 0, reach, now, false).expect("a valid write");
         // As the binding does when the task that wrote ends.
         let errors = self.tabs[tab].client.flush(now);
         assert!(errors.is_empty(), "{errors:?}");
@@ -192,6 +199,11 @@ impl World {
                     self.tabs[t].streams += 1;
                 } else {
                     self.tabs[t].syncs += 1;
+                    // The test keys are plain: each change starts with its `{"key":"…"`.
+                    let body = fetch.body.as_deref().unwrap_or("");
+                    for part in body.split("{\"key\":\"").skip(1) {
+                        self.sent_keys.extend(part.split('"').next().map(str::to_owned));
+                    }
                 }
                 self.requests.push_back((t, fetch.id, fetch.path));
             }
@@ -397,4 +409,21 @@ fn without_a_backend_at_the_url_each_tab_says_so_once_and_stays_quiet_until_a_re
     let state = world.tabs[0].client.status().state.expect("a backend is configured");
     assert!(!state.absent && state.last_error.is_none(), "{state:?}");
     assert_eq!(world.tabs[0].streams, 1, "the leader opens its event stream");
+}
+
+#[test]
+fn a_write_for_this_browser_only_is_sent_by_no_tab_neither_its_writer_nor_a_later_leader() {
+    let mut world = World::new(Events::Missing, true, 300);
+    world.open_tab();
+    world.set_online(false);
+    world.set_for(0, "orders", "[1]", Reach::Browser);
+    world.set(0, "shared", "1");
+    assert_eq!(world.tabs[0].client.status().pending, 1, "only the write for everyone waits to be sent");
+    world.close_tab(0);
+    // A tab opened later reads both from storage and leads: it sends what the closed one could not.
+    world.set_online(true);
+    let tab = world.open_tab();
+    assert_eq!(world.leaders(), vec![tab]);
+    assert_eq!(world.tabs[tab].client.status().pending, 0, "the write for everyone went and was acknowledged");
+    assert_eq!(world.sent_keys, vec!["shared".to_owned()], "and nothing else");
 }

@@ -1,7 +1,7 @@
 //! The durable outbox: writes not yet acknowledged by the backend are marked in their own storage
 //! records, so they survive reloads and closed tabs, coalesce per key, and are acknowledged
 //! precisely (a key rewritten while its batch was in flight stays pending).
-use mfe_shared_cache_core::{encode_meta_flagged, encode_record_flagged, prefix_tag, Cache, CacheConfig, Entry, MemoryStorage, Stamp, Storage};
+use mfe_shared_cache_core::{encode_meta_flagged, encode_record_flagged, prefix_tag, Cache, CacheConfig, Entry, MemoryStorage, Reach, Stamp, Storage};
 
 const T0: u64 = 1_800_000_000_000;
 
@@ -33,6 +33,28 @@ fn writes_are_pending_coalesced_and_survive_a_reload() {
     let reopened = open(c.storage().clone(), "b");
     assert_eq!(reopened.pending_sync(), 10, "the outbox survives a reload");
     assert_eq!(reopened.sync_batch(4).changes.len(), 4, "batches are bounded");
+}
+
+#[test]
+fn a_write_for_this_browser_only_never_enters_the_outbox_and_takes_the_key_s_pending_write_out() {
+    let mut c = open(MemoryStorage::new(), "a");
+    c.set("shared", "1".into(), 0, T0).unwrap();
+    c.set("orders", "[1]".into(), 0, T0).unwrap();
+    c.set_for("orders", "[1,2]".into(), 0, Reach::Browser, T0 + 1).unwrap();
+    c.set_for("profile", "{}".into(), 0, Reach::Browser, T0 + 1).unwrap();
+    let batch = c.sync_batch(100);
+    assert_eq!(batch.changes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["shared"], "only what everyone may see");
+    assert_eq!(c.pending_sync(), 1);
+    c.flush(T0 + 2);
+    assert!(!record(&c, "orders").contains("\"u\""), "stored without the mark: no tab of the origin sends it");
+    assert!(record(&c, "orders").contains("[1,2]"));
+    let mut reopened = open(c.storage().clone(), "b");
+    assert_eq!(reopened.pending_sync(), 1, "after a reload too");
+    assert!(reopened.get("profile", T0 + 3).is_some(), "and the value is there");
+
+    // Written for everyone again, it goes.
+    c.set("orders", "[3]".into(), 0, T0 + 4).unwrap();
+    assert!(c.is_unsynced("orders"));
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! the arrival itself, not by polling. Without Web Locks, loads are single-flight per page (the
 //! shim shares one load among the page's instances).
 use super::{Client, Effect, LockMode, LogRecord};
-use crate::{validate_key, Backoff, CacheError, Storage};
+use crate::{validate_key, Backoff, CacheError, Reach, Storage};
 
 /// How long a tab that finished a load holds its "just loaded" marker.
 pub const JUST_LOADED_MS: u64 = 3_000;
@@ -30,6 +30,10 @@ pub struct LoadOptions {
     pub retry: Backoff,
     /// Retries after the first attempt.
     pub max_retries: u32,
+    /// Whom the loaded value reaches: by default this browser only, since what a loader fetches
+    /// is often the user's own (orders, a profile), and the backend would hand it to every
+    /// client of the namespace.
+    pub reach: Reach,
 }
 
 /// How the loader's attempt ended (the shim runs it, applies `filter` and checks the JSON).
@@ -305,7 +309,8 @@ impl<S: Storage> Client<S> {
         let key = self.loads.loads[i].key.clone();
         let ttl_ms = self.loads.loads[i].options.ttl_ms;
         // Loads are few: always the news, so that the shim needs no count of its peers here.
-        let news = match self.set(&key, json.clone(), ttl_ms, now, true) {
+        let reach = self.loads.loads[i].options.reach;
+        let news = match self.set_for(&key, json.clone(), ttl_ms, reach, now, true) {
             Ok(news) => news,
             Err(e) => {
                 let error = CacheError::CacheSetFailed { key, message: e.to_string(), retryable: e.retryable() };

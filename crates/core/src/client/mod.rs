@@ -24,7 +24,7 @@ use self::backend::Backend;
 use self::loads::Loads;
 use self::rng::Rng;
 use crate::message::{decode_news, encode_news};
-use crate::{Cache, CacheConfig, CacheError, Entry, KeyPattern, Stamp, Storage, SyncState};
+use crate::{Cache, CacheConfig, CacheError, Entry, KeyPattern, Reach, Stamp, Storage, SyncState};
 
 /// What a [`Client`] needs to open.
 #[derive(Debug, Clone)]
@@ -190,7 +190,12 @@ impl<S: Storage> Client<S> {
     /// `peers` (other instances share the page), returns their news, which they must get before
     /// this call's caller returns; alone on the page, the write costs no encoding for nobody.
     pub fn set(&mut self, key: &str, json: String, ttl_ms: u64, now: u64, peers: bool) -> Result<Option<String>, CacheError> {
-        let entry = self.cache.set(key, json, ttl_ms, self.cache.time_at(now))?;
+        self.set_for(key, json, ttl_ms, Reach::Everyone, now, peers)
+    }
+
+    /// [`Client::set`] for whom `reach` says: [`Reach::Browser`] never goes to the backend.
+    pub fn set_for(&mut self, key: &str, json: String, ttl_ms: u64, reach: Reach, now: u64, peers: bool) -> Result<Option<String>, CacheError> {
+        let entry = self.cache.set_for(key, json, ttl_ms, reach, self.cache.time_at(now))?;
         Ok(self.local_write(key, entry, now, peers))
     }
 
