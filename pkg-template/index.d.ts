@@ -244,6 +244,8 @@ export class BackendSyncedCacheService {
   set<T extends JsonValue>(key: string, value: T, ttl?: Ttl, options?: SetOptions): Promise<void>;
   /** The value, or null when missing or expired; the same frozen object while unchanged. */
   get<T = JsonValue>(key: string): DeepReadonly<T> | null;
+  /** When `key`'s value (expired or not) was written, in ms since epoch on this device's clock; null without one. */
+  getUpdatedAt(key: string): number | null;
   remove(key: string): Promise<void>;
   clear(): Promise<void>;
   subscribe<T = JsonValue>(key: string, callback: (value: DeepReadonly<T> | null) => void): () => void;

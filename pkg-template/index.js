@@ -36,6 +36,10 @@ const DEFAULT_GRACE_MS = 10000;
 
 /** Reads an expired value still held (stale-while-revalidate); shared by every copy on the page. */
 export const READ_STALE = Symbol.for('mfe-shared-cache.readStale.v1');
+/** Reports an error to the instance's 'error' listeners (the React entry's setters use it). */
+export const REPORT = Symbol.for('mfe-shared-cache.report.v1');
+/** `[writtenAt, writer]` of a key's value (expired or not), or null (the React entry's refetchInterval). */
+export const WRITTEN = Symbol.for('mfe-shared-cache.written.v1');
 
 // ---- the page hub -------------------------------------------------------------------------
 // Copies of this package bundled separately into different MFEs each have their own module and
@@ -409,6 +413,17 @@ export class BackendSyncedCacheService {
     return at === null ? null : at === 0 ? Infinity : Math.max(0, at - Date.now());
   }
 
+  /** When `key`'s value (expired or not) was written, in ms since epoch on this device's clock; null without one. @param {string} key */
+  getUpdatedAt(key) {
+    return this[WRITTEN](key)?.[0] ?? null;
+  }
+
+  /** @param {string} key @returns {[number, string] | null} */
+  [WRITTEN](key) {
+    checkKey(key);
+    return this.#inspect('written', key);
+  }
+
   /** `{ size, active, expired, hits, misses, hitRate, pending }`. */
   getStats() {
     const [active, expired, pending] = this.#inspect('stats');
@@ -555,6 +570,11 @@ export class BackendSyncedCacheService {
     const value = deepFreeze(JSON.parse(json));
     this.#stale.set(key, { json, value });
     return value;
+  }
+
+  /** @param {CacheError} error */
+  [REPORT](error) {
+    this.#emitError(error);
   }
 
   /** Like getOrFetch, but never rejects: failures go to 'error' listeners and resolve to `defaultValue` (default null). */

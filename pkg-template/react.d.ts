@@ -1,5 +1,5 @@
 import type { ReactNode } from 'react';
-import type { BackendSyncedCacheService, CacheError, CacheOptions, DeepReadonly, GetOrFetchOptions, JsonValue, SyncStatus } from './index.js';
+import type { BackendSyncedCacheService, CacheError, CacheOptions, DeepReadonly, GetOrFetchOptions, JsonValue, SyncStatus, Ttl } from './index.js';
 
 /**
  * Options of the page's default instance; call before the first hook renders. Several MFEs sharing
@@ -22,48 +22,111 @@ export interface SharedCacheHookOptions extends HookOptions {
   sync?: boolean | undefined;
 }
 
+/** What `setValue` takes: a value, or an updater of the current one (`C`). */
+export type SetSharedValue<T, C> = (next: T | DeepReadonly<T> | ((current: C) => T | DeepReadonly<T>)) => Promise<void>;
+
+/**
+ * `[select(value), setValue]`: the component re-renders only when the selected part changes (a
+ * selection holding the same data as the last one keeps its identity).
+ */
+export function useSharedCache<T extends ([T] extends [JsonValue] ? unknown : JsonValue), S>(
+  key: string,
+  initialValue: T,
+  ttl: Ttl | undefined,
+  options: SharedCacheHookOptions & { select: (value: DeepReadonly<T>) => S },
+): [S, SetSharedValue<T, DeepReadonly<T>>];
+/** The same with no initial value: `select` gets null while there is none. */
+export function useSharedCache<T extends JsonValue, S>(
+  key: string,
+  initialValue: null | undefined,
+  ttl: Ttl | undefined,
+  options: SharedCacheHookOptions & { select: (value: DeepReadonly<T> | null) => S },
+): [S, SetSharedValue<T, DeepReadonly<T> | null>];
 /**
  * `[value, setValue]` for `key`; `value` is `initialValue` while there is none. `setValue` takes a
  * value or an updater (values read from the cache, deeply readonly, are accepted back) and returns
- * the `set` promise. `T` is inferred widened, as with `useState` (`0` gives `number`, not `0`):
- * the constraint checks that the value is JSON without making TypeScript keep the literal type.
+ * the `set` promise; its failures also reach the cache's 'error' listeners, so a call left
+ * unawaited in an event handler is never an unhandled rejection. `T` is inferred widened, as with
+ * `useState` (`0` gives `number`, not `0`): the constraint checks that the value is JSON without
+ * making TypeScript keep the literal type.
  */
 export function useSharedCache<T extends ([T] extends [JsonValue] ? unknown : JsonValue)>(
   key: string,
   initialValue: T,
-  ttl?: number,
+  ttl?: Ttl,
   options?: SharedCacheHookOptions,
-): [DeepReadonly<T>, (next: T | DeepReadonly<T> | ((current: DeepReadonly<T>) => T | DeepReadonly<T>)) => Promise<void>];
+): [DeepReadonly<T>, SetSharedValue<T, DeepReadonly<T>>];
 /** The same with no initial value: `value` is null while there is none. */
 export function useSharedCache<T extends JsonValue = JsonValue>(
   key: string,
   initialValue?: null,
-  ttl?: number,
+  ttl?: Ttl,
   options?: SharedCacheHookOptions,
-): [
-  DeepReadonly<T> | null,
-  (next: T | DeepReadonly<T> | ((current: DeepReadonly<T> | null) => T | DeepReadonly<T>)) => Promise<void>,
-];
+): [DeepReadonly<T> | null, SetSharedValue<T, DeepReadonly<T> | null>];
+
+/** `setValue` of `key` alone: a component that only writes it never re-renders on its changes. */
+export function useSetSharedCache<T extends JsonValue = JsonValue>(key: string, ttl?: Ttl, options?: SharedCacheHookOptions): SetSharedValue<T, DeepReadonly<T> | null>;
 
 /** The backend sync status, re-rendering when it changes. */
 export function useSyncStatus(options?: HookOptions): SyncStatus;
 
-export interface SharedQueryResult<T> {
-  /** The value; an expired one while revalidating (`isStale`); null before the first load. */
-  readonly data: DeepReadonly<T> | null;
+/** A query key: a string, or an array of JSON values (one cache key: see `queryKeyOf`). */
+export type QueryKey = string | readonly JsonValue[];
+
+/** The cache key of a query key: a string as it is; an array as its JSON, objects' fields sorted. */
+export function queryKeyOf(queryKey: QueryKey): string;
+
+export interface SharedQueryOptions<T, S = DeepReadonly<T>> extends Omit<GetOrFetchOptions<T>, 'refresh'>, HookOptions {
+  /** false: no load (what the cache holds is still shown). Default true. */
+  enabled?: boolean | undefined;
+  /** What `data` is made of the value; the component re-renders only when it changes. */
+  select?: ((value: DeepReadonly<T>) => S) | undefined;
+  /** Shown, as a value, while the cache has none (it is not stored; the load still runs). */
+  initialData?: T | (() => T) | undefined;
+  /** Shown while there is no value, flagged `isPlaceholderData`; a function gets the last data shown (e.g. of the previous key). */
+  placeholderData?: T | ((previous: DeepReadonly<T> | null) => T | null | undefined) | undefined;
+  /** Reload when the page is shown again. Default false: a value is fresh until its TTL. */
+  refetchOnWindowFocus?: boolean | undefined;
+  /** Reload when the browser is back online (once for the origin). Default false. */
+  refetchOnReconnect?: boolean | undefined;
+  /** Reload when the value is this many ms old: once per interval for the origin, whichever tab. */
+  refetchInterval?: number | undefined;
+}
+
+export interface SharedQueryResult<T, S = DeepReadonly<T>> {
+  /** The value (selected); an expired one while revalidating (`isStale`); else initialData or placeholderData; null before the first load. */
+  readonly data: S | null;
   /** Why the last load failed (cleared by the next one). */
   readonly error: CacheError | null;
+  /** 'pending' while there is no data, 'error' after a failed load (data may still be shown), else 'success'. */
+  readonly status: 'pending' | 'error' | 'success';
+  readonly isPending: boolean;
+  readonly isSuccess: boolean;
+  readonly isError: boolean;
   /** A load is running or about to. */
+  readonly isFetching: boolean;
+  /** The first load: `isPending && isFetching`. */
   readonly isLoading: boolean;
   /** `data` has expired and a fresh value is loading. */
   readonly isStale: boolean;
+  /** `data` is `placeholderData`. */
+  readonly isPlaceholderData: boolean;
+  /** When the value shown was written (ms since epoch, this device's clock), in whichever tab; 0 without one. */
+  readonly dataUpdatedAt: number;
   /** Loads again now, even on a hit; resolves to the value, or null when it fails (see `error`). */
   refetch(): Promise<DeepReadonly<T> | null>;
 }
 
-/** Loads `key` through `cache.getOrFetch` (one load across MFEs and tabs) and follows it. */
-export function useSharedQuery<T extends JsonValue>(
-  key: string,
+/** Loads `queryKey` through `cache.getOrFetch` (one load across MFEs and tabs) and follows it. */
+export function useSharedQuery<T extends JsonValue, S = DeepReadonly<T>>(
+  queryKey: QueryKey,
   loader: () => T | Promise<T>,
-  options?: GetOrFetchOptions<T> & HookOptions,
-): SharedQueryResult<T>;
+  options?: SharedQueryOptions<T, S>,
+): SharedQueryResult<T, S>;
+
+/** `useSharedQuery` for Suspense: suspends while there is no value; a failed first load goes to the error boundary. */
+export function useSuspenseSharedQuery<T extends JsonValue, S = DeepReadonly<T>>(
+  queryKey: QueryKey,
+  loader: () => T | Promise<T>,
+  options?: Omit<SharedQueryOptions<T, S>, 'enabled' | 'placeholderData'>,
+): SharedQueryResult<T, S> & { readonly data: S };

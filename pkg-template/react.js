@@ -2,7 +2,8 @@
 // useSyncExternalStore, so every root (each MFE mounts its own) reads one consistent store and a
 // component re-renders only when its own key changes.
 import { createContext, createElement, useCallback, useContext, useEffect, useRef, useState, useSyncExternalStore } from 'react';
-import { BackendSyncedCacheService, CacheError, READ_STALE } from './index.js';
+import { BackendSyncedCacheService, CacheError, READ_STALE, REPORT, WRITTEN } from './index.js';
+import { describe } from './errors.js';
 
 const CacheContext = createContext(null);
 const IS_BROWSER = typeof window !== 'undefined' && typeof document !== 'undefined';
@@ -12,20 +13,21 @@ let defaultOptions = null;
 let defaultCache = null;
 
 /** @param {unknown} a @param {unknown} b */
-function sameOption(a, b) {
+function sameData(a, b) {
   if (Object.is(a, b)) return true;
-  // Plain data (headers given as an object literal, say) is the same when it holds the same,
-  // in any key order; functions and instances (logger, storage) only when they are the same object.
+  // Plain data (headers given as an object literal, a selection) is the same when it holds the
+  // same, in any key order; functions and instances (logger, storage) only when they are the same
+  // object.
   const plain = (v) => v !== null && typeof v === 'object' && (Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype);
   if (!plain(a) || !plain(b) || Array.isArray(a) !== Array.isArray(b)) return false;
   const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && sameOption(a[k], b[k]));
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && sameData(a[k], b[k]));
 }
 
 /** The names of the options on which `a` and `b` differ (an undefined option is not given). */
 function differingOptions(a, b) {
   const names = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...names].filter((name) => !sameOption(a[name], b[name])).sort();
+  return [...names].filter((name) => !sameData(a[name], b[name])).sort();
 }
 
 /**
@@ -74,7 +76,42 @@ function useCache(explicit) {
 }
 
 /**
- * `[value, setValue]` for `key`: `value` is the cached value or `initialValue` while there is none;
+ * `select(value)`, computed again only when the value or `select` changes, and the earlier result
+ * kept while the new one holds the same data: a component re-renders only when its part changes.
+ */
+function selecting(memo, value, select) {
+  if (!select) return value;
+  const last = memo.current;
+  if (last && last.value === value && last.select === select) return last.result;
+  const result = select(value);
+  memo.current = { value, select, result: last && sameData(last.result, result) ? last.result : result };
+  return memo.current.result;
+}
+
+/**
+ * The setter of `key` on `cache`: a value, or an updater of the current one (`fallback` while
+ * there is none). It returns the `set` promise; its failures also reach the cache's 'error'
+ * listeners (storage failures already do), so a setter called from an event handler and not
+ * awaited never makes an unhandled rejection, nor a silent one.
+ */
+function setterOf(cache, key, ttl, sync, fallback) {
+  return (next) => {
+    if (!cache) return Promise.reject(new CacheError('INVALID_ARGUMENT', 'there is no cache on the server; set values in the browser'));
+    let promise;
+    try {
+      const current = cache.get(key);
+      promise = cache.set(key, typeof next === 'function' ? next(current === null ? fallback : current) : next, ttl, sync === undefined ? undefined : { sync });
+    } catch (e) {
+      promise = Promise.reject(e);
+    }
+    promise.catch((e) => e instanceof CacheError && e.type.startsWith('INVALID') && cache[REPORT]?.(e));
+    return promise;
+  };
+}
+
+/**
+ * `[value, setValue]` for `key`: `value` is the cached value or `initialValue` while there is none
+ * (`select(value)` with `options.select`, re-rendering only when that part changes);
  * `setValue(valueOrUpdater)` returns the `set` promise. `options.cache` picks an instance;
  * `options.sync: false` keeps what it writes in this browser (never sent to the backend).
  */
@@ -83,22 +120,23 @@ export function useSharedCache(key, initialValue = null, ttl, options) {
   const sync = options?.sync;
   // The first initial value is kept: a literal passed on every render must not look like a change.
   const initial = useRef(initialValue).current;
+  const memo = useRef(null);
+  const select = options?.select;
   const subscribe = useCallback((onChange) => (cache ? cache.subscribe(key, onChange) : () => {}), [cache, key]);
   const read = () => {
     const value = cache ? cache.get(key) : null;
-    return value === null ? initial : value;
+    return selecting(memo, value === null ? initial : value, select);
   };
-  const value = useSyncExternalStore(subscribe, read, () => initial);
-  const setValue = useCallback(
-    (next) => {
-      if (!cache) return Promise.reject(new CacheError('INVALID_ARGUMENT', 'useSharedCache: there is no cache on the server; set values in the browser'));
-      const current = cache.get(key);
-      const resolved = typeof next === 'function' ? next(current === null ? initial : current) : next;
-      return cache.set(key, resolved, ttl, sync === undefined ? undefined : { sync });
-    },
-    [cache, key, ttl, initial, sync],
-  );
+  const value = useSyncExternalStore(subscribe, read, () => selecting(memo, initial, select));
+  const setValue = useCallback(setterOf(cache, key, ttl, sync, initial), [cache, key, ttl, initial, sync]);
   return [value, setValue];
+}
+
+/** `setValue` of `key` alone, for components that write and never show it: they never re-render on its changes. */
+export function useSetSharedCache(key, ttl, options) {
+  const cache = useCache(options?.cache);
+  const sync = options?.sync;
+  return useCallback(setterOf(cache, key, ttl, sync, null), [cache, key, ttl, sync]);
 }
 
 const SERVER_STATUS = Object.freeze({ enabled: false, online: false, syncing: false, leader: false, pending: 0, failures: 0, lastError: null, lastSyncedAt: null, retryAt: null, realtime: 'off', backend: 'off' });
@@ -127,14 +165,32 @@ export function useSyncStatus(options) {
 }
 
 /**
- * `{ data, error, isLoading, isStale, refetch }` for `key`, loaded through `cache.getOrFetch` (one
- * load per key across the page's MFEs and the origin's tabs) and kept in the same store as
- * `useSharedCache`. An expired value still held is shown (`isStale`) while the new one loads,
- * unless `staleWhileRevalidate: false`. After a failure it waits for `refetch()` (or a new key).
- * Options: those of getOrFetch, plus `cache`.
+ * The cache key of a query key: a string as it is; an array as its JSON with the fields of each
+ * object in sorted order, so that `['todos', { page: 1, q: 'x' }]` is one key however it is written.
  */
-export function useSharedQuery(key, loader, options = {}) {
+export function queryKeyOf(queryKey) {
+  if (typeof queryKey === 'string') return queryKey;
+  if (!Array.isArray(queryKey)) throw new CacheError('INVALID_KEY', `a query key is a string or an array, got ${describe(queryKey)}`);
+  const sorted = (_, v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v);
+  const key = JSON.stringify(queryKey, sorted);
+  if (key === undefined) throw new CacheError('INVALID_KEY', 'a query key array must be JSON');
+  return key;
+}
+
+// Options of useSharedQuery that are the hook's own: the rest go to getOrFetch.
+const HOOK_ONLY = ['cache', 'staleWhileRevalidate', 'enabled', 'select', 'initialData', 'placeholderData', 'refetchOnWindowFocus', 'refetchOnReconnect', 'refetchInterval'];
+
+/**
+ * A query as TanStack Query users know it, for `queryKey` (a string, or an array: see
+ * `queryKeyOf`), loaded through `cache.getOrFetch` (one load per key across the page's MFEs and the
+ * origin's tabs) and kept in the same store as `useSharedCache`. An expired value still held is
+ * shown (`isStale`) while the new one loads, unless `staleWhileRevalidate: false`. After a failure
+ * it waits for `refetch()` (or another key) instead of looping.
+ */
+export function useSharedQuery(queryKey, loader, options = {}) {
+  const key = queryKeyOf(queryKey);
   const cache = useCache(options.cache);
+  const enabled = options.enabled !== false;
   const latest = useRef(null);
   latest.current = { loader, options };
   const subscribe = useCallback((onChange) => (cache ? cache.subscribe(key, onChange) : () => {}), [cache, key]);
@@ -149,7 +205,7 @@ export function useSharedQuery(key, loader, options = {}) {
     (refresh) => {
       if (!cache) return Promise.resolve(null);
       setRun({ key, loading: true, error: null });
-      const { cache: _ignored, staleWhileRevalidate: _shownHere, ...loadOptions } = latest.current.options;
+      const loadOptions = Object.fromEntries(Object.entries(latest.current.options).filter(([name]) => !HOOK_ONLY.includes(name)));
       return cache.getOrFetch(key, () => latest.current.loader(), { ...loadOptions, refresh }).then(
         (value) => {
           setRun({ key, loading: false, error: null });
@@ -168,15 +224,164 @@ export function useSharedQuery(key, loader, options = {}) {
   const failed = run.key === key && run.error !== null;
   // Not from the hydration render: the value in storage shows right after it, with no load.
   useEffect(() => {
-    if (shown && missing && !failed) load(false);
-  }, [shown, load, missing, failed]);
+    if (shown && enabled && missing && !failed) load(false);
+  }, [shown, enabled, load, missing, failed]);
+  useRefetching(shown, enabled && key, load, options);
 
+  // What is shown: the cached value (or an expired one), else initialData, else placeholderData
+  // (given the last data shown, e.g. of the previous key).
+  const previous = useRef(null);
+  const real = fresh ?? stale;
+  const initial = real === null ? valueOf(options.initialData) : undefined;
+  const cached = real ?? initial ?? null;
+  const placeholder = cached === null ? valueOf(options.placeholderData, previous.current) : undefined;
+  const raw = cached ?? placeholder ?? null;
+  const memo = useRef(null);
+  const data = raw === null ? null : selecting(memo, raw, options.select);
+  useEffect(() => {
+    if (cached !== null) previous.current = cached;
+  });
+
+  const error = run.key === key ? run.error : null;
+  const isFetching = shown !== null && enabled && ((run.key === key && run.loading) || (missing && !failed));
+  const status = error ? 'error' : raw !== null ? 'success' : 'pending';
   const refetch = useCallback(() => load(true), [load]);
   return {
-    data: fresh ?? stale,
-    error: run.key === key ? run.error : null,
-    isLoading: shown !== null && ((run.key === key && run.loading) || (missing && !failed)),
+    data,
+    error,
+    status,
+    isPending: status === 'pending',
+    isSuccess: status === 'success',
+    isError: status === 'error',
+    isFetching,
+    isLoading: status === 'pending' && isFetching,
     isStale: missing && stale !== null,
+    isPlaceholderData: cached === null && raw !== null,
+    dataUpdatedAt: (real !== null && shown?.getUpdatedAt(key)) || 0,
     refetch,
   };
+}
+
+/** A value option given as it is or as a function (called with `arg`); undefined when not given. */
+function valueOf(option, arg) {
+  const value = typeof option === 'function' ? option(arg) : option;
+  return value === null ? undefined : value;
+}
+
+/**
+ * Reloads on the triggers the options ask for: the page shown again (`refetchOnWindowFocus`),
+ * the browser back online (`refetchOnReconnect`: once for the origin, see `onOnline`), and a value
+ * `refetchInterval` ms old. The interval is kept by one
+ * tab for the origin: the one whose instance wrote the value reloads it when it is that old, and
+ * so stays the writer; any other tab reloads only if the value is half an interval older still
+ * (its writer has gone), and then keeps the interval itself.
+ */
+const RECONNECT_GRACE_MS = 1000;
+
+function useRefetching(cache, key, load, { refetchOnWindowFocus = false, refetchOnReconnect = false, refetchInterval = 0 }) {
+  useEffect(() => {
+    if (!cache || key === false) return undefined;
+    let timer;
+    let grace;
+    let live = true;
+    const again = () => load(true);
+    const onVisible = () => document.visibilityState === 'visible' && again();
+    // Every tab hears `online`, not quite at once: the tab whose instance wrote the value reloads
+    // it, the others only if it was not written since, a moment later (its writer has gone).
+    const onOnline = () => {
+      const since = Date.now();
+      const written = cache[WRITTEN]?.(key);
+      if (!written || written[1] === cache.nodeId) return again();
+      clearTimeout(grace);
+      grace = setTimeout(() => (cache[WRITTEN]?.(key)?.[0] ?? 0) < since && again(), RECONNECT_GRACE_MS);
+    };
+    if (refetchOnWindowFocus) document.addEventListener('visibilitychange', onVisible);
+    if (refetchOnReconnect) window.addEventListener('online', onOnline);
+    if (refetchInterval > 0) {
+      // When this tab reloads the value: an interval after it was written here, half one more
+      // after another writer wrote it (null: nothing to wait for).
+      const due = () => {
+        const written = cache[WRITTEN]?.(key);
+        if (!written) return null;
+        return written[0] + (written[1] === cache.nodeId ? refetchInterval : refetchInterval * 1.5);
+      };
+      const wake = (atLeast) => {
+        if (!live) return;
+        const at = due();
+        timer = setTimeout(tick, Math.max(atLeast, at === null ? refetchInterval : at - Date.now()));
+      };
+      const tick = () => {
+        const at = due();
+        if (at !== null && Date.now() < at) return wake(0); // reloaded meanwhile
+        // After this tab's own load, a whole interval at least: a failing loader is not hammered.
+        load(true).finally(() => wake(refetchInterval));
+      };
+      wake(0);
+    }
+    return () => {
+      live = false;
+      document.removeEventListener('visibilitychange', onVisible);
+      window.removeEventListener('online', onOnline);
+      clearTimeout(timer);
+      clearTimeout(grace);
+    };
+  }, [cache, key, load, refetchOnWindowFocus, refetchOnReconnect, refetchInterval]);
+}
+
+/**
+ * `useSharedQuery` for React Suspense: `data` is always there. While there is no value the
+ * component suspends on the load (the nearest `<Suspense>` shows its fallback); a failed load is
+ * thrown to the nearest error boundary. On the server, where there is no cache, it stays
+ * suspended, so server rendering shows the fallback and the browser loads.
+ */
+export function useSuspenseSharedQuery(queryKey, loader, options = {}) {
+  const cache = useCache(options.cache);
+  const query = useSharedQuery(queryKey, loader, { ...options, enabled: true, placeholderData: undefined });
+  if (query.data !== null || query.error) return query.error && query.data === null ? raise(query.error) : query;
+  return suspend(cache, queryKeyOf(queryKey), loader, options) ?? query;
+}
+
+const raise = (error) => {
+  throw error;
+};
+
+const NEVER = new Promise(() => {});
+// How long a failure (or a null value) answers the renders that ask again: React renders a
+// component whose load failed again before its error boundary shows, in later tasks, and those
+// renders must meet the same failure, not start another load; an error boundary reset after it
+// loads again.
+const SETTLED_KEPT_MS = 1000;
+// While a key loads: one promise per cache and key, so that every render that suspends on it
+// (React renders again before it settles) throws the same one. A component that suspends never
+// mounts, so its state cannot remember a failure: the failure waits here (SETTLED_KEPT_MS).
+const suspensions = new WeakMap();
+
+/** Throws what the render must wait for, or fails with; returns when a load gave null (nothing to wait for). */
+function suspend(cache, key, loader, options) {
+  if (!cache) throw NEVER;
+  let byKey = suspensions.get(cache);
+  if (!byKey) suspensions.set(cache, (byKey = new Map()));
+  const last = byKey.get(key);
+  if (last?.settled) {
+    if (last.error) throw last.error;
+    return undefined; // the loader gave null: shown as no data rather than loading forever
+  }
+  if (last) throw last.promise;
+  const loadOptions = Object.fromEntries(Object.entries(options).filter(([name]) => !HOOK_ONLY.includes(name)));
+  const entry = { settled: false, error: null, promise: null };
+  entry.promise = cache.getOrFetch(key, loader, loadOptions).then(
+    (value) => {
+      // Shown from the cache on the render after; a later miss of the key suspends anew.
+      if (value !== null) return byKey.delete(key);
+      entry.settled = true;
+      setTimeout(() => byKey.get(key) === entry && byKey.delete(key), SETTLED_KEPT_MS);
+    },
+    (error) => {
+      entry.settled = true;
+      entry.error = error;
+      setTimeout(() => byKey.get(key) === entry && byKey.delete(key), SETTLED_KEPT_MS);
+    },
+  );
+  byKey.set(key, entry);
+  throw entry.promise;
 }

@@ -261,6 +261,229 @@ describe('React hooks', () => {
     assert.deepEqual(tab.problems, []);
     await ctx.close();
   });
+
+  test('useSharedQuery as TanStack Query users know it: array keys, enabled, select, placeholderData, initialData, status flags', async () => {
+    const ctx = await env.context();
+    const tab = await openTab(ctx, page());
+    await tab.evaluate(setup);
+    await tab.evaluate(() => {
+      const h = React.createElement;
+      window.calls = [];
+      window.states = [];
+      // Orders of a user, page by page: slow enough to see the placeholder.
+      const loadOrders = (userId, page) => new Promise((resolve) => {
+        calls.push(`${userId}/${page}`);
+        setTimeout(() => resolve({ items: Array.from({ length: page + 1 }, (_, i) => ({ id: `${page}-${i}` })) }), 30);
+      });
+      window.Orders = ({ userId, page }) => {
+        const q = pkgReact.useSharedQuery(['orders', { userId, page }], () => loadOrders(userId, page), {
+          enabled: userId !== null,
+          select: (orders) => orders.items.length,
+          placeholderData: (previous) => previous,
+        });
+        states.push({ page, data: q.data, status: q.status, isPending: q.isPending, isFetching: q.isFetching, isLoading: q.isLoading, isPlaceholderData: q.isPlaceholderData, updatedAt: q.dataUpdatedAt });
+        return h('span', { id: 'orders' }, `${q.status} ${q.data}`);
+      };
+      window.Settings = () => {
+        const q = pkgReact.useSharedQuery('settings', () => new Promise((resolve) => setTimeout(() => resolve({ theme: 'dark' }), 30)), { initialData: { theme: 'light' } });
+        (window.settings ??= []).push([q.data.theme, q.status, q.isFetching]);
+        return h('span', { id: 'settings' }, q.data.theme);
+      };
+      window.App = () => {
+        const [props, setProps] = React.useState({ userId: null, page: 1 });
+        window.show = setProps;
+        return h(components.Gate, { name: 'gate' }, h(Orders, props));
+      };
+      pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'tanstack_' });
+      ReactDOM.createRoot(document.getElementById('a')).render(h(App));
+      ReactDOM.createRoot(document.getElementById('b')).render(h(Settings));
+    });
+    // Not enabled: nothing loads, and nothing is pretended to.
+    await until(tab, () => document.getElementById('orders')?.textContent === 'pending null');
+    await throughGates(tab, ['gate'], () => ({ calls, states }));
+    assert.deepEqual(await tab.evaluate(() => calls), [], 'a disabled query does not load');
+    assert.deepEqual(await tab.evaluate(() => states.at(-1)), { page: 1, data: null, status: 'pending', isPending: true, isFetching: false, isLoading: false, isPlaceholderData: false, updatedAt: 0 });
+
+    // Enabled: a first load (isLoading), then the selected data; the key is the array's JSON
+    // whatever the order of its object's fields.
+    await tab.evaluate(() => show({ userId: 7, page: 1 }));
+    await until(tab, () => document.getElementById('orders').textContent === 'success 2');
+    const first = await tab.evaluate(() => {
+      const key = pkgReact.queryKeyOf(['orders', { userId: 7, page: 1 }]);
+      const cache = pkgReact.getDefaultCache();
+      return {
+        calls: [...calls],
+        loading: states.find((s) => s.page === 1 && s.isLoading),
+        sameKey: key === pkgReact.queryKeyOf(['orders', { page: 1, userId: 7 }]),
+        stored: cache.get(key),
+        updatedAt: states.at(-1).updatedAt,
+        writtenAt: cache.getUpdatedAt(key),
+      };
+    });
+    assert.deepEqual(first.calls, ['7/1']);
+    assert.deepEqual(first.loading, { page: 1, data: null, status: 'pending', isPending: true, isFetching: true, isLoading: true, isPlaceholderData: false, updatedAt: 0 });
+    assert.ok(first.sameKey);
+    assert.deepEqual(first.stored, { items: [{ id: '1-0' }, { id: '1-1' }] }, 'the cache holds the value, select only shapes what the component sees');
+    assert.ok(first.updatedAt > 0 && first.updatedAt === first.writtenAt, JSON.stringify(first));
+
+    // Another page: the previous page's data stays on screen as a placeholder while it loads.
+    await tab.evaluate(() => show({ userId: 7, page: 2 }));
+    await until(tab, () => document.getElementById('orders').textContent === 'success 3');
+    const placeholder = await tab.evaluate(() => states.find((s) => s.page === 2 && s.isPlaceholderData));
+    assert.deepEqual(placeholder, { page: 2, data: 2, status: 'success', isPending: false, isFetching: true, isLoading: false, isPlaceholderData: true, updatedAt: 0 });
+    assert.equal((await tab.evaluate(() => states.at(-1))).isPlaceholderData, false);
+
+    // initialData is shown at once, as data, and not stored: the load still runs.
+    await until(tab, () => document.getElementById('settings')?.textContent === 'dark');
+    assert.deepEqual(await tab.evaluate(() => settings[0]), ['light', 'success', true]);
+    assert.deepEqual(await tab.evaluate(() => pkgReact.getDefaultCache().get('settings')), { theme: 'dark' });
+    assert.deepEqual(tab.problems, []);
+    await ctx.close();
+  });
+
+  test('refetchInterval is kept by one tab for the origin, and another takes it over when that tab goes', async () => {
+    const ctx = await env.context();
+    const tabs = [await openTab(ctx, page()), await openTab(ctx, page())];
+    const mount = (tab) =>
+      tab.evaluate(() => {
+        window.calls = 0;
+        window.seen = [];
+        const h = React.createElement;
+        const Rates = () => {
+          const q = pkgReact.useSharedQuery('rates', async () => ({ n: ++calls, at: Date.now() }), { refetchInterval: 600 });
+          if (q.data && seen.at(-1) !== q.data.at) seen.push(q.data.at);
+          return h('span', { id: 'rates' }, String(q.data?.n ?? ''));
+        };
+        pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'interval_' });
+        window.root = ReactDOM.createRoot(document.getElementById('a'));
+        root.render(h(Rates));
+      });
+    await mount(tabs[0]);
+    await until(tabs[0], () => calls === 1);
+    await mount(tabs[1]);
+    // Three more intervals: every reload is the first tab's (it wrote the value), and the second
+    // tab sees each of them.
+    await until(tabs[0], () => calls === 4, undefined, 15_000);
+    await until(tabs[1], () => seen.length >= 3, undefined, 15_000);
+    assert.equal(await tabs[1].evaluate(() => calls), 0, 'the other tab waits for the writer, half an interval longer');
+    // The first tab stops showing the key: the second keeps the interval.
+    await tabs[0].evaluate(() => root.unmount());
+    await until(tabs[1], () => calls >= 2, undefined, 15_000);
+    assert.deepEqual(tabs[0].problems.concat(tabs[1].problems), []);
+    await ctx.close();
+  });
+
+  test('refetchOnReconnect: every tab hears online, the origin loads once', async () => {
+    const ctx = await env.context();
+    const tabs = [await openTab(ctx, page()), await openTab(ctx, page())];
+    for (const tab of tabs) {
+      await tab.evaluate(() => {
+        window.calls = 0;
+        window.fetching = null;
+        const h = React.createElement;
+        const Feed = () => {
+          const q = pkgReact.useSharedQuery('feed', async () => ({ n: Date.now(), by: ++calls }), { refetchOnReconnect: true });
+          window.fetching = q.isFetching;
+          return h('span', { id: 'feed' }, q.data ? String(q.data.n) : '');
+        };
+        pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'reconnect_' });
+        ReactDOM.createRoot(document.getElementById('a')).render(h(Feed));
+      });
+      await until(tab, () => document.getElementById('feed').textContent !== '');
+    }
+    const before = await Promise.all(tabs.map((t) => t.evaluate(() => [calls, document.getElementById('feed').textContent])));
+    await ctx.setOffline(true);
+    await ctx.setOffline(false);
+    // Both tabs reload on `online` and settle (isFetching false) showing a newer value.
+    for (const [i, tab] of tabs.entries()) {
+      await until(tab, (old) => fetching === false && document.getElementById('feed').textContent !== old, before[i][1]);
+    }
+    const after = await Promise.all(tabs.map((t) => t.evaluate(() => calls)));
+    const loads = after[0] + after[1] - before[0][0] - before[1][0];
+    assert.equal(loads, 1, `loads after one online event: ${JSON.stringify({ before, after })}`);
+    await ctx.close();
+  });
+
+  test('select re-renders only when the selected part changes; useSetSharedCache never re-renders; an ignored failing setValue reaches error listeners, not unhandledrejection', async () => {
+    const ctx = await env.context();
+    const tab = await openTab(ctx, page());
+    await tab.evaluate(setup);
+    await tab.evaluate(() => {
+      const h = React.createElement;
+      window.rejections = [];
+      window.addEventListener('unhandledrejection', (e) => rejections.push(String(e.reason?.message ?? e.reason)));
+      window.errors = [];
+      pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'select_' });
+      pkgReact.getDefaultCache().on('error', (e) => errors.push(e.type));
+      window.Count = () => {
+        renders.count = (renders.count ?? 0) + 1;
+        const [n] = pkgReact.useSharedCache('basket', { items: [] }, undefined, { select: (b) => b.items.length });
+        return h('span', { id: 'count' }, String(n));
+      };
+      window.Adder = () => {
+        renders.adder = (renders.adder ?? 0) + 1;
+        window.add = pkgReact.useSetSharedCache('basket');
+        return h('span', { id: 'adder' });
+      };
+      ReactDOM.createRoot(document.getElementById('a')).render(h(components.Gate, { name: 'gate' }, h(Count), h(Adder)));
+    });
+    await until(tab, () => document.getElementById('count')?.textContent === '0');
+    await tab.evaluate(() => add((b) => ({ items: [...(b?.items ?? []), 'apple'] })));
+    await until(tab, () => document.getElementById('count').textContent === '1');
+    const settled = await tab.evaluate(() => ({ ...renders }));
+    // Same length, other content: the selection is equal, so no render.
+    await tab.evaluate(() => add({ items: ['pear'] }));
+    await throughGates(tab, ['gate'], () => renders);
+    assert.deepEqual(await tab.evaluate(() => ({ ...renders })), settled, 'no render for an equal selection, none for the setter');
+    await tab.evaluate(() => add((b) => ({ items: [...b.items, 'fig'] })));
+    await until(tab, () => document.getElementById('count').textContent === '2');
+    assert.equal(await tab.evaluate(() => renders.adder), 1, 'the setter alone never re-renders');
+
+    // Not awaited and failing: reported, never unhandled. A control rejection left unhandled
+    // right after is reported in order behind it, so once it is, the setter's would have been.
+    await tab.evaluate(() => {
+      add({ when: () => 'not JSON' });
+      Promise.reject(new Error('control'));
+    });
+    await until(tab, () => rejections.includes('control'));
+    assert.deepEqual(await tab.evaluate(() => ({ rejections, errors })), { rejections: ['control'], errors: ['INVALID_VALUE'] });
+    await ctx.close();
+  });
+
+  test('useSuspenseSharedQuery: the fallback while loading, then the data; a failed load goes to the error boundary', async () => {
+    const ctx = await env.context();
+    const tab = await openTab(ctx, page(), { allowConsoleErrors: true });
+    await tab.evaluate(() => {
+      const h = React.createElement;
+      window.calls = 0;
+      class Boundary extends React.Component {
+        constructor(props) {
+          super(props);
+          this.state = { error: null };
+        }
+        static getDerivedStateFromError(error) {
+          return { error };
+        }
+        render() {
+          return this.state.error ? h('span', { id: this.props.id }, `error ${this.state.error.type}`) : this.props.children;
+        }
+      }
+      const Profile = ({ id, fail }) => {
+        const q = pkgReact.useSuspenseSharedQuery(`profile-${id}`, () => new Promise((resolve, reject) => {
+          calls++;
+          setTimeout(() => (fail ? reject(Object.assign(new Error('gone'), { retryable: false })) : resolve({ name: 'Ada' })), 30);
+        }));
+        return h('span', { id }, q.data.name);
+      };
+      const slot = (id, fail) => h(Boundary, { id }, h(React.Suspense, { fallback: h('span', { id }, 'loading') }, h(Profile, { id, fail })));
+      pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'suspense_' });
+      ReactDOM.createRoot(document.getElementById('a')).render(slot('ok', false));
+      ReactDOM.createRoot(document.getElementById('b')).render(slot('bad', true));
+    });
+    await until(tab, () => document.getElementById('ok')?.textContent === 'Ada' && document.getElementById('bad')?.textContent === 'error FETCH_FAILED');
+    assert.equal(await tab.evaluate(() => calls), 2, 'one load each, however many times React rendered while suspended');
+    await ctx.close();
+  });
 });
 
 test('server-side rendering renders the initial value and touches no storage', async () => {

@@ -60,7 +60,7 @@ export async function loading() {
 }
 
 // ---- useSharedQuery ----------------------------------------------------------------------------
-import { useSharedQuery, type SharedQueryResult } from 'mfe-shared-cache/react';
+import { queryKeyOf, useSharedQuery, useSuspenseSharedQuery, type SharedQueryResult } from 'mfe-shared-cache/react';
 
 export function useStores() {
   const q = useSharedQuery('stores:all', async (): Promise<Store[]> => [], { ttl: '5m', retry: { maxRetries: 1 }, cache });
@@ -71,4 +71,30 @@ export function useStores() {
   // @ts-expect-error the loader must give JSON
   useSharedQuery('when', () => new Date());
   return [flags, reload, q.error?.type];
+}
+
+// As TanStack Query: array keys, enabled, select, initialData, placeholderData, status flags.
+export function useOrders(userId: number | null, page: number) {
+  type Order = { id: number; total: number };
+  const q = useSharedQuery(['orders', { userId, page }], async (): Promise<Order[]> => [], {
+    enabled: userId !== null,
+    select: (orders) => orders.map((o) => o.total),
+    placeholderData: (previous) => (previous ? [...previous] : []),
+    refetchInterval: 60_000,
+    refetchOnReconnect: true,
+  });
+  expect<Equal<typeof q.data, number[] | null>>();
+  const status: 'pending' | 'error' | 'success' = q.status;
+  const flags: boolean[] = [q.isPending, q.isSuccess, q.isError, q.isFetching, q.isLoading, q.isPlaceholderData];
+  const at: number = q.dataUpdatedAt;
+  const withInitial = useSharedQuery('count', async () => 1, { initialData: 0 });
+  expect<Equal<typeof withInitial.data, number | null>>();
+  // @ts-expect-error select gets the loaded type (numbers, not strings)
+  useSharedQuery('count', async () => 1, { select: (n: string) => n });
+  // @ts-expect-error a query key is a string or an array of JSON values
+  useSharedQuery({ id: 1 }, async () => 1);
+  const suspended = useSuspenseSharedQuery(['orders', 1], async (): Promise<Order[]> => []);
+  expect<Equal<typeof suspended.data, DeepReadonly<Order[]>>>();
+  const key: string = queryKeyOf(['orders', { page: 1 }]);
+  return [status, flags, at, key];
 }

@@ -5,6 +5,7 @@ import {
   SharedCacheProvider,
   configureDefaultCache,
   getDefaultCache,
+  useSetSharedCache,
   useSharedCache,
   useSyncStatus,
   type HookOptions,
@@ -41,9 +42,27 @@ export function CartBadge(): ReactNode {
   cart.items.push({ sku: 'x', qty: 1 });
   // @ts-expect-error …at every level
   cart.items[0]!.qty = 2;
-  // @ts-expect-error ttl is seconds, a number
+  // A TTL is seconds or a duration string, as everywhere else.
   useSharedCache<Cart>('cart', { items: [], coupon: null }, '1h');
+  // @ts-expect-error …not a boolean
+  useSharedCache<Cart>('cart', { items: [], coupon: null }, true);
   return <button onClick={() => add('apple')}>{count} items</button>;
+}
+
+// ---- select, and a setter alone ------------------------------------------------------------------
+export function CartCount(): ReactNode {
+  const [count, setCart] = useSharedCache<Cart, number>('cart', { items: [], coupon: null }, undefined, { select: (cart) => cart.items.length });
+  expect<Equal<typeof count, number>>();
+  setCart((cart) => ({ ...cart, coupon: null }));
+  const [name] = useSharedCache<User, string>('user', null, undefined, { select: (user) => user?.name ?? 'guest' });
+  expect<Equal<typeof name, string>>();
+  const [dense] = useSharedCache('prefs', { dense: false, pageSize: 20 }, '1d', { select: (prefs) => prefs.dense });
+  expect<Equal<typeof dense, boolean>>();
+  const addToCart = useSetSharedCache<Cart>('cart', '1h', { sync: false });
+  void addToCart((cart) => ({ items: [...(cart?.items ?? []), { sku: 'a', qty: 1 }], coupon: null }));
+  // @ts-expect-error the setter takes a Cart
+  void addToCart({ items: 'none' });
+  return <span>{count}</span>;
 }
 
 // ---- inferred types: widened like useState --------------------------------------------------------

@@ -432,6 +432,13 @@ impl<S: Storage> Client<S> {
         self.cache.replica().entry(key).filter(|e| !e.is_live(at)).and_then(|e| e.value.as_deref())
     }
 
+    /// When `key`'s value (expired or not) was written, on the device's clock, and by which
+    /// writer, if it has one.
+    pub fn written(&self, key: &str) -> Option<(u64, &str)> {
+        let entry = self.cache.replica().entry(key).filter(|e| e.value.is_some())?;
+        Some((self.cache.local_time(entry.written_at), entry.stamp.node.as_str()))
+    }
+
     /// When `key`'s value expires on the device's clock (`Some(None)`: never), if it has one.
     pub fn expiry(&self, key: &str, now: u64) -> Option<Option<u64>> {
         let at = self.cache.time_at(now);
