@@ -4,12 +4,36 @@
  */
 export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { [key: string]: JsonValue };
 
-/** Deeply read-only view of a value returned by the cache (values are frozen). */
-export type DeepReadonly<T> = T extends readonly (infer U)[]
-  ? ReadonlyArray<DeepReadonly<U>>
-  : T extends object
-    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
-    : T;
+/**
+ * A value returned by the cache: its properties are read-only at every level (values are deeply
+ * frozen, and assigning to a property throws). Arrays keep their type, so that a value read from
+ * the cache can be passed wherever its plain type is expected (`function total(cart: Cart)`);
+ * `push` on one throws at runtime all the same.
+ */
+export type DeepReadonly<T> = T extends (infer U)[]
+  ? DeepReadonly<U>[]
+  : T extends readonly (infer U)[]
+    ? readonly DeepReadonly<U>[]
+    : T extends object
+      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+      : T;
+
+/** `T` as JSON would carry it, part by part (`never` where a part is not JSON: a function, a Date, a Map…). */
+export type JsonCompatible<T> = T extends string | number | boolean | null
+  ? T
+  : T extends readonly unknown[]
+    ? { [K in keyof T]: JsonCompatible<T[K]> }
+    : T extends Function | symbol | bigint | undefined
+      ? never
+      : T extends object
+        ? { [K in keyof T]: JsonCompatible<T[K]> }
+        : never;
+
+/**
+ * The constraint of a value type: anything all of whose parts are JSON, declared with `type` or
+ * `interface` alike; else `JsonValue`, so that TypeScript's error points at what is not JSON.
+ */
+export type AsJson<T> = [T] extends [JsonValue] ? unknown : [T] extends [JsonCompatible<T>] ? unknown : JsonValue;
 
 /** Every `type` an error of this package can have. */
 export type CacheErrorType =
@@ -241,7 +265,7 @@ export class BackendSyncedCacheService {
   /** How this instance reaches other tabs. */
   readonly tabLink: 'broadcast-channel' | 'storage-event' | 'none';
   /** Resolves once applied locally and persisted; rejects with a CacheError. */
-  set<T extends JsonValue>(key: string, value: T, ttl?: Ttl, options?: SetOptions): Promise<void>;
+  set<T extends AsJson<T>>(key: string, value: T, ttl?: Ttl, options?: SetOptions): Promise<void>;
   /** The value, or null when missing or expired; the same frozen object while unchanged. */
   get<T = JsonValue>(key: string): DeepReadonly<T> | null;
   /** When `key`'s value (expired or not) was written, in ms since epoch on this device's clock; null without one. */
@@ -263,9 +287,9 @@ export class BackendSyncedCacheService {
   /** Removes every key matching (here, everywhere, and on the backend); resolves to how many. */
   invalidate(keyOrPattern: string): Promise<number>;
   /** The value, loaded once per key across the page's MFEs and the origin's tabs on a miss. */
-  getOrFetch<T extends JsonValue>(key: string, loader: () => T | Promise<T>, options?: GetOrFetchOptions<T>): Promise<DeepReadonly<T>>;
+  getOrFetch<T extends AsJson<T>>(key: string, loader: () => T | Promise<T>, options?: GetOrFetchOptions<T>): Promise<DeepReadonly<T>>;
   /** Like getOrFetch, never rejecting: failures resolve to `defaultValue` (default null). */
-  getOrFetchWithFallback<T extends JsonValue>(
+  getOrFetchWithFallback<T extends AsJson<T>>(
     key: string,
     loader: () => T | Promise<T>,
     options?: GetOrFetchOptions<T>,
@@ -289,14 +313,14 @@ export class CacheScope {
   readonly name: string;
   /** The instance it writes through. */
   readonly cache: BackendSyncedCacheService;
-  set<T extends JsonValue>(key: string, value: T, ttl?: Ttl, options?: SetOptions): Promise<void>;
+  set<T extends AsJson<T>>(key: string, value: T, ttl?: Ttl, options?: SetOptions): Promise<void>;
   get<T = JsonValue>(key: string): DeepReadonly<T> | null;
   has(key: string): boolean;
   remove(key: string): Promise<void>;
   subscribe<T = JsonValue>(key: string, callback: (value: DeepReadonly<T> | null) => void): () => void;
   getTimeToExpiry(key: string): number | null;
-  getOrFetch<T extends JsonValue>(key: string, loader: () => T | Promise<T>, options?: GetOrFetchOptions<T>): Promise<DeepReadonly<T>>;
-  getOrFetchWithFallback<T extends JsonValue>(key: string, loader: () => T | Promise<T>, options?: GetOrFetchOptions<T>): Promise<DeepReadonly<T> | null>;
+  getOrFetch<T extends AsJson<T>>(key: string, loader: () => T | Promise<T>, options?: GetOrFetchOptions<T>): Promise<DeepReadonly<T>>;
+  getOrFetchWithFallback<T extends AsJson<T>>(key: string, loader: () => T | Promise<T>, options?: GetOrFetchOptions<T>): Promise<DeepReadonly<T> | null>;
   /** Keys of this scope (without `name:`), matching `pattern` within it. */
   keys(pattern?: string): string[];
   size(): number;

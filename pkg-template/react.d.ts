@@ -1,5 +1,5 @@
 import type { ReactNode } from 'react';
-import type { BackendSyncedCacheService, CacheError, CacheOptions, DeepReadonly, GetOrFetchOptions, JsonValue, SyncStatus, Ttl } from './index.js';
+import type { AsJson, BackendSyncedCacheService, CacheError, CacheOptions, DeepReadonly, GetOrFetchOptions, JsonValue, SyncStatus, Ttl } from './index.js';
 
 /**
  * Options of the page's default instance; call before the first hook renders. Several MFEs sharing
@@ -29,14 +29,14 @@ export type SetSharedValue<T, C> = (next: T | DeepReadonly<T> | ((current: C) =>
  * `[select(value), setValue]`: the component re-renders only when the selected part changes (a
  * selection holding the same data as the last one keeps its identity).
  */
-export function useSharedCache<T extends ([T] extends [JsonValue] ? unknown : JsonValue), S>(
+export function useSharedCache<T extends AsJson<T>, S>(
   key: string,
   initialValue: T,
   ttl: Ttl | undefined,
   options: SharedCacheHookOptions & { select: (value: DeepReadonly<T>) => S },
 ): [S, SetSharedValue<T, DeepReadonly<T>>];
 /** The same with no initial value: `select` gets null while there is none. */
-export function useSharedCache<T extends JsonValue, S>(
+export function useSharedCache<T extends AsJson<T>, S>(
   key: string,
   initialValue: null | undefined,
   ttl: Ttl | undefined,
@@ -50,14 +50,14 @@ export function useSharedCache<T extends JsonValue, S>(
  * `useState` (`0` gives `number`, not `0`): the constraint checks that the value is JSON without
  * making TypeScript keep the literal type.
  */
-export function useSharedCache<T extends ([T] extends [JsonValue] ? unknown : JsonValue)>(
+export function useSharedCache<T extends AsJson<T>>(
   key: string,
   initialValue: T,
   ttl?: Ttl,
   options?: SharedCacheHookOptions,
 ): [DeepReadonly<T>, SetSharedValue<T, DeepReadonly<T>>];
 /** The same with no initial value: `value` is null while there is none. */
-export function useSharedCache<T extends JsonValue = JsonValue>(
+export function useSharedCache<T extends AsJson<T> = JsonValue>(
   key: string,
   initialValue?: null,
   ttl?: Ttl,
@@ -65,7 +65,7 @@ export function useSharedCache<T extends JsonValue = JsonValue>(
 ): [DeepReadonly<T> | null, SetSharedValue<T, DeepReadonly<T> | null>];
 
 /** `setValue` of `key` alone: a component that only writes it never re-renders on its changes. */
-export function useSetSharedCache<T extends JsonValue = JsonValue>(key: string, ttl?: Ttl, options?: SharedCacheHookOptions): SetSharedValue<T, DeepReadonly<T> | null>;
+export function useSetSharedCache<T extends AsJson<T> = JsonValue>(key: string, ttl?: Ttl, options?: SharedCacheHookOptions): SetSharedValue<T, DeepReadonly<T> | null>;
 
 /** The backend sync status, re-rendering when it changes. */
 export function useSyncStatus(options?: HookOptions): SyncStatus;
@@ -118,14 +118,14 @@ export interface SharedQueryResult<T, S = DeepReadonly<T>> {
 }
 
 /** Loads `queryKey` through `cache.getOrFetch` (one load across MFEs and tabs) and follows it. */
-export function useSharedQuery<T extends JsonValue, S = DeepReadonly<T>>(
+export function useSharedQuery<T extends AsJson<T>, S = DeepReadonly<T>>(
   queryKey: QueryKey,
   loader: () => T | Promise<T>,
   options?: SharedQueryOptions<T, S>,
 ): SharedQueryResult<T, S>;
 
 /** `useSharedQuery` for Suspense: suspends while there is no value; a failed first load goes to the error boundary. */
-export function useSuspenseSharedQuery<T extends JsonValue, S = DeepReadonly<T>>(
+export function useSuspenseSharedQuery<T extends AsJson<T>, S = DeepReadonly<T>>(
   queryKey: QueryKey,
   loader: () => T | Promise<T>,
   options?: Omit<SharedQueryOptions<T, S>, 'enabled' | 'placeholderData'>,

@@ -46,7 +46,7 @@ export async function loading() {
   const product: CacheScope = cache.scope('product');
   await product.set('featured', ['a'], '1h');
   const featured = product.get<string[]>('featured');
-  expect<Equal<typeof featured, readonly string[] | null>>();
+  expect<Equal<typeof featured, string[] | null>>();
   const inner: CacheScope = product.scope('v2');
   const mine: string[] = inner.keys();
   const app: string | null = cache.entries()[0]?.app ?? null;

@@ -38,15 +38,32 @@ export function CartBadge(): ReactNode {
   setCart({ items: [{ sku: 'a', qty: '1' }], coupon: null });
   // @ts-expect-error the updater must return a Cart
   setCart((current) => current.items);
-  // @ts-expect-error the value is deeply frozen
-  cart.items.push({ sku: 'x', qty: 1 });
-  // @ts-expect-error …at every level
+  // The value passes where a plain Cart is expected (it is frozen at runtime all the same).
+  const total = (c: Cart) => c.items.reduce((n, item) => n + item.qty, 0);
+  total(cart);
+  // @ts-expect-error its properties are read-only, at every level
   cart.items[0]!.qty = 2;
+  // @ts-expect-error …and at the top
+  cart.coupon = 'SPRING';
   // A TTL is seconds or a duration string, as everywhere else.
   useSharedCache<Cart>('cart', { items: [], coupon: null }, '1h');
   // @ts-expect-error …not a boolean
   useSharedCache<Cart>('cart', { items: [], coupon: null }, true);
   return <button onClick={() => add('apple')}>{count} items</button>;
+}
+
+// ---- value types declared with interface --------------------------------------------------------
+interface Settings {
+  theme: 'light' | 'dark';
+  pinned: string[];
+}
+export function SettingsPanel({ save }: { save: (s: Settings) => void }): ReactNode {
+  const [settings, setSettings] = useSharedCache<Settings>('settings', { theme: 'light', pinned: [] }, '30d');
+  save(settings);
+  setSettings((s) => ({ ...s, theme: 'dark' }));
+  const [other] = useSharedCache('settings-2', { theme: 'dark', pinned: [] } as Settings);
+  save(other);
+  return <span>{settings.theme}</span>;
 }
 
 // ---- select, and a setter alone ------------------------------------------------------------------
