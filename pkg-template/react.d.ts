@@ -130,3 +130,38 @@ export function useSuspenseSharedQuery<T extends AsJson<T>, S = DeepReadonly<T>>
   loader: () => T | Promise<T>,
   options?: Omit<SharedQueryOptions<T, S>, 'enabled' | 'placeholderData'>,
 ): SharedQueryResult<T, S> & { readonly data: S };
+
+export interface SharedMutationOptions<T, V> extends SharedCacheHookOptions {
+  /** The value to show at once, everywhere in this browser, while the call runs. */
+  optimistic?: ((current: DeepReadonly<T> | null, variables: V) => T) | undefined;
+  /** The TTL of what is written. */
+  ttl?: Ttl | undefined;
+}
+
+export interface SharedMutationResult<T, V> {
+  /** Runs the mutation; a failure goes to `error` (and the cache's 'error' listeners). */
+  mutate(variables: V): void;
+  /** Runs the mutation; resolves to the call's result, rejects with its failure. */
+  mutateAsync(variables: V): Promise<T | void>;
+  /** Back to `idle`. */
+  reset(): void;
+  readonly status: 'idle' | 'pending' | 'error' | 'success';
+  /** The last successful call's result. */
+  readonly data: T | void | undefined;
+  readonly error: CacheError | null;
+  readonly isIdle: boolean;
+  readonly isPending: boolean;
+  readonly isSuccess: boolean;
+  readonly isError: boolean;
+}
+
+/**
+ * A write through a server call: `mutateFn(variables)` gives the new value of `key` (stored for
+ * everyone) or nothing (the optimistic value is then kept). With `optimistic`, that value shows at
+ * once in every MFE and tab, and is rolled back everywhere if the call fails.
+ */
+export function useSharedMutation<T extends AsJson<T>, V = void>(
+  key: string,
+  mutateFn: (variables: V) => T | void | Promise<T | void>,
+  options?: SharedMutationOptions<T, V>,
+): SharedMutationResult<T, V>;

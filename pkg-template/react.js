@@ -262,6 +262,58 @@ export function useSharedQuery(queryKey, loader, options = {}) {
   };
 }
 
+/**
+ * A write through a server call, as TanStack Query's useMutation: `mutate(variables)` runs
+ * `mutateFn(variables)`; with `optimistic(current, variables)` its value is written at once,
+ * kept in this browser (every MFE and tab shows it) until the call succeeds, then the call's
+ * result (or, when it gives undefined, the optimistic value) is written for everyone (`sync`,
+ * default true). When the call fails, the value written before is put back everywhere the
+ * optimistic one was seen, unless the key was written again meanwhile. `mutate` reports failures
+ * in `error` (and to 'error' listeners), `mutateAsync` rejects with them.
+ */
+export function useSharedMutation(key, mutateFn, options = {}) {
+  const cache = useCache(options.cache);
+  const latest = useRef(null);
+  latest.current = { mutateFn, options };
+  const [state, setState] = useState({ status: 'idle', data: undefined, error: null });
+  const mutateAsync = useCallback(
+    async (variables) => {
+      if (!cache) throw new CacheError('INVALID_ARGUMENT', 'there is no cache on the server; mutate in the browser');
+      const { mutateFn: run, options: o } = latest.current;
+      const sync = o.sync === undefined ? undefined : { sync: o.sync };
+      setState({ status: 'pending', data: undefined, error: null });
+      const before = cache.get(key);
+      let mine = null;
+      if (o.optimistic) {
+        await cache.set(key, o.optimistic(before, variables), o.ttl, { sync: false });
+        mine = cache[WRITTEN]?.(key) ?? null;
+      }
+      // Whether the optimistic value is still the key's (nobody wrote it again since).
+      const stillMine = () => {
+        const now = cache[WRITTEN]?.(key);
+        return mine !== null && !!now && now[0] === mine[0] && now[1] === mine[1];
+      };
+      try {
+        const result = await run(variables);
+        // The call's result, or the optimistic value, now for everyone.
+        const value = result !== undefined ? result : stillMine() ? cache.get(key) : null;
+        if (value !== null) await cache.set(key, value, o.ttl, sync);
+        setState({ status: 'success', data: result, error: null });
+        return result;
+      } catch (cause) {
+        if (stillMine()) await (before === null ? cache.remove(key) : cache.set(key, before, o.ttl, { sync: false }));
+        const error = cause instanceof CacheError ? cause : new CacheError('FETCH_FAILED', `the mutation of ${describe(key)} failed: ${cause?.message ?? cause}`, { key, cause });
+        setState({ status: 'error', data: undefined, error });
+        throw error;
+      }
+    },
+    [cache, key],
+  );
+  const mutate = useCallback((variables) => void mutateAsync(variables).catch((e) => cache?.[REPORT]?.(e)), [mutateAsync, cache]);
+  const reset = useCallback(() => setState({ status: 'idle', data: undefined, error: null }), []);
+  return { mutate, mutateAsync, reset, status: state.status, data: state.data, error: state.error, isIdle: state.status === 'idle', isPending: state.status === 'pending', isSuccess: state.status === 'success', isError: state.status === 'error' };
+}
+
 /** A value option given as it is or as a function (called with `arg`); undefined when not given. */
 function valueOf(option, arg) {
   const value = typeof option === 'function' ? option(arg) : option;

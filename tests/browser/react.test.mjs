@@ -450,6 +450,59 @@ describe('React hooks', () => {
     await ctx.close();
   });
 
+  test('useSharedMutation: the optimistic value shows at once in every root and tab, the result replaces it, a failure rolls it back everywhere', async () => {
+    const ctx = await env.context();
+    const tab = await openTab(ctx, page());
+    const other = await openTab(ctx, page());
+    await other.evaluate(() => {
+      window.seen = [];
+      const c = new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'mutation_' });
+      c.subscribe('likes', (v) => seen.push(v?.count ?? null));
+    });
+    await tab.evaluate(setup);
+    await tab.evaluate(() => {
+      const h = React.createElement;
+      window.server = { likes: 3, answer: null };
+      // The server call: held until the test answers it.
+      window.post = () => new Promise((resolve, reject) => (server.answer = { resolve, reject }));
+      window.Like = () => {
+        const m = pkgReact.useSharedMutation('likes', () => post(), { optimistic: (current) => ({ count: (current?.count ?? 0) + 1 }) });
+        window.mutation = m;
+        return h('button', { id: 'like' }, `${m.status}${m.error ? ' ' + m.error.type : ''}`);
+      };
+      window.Count = () => {
+        const [likes] = pkgReact.useSharedCache('likes', { count: 0 });
+        return h('span', { id: 'count' }, String(likes.count));
+      };
+      pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'mutation_' });
+      pkgReact.getDefaultCache().set('likes', { count: 3 });
+      ReactDOM.createRoot(document.getElementById('a')).render(h(Like));
+      ReactDOM.createRoot(document.getElementById('b')).render(h(Count));
+    });
+    await until(tab, () => document.getElementById('count')?.textContent === '3' && document.getElementById('like').textContent === 'idle');
+    // Succeeds: 4 at once everywhere, then the server's answer.
+    await tab.evaluate(() => mutation.mutate());
+    await until(tab, () => document.getElementById('count').textContent === '4' && document.getElementById('like').textContent === 'pending');
+    await until(other, () => seen.at(-1) === 4);
+    await tab.evaluate(() => server.answer.resolve({ count: 10 }));
+    await until(tab, () => document.getElementById('count').textContent === '10' && document.getElementById('like').textContent === 'success');
+    await until(other, () => seen.at(-1) === 10);
+    // Fails: 11 at once, then 10 again, everywhere.
+    await tab.evaluate(() => mutation.mutate());
+    await until(other, () => seen.at(-1) === 11);
+    await tab.evaluate(() => server.answer.reject(new Error('server said no')));
+    await until(tab, () => document.getElementById('count').textContent === '10' && document.getElementById('like').textContent === 'error FETCH_FAILED');
+    await until(other, () => seen.at(-1) === 10);
+    assert.deepEqual(await other.evaluate(() => seen), [3, 4, 10, 11, 10]);
+    // A write made while the call runs is not undone by its failure.
+    await tab.evaluate(() => mutation.mutate());
+    await tab.evaluate(() => pkgReact.getDefaultCache().set('likes', { count: 42 }));
+    await tab.evaluate(() => server.answer.reject(new Error('no')));
+    await until(tab, () => document.getElementById('like').textContent === 'error FETCH_FAILED' && document.getElementById('count').textContent === '42');
+    assert.deepEqual(tab.problems, []);
+    await ctx.close();
+  });
+
   test('useSuspenseSharedQuery: the fallback while loading, then the data; a failed load goes to the error boundary', async () => {
     const ctx = await env.context();
     const tab = await openTab(ctx, page(), { allowConsoleErrors: true });

@@ -7,6 +7,7 @@ import {
   getDefaultCache,
   useSetSharedCache,
   useSharedCache,
+  useSharedMutation,
   useSyncStatus,
   type HookOptions,
 } from 'mfe-shared-cache/react';
@@ -50,6 +51,21 @@ export function CartBadge(): ReactNode {
   // @ts-expect-error …not a boolean
   useSharedCache<Cart>('cart', { items: [], coupon: null }, true);
   return <button onClick={() => add('apple')}>{count} items</button>;
+}
+
+// ---- mutations ---------------------------------------------------------------------------------------
+export function LikeButton({ postId }: { postId: string }): ReactNode {
+  type Likes = { count: number; mine: boolean };
+  const like = useSharedMutation<Likes, { postId: string }>(
+    `likes:${postId}`,
+    async ({ postId: id }) => (await fetch(`/api/posts/${id}/like`, { method: 'POST' })).json() as Promise<Likes>,
+    { optimistic: (current) => ({ count: (current?.count ?? 0) + 1, mine: true }) },
+  );
+  const status: 'idle' | 'pending' | 'error' | 'success' = like.status;
+  void like.mutateAsync({ postId }).then((result) => result?.count);
+  // @ts-expect-error the variables are { postId }
+  like.mutate({ id: postId });
+  return <button disabled={like.isPending} onClick={() => like.mutate({ postId })}>{status}</button>;
 }
 
 // ---- value types declared with interface --------------------------------------------------------
