@@ -44,12 +44,13 @@ export const WRITTEN = Symbol.for('mfe-shared-cache.written.v1');
 // ---- the page hub -------------------------------------------------------------------------
 // Copies of this package bundled separately into different MFEs each have their own module and
 // wasm instance. They meet here, on a global registry: a group per prefix holds peers
-// `{ storage, deliver(news) }`, where news is the core's own message text (versioned), delivered
-// synchronously, so a write in one MFE is visible in every other one before `set` returns; and
-// `loads` shares one getOrFetch flight per key among them.
+// `{ storage, deliver(news), cache }`, where news is the core's own message text (versioned),
+// delivered synchronously, so a write in one MFE is visible in every other one before `set`
+// returns (and `cache` is the instance, for dev tools); and `loads` shares one getOrFetch flight
+// per key among them.
 const HUB = Symbol.for('mfe-shared-cache.hub.v2');
 
-/** @returns {{ pageId: string, groups: Map<string, Set<{ storage: unknown, deliver(news: string): void }>>, loads: Map<string, Promise<unknown>> }} */
+/** @returns {{ pageId: string, groups: Map<string, Set<{ storage: unknown, deliver(news: string): void, cache?: unknown }>>, loads: Map<string, Promise<unknown>> }} */
 function pageHub() {
   const g = /** @type {any} */ (globalThis);
   if (!g[HUB]) {
@@ -271,7 +272,7 @@ export class BackendSyncedCacheService {
   /** @type {Map<string, Set<(value: unknown) => void>>} */ #subscribers = new Map();
   /** @type {{ error: Set<Function>, sync: Set<Function>, change: Set<Function> }} */ #listeners = { error: new Set(), sync: new Set(), change: new Set() };
   /** @type {Set<{ storage: unknown, deliver(news: string): void }>} */ #group;
-  /** @type {{ storage: unknown, deliver(news: string): void }} */ #peer;
+  /** @type {{ storage: unknown, deliver(news: string): void, cache: BackendSyncedCacheService }} */ #peer;
   /** @type {{ key: string | null, resolve: () => void, reject: (e: CacheError) => void }[]} */ #waiters = [];
   #flushQueued = false;
   #disposed = false;
@@ -312,7 +313,8 @@ export class BackendSyncedCacheService {
     let group = hub.groups.get(o.prefix);
     if (!group) hub.groups.set(o.prefix, (group = new Set()));
     this.#group = group;
-    this.#peer = { storage: this.#storage, deliver: (news) => this.#fromPeer(news) };
+    // `cache`: for dev tools, which list every instance on the page (of every copy).
+    this.#peer = { storage: this.#storage, deliver: (news) => this.#fromPeer(news), cache: this };
     group.add(this.#peer);
     // Reported after the constructor returns, so listeners attached right after it hear them.
     if (early.length) queueMicrotask(() => early.forEach((e) => this.#emitError(e)));

@@ -1,6 +1,7 @@
 // The product MFE ("product_management" in the seed): built as its own bundle, with its own React
 // and its own copy of mfe-shared-cache, and loaded by the shell at run time. Its contract with the
-// shell is this module: mount(element) → { unmount }, plus the cache instance for the dev panel.
+// shell is this module: mount(element) → { unmount }, plus its cache instance (the inspector finds
+// it on the page hub).
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { configureDefaultCache, getDefaultCache } from 'mfe-shared-cache/react';

@@ -24,16 +24,8 @@ export function App() {
   const [cart] = useSharedCache(KEYS.cart, EMPTY_CART, TTL.cart);
   const [user, setUser] = useSharedCache(KEYS.user, null, TTL.user);
   const [lastAdded] = useSharedCache(KEYS.lastAdded, null);
-  const [instances, setInstances] = useState([{ name: 'shell', cache: getDefaultCache() }]);
-
   useEffect(() => {
-    let live = true;
-    loadProductMfe()
-      .then((remote) => live && setInstances((list) => [...list, { name: 'product', cache: remote.cache }]))
-      .catch(() => {}); // ProductHost shows the failure
-    return () => {
-      live = false;
-    };
+    loadProductMfe().catch(() => {}); // ProductHost shows the failure; the inspector finds its cache
   }, []);
 
   const count = itemCount(cart);
@@ -80,7 +72,7 @@ export function App() {
         </div>
       </header>
       <main className="sh-main">{route === '#/cart' ? <CartView /> : <ProductHost />}</main>
-      <DevPanel instances={instances} />
+      <DevPanel />
     </div>
   );
 }
