@@ -2,7 +2,8 @@
 # Installs what the build and tests need and is missing; skips what is present. Usage:
 #   scripts/ensure-tools.sh wasm      rust wasm target + wasm-bindgen CLI at the pinned version
 #   scripts/ensure-tools.sh browser   Debian's chromium + chromium-driver
-#   scripts/ensure-tools.sh npm       the dev npm packages (playwright-core, esbuild, binaryen, express)
+#   scripts/ensure-tools.sh firefox   Debian's firefox-esr (the browser tests in Firefox, over WebDriver BiDi)
+#   scripts/ensure-tools.sh npm       the dev npm packages (playwright-core, puppeteer-core, esbuild, binaryen, express)
 #   scripts/ensure-tools.sh wrk       Debian's wrk (the HTTP load generator of the server benchmark)
 #   scripts/ensure-tools.sh redis     Debian's redis-server (redis-server + redis-cli: the Redis store tests)
 set -euo pipefail
@@ -43,6 +44,13 @@ ensure_browser() {
   fi
 }
 
+ensure_firefox() {
+  if ! command -v firefox-esr >/dev/null; then
+    log "installing firefox-esr"
+    apt_install firefox-esr
+  fi
+}
+
 ensure_wrk() {
   if ! command -v wrk >/dev/null; then
     log "installing wrk"
@@ -68,6 +76,7 @@ for what in "$@"; do
   case "$what" in
     wasm) ensure_wasm ;;
     browser) ensure_browser ;;
+    firefox) ensure_firefox ;;
     npm) ensure_npm ;;
     wrk) ensure_wrk ;;
     redis) ensure_redis ;;

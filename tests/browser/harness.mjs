@@ -121,7 +121,11 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
+/** The engine the tests run in: `BROWSER=firefox` for Firefox, else Chromium. */
+export const ENGINE = process.env.BROWSER === 'firefox' ? 'firefox' : 'chromium';
+
 export async function launch() {
+  if (ENGINE === 'firefox') return (await import('./firefox.mjs')).launchFirefox();
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
