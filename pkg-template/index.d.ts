@@ -294,8 +294,8 @@ export class BackendSyncedCacheService {
     loader: () => T | Promise<T>,
     options?: GetOrFetchOptions<T>,
   ): Promise<DeepReadonly<T> | null>;
-  /** A view whose keys live under `name:`. */
-  scope(name: string): CacheScope;
+  /** A view whose keys live under `name:`; with `{ sync: false }` its writes and loads stay in this browser unless a call says otherwise. */
+  scope(name: string, options?: SetOptions): CacheScope;
   /** The backend sync status. */
   readonly syncStatus: SyncStatus;
   on(event: 'error', listener: (error: CacheError) => void): () => void;
@@ -327,7 +327,7 @@ export class CacheScope {
   /** Invalidates keys of this scope only (default: all of them). */
   invalidate(pattern?: string): Promise<number>;
   entries(): CacheEntryInfo[];
-  /** A scope inside this one (`name:inner:`). */
+  /** A scope inside this one (`name:inner:`), with this one's `sync`. */
   scope(name: string): CacheScope;
 }
 

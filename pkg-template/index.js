@@ -589,10 +589,14 @@ export class BackendSyncedCacheService {
     }
   }
 
-  /** A view whose keys live under `name:`, so an MFE owns its part of the keyspace. @param {string} name */
-  scope(name) {
+  /**
+   * A view whose keys live under `name:`, so an MFE owns its part of the keyspace; with
+   * `{ sync: false }` its writes and loads stay in this browser unless a call says otherwise.
+   * @param {string} name @param {{ sync?: boolean }} [options]
+   */
+  scope(name, options) {
     this.#assertOpen();
-    return new CacheScope(/** @type {any} */ (this), name);
+    return new CacheScope(/** @type {any} */ (this), name, syncOption(options, true));
   }
 
   /** Removes `key` everywhere; an older write arriving later does not bring it back. @param {string} key */

@@ -12,14 +12,20 @@ const escapePattern = (text) => text.replace(/[\\*?]/g, (c) => `\\${c}`);
 export class CacheScope {
   /** @type {Cache} */ #cache;
   /** @type {string} */ #prefix;
+  /** @type {boolean} */ #sync;
 
-  /** @param {Cache} cache @param {string} name */
-  constructor(cache, name) {
+  /**
+   * `sync`: whether this scope's writes (and loads) go to the backend unless a call says otherwise;
+   * false keeps a per-user part of the keyspace in this browser.
+   * @param {Cache} cache @param {string} name @param {boolean} [sync]
+   */
+  constructor(cache, name, sync = true) {
     if (typeof name !== 'string' || name.length === 0 || name.includes('\0')) {
       throw new CacheError('INVALID_ARGUMENT', `a scope name must be a non-empty string, got ${describe(name)}`);
     }
     this.#cache = cache;
     this.#prefix = `${name}:`;
+    this.#sync = sync;
     this.name = name;
   }
 
@@ -37,7 +43,8 @@ export class CacheScope {
   /** @param {string} key @param {any} value @param {number | string} [ttl] @param {{ sync?: boolean }} [options] */
   set(key, value, ttl, options) {
     try {
-      return this.#cache.set(this.#key(key), value, ttl, options);
+      const given = options === undefined || options === null ? {} : options;
+      return this.#cache.set(this.#key(key), value, ttl, typeof given === 'object' ? { sync: this.#sync, ...given } : given);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -68,7 +75,7 @@ export class CacheScope {
   }
   /** @param {string} key @param {() => any} loader @param {any} [options] */
   async getOrFetch(key, loader, options) {
-    return this.#cache.getOrFetch(this.#key(key), loader, options);
+    return this.#cache.getOrFetch(this.#key(key), loader, this.#sync ? options : { sync: false, ...options });
   }
   /** @param {string} key @param {() => any} loader @param {any} [options] */
   async getOrFetchWithFallback(key, loader, options) {
@@ -101,6 +108,6 @@ export class CacheScope {
   /** A scope inside this one (`outer:inner:`). */
   /** @param {string} name */
   scope(name) {
-    return new CacheScope(this.#cache, this.#prefix + name);
+    return new CacheScope(this.#cache, this.#prefix + name, this.#sync);
   }
 }

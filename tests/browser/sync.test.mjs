@@ -51,16 +51,17 @@ for (const [name, makeBackend, { byReceipt }] of BACKENDS) {
       await a.evaluate(async () => {
         await c.getOrFetch('own:orders', async () => ({ of: 'A' }));
         await c.set('own:draft', 'A', undefined, { sync: false });
-        await c.scope('own').set('note', 'A', undefined, { sync: false });
+        await c.scope('own', { sync: false }).set('note', 'A');
+        await c.scope('own', { sync: false }).getOrFetch('profile', async () => ({ of: 'A' }), { ttl: 60 });
         await c.getOrFetch('catalog', async () => ['shared'], { sync: true });
         await c.set('banner', 'hello');
       });
       // Every tab of the browser has them all.
-      await until(a2, () => c.get('own:orders')?.of === 'A' && c.get('own:draft') === 'A' && c.get('own:note') === 'A');
+      await until(a2, () => c.get('own:orders')?.of === 'A' && c.get('own:draft') === 'A' && c.get('own:note') === 'A' && c.get('own:profile')?.of === 'A');
       // Once the outbox is empty, whatever was to go has gone: the backend has only what is shared.
       await eventually(() => a.evaluate(() => c.syncStatus.pending === 0), 'the outbox to drain');
       const onBackend = await env.backend.values();
-      assert.deepEqual(Object.keys(onBackend).filter((k) => ['own:orders', 'own:draft', 'own:note', 'catalog', 'banner'].includes(k)).sort(), ['banner', 'catalog']);
+      assert.deepEqual(Object.keys(onBackend).filter((k) => k.startsWith('own:') || ['catalog', 'banner'].includes(k)).sort(), ['banner', 'catalog']);
       const b = await syncedTab(env, deviceB, { syncInterval: 200 });
       await until(b, () => c.get('banner') === 'hello' && c.get('catalog')?.[0] === 'shared', undefined, 8000);
       assert.deepEqual(await b.evaluate(() => c.getOrFetch('own:orders', async () => ({ of: 'B' }))), { of: 'B' }, "device B loads its own");

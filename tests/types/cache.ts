@@ -123,6 +123,7 @@ export async function writes(): Promise<void> {
   await cache.set('draft', 'text', undefined, {});
   // @ts-expect-error sync is true or false
   await cache.set('draft', 'text', 0, { sync: 'no' });
+  await cache.scope('me', { sync: false }).set('orders', [1, 2]);
 
   // A value read from the cache is deeply frozen; it (or a copy of it) can be written back.
   const cart = cache.get<Cart>('cart');
