@@ -1,7 +1,8 @@
-// React bindings: `useSharedCache(key, initialValue, ttl)` and `useSyncStatus()`, built on
-// useSyncExternalStore, so every root (each MFE mounts its own) reads one consistent store and a
-// component re-renders only when its own key changes.
-import { createContext, createElement, useCallback, useContext, useEffect, useRef, useState, useSyncExternalStore } from 'react';
+// React bindings — `useSharedCache`, `useSetSharedCache`, `useSharedQuery` (and its Suspense
+// variant), `useSharedMutation`, `useSyncStatus` — built on useSyncExternalStore, so every root
+// (each MFE mounts its own) reads one consistent store and a component re-renders only when its
+// own key (or the part of it it selects) changes.
+import { createContext, createElement, useCallback, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react';
 import { BackendSyncedCacheService, CacheError, READ_STALE, REPORT, WRITTEN } from './index.js';
 import { describe } from './errors.js';
 
@@ -128,7 +129,7 @@ export function useSharedCache(key, initialValue = null, ttl, options) {
     return selecting(memo, value === null ? initial : value, select);
   };
   const value = useSyncExternalStore(subscribe, read, () => selecting(memo, initial, select));
-  const setValue = useCallback(setterOf(cache, key, ttl, sync, initial), [cache, key, ttl, initial, sync]);
+  const setValue = useMemo(() => setterOf(cache, key, ttl, sync, initial), [cache, key, ttl, initial, sync]);
   return [value, setValue];
 }
 
@@ -136,7 +137,7 @@ export function useSharedCache(key, initialValue = null, ttl, options) {
 export function useSetSharedCache(key, ttl, options) {
   const cache = useCache(options?.cache);
   const sync = options?.sync;
-  return useCallback(setterOf(cache, key, ttl, sync, null), [cache, key, ttl, sync]);
+  return useMemo(() => setterOf(cache, key, ttl, sync, null), [cache, key, ttl, sync]);
 }
 
 const SERVER_STATUS = Object.freeze({ enabled: false, online: false, syncing: false, leader: false, pending: 0, failures: 0, lastError: null, lastSyncedAt: null, retryAt: null, realtime: 'off', backend: 'off' });
