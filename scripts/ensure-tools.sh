@@ -3,6 +3,7 @@
 #   scripts/ensure-tools.sh wasm      rust wasm target + wasm-bindgen CLI at the pinned version
 #   scripts/ensure-tools.sh browser   Debian's chromium + chromium-driver
 #   scripts/ensure-tools.sh firefox   Debian's firefox-esr (the browser tests in Firefox, over WebDriver BiDi)
+#   scripts/ensure-tools.sh webkit    Debian's webkit2gtk-driver (WebKitGTK's MiniBrowser + WebKitWebDriver) and xvfb
 #   scripts/ensure-tools.sh npm       the dev npm packages (playwright-core, puppeteer-core, esbuild, binaryen, express)
 #   scripts/ensure-tools.sh wrk       Debian's wrk (the HTTP load generator of the server benchmark)
 #   scripts/ensure-tools.sh redis     Debian's redis-server (redis-server + redis-cli: the Redis store tests)
@@ -51,6 +52,13 @@ ensure_firefox() {
   fi
 }
 
+ensure_webkit() {
+  if ! command -v WebKitWebDriver >/dev/null || ! command -v xvfb-run >/dev/null || ! command -v xauth >/dev/null; then
+    log "installing webkit2gtk-driver, xvfb and xauth"
+    apt_install webkit2gtk-driver xvfb xauth
+  fi
+}
+
 ensure_wrk() {
   if ! command -v wrk >/dev/null; then
     log "installing wrk"
@@ -77,6 +85,7 @@ for what in "$@"; do
     wasm) ensure_wasm ;;
     browser) ensure_browser ;;
     firefox) ensure_firefox ;;
+    webkit) ensure_webkit ;;
     npm) ensure_npm ;;
     wrk) ensure_wrk ;;
     redis) ensure_redis ;;

@@ -2,7 +2,7 @@
 # Every test of the project. Installs what is missing first, so a fresh machine needs nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/ensure-tools.sh wasm browser firefox npm redis
+scripts/ensure-tools.sh wasm browser firefox webkit npm redis
 
 step() { printf '\n\033[1;32m== %s ==\033[0m\n' "$*"; }
 
@@ -24,3 +24,6 @@ node --test --test-concurrency=1 tests/browser/
 
 step "the public API, tabs, backend sync and React hooks in headless Firefox (WebDriver BiDi)"
 BROWSER=firefox node --test --test-concurrency=1 tests/browser/api.test.mjs tests/browser/tabs.test.mjs tests/browser/sync.test.mjs tests/browser/react.test.mjs
+
+step "the same in WebKit: WebKitGTK's MiniBrowser under Xvfb (WebDriver)"
+BROWSER=webkit xvfb-run -a node --test --test-concurrency=1 tests/browser/api.test.mjs tests/browser/tabs.test.mjs tests/browser/sync.test.mjs tests/browser/react.test.mjs

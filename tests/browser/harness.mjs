@@ -121,11 +121,12 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-/** The engine the tests run in: `BROWSER=firefox` for Firefox, else Chromium. */
-export const ENGINE = process.env.BROWSER === 'firefox' ? 'firefox' : 'chromium';
+/** The engine the tests run in: `BROWSER=firefox` or `BROWSER=webkit`, else Chromium. */
+export const ENGINE = ['firefox', 'webkit'].includes(process.env.BROWSER) ? process.env.BROWSER : 'chromium';
 
 export async function launch() {
   if (ENGINE === 'firefox') return (await import('./firefox.mjs')).launchFirefox();
+  if (ENGINE === 'webkit') return (await import('./webkit.mjs')).launchWebKit();
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,

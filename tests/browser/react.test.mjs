@@ -341,7 +341,7 @@ describe('React hooks', () => {
     await ctx.close();
   });
 
-  test('refetchInterval is kept by one tab for the origin, and another takes it over when that tab goes', { skip: ENGINE === 'firefox' && 'Firefox throttles the timers of background tabs, so the foreground tab may rightly take the interval over' }, async () => {
+  test('refetchInterval is kept by one tab for the origin, and another takes it over when that tab goes', { skip: ENGINE !== 'chromium' && 'Firefox and WebKit throttle the timers of background tabs, so the foreground tab may rightly take the interval over' }, async () => {
     const ctx = await env.context();
     const tabs = [await openTab(ctx, page()), await openTab(ctx, page())];
     const mount = (tab) =>
