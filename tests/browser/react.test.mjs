@@ -350,7 +350,7 @@ describe('React hooks', () => {
         window.seen = [];
         const h = React.createElement;
         const Rates = () => {
-          const q = pkgReact.useSharedQuery('rates', async () => ({ n: ++calls, at: Date.now() }), { refetchInterval: 600 });
+          const q = pkgReact.useSharedQuery('rates', async () => ({ n: ++calls, at: Date.now() }), { refetchInterval: 1500 });
           if (q.data && seen.at(-1) !== q.data.at) seen.push(q.data.at);
           return h('span', { id: 'rates' }, String(q.data?.n ?? ''));
         };
@@ -362,7 +362,8 @@ describe('React hooks', () => {
     await until(tabs[0], () => calls === 1);
     await mount(tabs[1]);
     // Three more intervals: every reload is the first tab's (it wrote the value), and the second
-    // tab sees each of them.
+    // tab sees each of them. (The second tab would reload a value 2,250 ms old: the interval is
+    // long enough that a busy machine's late timer in the first tab does not get there.)
     await until(tabs[0], () => calls === 4, undefined, 15_000);
     await until(tabs[1], () => seen.length >= 3, undefined, 15_000);
     assert.equal(await tabs[1].evaluate(() => calls), 0, 'the other tab waits for the writer, half an interval longer');

@@ -257,7 +257,7 @@ for (const [name, makeBackend, { byReceipt }] of BACKENDS) {
             Date.now = () => realNow() - 10 * 60 * 1000;
           }),
       });
-      await until(slow, () => c.get('skewed') === 'server', undefined, 8000);
+      await until(slow, () => c.get('skewed') === 'server', undefined, 15_000);
       await slow.evaluate(() => c.set('skewed', 'slow-tab'));
       await eventually(async () => (await env.backend.values()).skewed === 'slow-tab', 'the slow tab winning on the backend');
       await ctx.close();
