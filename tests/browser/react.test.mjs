@@ -374,6 +374,27 @@ describe('React hooks', () => {
     await ctx.close();
   });
 
+  test('refetchOnWindowFocus: the page shown again reloads the value', async () => {
+    const ctx = await env.context();
+    const tab = await openTab(ctx, page());
+    await tab.evaluate(() => {
+      window.calls = 0;
+      const h = React.createElement;
+      const News = () => {
+        const q = pkgReact.useSharedQuery('news', async () => ({ n: ++calls }), { refetchOnWindowFocus: true });
+        return h('span', { id: 'news' }, String(q.data?.n ?? ''));
+      };
+      pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'focus_' });
+      ReactDOM.createRoot(document.getElementById('a')).render(h(News));
+    });
+    await until(tab, () => document.getElementById('news')?.textContent === '1');
+    // What the browser fires when the tab is shown again (the page is visible).
+    await tab.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+    await until(tab, () => document.getElementById('news').textContent === '2');
+    assert.deepEqual(tab.problems, []);
+    await ctx.close();
+  });
+
   test('refetchOnReconnect: every tab hears online, the origin loads once', { skip: ENGINE !== 'chromium' && "playwright's network switch (context.setOffline), which this harness has in Chromium only" }, async () => {
     const ctx = await env.context();
     const tabs = [await openTab(ctx, page()), await openTab(ctx, page())];
