@@ -180,6 +180,8 @@ export function queryKeyOf(queryKey) {
 
 // Options of useSharedQuery that are the hook's own: the rest go to getOrFetch.
 const HOOK_ONLY = ['cache', 'staleWhileRevalidate', 'enabled', 'select', 'initialData', 'placeholderData', 'refetchOnWindowFocus', 'refetchOnReconnect', 'refetchInterval'];
+/** The options of a query that are getOrFetch's. */
+const loadOptionsOf = (options) => Object.fromEntries(Object.entries(options).filter(([name]) => !HOOK_ONLY.includes(name)));
 
 /**
  * A query as TanStack Query users know it, for `queryKey` (a string, or an array: see
@@ -206,8 +208,7 @@ export function useSharedQuery(queryKey, loader, options = {}) {
     (refresh) => {
       if (!cache) return Promise.resolve(null);
       setRun({ key, loading: true, error: null });
-      const loadOptions = Object.fromEntries(Object.entries(latest.current.options).filter(([name]) => !HOOK_ONLY.includes(name)));
-      return cache.getOrFetch(key, () => latest.current.loader(), { ...loadOptions, refresh }).then(
+      return cache.getOrFetch(key, () => latest.current.loader(), { ...loadOptionsOf(latest.current.options), refresh }).then(
         (value) => {
           setRun({ key, loading: false, error: null });
           return value;
@@ -243,6 +244,8 @@ export function useSharedQuery(queryKey, loader, options = {}) {
     if (cached !== null) previous.current = cached;
   });
 
+  // Read from the core when the value shown changes, not on every render.
+  const dataUpdatedAt = useMemo(() => (real !== null && shown?.getUpdatedAt(key)) || 0, [real, shown, key]);
   const error = run.key === key ? run.error : null;
   const isFetching = shown !== null && enabled && ((run.key === key && run.loading) || (missing && !failed));
   const status = error ? 'error' : raw !== null ? 'success' : 'pending';
@@ -258,7 +261,7 @@ export function useSharedQuery(queryKey, loader, options = {}) {
     isLoading: status === 'pending' && isFetching,
     isStale: missing && stale !== null,
     isPlaceholderData: cached === null && raw !== null,
-    dataUpdatedAt: (real !== null && shown?.getUpdatedAt(key)) || 0,
+    dataUpdatedAt,
     refetch,
   };
 }
@@ -420,9 +423,8 @@ function suspend(cache, key, loader, options) {
     return undefined; // the loader gave null: shown as no data rather than loading forever
   }
   if (last) throw last.promise;
-  const loadOptions = Object.fromEntries(Object.entries(options).filter(([name]) => !HOOK_ONLY.includes(name)));
   const entry = { settled: false, error: null, promise: null };
-  entry.promise = cache.getOrFetch(key, loader, loadOptions).then(
+  entry.promise = cache.getOrFetch(key, loader, loadOptionsOf(options)).then(
     (value) => {
       // Shown from the cache on the render after; a later miss of the key suspends anew.
       if (value !== null) return byKey.delete(key);

@@ -151,15 +151,19 @@ impl SyncEngine {
         self.push_enabled = enabled;
     }
 
+    /// Whether push is wanted at all: switched on, and a backend answered that it exists.
+    fn push_wanted(&self) -> bool {
+        self.push_enabled && self.absent_answers == 0
+    }
+
     /// Whether the leader should open the event stream now (after the first successful sync).
     pub fn push_due(&self, now_ms: u64) -> bool {
         // After a first successful contact: the initial `/sync` catches up, so the stream starts
         // from a current cursor instead of sending the whole namespace a second time.
-        self.push_enabled
+        self.push_wanted()
             && self.leader
             && self.browser_online
             && self.caught_up
-            && self.absent_answers == 0
             && self.push == Push::Closed
             && self.push_retry_at.is_none_or(|at| now_ms >= at)
     }
@@ -217,7 +221,7 @@ impl SyncEngine {
 
     /// How other writers' changes arrive now.
     pub fn realtime(&self) -> Realtime {
-        match (self.push_enabled && self.absent_answers == 0, self.leader, self.push) {
+        match (self.push_wanted(), self.leader, self.push) {
             (false, _, _) => Realtime::Off,
             (true, false, _) => Realtime::Follower,
             (true, true, Push::Connecting) => Realtime::Connecting,
@@ -257,7 +261,7 @@ impl SyncEngine {
         };
         // Only when `push_due` can turn true by time alone: before the first successful sync
         // nothing but an answer opens the stream, and a wake-up due at once would spin.
-        let push = (self.push_enabled && self.leader && self.push == Push::Closed && self.caught_up && self.absent_answers == 0)
+        let push = (self.push_wanted() && self.leader && self.push == Push::Closed && self.caught_up)
             .then(|| self.push_retry_at.unwrap_or(0));
         match (sync, push) {
             (Some(a), Some(b)) => Some(a.min(b)),
