@@ -43,6 +43,7 @@ mod body;
 pub mod config;
 pub mod errors;
 pub mod events;
+pub mod fanout;
 pub mod feed;
 pub mod gc;
 pub mod handlers;

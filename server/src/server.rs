@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{Auth, TokensError};
 use crate::config::Config;
+use crate::fanout::Channels;
 use crate::feed::{AnnouncingStore, Feed};
 use crate::gc;
 use crate::redis_bus;
@@ -53,8 +54,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Wakes event streams when their namespace changes.
     pub feed: Arc<Feed>,
-    /// How often event streams send a heartbeat and re-check the store.
-    pub heartbeat: Duration,
+    /// The namespaces event streams follow, each read once per change for all its streams.
+    pub channels: Arc<Channels>,
     /// One permit per event stream that may be open (`--max-streams`).
     pub streams: Arc<Semaphore>,
 }
@@ -90,6 +91,7 @@ pub struct Server {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock + Send + Sync>,
     feed: Arc<Feed>,
+    channels: Arc<Channels>,
     /// With a Redis store: the Redis and key prefix whose pub/sub wakes other instances' streams.
     bus: Option<(RedisTarget, String)>,
     limits: ConnectionLimits,
@@ -135,13 +137,14 @@ impl Server {
         let feed = Arc::new(Feed::new());
         // Every write that moves a cursor wakes the event streams of its namespace.
         let store: Arc<dyn Store> = Arc::new(AnnouncingStore::new(store, feed.clone()));
+        let channels = Arc::new(Channels::new(store.clone(), feed.clone(), Duration::from_millis(config.heartbeat_ms)));
         let state = AppState {
             store: store.clone(),
             limits: Limits { max_batch: config.max_batch, max_updates: config.max_updates },
             clock: clock.clone(),
             metrics: Arc::new(Metrics::new(clock.now_ms())),
             feed: feed.clone(),
-            heartbeat: Duration::from_millis(config.heartbeat_ms),
+            channels: channels.clone(),
             streams: Arc::new(Semaphore::new(max_streams.min(Semaphore::MAX_PERMITS))),
         };
         let options = RouterOptions {
@@ -154,7 +157,7 @@ impl Server {
         let listener = TcpListener::bind(&config.listen).await?;
         let bus = config.store.clone().map(|target| (target, config.redis_prefix.clone()));
         tracing::debug!(max_connections = limits.max_connections, max_streams, "limits");
-        Ok(Server { listener, app, store, clock, feed, bus, limits })
+        Ok(Server { listener, app, store, clock, feed, channels, bus, limits })
     }
 
     /// The bound address (the real port when `:0` was asked for).
@@ -178,13 +181,19 @@ impl Server {
             feed.close();
         };
         let result = serve::serve(self.listener, self.app, self.limits, shutdown).await;
+        // Every connection has ended; the namespace readers end with their streams (the feed
+        // is closed). The periodic tasks never end by themselves: abort them, and wait for all,
+        // so that nothing of this server runs after this returns and the store (and the redb
+        // writer thread) closes.
+        self.channels.join().await;
         gc.abort();
-        for task in bus {
+        for task in &bus {
             task.abort();
         }
-        // Let the aborted task drop its handle on the store, so the store (and the redb writer
-        // thread) closes when this returns.
         let _ = gc.await;
+        for task in bus {
+            let _ = task.await;
+        }
         result.map_err(ServerError::Io)
     }
 }

@@ -218,10 +218,14 @@ async fn a_bad_cursor_is_a_json_400() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_ends_open_streams_instead_of_waiting_for_them() {
+async fn shutdown_tells_open_streams_to_reconnect_and_ends_them() {
     let s = TestServer::memory().await;
     let mut stream = open(&s, "", None).await;
     stream.until("ready", WAIT).await;
     tokio::time::timeout(WAIT, s.stop()).await.expect("graceful shutdown does not wait for event streams");
+    let last = tokio::time::timeout(WAIT, stream.next()).await.unwrap().expect("a last event");
+    assert_eq!(last.event, "reconnect", "{last:?}");
+    assert!(last.id.is_none(), "the hint does not move the resume point");
+    assert!(last.json()["spreadMs"].as_u64().is_some_and(|ms| ms > 0), "{last:?}");
     assert!(tokio::time::timeout(WAIT, stream.next()).await.unwrap().is_none(), "the stream ended");
 }

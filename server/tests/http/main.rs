@@ -12,6 +12,7 @@ mod disk_full;
 mod durability;
 mod errors;
 mod events;
+mod fanout;
 mod limits;
 mod origin;
 mod protocol;

@@ -1,0 +1,9 @@
+//! Event streams at scale: one store read per change per namespace, shared by every stream that
+//! follows it on this instance ([`channel`]), each stream a small body that takes its events from
+//! that shared log ([`body`]), every event encoded once ([`sse`]).
+pub mod body;
+pub mod channel;
+pub mod sse;
+
+pub use body::EventBody;
+pub use channel::{Channel, Channels};
