@@ -36,7 +36,7 @@ use serde::Deserialize;
 
 use crate::auth::Namespace;
 use crate::errors::ApiError;
-use crate::fanout::EventBody;
+use crate::fanout::{EventBody, Handoff};
 /// `Retry-After` when `--max-streams` are open: slots free up as streams end, which is seldom
 /// quick; the client's own backoff (1 s to 30 s) applies anyway.
 const STREAMS_RETRY_AFTER_S: &str = "5";
@@ -70,7 +70,9 @@ pub async fn events(
     let channel = app.channels.follow(&ns);
     let heartbeat_ms = app.channels.heartbeat().as_millis();
     let body = EventBody::new(channel, app.channels.store().clone(), start, heartbeat_ms, slot);
+    let (handoff, body) = Handoff::new(body);
     let mut response = Response::new(Body::new(body));
+    response.extensions_mut().insert(handoff);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));

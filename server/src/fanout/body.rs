@@ -157,3 +157,46 @@ impl Drop for EventBody {
         self.channel.forget(self.stream);
     }
 }
+
+/// Where a stream's body waits for whoever serves the connection: the HTTP/1 fast path takes it
+/// out of the response's extensions (and drops the router's body layers, which would stay
+/// allocated for the life of the stream); hyper polls the response's own body, which takes it
+/// from here on its first poll.
+#[derive(Clone)]
+pub struct Handoff(Arc<std::sync::Mutex<Option<EventBody>>>);
+
+impl Handoff {
+    /// The response body of `body`, and the handoff to put in the response's extensions.
+    pub fn new(body: EventBody) -> (Self, HandoffBody) {
+        let slot = Handoff(Arc::new(std::sync::Mutex::new(Some(body))));
+        (slot.clone(), HandoffBody { slot, body: None })
+    }
+
+    /// The body, unless it was taken already.
+    pub fn take(&self) -> Option<EventBody> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+}
+
+/// The response's body: the stream, taken from its [`Handoff`] on the first poll (and empty if
+/// the fast path took it).
+pub struct HandoffBody {
+    slot: Handoff,
+    body: Option<EventBody>,
+}
+
+impl http_body::Body for HandoffBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if this.body.is_none() {
+            this.body = this.slot.take();
+        }
+        match this.body.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}

@@ -5,5 +5,5 @@ pub mod body;
 pub mod channel;
 pub mod sse;
 
-pub use body::EventBody;
+pub use body::{EventBody, Handoff};
 pub use channel::{Channel, Channels};

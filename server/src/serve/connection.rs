@@ -24,6 +24,8 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+use super::event_stream::{self, Responded, SlowClient, Streaming};
+use super::sniff::{sniff, Rewind, Sniffed};
 use super::watchdog::{Activity, InProgress, Timeouts, Verdict};
 
 /// What every connection shares.
@@ -59,7 +61,48 @@ pub async fn serve(
     // Event streams and small JSON answers: no Nagle delay.
     let _ = stream.set_nodelay(true);
     let activity = Activity::new();
-    let io = TokioIo::new(Watched { stream, activity: activity.clone() });
+    // Each phase is boxed: an idle event stream's task keeps only the phase it is in, not the
+    // size of the largest (hyper's connection, the timers of the first request).
+    let sniffed = Box::pin(first_request(&stream, shared.timeouts.header, &mut stop)).await;
+    let prefix = match sniffed {
+        None | Some(Sniffed::Gone) => return,
+        Some(Sniffed::Other(prefix)) => prefix,
+        Some(Sniffed::EventStream(request)) => {
+            drop(activity);
+            match Box::pin(event_stream::respond(request, shared.app.clone())).await {
+                Responded::Stream(head, body) => {
+                    let slow = SlowClient { check: shared.timeouts.header, limit: shared.timeouts.idle };
+                    if let Err(err) = Box::pin(Streaming::new(stream, head, body, stop, slow)).await {
+                        tracing::debug!(error = %err, "event stream ended with an error");
+                    }
+                }
+                Responded::Answer(response) => {
+                    let _ = Box::pin(tokio::time::timeout(shared.timeouts.header, event_stream::answer(&stream, response))).await;
+                }
+            }
+            return;
+        }
+    };
+    Box::pin(serve_hyper(Rewind::new(prefix, Watched { stream, activity: activity.clone() }), shared, activity, stop)).await;
+}
+
+/// The start of the first request, within the header timeout; `None` when it did not come in
+/// time or the server is stopping.
+async fn first_request(stream: &TcpStream, timeout: Duration, stop: &mut watch::Receiver<bool>) -> Option<Sniffed> {
+    tokio::select! {
+        sniffed = tokio::time::timeout(timeout, sniff(stream)) => match sniffed {
+            Ok(sniffed) => Some(sniffed),
+            Err(_) => {
+                tracing::debug!("closing a connection whose request did not arrive in time");
+                None
+            }
+        },
+        () = stopped(stop) => None,
+    }
+}
+
+async fn serve_hyper(io: Rewind<Watched>, shared: Arc<Shared>, activity: Arc<Activity>, mut stop: watch::Receiver<bool>) {
+    let io = TokioIo::new(io);
     let handler = Handler { app: shared.app.clone(), activity: activity.clone(), body_timeout: shared.timeouts.body };
     let conn = shared.builder.serve_connection(io, handler);
     tokio::pin!(conn);

@@ -10,7 +10,9 @@
 //! little and tries again, and the connections it holds go on being served meanwhile.
 pub mod connection;
 pub mod descriptors;
+mod event_stream;
 pub mod overload;
+mod sniff;
 mod throttle;
 pub mod watchdog;
 

@@ -20,4 +20,5 @@ mod raw;
 mod scale_out;
 mod redis;
 mod sse;
+mod stream_paths;
 mod timeouts;
