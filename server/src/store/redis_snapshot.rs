@@ -121,6 +121,19 @@ impl Plan {
         Plan { ranges: vec![range], ..Plan::default() }
     }
 
+    /// Adds what `other` reads, for several writes applied on one snapshot (a group commit).
+    pub fn merge(&mut self, other: Plan) {
+        if other.seq.is_some() && self.seq.is_none() {
+            self.seq = other.seq;
+        }
+        for range in other.ranges {
+            if !self.ranges.contains(&range) {
+                self.ranges.push(range);
+            }
+        }
+        self.gets.extend(other.gets);
+    }
+
     /// Adds what a round missed, and lets the limits that ran out grow (then go).
     pub fn widen(&mut self, misses: Misses) {
         self.rounds += 1;
@@ -647,6 +660,18 @@ mod tests {
         plan.widen(misses);
         assert_eq!(plan.gets.len(), 1);
         assert_eq!(plan.ranges, vec![KeyRange::headers("p:")]);
+    }
+
+    #[test]
+    fn a_group_reads_what_each_of_its_writes_reads_once() {
+        let set = |key: &str| WriteOp::Changes(vec![(key.into(), Entry::value(Stamp::new(1, "n"), 0, "1"))]);
+        let mut plan = Plan::for_write(&set("a"));
+        plan.merge(Plan::for_write(&set("b")));
+        plan.merge(Plan::for_write(&set("a")));
+        plan.merge(Plan::for_gc());
+        plan.merge(Plan::for_write(&WriteOp::Clear(Stamp::new(2, "n"))));
+        assert_eq!(plan.gets, BTreeSet::from(["a".to_owned(), "b".to_owned()]));
+        assert_eq!(plan.ranges, vec![KeyRange::headers("")], "one header range serves the GC and the clear");
     }
 
     #[test]
