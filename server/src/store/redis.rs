@@ -272,10 +272,21 @@ impl RedisStore {
         let names: Vec<String> = timed(self.redis.conn.query(&members)).await?.map_err(from_redis)?;
         let mut report = GcReport::default();
         for ns in &names {
-            // Through the namespace's writer, so a collection is one more write in its order.
-            let job = Job::Collect { now_ms, retention_ms };
-            if let Done::Collect(removed) = timed(self.writers.submit(&self.redis, ns, job)).await?? {
-                report.removed += removed;
+            // Page by page through the namespace's writer: each page is one more write in its
+            // order, and no script scans the whole namespace.
+            let mut after = None;
+            loop {
+                let job = Job::Collect { now_ms, retention_ms, after: after.take() };
+                match timed(self.writers.submit(&self.redis, ns, job)).await?? {
+                    Done::Collect { removed, next } => {
+                        report.removed += removed;
+                        match next {
+                            Some(key) => after = Some(key),
+                            None => break,
+                        }
+                    }
+                    Done::Apply(_) => return Err(StoreError::Redis("a collection was answered with a write".into())),
+                }
             }
             report.namespaces += 1;
         }
@@ -396,7 +407,7 @@ impl Store for RedisStore {
             async move {
                 match timed(self.writers.submit(&self.redis, ns, Job::Apply { op, now_ms })).await?? {
                     Done::Apply(report) => Ok(report),
-                    Done::Collect(_) => Err(StoreError::Redis("a write was answered with a collection".into())),
+                    Done::Collect { .. } => Err(StoreError::Redis("a write was answered with a collection".into())),
                 }
             },
         )

@@ -26,20 +26,24 @@ use crate::namespace;
 /// Most writes committed together (bounds the size of one commit script and the latency it adds
 /// to the first of them).
 const MAX_GROUP: usize = 256;
+/// Keys per garbage collection page: one page is one read script and one commit script, so a
+/// large namespace never holds Redis for a whole scan, and its writes go on between the pages.
+pub(crate) const GC_PAGE: u64 = 1000;
 
 /// A write to one namespace.
 pub(crate) enum Job {
     /// A [`WriteOp`], as [`super::Store::apply`] takes it.
     Apply { op: WriteOp, now_ms: u64 },
-    /// One namespace's part of a garbage collection.
-    Collect { now_ms: u64, retention_ms: u64 },
+    /// One page of a namespace's garbage collection: the keys after `after` (from the first
+    /// when `None`), [`GC_PAGE`] of them.
+    Collect { now_ms: u64, retention_ms: u64, after: Option<String> },
 }
 
 /// What a [`Job`] did.
 pub(crate) enum Done {
     Apply(OpReport),
-    /// How many entries it forgot.
-    Collect(usize),
+    /// How many entries the page forgot, and the key to go on after (`None`: it was the last).
+    Collect { removed: usize, next: Option<String> },
 }
 
 impl Job {
@@ -47,15 +51,17 @@ impl Job {
     fn plan(&self) -> Plan {
         match self {
             Job::Apply { op, .. } => Plan::for_write(op),
-            Job::Collect { .. } => Plan::for_gc(),
+            Job::Collect { after, .. } => Plan::for_gc_page(after.as_deref(), GC_PAGE),
         }
     }
 
     fn run(&self, txn: &mut Overlay<'_>) -> Result<Done, StoreError> {
         match self {
             Job::Apply { op, now_ms } => namespace::apply(txn, op, *now_ms).map(Done::Apply),
-            Job::Collect { now_ms, retention_ms } => {
-                namespace::collect(txn, *now_ms, *retention_ms).map(Done::Collect)
+            Job::Collect { now_ms, retention_ms, after } => {
+                let (headers, next) = txn.header_page(after.as_deref())?;
+                let removed = namespace::collect_these(txn, headers, *now_ms, *retention_ms)?;
+                Ok(Done::Collect { removed, next })
             }
         }
     }
