@@ -8,7 +8,9 @@
 //     --max-connections, where new requests must get a 503 at once instead of hanging;
 //   - server throughput: wrk at 64 connections against mfe-cache-server (release build, its
 //     default embedded store in a temp dir) and a minimal Express server of the seed protocol
-//     (bench/express-seed.mjs), /sync and /set, side by side.
+//     (bench/express-seed.mjs), /sync and /set, side by side; and /sync at 32 connections with
+//     answers of a few changes (wrk/cache.lua's light mode), beside the large answers of the
+//     64-connection /sync row.
 // Each section adds rows to run.mjs's table through `report.row(...)` and notes through
 // `report.note(...)`. Loopback only.
 import { spawn, spawnSync } from 'node:child_process';
@@ -317,6 +319,8 @@ export async function benchOfflineFlush(browser, report) {
 
 const WRK_SCRIPT = join(ROOT, 'bench/wrk/cache.lua');
 const CONNECTIONS = 64;
+// /sync with answers of ≤ 10 changes (bench/wrk/cache.lua's light mode) is measured at this many.
+const LIGHT_CONNECTIONS = 32;
 const DURATION_S = 8;
 const WARMUP_S = 2;
 const DIAG_S = 4;
@@ -408,9 +412,14 @@ export async function benchServerThroughput(report) {
     for (const [, s] of servers) await runWrk(s, 'sync', WARMUP_S);
     // Measured: interleaved, so a change in the machine's load hits both alike. `poll` last: it
     // reads what the write runs left (10,000 keys) and both answer empty deltas.
-    for (const [mode, seconds] of [['sync', DURATION_S], ['set', DURATION_S], ['poll', DIAG_S]]) {
+    for (const [mode, seconds, connections] of [
+      ['sync', DURATION_S, CONNECTIONS],
+      ['set', DURATION_S, CONNECTIONS],
+      ['light', DURATION_S, LIGHT_CONNECTIONS],
+      ['poll', DIAG_S, CONNECTIONS],
+    ]) {
       for (const [name, s] of servers) {
-        const r = await runWrk(s, mode, seconds);
+        const r = await runWrk(s, mode, seconds, { connections });
         const dead = died(name === 'ours' ? 'mfe-cache-server' : 'express-seed', s, mode);
         if (dead) throw dead;
         results[`${name}:${mode}`] = r;
@@ -447,8 +456,11 @@ export async function benchServerThroughput(report) {
     const b = results[`express:${mode}`];
     const q = a.rps / b.rps;
     report.row(`server ${what} (req/s, ${CONNECTIONS} conns)`, rps(a), `Express seed ${rps(b)}`, `${fmt(q)}×`, '≥ 5× Express', q >= 5 ? 'yes' : `NO (${fmt(q)}×)`);
+    // The /sync row's answers are large (every change the other connections made meanwhile):
+    // the light row below is the one with small answers.
+    const big = mode === 'sync' && a.sampled ? `, ${fmt(a.sampled_updates / a.sampled, 0)} updates/answer` : '';
     report.row(
-      `server /${mode} latency p50 / p99 (ms)`,
+      `server /${mode} latency p50 / p99 (ms)${big}`,
       `${ms(a.p50_us)} / ${ms(a.p99_us)} ms`,
       `Express seed ${ms(b.p50_us)} / ${ms(b.p99_us)} ms`,
       `${fmt(a.p99_us / b.p99_us)}× (p99)`,
@@ -456,6 +468,17 @@ export async function benchServerThroughput(report) {
       a.p99_us <= 5000 ? 'yes' : `NO (${fmt(a.p99_us / 5000, 1)}× over)`,
     );
   }
+  // Small answers: what a client that syncs often sees; the rows above carry ~180 updates per answer.
+  const perAnswer = (r) => (r.counted ? r.counted_updates / r.counted : NaN);
+  const light = [results['ours:light'], results['express:light']];
+  report.row(
+    `server /sync latency p50 / p99, ${LIGHT_CONNECTIONS} conns, ≤ 10 changes per answer (1 change in 1 of 8 requests; mean ${fmt(perAnswer(light[0]), 1)} updates/answer)`,
+    `${ms(light[0].p50_us)} / ${ms(light[0].p99_us)} ms, ${rps(light[0])}`,
+    `Express seed ${ms(light[1].p50_us)} / ${ms(light[1].p99_us)} ms, ${rps(light[1])}`,
+    `${fmt(light[0].p99_us / light[1].p99_us)}× (p99)`,
+    'p99 ≤ 5 ms',
+    light[0].p99_us <= 5000 ? 'yes' : `NO (${fmt(light[0].p99_us / 5000, 1)}× over)`,
+  );
   const poll = [results['ours:poll'], results['express:poll']];
   report.row(
     `server /sync poll: no changes, lastSync = latest cursor [diagnostic]`,
@@ -481,7 +504,9 @@ export async function benchServerThroughput(report) {
     (r.sampled ? `, ${fmt(r.sampled_updates / r.sampled, 1)} updates/answer (sampled)` : '') +
     `, p90 ${ms(r.p90_us)} p99.9 ${ms(r.p999_us)} max ${ms(r.max_us)} ms; CPU: server ${fmt(r.cpu, 1)} s (${int(r.requests / r.cpu)} req per CPU-s), wrk ${fmt(r.wrkCpu, 1)} s` +
     (r.unparsed ? `; ${r.unparsed} answers without a cursor` : '');
-  for (const mode of ['sync', 'set', 'poll']) report.note(`server ${mode}: mfe-cache-server ${per(results[`ours:${mode}`])} | Express ${per(results[`express:${mode}`])}`);
+  for (const mode of ['sync', 'set', 'light', 'poll']) report.note(`server ${mode}: mfe-cache-server ${per(results[`ours:${mode}`])} | Express ${per(results[`express:${mode}`])}`);
+  const counts = (r) => `mean ${fmt(perAnswer(r), 1)}, max ${int(r.max_updates)}, ${int(r.over10)} of ${int(r.counted)} answers over 10`;
+  report.note(`server light (/sync at ${LIGHT_CONNECTIONS} conns, every answer counted): updates per answer: mfe-cache-server ${counts(light[0])} | Express ${counts(light[1])}`);
   for (const mode of ['sync', 'set']) report.note(`server ${mode}, mfe-cache-server --memory: ${per(results[`memory:${mode}`])}`);
   for (const [k, r] of Object.entries(results)) {
     if (r.firstBad) report.note(`server ${k}: first non-2xx answer: ${r.firstBad.slice(0, 300)}`);

@@ -6,6 +6,9 @@
 --             not given, which would make the first 64 answers full dumps)
 --       set   { key, value, ttl, timestamp }
 --       poll  /sync with { lastSync, changes: [] } (lastSync as for sync)
+--       light /sync as for sync, but only one request in 8 carries a change (one): at 32
+--             connections an answer then carries the few changes made since the thread's last
+--             answer (under 10), as clients that sync often and write now and then
 -- Keys are drawn at random from KEYSPACE keys (default 10000); values are small JSON objects
 -- (~90 bytes); timestamps are the wall clock in ms. done() prints one `WRKJSON {…}` line (and
 -- `WRKBAD …` with the first non-2xx answer, if any) for the runner to parse.
@@ -33,6 +36,8 @@ end
 local mode, keyspace, path, last_sync, n
 local headers = { ["Content-Type"] = "application/json" }
 ok, bad, unparsed, sampled, sampled_updates, first_bad = 0, 0, 0, 0, 0, ""
+-- light mode counts every answer's updates: their sum, the largest, the answers with more than 10
+counted, counted_updates, max_updates, over10 = 0, 0, 0, 0
 
 function init(args)
   mode = args[1] or "sync"
@@ -62,6 +67,9 @@ function request()
     local parts = {}
     for j = 1, k do parts[j] = change(ts) end
     body = string.format('{"lastSync":%.0f,"changes":[%s]}', last_sync, table.concat(parts, ","))
+  elseif mode == "light" then
+    local changes = (math.random(1, 8) == 1) and change(ts) or ""
+    body = string.format('{"lastSync":%.0f,"changes":[%s]}', last_sync, changes)
   elseif mode == "poll" then
     body = string.format('{"lastSync":%.0f,"changes":[]}', last_sync)
   else
@@ -89,6 +97,13 @@ function response(status, hdrs, body)
   else
     unparsed = unparsed + 1
   end
+  if mode == "light" then
+    local _, count = string.gsub(body, '"key"%s*:', "")
+    counted = counted + 1
+    counted_updates = counted_updates + count
+    if count > max_updates then max_updates = count end
+    if count > 10 then over10 = over10 + 1 end
+  end
   -- every 64th answer: count its updates (how much each delta carries)
   if (ok % 64) == 0 then
     local _, count = string.gsub(body, '"key"%s*:', "")
@@ -98,10 +113,12 @@ function response(status, hdrs, body)
 end
 
 function done(summary, latency, requests)
-  local t = { ok = 0, bad = 0, unparsed = 0, sampled = 0, sampled_updates = 0 }
+  local t = { ok = 0, bad = 0, unparsed = 0, sampled = 0, sampled_updates = 0, counted = 0, counted_updates = 0, over10 = 0 }
+  local most = 0
   local bad_text = ""
   for _, thread in ipairs(threads) do
     for k in pairs(t) do t[k] = t[k] + (thread:get(k) or 0) end
+    most = math.max(most, thread:get("max_updates") or 0)
     local fb = thread:get("first_bad")
     if bad_text == "" and fb and fb ~= "" then bad_text = fb end
   end
@@ -109,9 +126,9 @@ function done(summary, latency, requests)
   io.write(string.format(
     'WRKJSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,' ..
     '"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"mean_us":%.1f,' ..
-    '"ok":%d,"bad":%d,"unparsed":%d,"sampled":%d,"sampled_updates":%d}\n',
+    '"ok":%d,"bad":%d,"unparsed":%d,"sampled":%d,"sampled_updates":%d,"counted":%d,"counted_updates":%d,"max_updates":%d,"over10":%d}\n',
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean,
-    t.ok, t.bad, t.unparsed, t.sampled, t.sampled_updates))
+    t.ok, t.bad, t.unparsed, t.sampled, t.sampled_updates, t.counted, t.counted_updates, most, t.over10))
   if bad_text ~= "" then io.write("WRKBAD " .. string.gsub(bad_text, "[\r\n]", " ") .. "\n") end
 end

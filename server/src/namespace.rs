@@ -251,8 +251,21 @@ fn apply_invalidate<T: NsWrite>(
 /// what is forgotten as a value) because what the namespace holds changed, and the cursor is the
 /// version caches of it are keyed by.
 pub(crate) fn collect<T: NsWrite>(txn: &mut T, now_ms: u64, retention_ms: u64) -> Result<usize, StoreError> {
-    let mut meta = txn.meta()?;
     let headers = txn.headers("")?;
+    collect_these(txn, headers, now_ms, retention_ms)
+}
+
+/// [`collect`] on some of the namespace's keys (a page of them, so that a store can collect a
+/// large namespace in bounded steps). The namespace's time is then judged from its clock, its
+/// epoch and these headers only: never later than a whole pass would judge it, so a page forgets
+/// nothing a whole pass would keep (and, for a namespace whose clock is kept, exactly the same).
+pub(crate) fn collect_these<T: NsWrite>(
+    txn: &mut T,
+    headers: Vec<(String, Header)>,
+    now_ms: u64,
+    retention_ms: u64,
+) -> Result<usize, StoreError> {
+    let mut meta = txn.meta()?;
     let newest = headers.iter().map(|(_, h)| h.stamp.ts).chain(meta.epoch.iter().map(|e| e.ts)).fold(meta.clock, u64::max);
     let cutoff = now_ms.min(newest).saturating_sub(retention_ms);
     let before = meta.clone();

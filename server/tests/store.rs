@@ -84,6 +84,7 @@ suite!(
     census_counts_live_dead_and_expired,
     entries_are_live_values_by_prefix_in_pages,
     the_cursor_moves_when_gc_forgets,
+    gc_of_a_namespace_larger_than_a_page_forgets_everything_dead,
     gc_on_a_clock_far_ahead_forgets_nothing_younger_by_the_namespaces_time,
     writes_not_stored_without_a_newer_write_say_why,
     invalidations_are_not_stamped_past_the_namespaces_time,
@@ -532,6 +533,30 @@ async fn the_cursor_moves_when_gc_forgets(f: &Fixture) {
     assert!(since(f, "n", before).await.rows.is_empty(), "nothing to deliver for it");
     assert_eq!(f.store.gc(NOW, DAY).await.unwrap().removed, 0);
     assert_eq!(f.store.cursor("n").await.unwrap(), after, "a pass that forgets nothing changes nothing");
+}
+
+/// Larger than one page of the Redis store's incremental collection (1,000 keys): dead entries
+/// on every page are forgotten, live ones on every page kept, and the floor refuses old writes of
+/// keys from any page.
+async fn gc_of_a_namespace_larger_than_a_page_forgets_everything_dead(f: &Fixture) {
+    let t0 = NOW - 10 * DAY;
+    let writes = (0..2500u64)
+        .map(|i| {
+            let entry = if i % 5 == 0 { v(t0 + i, "a", "1") } else { Entry::tombstone(Stamp::new(t0 + i, "a")) };
+            (format!("k{i:05}"), entry)
+        })
+        .collect();
+    f.store.apply("n", WriteOp::Changes(writes), NOW).await.unwrap();
+    // A recent write, so that by the namespace's time the old ones are dead for long enough.
+    put(f, "n", "k99995", v(NOW, "a", "1")).await;
+    assert_eq!(f.store.gc(NOW, DAY).await.unwrap().removed, 2000);
+    let all = state(f, "n").await;
+    assert_eq!(all.len(), 501);
+    assert!(all.keys().all(|k| k[1..].parse::<u64>().unwrap() % 5 == 0), "only the live values are left");
+    for key in ["k00001", "k02499"] {
+        assert_eq!(put(f, "n", key, v(t0, "b", "zombie")).await.outcome, MergeOutcome::Stale, "{key}");
+    }
+    assert_eq!(f.store.gc(NOW, DAY).await.unwrap().removed, 0);
 }
 
 /// Two server instances on one Redis (two `RedisStore`s: separate connections, separate

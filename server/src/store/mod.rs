@@ -20,6 +20,7 @@ pub mod redis;
 
 mod codec;
 mod redis_eviction;
+mod redis_group;
 mod redb_recovery;
 mod redis_layout;
 mod redis_scripts;

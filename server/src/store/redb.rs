@@ -46,6 +46,10 @@ pub const FILE_NAME: &str = "cache.redb";
 const QUEUE_DEPTH: usize = 1024;
 /// Most writes committed together (bounds the latency one commit adds to the first of them).
 const MAX_GROUP: usize = 256;
+/// A delta read of at most this many rows and bytes runs on the request's own thread (see
+/// [`RedbStore::read_inline`]); a larger one on the blocking pool.
+const INLINE_ROWS: usize = 256;
+const INLINE_BYTES: usize = 256 << 10;
 
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
@@ -154,8 +158,8 @@ impl RedbStore {
         reply.await.map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
     }
 
-    /// Runs `read` on an MVCC snapshot of `ns`, on the blocking pool. An I/O failure faults the
-    /// store and asks the writer to reopen the database.
+    /// Runs `read` on an MVCC snapshot of `ns`, on the blocking pool: for reads whose size the
+    /// caller does not bound (`/stats` censuses, `/entries` pages that may skip many tombstones).
     fn read<T: Send + 'static>(
         &self,
         ns: &str,
@@ -165,33 +169,24 @@ impl RedbStore {
         let tasks = self.tasks.clone();
         let ns = ns.to_owned();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let snapshot = |db: &Database| {
-                    let txn = db.begin_read()?;
-                    let reader = Reader {
-                        ns: &ns,
-                        entries: txn.open_table(ENTRIES)?,
-                        by_seq: txn.open_table(BY_SEQ)?,
-                        meta: txn.open_table(META)?,
-                    };
-                    read(&reader)
-                };
-                let result = shared.database().and_then(|db| snapshot(&db));
-                result.map_err(|err| {
-                    let err = shared.failed(err);
-                    if matches!(err, StoreError::Io(_)) {
-                        // Nobody may write for a while: have the writer reopen it now. A full
-                        // queue holds writes, which reopen it anyway.
-                        if let Some(tasks) = &tasks {
-                            let _ = tasks.try_send(Task::Recover);
-                        }
-                    }
-                    err
-                })
-            })
-            .await
-            .map_err(|err| StoreError::Unavailable(format!("read task failed: {err}")))?
+            tokio::task::spawn_blocking(move || read_snapshot(&shared, tasks.as_ref(), &ns, read))
+                .await
+                .map_err(|err| StoreError::Unavailable(format!("read task failed: {err}")))?
         })
+    }
+
+    /// Runs `read` on an MVCC snapshot of `ns` right here, on the calling task's thread: for the
+    /// small bounded reads every `/sync` makes (the cursor, a delta page of at most `max_rows`
+    /// rows). Handing those to the blocking pool cost more than the read itself: two thread
+    /// switches per request, and under load dozens of pool threads competing with the runtime's
+    /// workers for the cores, which showed as a long latency tail. Readers never wait for the
+    /// writer (redb is MVCC) and the rows just written are in the page cache.
+    fn read_inline<T>(&self, ns: &str, read: impl FnOnce(&Reader<'_>) -> Result<T, StoreError>) -> StoreFuture<'_, T>
+    where
+        T: Send + 'static,
+    {
+        let result = read_snapshot(&self.shared, self.tasks.as_ref(), ns, read);
+        Box::pin(std::future::ready(result))
     }
 
     /// Whether the store can write: the last commit's outcome, or a probe while it failed.
@@ -209,6 +204,38 @@ impl RedbStore {
         let (reply, answer) = oneshot::channel();
         self.submit(Task::Probe { reply }, answer).await
     }
+}
+
+/// Runs `read` on a snapshot of `ns`. An I/O failure faults the store and asks the writer to
+/// reopen the database.
+fn read_snapshot<T>(
+    shared: &Shared,
+    tasks: Option<&mpsc::Sender<Task>>,
+    ns: &str,
+    read: impl FnOnce(&Reader<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let snapshot = |db: &Database| {
+        let txn = db.begin_read()?;
+        let reader = Reader {
+            ns,
+            entries: txn.open_table(ENTRIES)?,
+            by_seq: txn.open_table(BY_SEQ)?,
+            meta: txn.open_table(META)?,
+        };
+        read(&reader)
+    };
+    let result = shared.database().and_then(|db| snapshot(&db));
+    result.map_err(|err| {
+        let err = shared.failed(err);
+        if matches!(err, StoreError::Io(_)) {
+            // Nobody may write for a while: have the writer reopen it now. A full queue holds
+            // writes, which reopen it anyway.
+            if let Some(tasks) = tasks {
+                let _ = tasks.try_send(Task::Recover);
+            }
+        }
+        err
+    })
 }
 
 /// Creates the tables of a new database, or checks the layout version of an existing one.
@@ -256,7 +283,20 @@ impl Store for RedbStore {
     }
 
     fn delta<'a>(&'a self, ns: &'a str, query: DeltaQuery) -> StoreFuture<'a, Delta> {
-        self.read(ns, move |reader| namespace::delta(reader, &query))
+        Box::pin(async move {
+            // Most deltas are a few rows: read them here. A larger one (a client catching up)
+            // is read again, whole, on the blocking pool rather than hold up this thread.
+            let small = DeltaQuery {
+                max_rows: query.max_rows.min(INLINE_ROWS),
+                max_bytes: query.max_bytes.min(INLINE_BYTES),
+                ..query.clone()
+            };
+            let delta = self.read_inline(ns, move |reader| namespace::delta(reader, &small)).await?;
+            if !delta.more || (query.max_rows <= INLINE_ROWS && query.max_bytes <= INLINE_BYTES) {
+                return Ok(delta);
+            }
+            self.read(ns, move |reader| namespace::delta(reader, &query)).await
+        })
     }
 
     fn gc(&self, now_ms: u64, retention_ms: u64) -> StoreFuture<'_, GcReport> {
@@ -267,7 +307,7 @@ impl Store for RedbStore {
     }
 
     fn cursor<'a>(&'a self, ns: &'a str) -> StoreFuture<'a, u64> {
-        self.read(ns, |reader| reader.meta().map(|meta| meta.cursor))
+        self.read_inline(ns, |reader| reader.meta().map(|meta| meta.cursor))
     }
 
     fn census<'a>(&'a self, ns: &'a str, now_ms: u64) -> StoreFuture<'a, Census> {

@@ -18,8 +18,10 @@
 //!   sequence numbers are above every earlier one's, and a delta reader never sees a gap.
 //!   An operation that writes nothing (a duplicate, a stale write) commits nothing: what it
 //!   judged from its snapshot stays true, since a namespace's stamps, epoch and floor only grow.
-//! - Inside one process, writes to a namespace wait for each other (an async mutex), so an
-//!   instance never conflicts with itself.
+//! - Inside one process, the writes to a namespace queue for one writer task, which applies all
+//!   the writes queued meanwhile on one snapshot and commits them with one script call (group
+//!   commit, `redis_group.rs`): one snapshot, one commit and one fsync by Redis for the lot, and
+//!   an instance never conflicts with itself.
 //!
 //! Durability is Redis's: run it with `appendonly yes` and `appendfsync always` for a write to
 //! be on disk when acknowledged (`everysec` can lose the last second on a crash). When Redis is
@@ -30,7 +32,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -41,6 +43,7 @@ use ::redis::{Cmd, ErrorKind, FromRedisValue, RedisError, Script, ServerErrorKin
 
 use super::codec::decode_meta;
 use super::redis_eviction;
+use super::redis_group::{Done, Job, Writers};
 use super::redis_layout::{namespaces_key, NsKeys};
 use super::redis_scripts::{commit_args, parse_commit, parse_read_for, read_args, COMMIT, READ};
 use super::redis_snapshot::{Commit, Overlay, Plan, Snapshot};
@@ -65,12 +68,18 @@ const MAX_ROUNDS: u32 = 6;
 
 /// The Redis-backed store.
 pub struct RedisStore {
-    conn: Conn,
-    prefix: String,
+    redis: Redis,
     kind: &'static str,
-    read: Script,
-    commit: Script,
-    locks: NsLocks,
+    writers: Arc<Writers>,
+}
+
+/// The connection and the scripts: what the store and its namespaces' writer tasks share.
+#[derive(Clone)]
+pub(crate) struct Redis {
+    conn: Conn,
+    prefix: Arc<str>,
+    read: Arc<Script>,
+    commit: Arc<Script>,
 }
 
 #[derive(Clone)]
@@ -208,18 +217,17 @@ impl RedisStore {
                 Conn::Cluster(timed(client.get_async_connection()).await?.map_err(from_redis)?)
             }
         };
-        let store = RedisStore {
+        let redis = Redis {
             conn,
-            prefix,
-            kind: target.kind(),
-            read: Script::new(READ),
-            commit: Script::new(COMMIT),
-            locks: NsLocks::default(),
+            prefix: prefix.into(),
+            read: Arc::new(Script::new(READ)),
+            commit: Arc::new(Script::new(COMMIT)),
         };
-        timed(store.conn.query::<Value>(&::redis::cmd("PING"))).await?.map_err(from_redis)?;
+        let store = RedisStore { redis, kind: target.kind(), writers: Arc::default() };
+        timed(store.redis.conn.query::<Value>(&::redis::cmd("PING"))).await?.map_err(from_redis)?;
         store.check_persistence().await;
         store.check_eviction(target, options.allow_eviction).await?;
-        tracing::info!(store = store.kind, target = %target, prefix = %store.prefix, "connected to Redis");
+        tracing::info!(store = store.kind, target = %target, prefix = %store.redis.prefix, "connected to Redis");
         Ok(store)
     }
 
@@ -227,7 +235,7 @@ impl RedisStore {
     async fn check_persistence(&self) {
         let mut get = ::redis::cmd("CONFIG");
         get.arg("GET").arg("append*");
-        match timed(self.conn.query::<HashMap<String, String>>(&get)).await {
+        match timed(self.redis.conn.query::<HashMap<String, String>>(&get)).await {
             Ok(Ok(config)) => match (config.get("appendonly").map(String::as_str), config.get("appendfsync")) {
                 (Some("no"), _) => tracing::warn!(
                     "Redis runs with appendonly no: acknowledged writes can be lost on a Redis crash \
@@ -250,7 +258,7 @@ impl RedisStore {
         let mut get = ::redis::cmd("CONFIG");
         get.arg("GET").arg("maxmemory-policy");
         let name = target.to_string();
-        let answers = match timed(self.conn.query_masters(&get, &name)).await {
+        let answers = match timed(self.redis.conn.query_masters(&get, &name)).await {
             Ok(Ok(answers)) => answers,
             Ok(Err(err)) => vec![(name, Err(err.to_string()))],
             Err(err) => vec![(name, Err(err.to_string()))],
@@ -258,6 +266,35 @@ impl RedisStore {
         redis_eviction::judge(answers, allow)
     }
 
+    async fn gc_now(&self, now_ms: u64, retention_ms: u64) -> Result<GcReport, StoreError> {
+        let mut members = ::redis::cmd("SMEMBERS");
+        members.arg(namespaces_key(&self.redis.prefix));
+        let names: Vec<String> = timed(self.redis.conn.query(&members)).await?.map_err(from_redis)?;
+        let mut report = GcReport::default();
+        for ns in &names {
+            // Page by page through the namespace's writer: each page is one more write in its
+            // order, and no script scans the whole namespace.
+            let mut after = None;
+            loop {
+                let job = Job::Collect { now_ms, retention_ms, after: after.take() };
+                match timed(self.writers.submit(&self.redis, ns, job)).await?? {
+                    Done::Collect { removed, next } => {
+                        report.removed += removed;
+                        match next {
+                            Some(key) => after = Some(key),
+                            None => break,
+                        }
+                    }
+                    Done::Apply(_) => return Err(StoreError::Redis("a collection was answered with a write".into())),
+                }
+            }
+            report.namespaces += 1;
+        }
+        Ok(report)
+    }
+}
+
+impl Redis {
     fn keys(&self, ns: &str) -> NsKeys {
         NsKeys::new(&self.prefix, ns)
     }
@@ -286,15 +323,15 @@ impl RedisStore {
         Err(StoreError::Redis(format!("no snapshot of namespace {ns:?} held what the read asked for")))
     }
 
-    /// Runs `write` (`namespace::apply` or `collect`) on a snapshot and commits what it wrote if
-    /// nothing changed in between; starts over otherwise.
-    async fn write<T>(
+    /// Runs `write` (`namespace::apply` or `collect`, for a group of writes) on a snapshot and
+    /// commits what it wrote if nothing changed in between; starts over otherwise. Only one write
+    /// of a namespace runs at a time in this process: its writer task's (`redis_group.rs`).
+    pub(super) async fn write<T>(
         &self,
         ns: &str,
         mut plan: Plan,
         write: impl Fn(&mut Overlay<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let _turn = self.locks.lock(ns).await;
         let keys = self.keys(ns);
         let (mut rounds, mut conflicts) = (0, 0);
         loop {
@@ -347,23 +384,10 @@ impl RedisStore {
         }
     }
 
-    async fn gc_now(&self, now_ms: u64, retention_ms: u64) -> Result<GcReport, StoreError> {
-        let mut members = ::redis::cmd("SMEMBERS");
-        members.arg(namespaces_key(&self.prefix));
-        let names: Vec<String> = timed(self.conn.query(&members)).await?.map_err(from_redis)?;
-        let mut report = GcReport::default();
-        for ns in &names {
-            let removed =
-                timed(self.write(ns, Plan::for_gc(), |txn| namespace::collect(txn, now_ms, retention_ms))).await??;
-            report.removed += removed;
-            report.namespaces += 1;
-        }
-        Ok(report)
-    }
 }
 
 /// Bounds an operation by [`OPERATION_TIMEOUT`].
-async fn timed<T>(op: impl Future<Output = T>) -> Result<T, StoreError> {
+pub(super) async fn timed<T>(op: impl Future<Output = T>) -> Result<T, StoreError> {
     tokio::time::timeout(OPERATION_TIMEOUT, op).await.map_err(|_| {
         StoreError::Unavailable(format!("Redis did not complete the operation within {OPERATION_TIMEOUT:?}"))
     })
@@ -380,13 +404,18 @@ fn jitter(conflicts: u32) -> Duration {
 impl Store for RedisStore {
     fn apply<'a>(&'a self, ns: &'a str, op: WriteOp, now_ms: u64) -> StoreFuture<'a, OpReport> {
         Box::pin(
-            async move { timed(self.write(ns, Plan::for_write(&op), |txn| namespace::apply(txn, &op, now_ms))).await? },
+            async move {
+                match timed(self.writers.submit(&self.redis, ns, Job::Apply { op, now_ms })).await?? {
+                    Done::Apply(report) => Ok(report),
+                    Done::Collect { .. } => Err(StoreError::Redis("a write was answered with a collection".into())),
+                }
+            },
         )
     }
 
     fn delta<'a>(&'a self, ns: &'a str, query: DeltaQuery) -> StoreFuture<'a, Delta> {
         Box::pin(
-            async move { timed(self.read(ns, Plan::for_delta(&query), |snap| namespace::delta(snap, &query))).await? },
+            async move { timed(self.redis.read(ns, Plan::for_delta(&query), |snap| namespace::delta(snap, &query))).await? },
         )
     }
 
@@ -395,52 +424,29 @@ impl Store for RedisStore {
     }
 
     fn cursor<'a>(&'a self, ns: &'a str) -> StoreFuture<'a, u64> {
-        Box::pin(async move { Ok(timed(self.meta(ns)).await??.cursor) })
+        Box::pin(async move { Ok(timed(self.redis.meta(ns)).await??.cursor) })
     }
 
     fn census<'a>(&'a self, ns: &'a str, now_ms: u64) -> StoreFuture<'a, Census> {
-        Box::pin(async move { timed(self.read(ns, Plan::for_census(), |snap| namespace::census(snap, now_ms))).await? })
+        Box::pin(async move { timed(self.redis.read(ns, Plan::for_census(), |snap| namespace::census(snap, now_ms))).await? })
     }
 
     fn entries<'a>(&'a self, ns: &'a str, query: EntriesQuery) -> StoreFuture<'a, EntriesPage> {
         Box::pin(async move {
-            timed(self.read(ns, Plan::for_entries(&query), |snap| namespace::entries(snap, &query))).await?
+            timed(self.redis.read(ns, Plan::for_entries(&query), |snap| namespace::entries(snap, &query))).await?
         })
     }
 
     /// A `PING` (on a cluster, to every master): Redis answers, and the connection to it works.
     fn health(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            timed(self.conn.query::<Value>(&::redis::cmd("PING"))).await?.map_err(from_redis)?;
+            timed(self.redis.conn.query::<Value>(&::redis::cmd("PING"))).await?.map_err(from_redis)?;
             Ok(())
         })
     }
 
     fn kind(&self) -> &'static str {
         self.kind
-    }
-}
-
-/// One async mutex per namespace being written, dropped when no write holds or awaits it.
-#[derive(Default)]
-struct NsLocks(Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>);
-
-impl NsLocks {
-    async fn lock(&self, ns: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = {
-            let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            match all.get(ns).and_then(Weak::upgrade) {
-                Some(lock) => lock,
-                None => {
-                    // Forget the locks nobody uses any more before adding one.
-                    all.retain(|_, lock| lock.strong_count() > 0);
-                    let lock = Arc::new(tokio::sync::Mutex::new(()));
-                    all.insert(ns.to_owned(), Arc::downgrade(&lock));
-                    lock
-                }
-            }
-        };
-        lock.lock_owned().await
     }
 }
 
@@ -463,16 +469,5 @@ mod tests {
         for conflicts in 0..100 {
             assert!(jitter(conflicts) < Duration::from_millis(64));
         }
-    }
-
-    #[tokio::test]
-    async fn locks_are_per_namespace_and_forgotten() {
-        let locks = NsLocks::default();
-        let a = locks.lock("a").await;
-        let b = locks.lock("b").await;
-        assert!(tokio::time::timeout(Duration::from_millis(20), locks.lock("a")).await.is_err(), "a is held");
-        drop((a, b));
-        let _c = locks.lock("c").await;
-        assert_eq!(locks.0.lock().unwrap().len(), 1, "unused locks are dropped");
     }
 }

@@ -53,6 +53,20 @@ impl KeyRange {
     fn headers(prefix: &str) -> Self {
         KeyRange { from: prefix.to_owned(), prefix: prefix.to_owned(), limit: None, budget: UNLIMITED, full: false }
     }
+
+    /// The headers of at most `keys` keys after `after` (from the first key when `None`), for a
+    /// scan of the whole namespace in pages ([`Overlay::header_page`]).
+    pub fn page(after: Option<&str>, keys: u64) -> Self {
+        // `from` is inclusive: one more key to skip `after` itself.
+        let limit = if after.is_some() { keys.saturating_add(1) } else { keys };
+        KeyRange {
+            from: after.unwrap_or("").to_owned(),
+            prefix: String::new(),
+            limit: Some(limit.max(1)),
+            budget: UNLIMITED,
+            full: false,
+        }
+    }
 }
 
 /// What to read in one snapshot.
@@ -90,14 +104,14 @@ impl Plan {
         plan
     }
 
-    /// What [`crate::namespace::collect`] asks: every header.
-    pub fn for_gc() -> Self {
+    /// What [`crate::namespace::census`] asks: every header.
+    pub fn for_census() -> Self {
         Plan { ranges: vec![KeyRange::headers("")], ..Plan::default() }
     }
 
-    /// What [`crate::namespace::census`] asks: every header.
-    pub fn for_census() -> Self {
-        Self::for_gc()
+    /// One page of a garbage collection (see [`Overlay::header_page`]).
+    pub fn for_gc_page(after: Option<&str>, keys: u64) -> Self {
+        Plan { ranges: vec![KeyRange::page(after, keys)], ..Plan::default() }
     }
 
     /// Enough rows for one delta page, unless many are excluded or the values are large.
@@ -119,6 +133,19 @@ impl Plan {
         let (limit, budget) = bounded(limit, query.max_bytes);
         let range = KeyRange { from: from.to_owned(), prefix: query.prefix.clone(), limit, budget, full: true };
         Plan { ranges: vec![range], ..Plan::default() }
+    }
+
+    /// Adds what `other` reads, for several writes applied on one snapshot (a group commit).
+    pub fn merge(&mut self, other: Plan) {
+        if other.seq.is_some() && self.seq.is_none() {
+            self.seq = other.seq;
+        }
+        for range in other.ranges {
+            if !self.ranges.contains(&range) {
+                self.ranges.push(range);
+            }
+        }
+        self.gets.extend(other.gets);
     }
 
     /// Adds what a round missed, and lets the limits that ran out grow (then go).
@@ -299,6 +326,13 @@ impl Snapshot {
 
     fn miss(&self, record: impl FnOnce(&mut Misses)) {
         record(&mut self.misses.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// The rows of a range of the whole namespace's key order that starts at or before `from`,
+    /// from `from` on, and whether they run to the last key.
+    fn key_order_from(&self, from: &str) -> Option<(Vec<&KeyRow>, bool)> {
+        let range = self.ranges.iter().find(|r| r.prefix.is_empty() && r.from.as_str() <= from)?;
+        Some((range.rows.iter().filter(|(key, _)| key.as_str() >= from).collect(), range.complete))
     }
 
     /// The headers of every key with `prefix`, if a range holds them all.
@@ -482,6 +516,48 @@ impl<'s> Overlay<'s> {
     }
 }
 
+/// A key and its row (`None`: the key index names a key with no entry).
+type KeyRow = (String, Option<Vec<u8>>);
+
+/// A page of headers in key order, and the key the next page starts after (`None`: none follows).
+pub(crate) type HeaderPage = (Vec<(String, Header)>, Option<String>);
+
+impl Overlay<'_> {
+    /// One page of the namespace's headers in key order, after `after` (from the first key when
+    /// `None`), as read by [`KeyRange::page`], with this transaction's own writes in the page's
+    /// span; and the key to go on after, `None` when the page reached the last key. So a large
+    /// namespace is scanned in bounded steps, each one script call short.
+    pub fn header_page(&mut self, after: Option<&str>) -> Result<HeaderPage, StoreError> {
+        let from = after.unwrap_or("");
+        let Some((rows, complete)) = self.snap.key_order_from(from) else {
+            self.snap.miss(|m| {
+                m.prefixes.insert(String::new());
+            });
+            return Ok((Vec::new(), None));
+        };
+        let end = if complete { None } else { rows.last().map(|(key, _)| key.clone()) };
+        let mut headers = BTreeMap::new();
+        for (key, row) in rows.into_iter().filter(|(key, _)| Some(key.as_str()) != after) {
+            let row = row.as_deref().ok_or_else(|| unindexed(key))?;
+            headers.insert(key.clone(), decode_header(row).map_err(|e| at(key, e))?);
+        }
+        let start = match after {
+            Some(after) => std::ops::Bound::Excluded(after),
+            None => std::ops::Bound::Unbounded,
+        };
+        for (key, write) in self.writes.range::<str, _>((start, std::ops::Bound::Unbounded)) {
+            if end.as_ref().is_some_and(|end| key > end) {
+                break;
+            }
+            match write {
+                Some(stored) => headers.insert(key.clone(), Header::of(stored)),
+                None => headers.remove(key),
+            };
+        }
+        Ok((headers.into_iter().collect(), end))
+    }
+}
+
 impl NsWrite for Overlay<'_> {
     fn meta(&mut self) -> Result<Meta, StoreError> {
         Ok(self.meta.clone())
@@ -647,6 +723,18 @@ mod tests {
         plan.widen(misses);
         assert_eq!(plan.gets.len(), 1);
         assert_eq!(plan.ranges, vec![KeyRange::headers("p:")]);
+    }
+
+    #[test]
+    fn a_group_reads_what_each_of_its_writes_reads_once() {
+        let set = |key: &str| WriteOp::Changes(vec![(key.into(), Entry::value(Stamp::new(1, "n"), 0, "1"))]);
+        let mut plan = Plan::for_write(&set("a"));
+        plan.merge(Plan::for_write(&set("b")));
+        plan.merge(Plan::for_write(&set("a")));
+        plan.merge(Plan::for_census());
+        plan.merge(Plan::for_write(&WriteOp::Clear(Stamp::new(2, "n"))));
+        assert_eq!(plan.gets, BTreeSet::from(["a".to_owned(), "b".to_owned()]));
+        assert_eq!(plan.ranges, vec![KeyRange::headers("")], "one header range serves both");
     }
 
     #[test]
