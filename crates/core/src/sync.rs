@@ -211,6 +211,18 @@ impl SyncEngine {
         }
     }
 
+    /// The stream's instance is going away and said so: the stream is reopened after `delay_ms`
+    /// (a share of the spread the server asked for), not after a failure's backoff, and the
+    /// leader does not poll at once (the reopened stream resumes from the cursor).
+    pub fn push_moved(&mut self, now_ms: u64, delay_ms: u64) {
+        self.push = Push::Closed;
+        if !self.push_enabled || !self.leader {
+            return;
+        }
+        self.push_failures = 0;
+        self.push_retry_at = Some(now_ms.saturating_add(delay_ms));
+    }
+
     /// The backend answered that it has no event stream: poll, and ask again much later.
     pub fn push_unsupported(&mut self, now_ms: u64) {
         self.push = Push::Closed;

@@ -779,6 +779,16 @@ fn stream_events_mean_what_the_server_meant() {
         assert_eq!(got, None, "{id:?}");
     }
     assert_eq!(decode_stream_event(&event("cursor", "{}", Some("007"))), StreamItem::Cursor(7));
+    // `reconnect`: its spread, a default when it gives none (or garbage), and a cap.
+    for (data, spread) in [
+        (r#"{"reason":"going away","spreadMs":2500}"#, 2_500),
+        ("{}", 1_000),
+        ("not json", 1_000),
+        (r#"{"spreadMs":-5}"#, 1_000),
+        (r#"{"spreadMs":86400000}"#, 60_000),
+    ] {
+        assert_eq!(decode_stream_event(&event("reconnect", data, None)), StreamItem::Reconnect { spread_ms: spread }, "{data:?}");
+    }
     assert_eq!(decode_stream_event(&event("cursor", "{}", None)), StreamItem::Other);
     for data in
         ["", "x", "[]", "{\"key\":\"k\",\"value\":1,\"timestamp\":1} x", r#"{"key":"x\ud800","value":1,"timestamp":1}"#]

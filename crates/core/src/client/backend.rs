@@ -402,6 +402,7 @@ impl<S: Storage> Client<S> {
         let mut updates = Vec::new();
         let mut clear = None;
         let mut cursor = None;
+        let mut moved = false;
         for event in &pushed.events {
             match decode_stream_event(event) {
                 StreamItem::Change(change, id) => {
@@ -423,10 +424,26 @@ impl<S: Storage> Client<S> {
                     self.report([CacheError::protocol(format!("/events sent an error: {message}; reconnecting"))]);
                     return self.close_stream(now, true);
                 }
+                StreamItem::Reconnect { spread_ms } => {
+                    // Not a failure: the instance is going away. What came before it still
+                    // counts (its cursor is applied below), then the stream reopens soon.
+                    let delay = (self.rng.next() * spread_ms as f64) as u64;
+                    if let Some(stream) = self.backend.as_mut().and_then(|b| b.stream.take()) {
+                        self.emit(Effect::Abort(stream.id));
+                    }
+                    if let Some(backend) = self.backend.as_mut() {
+                        backend.engine.push_moved(now, delay);
+                    }
+                    moved = true;
+                    break;
+                }
                 StreamItem::Other => {}
             }
         }
         if updates.is_empty() && clear.is_none() && cursor.is_none() {
+            if moved {
+                self.drive(now);
+            }
             return self.settle(now);
         }
         let keys = self.apply_updates(updates, clear, now);

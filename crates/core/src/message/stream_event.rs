@@ -1,7 +1,8 @@
 //! What one event of the `/events` stream means (server/src/events.rs writes them): `change`
 //! (a `Change`, as in `/sync` answers), `clear` (`{"timestamp","node"}`), `cursor` (only its
-//! id matters), `ready` (`{"cursor","heartbeat"}`, once caught up) and `error` (the server
-//! ends the stream). Each `id:` is the cursor after the event.
+//! id matters), `ready` (`{"cursor","heartbeat"}`, once caught up), `error` (the server
+//! ends the stream) and `reconnect` (`{"spreadMs"}`: the instance is going away; the stream ends).
+//! Each `id:` is the cursor after the event.
 use super::change::{read_change, read_epoch};
 use super::{protocol, SseEvent};
 use crate::json_read::Reader;
@@ -23,6 +24,12 @@ pub enum StreamItem {
     },
     /// The server gave up the stream (its store failed), saying why; reconnect from the cursor.
     Error(String),
+    /// The instance is going away (shutting down): reconnect now, from the cursor, within
+    /// `spread_ms` (so that its clients do not all arrive at the next instance at once).
+    Reconnect {
+        /// Over how long to spread the reconnections (at most [`MAX_SPREAD_MS`]).
+        spread_ms: u64,
+    },
     /// Anything else, including a `cursor` event without a usable id: nothing to do.
     Other,
 }
@@ -36,6 +43,7 @@ pub fn decode_stream_event(event: &SseEvent) -> StreamItem {
         "cursor" => id.map_or(StreamItem::Other, StreamItem::Cursor),
         "ready" => StreamItem::Ready { heartbeat_ms: heartbeat(&event.data) },
         "error" => StreamItem::Error(event.data.clone()),
+        "reconnect" => StreamItem::Reconnect { spread_ms: spread(&event.data) },
         _ => StreamItem::Other,
     }
 }
@@ -49,18 +57,33 @@ fn whole<T>(text: &str, read: impl FnOnce(&mut Reader<'_>) -> Result<T, CacheErr
 }
 
 fn heartbeat(data: &str) -> Option<u64> {
-    let mut ms = None;
+    whole_number_field(data, "heartbeat").filter(|ms| *ms > 0)
+}
+
+/// The whole number `data` (an object) has under `field`.
+fn whole_number_field(data: &str, field: &str) -> Option<u64> {
+    let mut found = None;
     let mut r = Reader::new(data);
     r.object(|name, r| {
-        match name {
-            "heartbeat" => ms = r.isolated(Reader::u64_integral)?.ok(),
-            _ => r.skip()?,
+        if name == field {
+            found = r.isolated(Reader::u64_integral)?.ok();
+        } else {
+            r.skip()?;
         }
         Ok(())
     })
     .ok()?;
     r.finish().ok()?;
-    ms.filter(|ms| *ms > 0)
+    found
+}
+
+/// The spread a `reconnect` event may ask for: a longer one is read as this.
+pub const MAX_SPREAD_MS: u64 = 60_000;
+/// The spread of a `reconnect` event that gives none.
+const DEFAULT_SPREAD_MS: u64 = 1_000;
+
+fn spread(data: &str) -> u64 {
+    whole_number_field(data, "spreadMs").map_or(DEFAULT_SPREAD_MS, |ms| ms.min(MAX_SPREAD_MS))
 }
 
 fn cursor_id(id: &str) -> Option<u64> {
