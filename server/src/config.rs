@@ -124,6 +124,13 @@ pub struct Config {
     /// take every connection from ordinary requests.
     #[arg(long = "max-streams", env = "MFE_CACHE_MAX_STREAMS", value_name = "N", value_parser = positive)]
     pub max_streams: Option<usize>,
+
+    /// Resident memory (MiB) above which event streams are shed: new ones are answered `503`
+    /// (`overloaded`, with `Retry-After`) and, each second, 5 % of the open ones (the oldest) are
+    /// told to reconnect, to another instance behind a load balancer, until memory is back under
+    /// 90 % of this. Default: no limit (Linux only: read from /proc).
+    #[arg(long = "max-memory-mb", env = "MFE_CACHE_MAX_MEMORY_MB", value_name = "MIB", value_parser = positive_u64)]
+    pub max_memory_mb: Option<u64>,
 }
 
 fn positive_u64(text: &str) -> Result<u64, String> {
@@ -159,6 +166,7 @@ impl Config {
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
             max_connections: None,
             max_streams: None,
+            max_memory_mb: None,
         }
     }
 }

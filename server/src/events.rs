@@ -57,6 +57,13 @@ pub async fn events(
     let last_event_id = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("\u{0}"));
     let asked = last_event_id.or(query.cursor.as_deref()).map(parse_cursor).transpose()?;
     // Refused before touching the store: past the limit, a client polls /sync meanwhile.
+    if app.pressure.is_over() {
+        let mut response =
+            ApiError::overloaded("this instance is short of memory for event streams; retry later, or poll /sync meanwhile")
+                .into_response();
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(STREAMS_RETRY_AFTER_S));
+        return Ok(response);
+    }
     let Ok(slot) = app.streams.clone().try_acquire_owned() else {
         let mut response =
             ApiError::overloaded("too many event streams are open; retry later, or poll /sync meanwhile").into_response();

@@ -12,7 +12,8 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{Auth, TokensError};
 use crate::config::Config;
-use crate::fanout::Channels;
+use crate::fanout::pressure::{self, Gauge};
+use crate::fanout::{Channels, Pressure};
 use crate::feed::{AnnouncingStore, Feed};
 use crate::gc;
 use crate::redis_bus;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub channels: Arc<Channels>,
     /// One permit per event stream that may be open (`--max-streams`).
     pub streams: Arc<Semaphore>,
+    /// Whether memory is over `--max-memory-mb` (new streams are refused).
+    pub pressure: Arc<Pressure>,
 }
 
 impl AppState {
@@ -92,6 +95,9 @@ pub struct Server {
     clock: Arc<dyn Clock + Send + Sync>,
     feed: Arc<Feed>,
     channels: Arc<Channels>,
+    pressure: Arc<Pressure>,
+    /// `--max-memory-mb` in bytes, and how resident memory is read.
+    memory_limit: Option<(u64, Gauge)>,
     /// With a Redis store: the Redis and key prefix whose pub/sub wakes other instances' streams.
     bus: Option<(RedisTarget, String)>,
     limits: ConnectionLimits,
@@ -138,6 +144,7 @@ impl Server {
         // Every write that moves a cursor wakes the event streams of its namespace.
         let store: Arc<dyn Store> = Arc::new(AnnouncingStore::new(store, feed.clone()));
         let channels = Arc::new(Channels::new(store.clone(), feed.clone(), Duration::from_millis(config.heartbeat_ms)));
+        let pressure = Arc::new(Pressure::default());
         let state = AppState {
             store: store.clone(),
             limits: Limits { max_batch: config.max_batch, max_updates: config.max_updates },
@@ -145,6 +152,7 @@ impl Server {
             metrics: Arc::new(Metrics::new(clock.now_ms())),
             feed: feed.clone(),
             channels: channels.clone(),
+            pressure: pressure.clone(),
             streams: Arc::new(Semaphore::new(max_streams.min(Semaphore::MAX_PERMITS))),
         };
         let options = RouterOptions {
@@ -157,7 +165,16 @@ impl Server {
         let listener = TcpListener::bind(&config.listen).await?;
         let bus = config.store.clone().map(|target| (target, config.redis_prefix.clone()));
         tracing::debug!(max_connections = limits.max_connections, max_streams, "limits");
-        Ok(Server { listener, app, store, clock, feed, channels, bus, limits })
+        let memory_limit = config.max_memory_mb.map(|mb| (mb << 20, Arc::new(pressure::resident_bytes) as Gauge));
+        Ok(Server { listener, app, store, clock, feed, channels, pressure, memory_limit, bus, limits })
+    }
+
+    /// Reads resident memory with `gauge` for `--max-memory-mb` (tests move it by hand).
+    pub fn with_memory_gauge(mut self, gauge: Gauge) -> Self {
+        if let Some((_, current)) = &mut self.memory_limit {
+            *current = gauge;
+        }
+        self
     }
 
     /// The bound address (the real port when `:0` was asked for).
@@ -169,6 +186,9 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
         tracing::info!(store = self.store.kind(), "serving");
         let gc = gc::spawn(self.store.clone(), self.clock.clone());
+        let memory = self
+            .memory_limit
+            .map(|(limit, gauge)| pressure::spawn(self.channels.clone(), self.pressure.clone(), limit, gauge));
         let bus = match &self.bus {
             Some((target, prefix)) => redis_bus::spawn(target, prefix, self.feed.clone()),
             None => Vec::new(),
@@ -187,10 +207,13 @@ impl Server {
         // writer thread) closes.
         self.channels.join().await;
         gc.abort();
-        for task in &bus {
+        for task in bus.iter().chain(&memory) {
             task.abort();
         }
         let _ = gc.await;
+        if let Some(task) = memory {
+            let _ = task.await;
+        }
         for task in bus {
             let _ = task.await;
         }

@@ -69,6 +69,8 @@ struct State {
     end: Option<End>,
     waiters: HashMap<u64, Waker>,
     next_id: u64,
+    /// Streams numbered up to this are told to reconnect (memory pressure).
+    shed_through: u64,
     /// Store reads made by the reader (tests and diagnostics).
     reads: u64,
 }
@@ -105,6 +107,9 @@ impl Channel {
         let mut state = self.state();
         if let Some(end) = state.end {
             return Look::Ended(end);
+        }
+        if stream <= state.shed_through {
+            return Look::Ended(End::GoingAway);
         }
         let look = if !state.primed {
             Look::Starting
@@ -222,6 +227,29 @@ impl Channels {
         while tasks.try_join_next().is_some() {}
         tasks.spawn(reader);
         channel
+    }
+
+    /// Tells `share` of each namespace's streams (at least one), the oldest, to reconnect; returns
+    /// how many.
+    pub fn shed(&self, share: f64) -> usize {
+        let live: Vec<Arc<Channel>> =
+            self.map.lock().unwrap_or_else(PoisonError::into_inner).values().filter_map(Weak::upgrade).collect();
+        let mut shed = 0;
+        for channel in live {
+            channel.update(|s| {
+                // Streams waiting are nearly all of them; one busy sending is shed next time.
+                let mut ids: Vec<u64> = s.waiters.keys().copied().filter(|id| *id > s.shed_through).collect();
+                if ids.is_empty() {
+                    return false;
+                }
+                ids.sort_unstable();
+                let n = ((ids.len() as f64 * share).ceil() as usize).clamp(1, ids.len());
+                s.shed_through = ids[n - 1];
+                shed += n;
+                true
+            });
+        }
+        shed
     }
 
     /// Namespaces followed now, and the streams following them.

@@ -3,7 +3,9 @@
 //! that shared log ([`body`]), every event encoded once ([`sse`]).
 pub mod body;
 pub mod channel;
+pub mod pressure;
 pub mod sse;
 
 pub use body::{EventBody, Handoff};
 pub use channel::{Channel, Channels};
+pub use pressure::Pressure;

@@ -86,7 +86,7 @@ impl TestServer {
         Self::serve(server).await
     }
 
-    async fn serve(server: Server) -> Self {
+    pub async fn serve(server: Server) -> Self {
         let addr = server.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async move {

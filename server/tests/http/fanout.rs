@@ -7,7 +7,7 @@ use std::time::Duration;
 use mfe_cache_server::store::{
     Census, Delta, DeltaQuery, EntriesPage, EntriesQuery, GcReport, MemoryStore, OpReport, Store, StoreFuture, WriteOp,
 };
-use mfe_cache_server::Config;
+use mfe_cache_server::{Config, Server};
 use serde_json::json;
 
 use crate::common::{now_ms, TestServer};
@@ -142,5 +142,44 @@ async fn a_stream_further_behind_than_the_log_reads_the_store_and_misses_nothing
     assert_eq!(changes, expected);
     let ids: Vec<u64> = events.iter().filter(|e| e.id.is_some()).map(|e| e.seq()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids go up");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_memory_pressure_streams_are_told_to_reconnect_and_new_ones_refused() {
+    let resident = Arc::new(AtomicU64::new(10 << 20));
+    let gauge = resident.clone();
+    let config = Config { max_memory_mb: Some(100), ..Config::for_tests() };
+    let server = Server::bind(&config).await.expect("binds").with_memory_gauge(Arc::new(move || Some(gauge.load(Ordering::SeqCst))));
+    let s = TestServer::serve(server).await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut stream = open(&s, None).await;
+        stream.until("ready", WAIT).await;
+        streams.push(stream);
+    }
+    resident.store(200 << 20, Ordering::SeqCst);
+    // 5 % a second, at least one: each stream in turn is told to reconnect, then ends.
+    for stream in &mut streams {
+        let events = stream.until("reconnect", Duration::from_secs(15)).await;
+        assert!(events.last().is_some_and(|e| e.id.is_none()), "{events:?}");
+        assert!(tokio::time::timeout(WAIT, stream.next()).await.unwrap().is_none(), "the stream ended");
+    }
+    let refused = SseStream::request(&s.client, &s.url("/api/cache/events"), None, None).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(refused.json::<serde_json::Value>().await.unwrap()["error"], "overloaded");
+    // Back under 90 % of the limit: streams are accepted again.
+    resident.store(50 << 20, Ordering::SeqCst);
+    let reopen = async {
+        loop {
+            let response = SseStream::request(&s.client, &s.url("/api/cache/events"), None, None).await;
+            if response.status() == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), reopen).await.expect("streams are accepted again");
     s.stop().await;
 }
