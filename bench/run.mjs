@@ -11,6 +11,9 @@
 // The real-time parts (bench/realtime.mjs) push changes to SSE clients through 2 instances on one
 // Redis (fan-out), compare /sync throughput on Redis and on the embedded store, and time pushed
 // changes into 3 browser tabs against polling (push to tabs).
+// The streams part (bench/streams.mjs) holds 10,000 and more idle event streams on one server
+// (server/examples/stream_load.rs) and times writes to all of them, against the server of the
+// commit before the streams were rebuilt, built into target/bench-baseline/ (streams).
 // BENCH_SECTIONS=offline,server (names or name prefixes, comma-separated) runs only those; when
 // none of them needs the browser, pkg/ and Chromium are left alone (BENCH_SECTIONS=overload).
 import { spawnSync } from 'node:child_process';
@@ -23,6 +26,7 @@ import { launch, openTab, startServer, ROOT } from '../tests/browser/harness.mjs
 import { benchOfflineFlush, benchOverload, benchServerThroughput } from './backend.mjs';
 import { fmt, median, percentile, sleep, spread } from './stats.mjs';
 import { benchFanOut, benchPushToTabs, benchSyncRedis } from './realtime.mjs';
+import { benchStreams } from './streams.mjs';
 import { benchBoundary } from './boundary.mjs';
 import { benchFirstRender } from './first-render.mjs';
 import { wasmBreakdown } from './wasm-size.mjs';
@@ -478,6 +482,7 @@ async function main() {
   await section('overload', () => benchOverload(report));
   await section('fan-out', () => benchFanOut(report));
   await section('sync throughput: Redis vs embedded', () => benchSyncRedis(report));
+  await section('streams', () => benchStreams(report));
 
   printTable();
   console.log('');

@@ -1,9 +1,10 @@
 //! The load generator of `make bench`'s stream section: opens many event streams to one server,
 //! then writes and times each write's arrival on every stream.
 //!
-//! `stream_load HOST:PORT STREAMS WRITES`; loopback only. Streams connect from 127.0.0.1,
-//! 127.0.0.2, … (a few thousand each, under the ephemeral port range). Protocol on stdio, for
-//! the bench: prints `open N SECONDS` once every stream has said `ready`, waits for a line on
+//! `stream_load HOST:PORT STREAMS WRITES`; loopback only. Streams connect from 127.b.c.1,
+//! 127.b.c.2, … (b and c picked per run; a few thousand each, under the ephemeral port range).
+//! Raises its soft open-file limit to the hard one first. Protocol on stdio, for the bench:
+//! prints `open N SECONDS failed K` once every stream has said `ready`, waits for a line on
 //! stdin, makes the writes (one at a time, each awaited on every stream, a short pause between),
 //! prints one JSON line of results, waits for a line on stdin, and exits (closing the streams).
 use std::io::BufRead;
@@ -52,6 +53,10 @@ fn main() {
     assert!(target.ip().is_loopback(), "loopback only");
     let streams: u32 = streams.parse().expect("STREAMS");
     let writes: u32 = writes.parse().expect("WRITES");
+    let descriptors = raise_open_file_limit();
+    if descriptors < u64::from(streams) + 64 {
+        eprintln!("stream_load: the open-file limit ({descriptors}) is below {streams} streams + 64: some will fail");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(run(target, streams, writes));
 }
@@ -143,6 +148,25 @@ async fn wait_for_line() {
         let _ = std::io::stdin().lock().read_line(&mut line);
     })
     .await;
+}
+
+/// Raises the soft open-file limit to the hard one (every stream is a descriptor; the soft
+/// default is often 1024) and returns the soft limit in force.
+#[cfg(unix)]
+fn raise_open_file_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        if let Err(err) = setrlimit(Resource::Nofile, Rlimit { current: limit.maximum, maximum: limit.maximum }) {
+            eprintln!("stream_load: cannot raise the open-file limit to its hard limit: {err}");
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit() -> u64 {
+    u64::MAX
 }
 
 fn cpu_seconds() -> f64 {
