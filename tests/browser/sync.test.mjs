@@ -128,7 +128,11 @@ for (const [name, makeBackend, { byReceipt }] of BACKENDS) {
     test('backend unreachable: writes survive a reload and arrive when it is back', async () => {
       const ctx = await env.browser.newContext();
       let tab = await syncedTab(env, ctx);
+      // The event stream (where the backend has one) settles first: a stream still opening could
+      // answer after the writes failed, and rightly mark the backend reachable again.
+      await eventually(() => tab.evaluate(() => ['open', 'unsupported'].includes(c.syncStatus.realtime)), 'the event stream settled');
       env.state.mode = 'reset';
+      env.dropStreams(); // unreachable: the open stream too
       await tab.evaluate(() => Promise.all([c.set('durable1', 'a'), c.set('durable2', 'b')]));
       await eventually(() => tab.evaluate(() => errors.includes('NETWORK')), 'a NETWORK error');
       assert.equal(await tab.evaluate(() => c.syncStatus.online), false);
