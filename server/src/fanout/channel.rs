@@ -71,8 +71,6 @@ struct State {
     next_id: u64,
     /// Streams numbered up to this are told to reconnect (memory pressure).
     shed_through: u64,
-    /// Store reads made by the reader (tests and diagnostics).
-    reads: u64,
 }
 
 /// One followed namespace.
@@ -144,11 +142,6 @@ impl Channel {
     /// The stream is gone.
     pub fn forget(&self, stream: u64) {
         self.state().waiters.remove(&stream);
-    }
-
-    /// Store reads the reader made (tests and diagnostics).
-    pub fn reads(&self) -> u64 {
-        self.state().reads
     }
 
     /// Runs `change` on the state; when it says the streams have something new, wakes every
@@ -252,14 +245,6 @@ impl Channels {
         shed
     }
 
-    /// Namespaces followed now, and the streams following them.
-    pub fn census(&self) -> (usize, usize) {
-        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let live: Vec<Arc<Channel>> = map.values().filter_map(Weak::upgrade).collect();
-        let streams = live.iter().map(|c| Arc::strong_count(c) - 1).sum();
-        (live.len(), streams)
-    }
-
     /// Waits for every reader task to end (after [`Feed::close`], they all do).
     pub async fn join(&self) {
         let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
@@ -332,7 +317,6 @@ async fn catch_up(store: &dyn Store, ns: &Arc<str>, channel: &Weak<Channel>, hea
         return Some(match cursor {
             Ok(cursor) => {
                 c.update(|s| {
-                    s.reads += 1;
                     s.primed = true;
                     s.head = cursor;
                     s.floor = cursor;
@@ -370,7 +354,6 @@ async fn catch_up(store: &dyn Store, ns: &Arc<str>, channel: &Weak<Channel>, hea
             events_of(&delta, &mut events);
         }
         c.update(|s| {
-            s.reads += 1;
             if delta.since != head {
                 // The head is above the namespace's cursor: the store was wiped. Streams start
                 // over from the store (each reads it, resyncing like `/sync`).
