@@ -30,11 +30,13 @@ impl Pressure {
     }
 }
 
-/// Resident memory from `/proc/self/statm` (Linux); `None` elsewhere.
+/// Resident memory from `/proc/self/status` (Linux; `VmRSS` is in kB whatever the page size);
+/// `None` elsewhere.
 pub fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?;
+    let kb: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Watches memory against `limit` bytes until the task is aborted.
@@ -61,4 +63,15 @@ pub fn spawn(channels: Arc<Channels>, pressure: Arc<Pressure>, limit: u64, gauge
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn resident_memory_is_read_from_proc() {
+        let bytes = super::resident_bytes().expect("VmRSS on Linux");
+        // A running test binary holds at least a megabyte and far less than a terabyte.
+        assert!((1 << 20..1 << 40).contains(&bytes), "{bytes}");
+    }
 }
