@@ -28,6 +28,20 @@ async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
     tokio::time::timeout(DEADLINE, read).await.unwrap_or_else(|_| panic!("no {needle:?} within {DEADLINE:?}"))
 }
 
+/// Reads an HTTP/2 answer's body until what it sent contains `needle`.
+async fn read_h2_until(body: &mut hyper::body::Incoming, needle: &str) {
+    let read = async {
+        let mut text = String::new();
+        while !text.contains(needle) {
+            let frame = body.frame().await.expect("a frame").expect("no error");
+            if let Ok(data) = frame.into_data() {
+                text.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, read).await.unwrap_or_else(|_| panic!("no {needle:?} over HTTP/2 within {DEADLINE:?}"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_way_of_asking_for_a_stream_gets_its_events() {
     let s = TestServer::memory().await;
@@ -60,31 +74,13 @@ async fn every_way_of_asking_for_a_stream_gets_its_events() {
     assert!(lower.contains("content-type: text/event-stream") && lower.contains("transfer-encoding: chunked"), "{head}");
     assert!(read_until(&mut old, "event: ready").await.starts_with("HTTP/1.0 200"));
     assert!(read_until(&mut pipelined, "event: ready").await.starts_with("HTTP/1.1 200"));
-    let ready = async {
-        let mut text = String::new();
-        while !text.contains("event: ready") {
-            let frame = h2.frame().await.expect("a frame").expect("no error");
-            if let Ok(data) = frame.into_data() {
-                text.push_str(&String::from_utf8_lossy(&data));
-            }
-        }
-    };
-    tokio::time::timeout(DEADLINE, ready).await.expect("HTTP/2 ready");
+    read_h2_until(&mut h2, "event: ready").await;
 
     s.set("pushed", json!("to all"), 0.0, now_ms(), "w").await;
     for stream in [&mut trickled, &mut old, &mut pipelined] {
         read_until(stream, "\"key\":\"pushed\"").await;
     }
-    let pushed = async {
-        let mut text = String::new();
-        while !text.contains("\"key\":\"pushed\"") {
-            let frame = h2.frame().await.expect("a frame").expect("no error");
-            if let Ok(data) = frame.into_data() {
-                text.push_str(&String::from_utf8_lossy(&data));
-            }
-        }
-    };
-    tokio::time::timeout(DEADLINE, pushed).await.expect("HTTP/2 change");
+    read_h2_until(&mut h2, "\"key\":\"pushed\"").await;
     s.stop().await;
 }
 
