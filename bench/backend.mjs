@@ -36,6 +36,26 @@ export function buildReleaseServer() {
   return (performance.now() - t0) / 1000;
 }
 
+// Child processes of the bench that are still running: killed if node exits without stopping
+// them (a crash between a start and the `finally` that stops it).
+const live = new Set();
+process.on('exit', () => {
+  for (const child of live) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** Kills `child` when node exits, unless it has exited by then. */
+export function killOnExit(child) {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+
 // Spawns a server that prints `listening on http://…` on stdout; stderr goes to `logFile`.
 export async function spawnListening(cmd, args, { env, logFile, what }) {
   const log = openSync(logFile, 'w');

@@ -23,25 +23,13 @@ import { Readable } from 'node:stream';
 import { ROOT, openTab, startServer } from '../tests/browser/harness.mjs';
 import { proxy } from '../tests/servers/proxy.mjs';
 import { readEventStream } from './sse.mjs';
-import { buildReleaseServer, ensureWrk, fsOf, post, runWrk, scanServerLog, startCacheServer, tail } from './backend.mjs';
+import { buildReleaseServer, ensureWrk, fsOf, killOnExit, post, runWrk, scanServerLog, startCacheServer, tail } from './backend.mjs';
 import { fmt, int, median, percentile, sleep } from './stats.mjs';
 
 const PAGE = '/bench/bench.html';
 const max = (xs) => xs.reduce((m, x) => Math.max(m, x), -Infinity);
 const wall = () => performance.timeOrigin + performance.now();
 
-// Processes started here that are still running: killed if node exits without stopping them
-// (a crash between start and the `finally` that stops them).
-const live = new Set();
-process.on('exit', () => {
-  for (const child of live) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
 
 function cpuSecondsOf(pid) {
   try {
@@ -101,11 +89,10 @@ async function startRedis() {
   const port = await freePort();
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir, '--daemonize', 'no', '--logfile', join(dir, 'redis.log')];
   const child = spawn('redis-server', args, { stdio: 'ignore' });
-  live.add(child);
+  killOnExit(child);
   let exited = null;
   child.once('exit', (code, signal) => {
     exited = { code, signal };
-    live.delete(child);
   });
   const stop = async () => {
     if (!exited) {

@@ -17,7 +17,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../tests/browser/harness.mjs';
-import { SERVER_BIN, buildReleaseServer, scanServerLog, spawnListening, tail } from './backend.mjs';
+import { SERVER_BIN, buildReleaseServer, killOnExit, scanServerLog, spawnListening, tail } from './backend.mjs';
 import { fmt, int, median, sleep, spread } from './stats.mjs';
 
 /** The commit before the event streams were rebuilt (40b4d15: shared reads; 18ffc1a: outside hyper). */
@@ -41,17 +41,6 @@ const BUDGET_S = 150;
 /** --max-streams: above any N here, so the limit under test is the descriptors'. */
 const MAX_STREAMS = 1_000_000;
 
-// Processes started here that are still running: killed if node exits without stopping them.
-const live = new Set();
-process.on('exit', () => {
-  for (const child of live) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
 
 function run(cmd, args, options = {}) {
   const out = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', ...options });
@@ -129,7 +118,7 @@ function startGenerator(hostPort, n, writes, errFile) {
   const err = openSync(errFile, 'w');
   const child = spawn(LOAD_BIN, [hostPort, String(n), String(writes)], { cwd: ROOT, stdio: ['pipe', 'pipe', err] });
   closeSync(err);
-  live.add(child);
+  killOnExit(child);
   let out = '';
   let exited = null;
   let wake = () => {};
@@ -140,7 +129,6 @@ function startGenerator(hostPort, n, writes, errFile) {
   });
   child.once('exit', (code, signal) => {
     exited = { code, signal };
-    live.delete(child);
     wake();
   });
   child.stdin.on('error', () => {});
