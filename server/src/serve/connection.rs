@@ -6,7 +6,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -83,7 +83,7 @@ pub async fn serve(
             return;
         }
     };
-    Box::pin(serve_hyper(Rewind::new(prefix, Watched { stream, activity: activity.clone() }), shared, activity, stop)).await;
+    Box::pin(serve_hyper(Rewind::new(prefix, Watched::new(stream, activity.clone(), shared.timeouts.header)), shared, activity, stop)).await;
 }
 
 /// The start of the first request, within the header timeout; `None` when it did not come in
@@ -139,10 +139,67 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// The socket, telling the watchdog when bytes arrive.
+/// The most a closing connection reads and discards after its last answer (see [`Linger`]).
+const LINGER_BYTES: u64 = 64 << 20;
+
+/// How long a closing connection waits for more of what the client is still sending.
+const LINGER_QUIET: Duration = Duration::from_secs(1);
+
+/// The socket, telling the watchdog when bytes arrive; its close lingers (see [`Linger`]).
 struct Watched {
     stream: TcpStream,
     activity: Arc<Activity>,
+    /// The longest a close lingers in all.
+    linger_limit: Duration,
+    linger: Option<Linger>,
+}
+
+impl Watched {
+    fn new(stream: TcpStream, activity: Arc<Activity>, linger_limit: Duration) -> Self {
+        Watched { stream, activity, linger_limit, linger: None }
+    }
+}
+
+/// A close after an answer given before the request was read to its end (a `413` on the declared
+/// length, a `401`, a body limit hit while reading): closing a socket with unread bytes sends a
+/// reset, and a client still sending its body then loses the answer it was sent, and sees a
+/// network failure it retries instead of the refusal. So the write side is closed first (the
+/// answer is complete), then what still arrives is read and discarded until the client closes,
+/// stays quiet for [`LINGER_QUIET`], or sends [`LINGER_BYTES`], and at most for the header timeout.
+struct Linger {
+    end: Instant,
+    quiet: Pin<Box<Sleep>>,
+    left: u64,
+}
+
+impl Watched {
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.linger.is_none() {
+            ready!(Pin::new(&mut self.stream).poll_shutdown(cx))?;
+            let end = Instant::now() + self.linger_limit;
+            let quiet = Box::pin(tokio::time::sleep_until(end.min(Instant::now() + LINGER_QUIET)));
+            self.linger = Some(Linger { end, quiet, left: LINGER_BYTES });
+        }
+        let Some(linger) = self.linger.as_mut() else { return Poll::Ready(Ok(())) };
+        let mut scratch = [0u8; 16 * 1024];
+        loop {
+            if linger.left == 0 || linger.quiet.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => {
+                    linger.left = linger.left.saturating_sub(buf.filled().len() as u64);
+                    let next = linger.end.min(Instant::now() + LINGER_QUIET);
+                    linger.quiet.as_mut().reset(next);
+                }
+                // Reset by the client: nothing is left to protect.
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
 }
 
 impl AsyncRead for Watched {
@@ -178,7 +235,7 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        self.poll_linger(cx)
     }
 }
 

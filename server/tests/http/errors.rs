@@ -153,16 +153,38 @@ async fn oversized_chunked_bodies_are_413_too() {
         "POST /api/cache/set HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let chunk = "x".repeat(2048);
-    for _ in 0..4 {
+    // Far more than the limit and than the sockets' buffers: the server answers long before the
+    // client is done sending, and must let it finish rather than reset the connection under it.
+    let chunk = "x".repeat(64 * 1024);
+    for _ in 0..128 {
         let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
-        if stream.write_all(frame.as_bytes()).await.is_err() {
-            break; // the server may answer and close before the rest is sent
-        }
+        stream.write_all(frame.as_bytes()).await.expect("the whole body can be sent");
     }
-    let _ = stream.write_all(b"0\r\n\r\n").await;
+    stream.write_all(b"0\r\n\r\n").await.expect("the whole body can be sent");
     let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer).await;
+    stream.read_to_end(&mut answer).await.expect("the answer is read, not reset");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""error":"payload_too_large""#), "{answer}");
+}
+
+#[tokio::test]
+async fn a_client_still_sending_a_refused_body_reads_the_answer() {
+    // The 413 for a declared length comes before any of the body is read; a client (or a proxy)
+    // that sends the whole body before reading must get it, not a reset connection.
+    let s = TestServer::start(Config { max_body: 4096, ..Config::for_tests() }).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = vec![b'x'; 8 << 20];
+    let head = format!(
+        "POST /api/cache/sync HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.expect("the whole body can be sent");
+    stream.shutdown().await.expect("the client half-closes");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("the answer is read, not reset");
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains(r#""error":"payload_too_large""#), "{answer}");
