@@ -152,18 +152,70 @@ fn apply_clear<T: NsWrite>(
     meta.epoch_seq = meta.next_seq(now_ms)?;
     meta.epoch = Some(epoch.clone());
     meta.clock = meta.clock.max(epoch.ts);
+    let headers = txn.headers("")?;
+    let tombstoned = tombstone_cleared(txn, meta, headers, now_ms)?;
+    Ok(ClearResult { outcome: MergeOutcome::Applied, tombstoned })
+}
+
+/// Whether a stored value is removed by the namespace's epoch but not yet a tombstone: only
+/// between the pages of a clear a store runs in steps (or after one that stopped half-way), and
+/// readers then treat it as removed.
+fn uncleared(header: &Header, meta: &Meta) -> bool {
+    !header.tombstone && meta.epoch.as_ref().is_some_and(|epoch| cleared_by(&header.stamp, epoch))
+}
+
+/// Turns the values among `headers` that the epoch removes into tombstones at the epoch.
+fn tombstone_cleared<T: NsWrite>(
+    txn: &mut T,
+    meta: &mut Meta,
+    headers: impl IntoIterator<Item = (String, Header)>,
+    now_ms: u64,
+) -> Result<usize, StoreError> {
+    let Some(epoch) = meta.epoch.clone() else { return Ok(0) };
     let mut tombstoned = 0;
-    for (key, header) in txn.headers("")? {
+    for (key, header) in headers {
         // Tombstones already ordered before the epoch stay as they are: both refuse the same writes
         // from now on, and re-sending them would only repeat a remove every client has.
-        if header.tombstone || !cleared_by(&header.stamp, epoch) {
+        if !uncleared(&header, meta) {
             continue;
         }
         let seq = meta.next_seq(now_ms)?;
         txn.put(&key, &Stored { entry: Entry::tombstone(epoch.clone()), seq }, Some(header.seq))?;
         tombstoned += 1;
     }
-    Ok(ClearResult { outcome: MergeOutcome::Applied, tombstoned })
+    Ok(tombstoned)
+}
+
+/// A clear in steps, for a store that must not visit a whole namespace at once (Redis): this
+/// first step takes the epoch (from then on the namespace refuses every write ordered at or
+/// before it) and visits no key; [`clear_page`] then tombstones the values it removes, a page of
+/// keys at a time. The report is the whole clear's once the last page is done.
+pub(crate) fn start_clear<T: NsWrite>(txn: &mut T, epoch: &Stamp, now_ms: u64) -> Result<OpReport, StoreError> {
+    let mut meta = txn.meta()?;
+    let cursor_before = meta.cursor;
+    let outcome = match &meta.epoch {
+        Some(current) if current == epoch => MergeOutcome::Duplicate,
+        Some(current) if current > epoch => MergeOutcome::Stale,
+        _ => {
+            meta.epoch_seq = meta.next_seq(now_ms)?;
+            meta.epoch = Some(epoch.clone());
+            meta.clock = meta.clock.max(epoch.ts);
+            txn.put_meta(&meta)?;
+            MergeOutcome::Applied
+        }
+    };
+    let clear = Some(ClearResult { outcome, tombstoned: 0 });
+    Ok(OpReport { cursor_before, cursor: meta.cursor, changes: Vec::new(), clear, invalidated: 0 })
+}
+
+/// One page of a clear in steps (see [`start_clear`]): how many of `headers` it tombstoned.
+pub(crate) fn clear_page<T: NsWrite>(txn: &mut T, headers: Vec<(String, Header)>, now_ms: u64) -> Result<usize, StoreError> {
+    let mut meta = txn.meta()?;
+    let tombstoned = tombstone_cleared(txn, &mut meta, headers, now_ms)?;
+    if tombstoned > 0 {
+        txn.put_meta(&meta)?;
+    }
+    Ok(tombstoned)
 }
 
 /// The tombstone the server writes over a live value stamped `current` to invalidate it: the
@@ -189,7 +241,7 @@ pub fn invalidation_tombstone(key: &str, current: &Stamp, meta: &Meta, now_ms: u
 
 /// The key ranges an invalidation scans: the literal prefixes of its wildcard patterns, without
 /// those inside another (`stores:` covers `stores:42:`), so no key is visited twice.
-fn scan_prefixes(patterns: &[KeyPattern]) -> Vec<String> {
+pub(crate) fn scan_prefixes(patterns: &[KeyPattern]) -> Vec<String> {
     let mut prefixes: Vec<String> = patterns.iter().filter(|p| !p.is_exact()).map(KeyPattern::literal_prefix).collect();
     prefixes.sort_unstable();
     let mut kept: Vec<String> = Vec::with_capacity(prefixes.len());
@@ -217,16 +269,58 @@ fn apply_invalidate<T: NsWrite>(
             matched.insert(key, Header::of(&stored));
         }
     }
-    let wild: Vec<(String, &KeyPattern)> =
-        patterns.iter().filter(|p| !p.is_exact()).map(|p| (p.literal_prefix(), p)).collect();
+    let wild = Wildcards::of(patterns);
     for prefix in scan_prefixes(patterns) {
-        for (key, header) in txn.headers(&prefix)? {
-            // The cheap prefix test first: most keys of a range fail it for most patterns.
-            if wild.iter().any(|(p, pattern)| key.starts_with(p.as_str()) && pattern.matches(&key)) {
-                matched.insert(key, header);
-            }
-        }
+        matched.extend(wild.filter(txn.headers(&prefix)?));
     }
+    invalidate_matched(txn, meta, matched, now_ms)
+}
+
+/// The wildcard patterns of an invalidation, each with its literal prefix.
+struct Wildcards<'a>(Vec<(String, &'a KeyPattern)>);
+
+impl<'a> Wildcards<'a> {
+    fn of(patterns: &'a [KeyPattern]) -> Self {
+        Wildcards(patterns.iter().filter(|p| !p.is_exact()).map(|p| (p.literal_prefix(), p)).collect())
+    }
+
+    fn filter<'s, I>(&'s self, headers: I) -> impl Iterator<Item = (String, Header)> + 's
+    where
+        I: IntoIterator<Item = (String, Header)>,
+        I::IntoIter: 's,
+    {
+        // The cheap prefix test first: most keys of a range fail it for most patterns.
+        headers
+            .into_iter()
+            .filter(|(key, _)| self.0.iter().any(|(p, pattern)| key.starts_with(p.as_str()) && pattern.matches(key)))
+    }
+}
+
+/// One page of an invalidation in steps, for a store that must not visit a whole range at once
+/// (Redis): its exact patterns go first as an ordinary [`apply`] (single keys); then each range of
+/// [`scan_prefixes`] is visited a page of `headers` at a time. A key already invalidated by
+/// an earlier step is a tombstone by then, so it counts once, as in one step.
+pub(crate) fn invalidate_page<T: NsWrite>(
+    txn: &mut T,
+    patterns: &[KeyPattern],
+    headers: Vec<(String, Header)>,
+    now_ms: u64,
+) -> Result<usize, StoreError> {
+    let mut meta = txn.meta()?;
+    let matched: BTreeMap<String, Header> = Wildcards::of(patterns).filter(headers).collect();
+    let invalidated = invalidate_matched(txn, &mut meta, matched, now_ms)?;
+    if invalidated > 0 {
+        txn.put_meta(&meta)?;
+    }
+    Ok(invalidated)
+}
+
+fn invalidate_matched<T: NsWrite>(
+    txn: &mut T,
+    meta: &mut Meta,
+    matched: BTreeMap<String, Header>,
+    now_ms: u64,
+) -> Result<usize, StoreError> {
     let mut invalidated = 0;
     for (key, header) in matched {
         if !header.is_live(now_ms) {
@@ -269,6 +363,9 @@ pub(crate) fn collect_these<T: NsWrite>(
     let newest = headers.iter().map(|(_, h)| h.stamp.ts).chain(meta.epoch.iter().map(|e| e.ts)).fold(meta.clock, u64::max);
     let cutoff = now_ms.min(newest).saturating_sub(retention_ms);
     let before = meta.clone();
+    // Values a clear in steps left behind when it stopped half-way are tombstoned now.
+    let uncleared: Vec<(String, Header)> = headers.iter().filter(|(_, h)| uncleared(h, &meta)).cloned().collect();
+    tombstone_cleared(txn, &mut meta, uncleared, now_ms)?;
     let mut removed = 0;
     for (key, header) in headers {
         if header.dead_since.is_some_and(|since| since < cutoff) {
@@ -290,27 +387,34 @@ pub(crate) fn collect_these<T: NsWrite>(
 
 /// Counts what a namespace holds (a scan of every header, no value is decoded).
 pub(crate) fn census<T: NsRead>(txn: &T, now_ms: u64) -> Result<Census, StoreError> {
-    let mut census = Census { cursor: txn.meta()?.cursor, ..Census::default() };
+    let meta = txn.meta()?;
+    let mut census = Census { cursor: meta.cursor, ..Census::default() };
     txn.scan_keys("", &mut |_, row| {
-        let header = row.header()?;
-        if header.tombstone {
-            census.tombstones += 1;
-        } else if header.is_live(now_ms) {
-            census.live += 1;
-            if let Some(at) = header.dead_since {
-                census.next_expiry = Some(census.next_expiry.map_or(at, |next| next.min(at)));
-            }
-        } else {
-            census.expired += 1;
-        }
+        count(&mut census, &row.header()?, &meta, now_ms);
         Ok(true)
     })?;
     Ok(census)
 }
 
+/// Adds one entry to a census; a value an unfinished clear removes counts as the tombstone it is
+/// about to be.
+pub(crate) fn count(census: &mut Census, header: &Header, meta: &Meta, now_ms: u64) {
+    if header.tombstone || uncleared(header, meta) {
+        census.tombstones += 1;
+    } else if header.is_live(now_ms) {
+        census.live += 1;
+        if let Some(at) = header.dead_since {
+            census.next_expiry = Some(census.next_expiry.map_or(at, |next| next.min(at)));
+        }
+    } else {
+        census.expired += 1;
+    }
+}
+
 /// Reads one page of the live values whose keys start with `query.prefix`, after `query.after`.
 pub(crate) fn entries<T: NsRead>(txn: &T, query: &EntriesQuery) -> Result<EntriesPage, StoreError> {
-    let cursor = txn.meta()?.cursor;
+    let meta = txn.meta()?;
+    let cursor = meta.cursor;
     let prefix = query.prefix.as_str();
     let after = query.after.as_deref();
     let from = match after {
@@ -338,7 +442,8 @@ pub(crate) fn entries<T: NsRead>(txn: &T, query: &EntriesQuery) -> Result<Entrie
         }
         examined += 1;
         last_examined = Some(key.to_owned());
-        if !row.header()?.is_live(query.now_ms) {
+        let header = row.header()?;
+        if !header.is_live(query.now_ms) || uncleared(&header, &meta) {
             return Ok(true);
         }
         let stored = row.stored()?;

@@ -85,6 +85,7 @@ suite!(
     entries_are_live_values_by_prefix_in_pages,
     the_cursor_moves_when_gc_forgets,
     gc_of_a_namespace_larger_than_a_page_forgets_everything_dead,
+    clear_invalidate_and_census_of_a_namespace_larger_than_a_page,
     gc_on_a_clock_far_ahead_forgets_nothing_younger_by_the_namespaces_time,
     writes_not_stored_without_a_newer_write_say_why,
     invalidations_are_not_stamped_past_the_namespaces_time,
@@ -557,6 +558,53 @@ async fn gc_of_a_namespace_larger_than_a_page_forgets_everything_dead(f: &Fixtur
         assert_eq!(put(f, "n", key, v(t0, "b", "zombie")).await.outcome, MergeOutcome::Stale, "{key}");
     }
     assert_eq!(f.store.gc(NOW, DAY).await.unwrap().removed, 0);
+}
+
+/// Larger than one page of the Redis store's step-wise scans (1,000 keys): a clear, a wildcard
+/// invalidation and a census see every key on every page, count each once, and deliver each
+/// tombstone once, as the stores that do it in one step.
+async fn clear_invalidate_and_census_of_a_namespace_larger_than_a_page(f: &Fixture) {
+    let t = NOW - 1000;
+    let writes = |prefix: &str| {
+        (0..2500u64)
+            .map(|i| {
+                let entry = if i % 10 == 0 { Entry::tombstone(Stamp::new(t, "a")) } else { v(t, "a", "1") };
+                (format!("{prefix}{i:05}"), entry)
+            })
+            .collect()
+    };
+    f.store.apply("n", WriteOp::Changes(writes("p:")), NOW).await.unwrap();
+    f.store.apply("n", WriteOp::Changes(writes("q:")), NOW).await.unwrap();
+    put(f, "n", "later", v(NOW + 1, "a", "1")).await;
+    let census = f.store.census("n", NOW).await.unwrap();
+    assert_eq!((census.live, census.tombstones, census.expired), (4501, 500, 0));
+    assert_eq!(census.cursor, f.store.cursor("n").await.unwrap());
+
+    // A wildcard and an exact pattern that it covers too: each of p:'s 2,250 live values once.
+    let before = f.store.cursor("n").await.unwrap();
+    assert_eq!(invalidate(f, "n", &["p:*", "p:00001"], NOW).await, 2250);
+    let delta = since(f, "n", before).await;
+    assert_eq!(delta.rows.len(), 2250, "each tombstone delivered once");
+    assert!(delta.rows.iter().all(|r| r.key.starts_with("p:") && r.stored.entry.value.is_none()));
+    assert_eq!(delta.cursor, f.store.cursor("n").await.unwrap());
+
+    // A clear between the two batches of writes' stamps and the later one.
+    let before = f.store.cursor("n").await.unwrap();
+    let report = f.store.apply("n", WriteOp::Clear(Stamp::new(NOW, "z")), NOW).await.unwrap();
+    let clear = report.clear.unwrap();
+    assert_eq!((clear.outcome, clear.tombstoned), (MergeOutcome::Applied, 2250), "q:'s live values");
+    assert_eq!(report.cursor, f.store.cursor("n").await.unwrap());
+    let delta = since(f, "n", before).await;
+    let mut keys: Vec<&str> = delta.rows.iter().map(|r| r.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!((delta.rows.len(), keys.len()), (2250, 2250), "each tombstone delivered once");
+    let census = f.store.census("n", NOW).await.unwrap();
+    assert_eq!((census.live, census.tombstones), (1, 5000));
+    assert_eq!(put(f, "n", "q:02499", v(NOW - 1, "b", "old")).await.outcome, MergeOutcome::Cleared);
+    // Sent again, the clear changes nothing.
+    let again = f.store.apply("n", WriteOp::Clear(Stamp::new(NOW, "z")), NOW).await.unwrap().clear.unwrap();
+    assert_eq!((again.outcome, again.tombstoned), (MergeOutcome::Duplicate, 0));
 }
 
 /// Two server instances on one Redis (two `RedisStore`s: separate connections, separate

@@ -22,6 +22,14 @@
 //!   the writes queued meanwhile on one snapshot and commits them with one script call (group
 //!   commit, `redis_group.rs`): one snapshot, one commit and one fsync by Redis for the lot, and
 //!   an instance never conflicts with itself.
+//! - No script visits more than a page of keys ([`PAGE_KEYS`]), since a script holds Redis for
+//!   every client while it runs: what scans a namespace (garbage collection, a clear, a wildcard
+//!   invalidation, the census of `/stats`) runs page by page, each page a snapshot and, for
+//!   writes, a commit of its own, with other writes going on in between. A clear first takes its
+//!   epoch (which refuses every older write from then on) and then tombstones page by page, so
+//!   in between it is exact for writers and readers alike; one that stops half-way (the process
+//!   dies) is finished by the next garbage collection or by sending it again. A census is then
+//!   not one point in time but each of its pages is.
 //!
 //! Durability is Redis's: run it with `appendonly yes` and `appendfsync always` for a write to
 //! be on disk when acknowledged (`everysec` can lose the last second on a crash). When Redis is
@@ -40,16 +48,17 @@ use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use ::redis::{Cmd, ErrorKind, FromRedisValue, RedisError, Script, ServerErrorKind, Value};
+use mfe_shared_cache_core::{KeyPattern, MergeOutcome};
 
 use super::codec::decode_meta;
 use super::redis_eviction;
-use super::redis_group::{Done, Job, Writers};
+use super::redis_group::{Done, Job, Step, Writers, PAGE_KEYS};
 use super::redis_layout::{namespaces_key, NsKeys};
 use super::redis_scripts::{commit_args, parse_commit, parse_read_for, read_args, COMMIT, READ};
 use super::redis_snapshot::{Commit, Overlay, Plan, Snapshot};
 use super::{
-    Census, Delta, DeltaQuery, EntriesPage, EntriesQuery, GcReport, Meta, OpReport, Store, StoreError, StoreFuture,
-    WriteOp,
+    Census, Delta, DeltaQuery, EntriesPage, EntriesQuery, GcReport, Meta, NsRead, OpReport, Store, StoreError,
+    StoreFuture, WriteOp,
 };
 use crate::namespace;
 
@@ -272,25 +281,88 @@ impl RedisStore {
         let names: Vec<String> = timed(self.redis.conn.query(&members)).await?.map_err(from_redis)?;
         let mut report = GcReport::default();
         for ns in &names {
-            // Page by page through the namespace's writer: each page is one more write in its
-            // order, and no script scans the whole namespace.
-            let mut after = None;
-            loop {
-                let job = Job::Collect { now_ms, retention_ms, after: after.take() };
-                match timed(self.writers.submit(&self.redis, ns, job)).await?? {
-                    Done::Collect { removed, next } => {
-                        report.removed += removed;
-                        match next {
-                            Some(key) => after = Some(key),
-                            None => break,
-                        }
-                    }
-                    Done::Apply(_) => return Err(StoreError::Redis("a collection was answered with a write".into())),
-                }
-            }
+            let (removed, _) = self.in_pages(ns, Step::Collect { retention_ms }, "", now_ms).await?;
+            report.removed += removed;
             report.namespaces += 1;
         }
         Ok(report)
+    }
+
+    /// Runs `step` on every key with `prefix`, a page at a time through the namespace's writer:
+    /// each page is one more write in its order. How many keys the pages changed, and the
+    /// namespace's cursor after the last one.
+    async fn in_pages(&self, ns: &str, step: Step, prefix: &str, now_ms: u64) -> Result<(usize, u64), StoreError> {
+        let (mut count, mut after) = (0, None);
+        loop {
+            let job = Job::Page { step: step.clone(), prefix: prefix.to_owned(), after: after.take(), now_ms };
+            match timed(self.writers.submit(&self.redis, ns, job)).await?? {
+                Done::Page { count: n, next, cursor } => {
+                    count += n;
+                    match next {
+                        Some(key) => after = Some(key),
+                        None => return Ok((count, cursor)),
+                    }
+                }
+                Done::Apply(_) => return Err(StoreError::Redis("a page was answered with a write".into())),
+            }
+        }
+    }
+
+    async fn submit(&self, ns: &str, job: Job) -> Result<OpReport, StoreError> {
+        match timed(self.writers.submit(&self.redis, ns, job)).await?? {
+            Done::Apply(report) => Ok(report),
+            Done::Page { .. } => Err(StoreError::Redis("a write was answered with a page".into())),
+        }
+    }
+
+    async fn apply_op(&self, ns: &str, op: WriteOp, now_ms: u64) -> Result<OpReport, StoreError> {
+        match op {
+            WriteOp::Clear(epoch) => {
+                let mut report = self.submit(ns, Job::StartClear { epoch, now_ms }).await?;
+                // A duplicate may be a clear sent again after it stopped half-way: finish it.
+                if let Some(clear) = report.clear.as_mut().filter(|c| c.outcome != MergeOutcome::Stale) {
+                    let (tombstoned, cursor) = self.in_pages(ns, Step::Clear, "", now_ms).await?;
+                    clear.tombstoned = tombstoned;
+                    report.cursor = cursor;
+                }
+                Ok(report)
+            }
+            WriteOp::Invalidate(patterns) if patterns.iter().any(|p| !p.is_exact()) => {
+                let prefixes = namespace::scan_prefixes(&patterns);
+                let (exact, wild): (Vec<KeyPattern>, Vec<KeyPattern>) =
+                    patterns.into_iter().partition(KeyPattern::is_exact);
+                let mut report = self.submit(ns, Job::Apply { op: WriteOp::Invalidate(exact), now_ms }).await?;
+                let step = Step::Invalidate(Arc::new(wild));
+                for prefix in prefixes {
+                    let (invalidated, cursor) = self.in_pages(ns, step.clone(), &prefix, now_ms).await?;
+                    report.invalidated += invalidated;
+                    report.cursor = cursor;
+                }
+                Ok(report)
+            }
+            op => self.submit(ns, Job::Apply { op, now_ms }).await,
+        }
+    }
+
+    /// Counts what a namespace holds, a page at a time (each page is one snapshot).
+    async fn census_in_pages(&self, ns: &str, now_ms: u64) -> Result<Census, StoreError> {
+        let mut census: Option<Census> = None;
+        let mut after: Option<String> = None;
+        loop {
+            let plan = Plan::for_page("", after.as_deref(), PAGE_KEYS);
+            let (meta, (headers, next)) = timed(self.redis.read(ns, plan, |snap| {
+                Ok((snap.meta()?, Overlay::new(snap).header_page("", after.as_deref())?))
+            }))
+            .await??;
+            let census = census.get_or_insert_with(|| Census { cursor: meta.cursor, ..Census::default() });
+            for (_, header) in &headers {
+                namespace::count(census, header, &meta, now_ms);
+            }
+            match next {
+                Some(key) => after = Some(key),
+                None => return Ok(census.clone()),
+            }
+        }
     }
 }
 
@@ -403,14 +475,7 @@ fn jitter(conflicts: u32) -> Duration {
 
 impl Store for RedisStore {
     fn apply<'a>(&'a self, ns: &'a str, op: WriteOp, now_ms: u64) -> StoreFuture<'a, OpReport> {
-        Box::pin(
-            async move {
-                match timed(self.writers.submit(&self.redis, ns, Job::Apply { op, now_ms })).await?? {
-                    Done::Apply(report) => Ok(report),
-                    Done::Collect { .. } => Err(StoreError::Redis("a write was answered with a collection".into())),
-                }
-            },
-        )
+        Box::pin(self.apply_op(ns, op, now_ms))
     }
 
     fn delta<'a>(&'a self, ns: &'a str, query: DeltaQuery) -> StoreFuture<'a, Delta> {
@@ -428,7 +493,7 @@ impl Store for RedisStore {
     }
 
     fn census<'a>(&'a self, ns: &'a str, now_ms: u64) -> StoreFuture<'a, Census> {
-        Box::pin(async move { timed(self.redis.read(ns, Plan::for_census(), |snap| namespace::census(snap, now_ms))).await? })
+        Box::pin(self.census_in_pages(ns, now_ms))
     }
 
     fn entries<'a>(&'a self, ns: &'a str, query: EntriesQuery) -> StoreFuture<'a, EntriesPage> {

@@ -16,34 +16,51 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use mfe_shared_cache_core::{KeyPattern, Stamp};
 use tokio::sync::{mpsc, oneshot};
 
 use super::redis::{timed, Redis};
 use super::redis_snapshot::{Overlay, Plan};
-use super::{OpReport, StoreError, WriteOp};
+use super::{NsWrite, OpReport, StoreError, WriteOp};
 use crate::namespace;
 
 /// Most writes committed together (bounds the size of one commit script and the latency it adds
 /// to the first of them).
 const MAX_GROUP: usize = 256;
-/// Keys per garbage collection page: one page is one read script and one commit script, so a
-/// large namespace never holds Redis for a whole scan, and its writes go on between the pages.
-pub(crate) const GC_PAGE: u64 = 1000;
+/// Keys per page of a step-wise scan (garbage collection, clear, wildcard invalidation, census):
+/// one page is one read script and one commit script, so a large namespace never holds Redis for
+/// a whole scan, and its writes go on between the pages.
+pub(crate) const PAGE_KEYS: u64 = 1000;
 
 /// A write to one namespace.
 pub(crate) enum Job {
-    /// A [`WriteOp`], as [`super::Store::apply`] takes it.
+    /// A [`WriteOp`], as [`super::Store::apply`] takes it (a clear or a wildcard invalidation
+    /// only as [`Job::StartClear`] and pages: no job visits more than a page of keys).
     Apply { op: WriteOp, now_ms: u64 },
-    /// One page of a namespace's garbage collection: the keys after `after` (from the first
-    /// when `None`), [`GC_PAGE`] of them.
-    Collect { now_ms: u64, retention_ms: u64, after: Option<String> },
+    /// The first step of a clear: the epoch, no key visited (see [`namespace::start_clear`]).
+    StartClear { epoch: Stamp, now_ms: u64 },
+    /// One page of a step-wise scan: the keys with `prefix` after `after` (from the first when
+    /// `None`), [`PAGE_KEYS`] of them.
+    Page { step: Step, prefix: String, after: Option<String>, now_ms: u64 },
+}
+
+/// What a page of a step-wise scan does to its keys.
+#[derive(Clone)]
+pub(crate) enum Step {
+    /// Garbage collection: forgets entries dead for longer than the retention.
+    Collect { retention_ms: u64 },
+    /// Tombstones the values the namespace's clear epoch removes.
+    Clear,
+    /// Tombstones the live values these wildcard patterns match.
+    Invalidate(Arc<Vec<KeyPattern>>),
 }
 
 /// What a [`Job`] did.
 pub(crate) enum Done {
     Apply(OpReport),
-    /// How many entries the page forgot, and the key to go on after (`None`: it was the last).
-    Collect { removed: usize, next: Option<String> },
+    /// How many entries the page forgot or tombstoned, the key to go on after (`None`: it was
+    /// the last), and the namespace's cursor after it.
+    Page { count: usize, next: Option<String>, cursor: u64 },
 }
 
 impl Job {
@@ -51,17 +68,23 @@ impl Job {
     fn plan(&self) -> Plan {
         match self {
             Job::Apply { op, .. } => Plan::for_write(op),
-            Job::Collect { after, .. } => Plan::for_gc_page(after.as_deref(), GC_PAGE),
+            Job::StartClear { .. } => Plan::default(),
+            Job::Page { prefix, after, .. } => Plan::for_page(prefix, after.as_deref(), PAGE_KEYS),
         }
     }
 
     fn run(&self, txn: &mut Overlay<'_>) -> Result<Done, StoreError> {
         match self {
             Job::Apply { op, now_ms } => namespace::apply(txn, op, *now_ms).map(Done::Apply),
-            Job::Collect { now_ms, retention_ms, after } => {
-                let (headers, next) = txn.header_page(after.as_deref())?;
-                let removed = namespace::collect_these(txn, headers, *now_ms, *retention_ms)?;
-                Ok(Done::Collect { removed, next })
+            Job::StartClear { epoch, now_ms } => namespace::start_clear(txn, epoch, *now_ms).map(Done::Apply),
+            Job::Page { step, prefix, after, now_ms } => {
+                let (headers, next) = txn.header_page(prefix, after.as_deref())?;
+                let count = match step {
+                    Step::Collect { retention_ms } => namespace::collect_these(txn, headers, *now_ms, *retention_ms)?,
+                    Step::Clear => namespace::clear_page(txn, headers, *now_ms)?,
+                    Step::Invalidate(patterns) => namespace::invalidate_page(txn, patterns, headers, *now_ms)?,
+                };
+                Ok(Done::Page { count, next, cursor: txn.meta()?.cursor })
             }
         }
     }

@@ -12,6 +12,7 @@
 //! plan and reads again (a new snapshot: answers never mix two points in time). After two
 //! widenings every limit is gone, so this ends within a few rounds.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::{Mutex, PoisonError};
 
 use mfe_shared_cache_core::KeyPattern;
@@ -54,18 +55,27 @@ impl KeyRange {
         KeyRange { from: prefix.to_owned(), prefix: prefix.to_owned(), limit: None, budget: UNLIMITED, full: false }
     }
 
-    /// The headers of at most `keys` keys after `after` (from the first key when `None`), for a
-    /// scan of the whole namespace in pages ([`Overlay::header_page`]).
-    pub fn page(after: Option<&str>, keys: u64) -> Self {
+    /// The headers of at most `keys` keys with `prefix` after `after` (from the first one when
+    /// `None`), for a scan in pages ([`Overlay::header_page`]).
+    pub fn page(prefix: &str, after: Option<&str>, keys: u64) -> Self {
+        let from = page_start(prefix, after);
         // `from` is inclusive: one more key to skip `after` itself.
-        let limit = if after.is_some() { keys.saturating_add(1) } else { keys };
+        let limit = if after == Some(from) { keys.saturating_add(1) } else { keys };
         KeyRange {
-            from: after.unwrap_or("").to_owned(),
-            prefix: String::new(),
+            from: from.to_owned(),
+            prefix: prefix.to_owned(),
             limit: Some(limit.max(1)),
             budget: UNLIMITED,
             full: false,
         }
+    }
+}
+
+/// Where a page of the keys with `prefix` after `after` starts (inclusive).
+fn page_start<'a>(prefix: &'a str, after: Option<&'a str>) -> &'a str {
+    match after {
+        Some(after) if after > prefix => after,
+        _ => prefix,
     }
 }
 
@@ -81,37 +91,24 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    /// What [`crate::namespace::apply`] will ask for `op`: the written keys, or the headers of the
-    /// scanned prefixes. (Anything else it asks is a miss, and read on the next round.)
+    /// What [`crate::namespace::apply`] will ask for `op`: the written keys. (A clear and the
+    /// wildcards of an invalidation are run in pages instead, see `redis.rs`; anything else it
+    /// asks is a miss, and read on the next round.)
     pub fn for_write(op: &WriteOp) -> Self {
         let mut plan = Plan::default();
         match op {
             WriteOp::Changes(changes) => plan.gets.extend(changes.iter().map(|(key, _)| key.clone())),
-            WriteOp::Clear(_) => plan.ranges.push(KeyRange::headers("")),
+            WriteOp::Clear(_) => {}
             WriteOp::Invalidate(patterns) => {
-                for pattern in patterns {
-                    if pattern.is_exact() {
-                        plan.gets.insert(pattern.literal_prefix());
-                    }
-                }
-                let mut prefixes: Vec<String> =
-                    patterns.iter().filter(|p| !p.is_exact()).map(KeyPattern::literal_prefix).collect();
-                prefixes.sort_unstable();
-                prefixes.dedup();
-                plan.ranges.extend(prefixes.iter().map(|p| KeyRange::headers(p)));
+                plan.gets.extend(patterns.iter().filter(|p| p.is_exact()).map(KeyPattern::literal_prefix));
             }
         }
         plan
     }
 
-    /// What [`crate::namespace::census`] asks: every header.
-    pub fn for_census() -> Self {
-        Plan { ranges: vec![KeyRange::headers("")], ..Plan::default() }
-    }
-
-    /// One page of a garbage collection (see [`Overlay::header_page`]).
-    pub fn for_gc_page(after: Option<&str>, keys: u64) -> Self {
-        Plan { ranges: vec![KeyRange::page(after, keys)], ..Plan::default() }
+    /// One page of a step-wise scan (see [`Overlay::header_page`]).
+    pub fn for_page(prefix: &str, after: Option<&str>, keys: u64) -> Self {
+        Plan { ranges: vec![KeyRange::page(prefix, after, keys)], ..Plan::default() }
     }
 
     /// Enough rows for one delta page, unless many are excluded or the values are large.
@@ -328,11 +325,20 @@ impl Snapshot {
         record(&mut self.misses.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
-    /// The rows of a range of the whole namespace's key order that starts at or before `from`,
-    /// from `from` on, and whether they run to the last key.
-    fn key_order_from(&self, from: &str) -> Option<(Vec<&KeyRow>, bool)> {
-        let range = self.ranges.iter().find(|r| r.prefix.is_empty() && r.from.as_str() <= from)?;
-        Some((range.rows.iter().filter(|(key, _)| key.as_str() >= from).collect(), range.complete))
+    /// The rows with `prefix` of a range that covers the prefix and starts at or before `from`,
+    /// from `from` on, and whether they run to the prefix's last key.
+    fn key_order_from(&self, prefix: &str, from: &str) -> Option<(Vec<&KeyRow>, bool)> {
+        self.ranges.iter().filter(|r| prefix.starts_with(r.prefix.as_str()) && r.from.as_str() <= from).find_map(|r| {
+            let last = r.rows.last().map(|(key, _)| key.as_str());
+            // Complete for this prefix: the range ran to its own end, or past the prefix's keys.
+            let complete = r.complete || last.is_some_and(|key| key > from && !key.starts_with(prefix));
+            // A range of a group's other job may stop before `from`: it does not cover it.
+            if !complete && last.is_none_or(|key| key <= from) {
+                return None;
+            }
+            let rows = r.rows.iter().filter(|(key, _)| key.as_str() >= from && key.starts_with(prefix)).collect();
+            Some((rows, complete))
+        })
     }
 
     /// The headers of every key with `prefix`, if a range holds them all.
@@ -523,15 +529,15 @@ type KeyRow = (String, Option<Vec<u8>>);
 pub(crate) type HeaderPage = (Vec<(String, Header)>, Option<String>);
 
 impl Overlay<'_> {
-    /// One page of the namespace's headers in key order, after `after` (from the first key when
-    /// `None`), as read by [`KeyRange::page`], with this transaction's own writes in the page's
-    /// span; and the key to go on after, `None` when the page reached the last key. So a large
-    /// namespace is scanned in bounded steps, each one script call short.
-    pub fn header_page(&mut self, after: Option<&str>) -> Result<HeaderPage, StoreError> {
-        let from = after.unwrap_or("");
-        let Some((rows, complete)) = self.snap.key_order_from(from) else {
+    /// One page of the headers of the keys with `prefix` in key order, after `after` (from the
+    /// first one when `None`), as read by [`KeyRange::page`], with this transaction's own writes
+    /// in the page's span; and the key to go on after, `None` when the page reached the prefix's
+    /// last key. So a large namespace is scanned in bounded steps, each one script call short.
+    pub fn header_page(&mut self, prefix: &str, after: Option<&str>) -> Result<HeaderPage, StoreError> {
+        let from = page_start(prefix, after);
+        let Some((rows, complete)) = self.snap.key_order_from(prefix, from) else {
             self.snap.miss(|m| {
-                m.prefixes.insert(String::new());
+                m.prefixes.insert(prefix.to_owned());
             });
             return Ok((Vec::new(), None));
         };
@@ -542,11 +548,11 @@ impl Overlay<'_> {
             headers.insert(key.clone(), decode_header(row).map_err(|e| at(key, e))?);
         }
         let start = match after {
-            Some(after) => std::ops::Bound::Excluded(after),
-            None => std::ops::Bound::Unbounded,
+            Some(after) if after == from => Bound::Excluded(after),
+            _ => Bound::Included(from),
         };
-        for (key, write) in self.writes.range::<str, _>((start, std::ops::Bound::Unbounded)) {
-            if end.as_ref().is_some_and(|end| key > end) {
+        for (key, write) in self.writes.range::<str, _>((start, Bound::Unbounded)) {
+            if end.as_ref().is_some_and(|end| key > end) || !key.starts_with(prefix) {
                 break;
             }
             match write {
@@ -731,15 +737,100 @@ mod tests {
         let mut plan = Plan::for_write(&set("a"));
         plan.merge(Plan::for_write(&set("b")));
         plan.merge(Plan::for_write(&set("a")));
-        plan.merge(Plan::for_census());
-        plan.merge(Plan::for_write(&WriteOp::Clear(Stamp::new(2, "n"))));
+        plan.merge(Plan::for_page("", Some("k"), 1000));
+        plan.merge(Plan::for_page("", Some("k"), 1000));
         assert_eq!(plan.gets, BTreeSet::from(["a".to_owned(), "b".to_owned()]));
-        assert_eq!(plan.ranges, vec![KeyRange::headers("")], "one header range serves both");
+        assert_eq!(plan.ranges, vec![KeyRange::page("", Some("k"), 1000)], "one range serves both pages");
+    }
+
+    #[test]
+    fn no_write_plan_reads_a_whole_range() {
+        let patterns = ["a:*", "b", "*"].map(|p| KeyPattern::parse(p).unwrap()).to_vec();
+        let ops = [WriteOp::Clear(Stamp::new(2, "n")), WriteOp::Invalidate(patterns)];
+        for op in &ops {
+            let plan = Plan::for_write(op);
+            assert!(plan.ranges.is_empty() && plan.seq.is_none(), "{plan:?}");
+        }
+        assert_eq!(Plan::for_write(&ops[1]).gets, BTreeSet::from(["b".to_owned()]));
+        let page = Plan::for_page("p:", Some("p:7"), 1000);
+        assert!(page.ranges.iter().all(|r| r.limit == Some(1001)), "{page:?}");
+    }
+
+    /// A snapshot of `ranges` (each a plan range and the keys it returned), meta at cursor 5.
+    fn snapshot_of(ranges: Vec<(KeyRange, Vec<&str>, bool)>) -> Snapshot {
+        let mut fetched_ranges = Vec::new();
+        let mut plan = Plan::default();
+        for (range, keys, complete) in ranges {
+            let rows = keys.iter().map(|k| { let (key, _, bytes) = row(k, 1, Some("1")); (key, bytes) }).collect();
+            fetched_ranges.push(FetchedRange { complete, rows });
+            plan.ranges.push(range);
+        }
+        Snapshot::new(&plan, Fetched { meta: meta(5), ranges: fetched_ranges, ..Fetched::default() }).unwrap()
+    }
+
+    fn page_keys(page: &HeaderPage) -> (Vec<&str>, Option<&str>) {
+        (page.0.iter().map(|(k, _)| k.as_str()).collect(), page.1.as_deref())
+    }
+
+    #[test]
+    fn header_pages_keep_to_their_prefix_and_go_on_after_their_last_key() {
+        // A page of two keys of `p:` after `p:1`: the range read one more to skip `p:1` itself.
+        let snap = snapshot_of(vec![(KeyRange::page("p:", Some("p:1"), 2), vec!["p:1", "p:2", "p:3"], false)]);
+        let mut overlay = Overlay::new(&snap);
+        assert_eq!(page_keys(&overlay.header_page("p:", Some("p:1")).unwrap()), (vec!["p:2", "p:3"], Some("p:3")));
+        // The last page: complete, nothing follows; keys past the prefix are not its.
+        let snap = snapshot_of(vec![(KeyRange::page("p:", Some("p:3"), 2), vec!["p:3", "p:4"], true)]);
+        let mut overlay = Overlay::new(&snap);
+        overlay.put("q:1", &Stored { entry: Entry::value(Stamp::new(9, "n"), 0, "1"), seq: 6 }, None).unwrap();
+        assert_eq!(page_keys(&overlay.header_page("p:", Some("p:3")).unwrap()), (vec!["p:4"], None));
+        assert!(snap.take_misses().is_none());
+    }
+
+    #[test]
+    fn a_clear_stopped_half_way_counts_as_done_and_the_next_collection_finishes_it() {
+        // The epoch is at 10; `a` and `b` (stamped 1 and 3) are values it removes that the clear's
+        // pages did not reach; `z` (stamped 20) was written after it.
+        let epoch = Stamp::new(10, "e");
+        let stopped = Meta { cursor: 20, clock: 20, epoch: Some(epoch.clone()), epoch_seq: 19, ..Meta::default() };
+        let plan = Plan { ranges: vec![KeyRange::headers("")], ..Plan::default() };
+        let rows = ["a", "b", "z"].iter().zip([1, 3, 20]).map(|(k, seq)| { let (key, _, bytes) = row(k, seq, Some("1")); (key, bytes) });
+        let fetched = Fetched {
+            meta: Some(encode_meta(&stopped)),
+            ranges: vec![FetchedRange { complete: true, rows: rows.collect() }],
+            ..Fetched::default()
+        };
+        let snap = Snapshot::new(&plan, fetched).unwrap();
+        let census = namespace::census(&snap, 0).unwrap();
+        assert_eq!((census.live, census.tombstones), (1, 2));
+        let mut overlay = Overlay::new(&snap);
+        let headers = overlay.headers("").unwrap();
+        assert_eq!(namespace::collect_these(&mut overlay, headers, 20, 1000).unwrap(), 0, "nothing forgotten");
+        let commit = overlay.into_commit();
+        let tombstoned: Vec<(&str, Stored)> =
+            commit.puts.iter().map(|(k, row, _)| (k.as_str(), decode_stored(row).unwrap())).collect();
+        assert_eq!(tombstoned.len(), 2);
+        for ((key, stored), (want, seq)) in tombstoned.iter().zip([("a", 21), ("b", 22)]) {
+            assert_eq!((*key, &stored.entry, stored.seq), (want, &Entry::tombstone(epoch.clone()), seq));
+        }
+        assert_eq!(decode_meta(commit.meta.as_ref().unwrap()).unwrap().cursor, 22);
+    }
+
+    #[test]
+    fn a_page_is_not_served_by_a_range_that_stopped_before_it() {
+        // Two pages of one group: the first range starts earlier but ends before the second page.
+        let snap = snapshot_of(vec![
+            (KeyRange::page("", None, 2), vec!["a", "b"], false),
+            (KeyRange::page("", Some("m"), 2), vec!["m", "n", "o"], false),
+        ]);
+        let mut overlay = Overlay::new(&snap);
+        assert_eq!(page_keys(&overlay.header_page("", Some("m")).unwrap()), (vec!["n", "o"], Some("o")));
+        assert_eq!(page_keys(&overlay.header_page("", None).unwrap()), (vec!["a", "b"], Some("b")));
+        assert!(snap.take_misses().is_none());
     }
 
     #[test]
     fn header_rows_ask_for_whole_rows_when_needed() {
-        let plan = Plan::for_census();
+        let plan = Plan { ranges: vec![KeyRange::headers("")], ..Plan::default() };
         let (key, _, bytes) = row("a", 5, Some("\"value\""));
         let bytes = bytes.unwrap();
         // What the read script keeps of a row in header mode: up to the end of the node id.
