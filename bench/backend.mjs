@@ -15,7 +15,7 @@
 // `report.note(...)`. Loopback only.
 import { spawn, spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, openTab, startServer } from '../tests/browser/harness.mjs';
@@ -34,6 +34,48 @@ export function buildReleaseServer() {
   if (out.status !== 0) throw new Error(`cargo build --release -p mfe-cache-server failed (${out.status ?? out.signal})`);
   if (!existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} missing after the build`);
   return (performance.now() - t0) / 1000;
+}
+
+/** Runs a command; its trimmed stdout, or an error with the end of its stderr. */
+export function run(cmd, args, options = {}) {
+  const out = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', ...options });
+  if (out.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${out.status ?? out.signal}): ${String(out.stderr ?? '').slice(-1500)}`);
+  return String(out.stdout ?? '').trim();
+}
+
+/** The commit before the event streams were rebuilt (40b4d15: shared reads; 18ffc1a: outside hyper). */
+export const BASELINE_REF = 'd8fd77c';
+const BASELINE_DIR = join(ROOT, 'target/bench-baseline');
+export const BASELINE_BIN = join(BASELINE_DIR, 'target/release/mfe-cache-server');
+
+/**
+ * The baseline server, built from BASELINE_REF into target/bench-baseline/ unless the stamp there
+ * names that commit and the binary exists. The sources are extracted with fresh mtimes (tar -m),
+ * so cargo rebuilds the workspace's own crates whatever was there before; dependencies are reused.
+ */
+export function ensureBaseline() {
+  const commit = run('git', ['rev-parse', '--verify', `${BASELINE_REF}^{commit}`]);
+  const stamp = join(BASELINE_DIR, 'stamp');
+  const stamped = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
+  if (stamped === commit && existsSync(BASELINE_BIN)) return { commit, built: null };
+  const t0 = performance.now();
+  const src = join(BASELINE_DIR, 'src');
+  rmSync(stamp, { force: true });
+  rmSync(src, { recursive: true, force: true });
+  mkdirSync(src, { recursive: true });
+  process.stderr.write(`[bench] building the baseline server from ${BASELINE_REF} (${commit.slice(0, 12)}) into ${BASELINE_DIR}; log in build.log\n`);
+  run('bash', ['-o', 'pipefail', '-c', 'git archive --format=tar "$1" | tar -x -m -C "$2"', 'bash', commit, src]);
+  const logFile = join(BASELINE_DIR, 'build.log');
+  const log = openSync(logFile, 'w');
+  const out = spawnSync('cargo', ['build', '--release', '-p', 'mfe-cache-server'], {
+    cwd: src,
+    env: { ...process.env, CARGO_TARGET_DIR: join(BASELINE_DIR, 'target') },
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  if (out.status !== 0 || !existsSync(BASELINE_BIN)) throw new Error(`building the baseline (${BASELINE_REF}) failed (${out.status ?? out.signal})${tail(logFile)}`);
+  writeFileSync(stamp, `${commit}\n`);
+  return { commit, built: (performance.now() - t0) / 1000 };
 }
 
 // Child processes of the bench that are still running: killed if node exits without stopping
@@ -118,10 +160,10 @@ export function tail(file) {
  * mfe-cache-server (release) on its default embedded store in a fresh temp dir, or with `args`
  * instead of `--data DIR` (e.g. `--store redis://…`); the temp dir then holds only its log.
  */
-export async function startCacheServer({ env = {}, args = null } = {}) {
+export async function startCacheServer({ env = {}, args = null, bin = SERVER_BIN } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'mfe-cache-bench-'));
   const logFile = join(dir, 'server.log');
-  const proc = await spawnListening(SERVER_BIN, ['--listen', '127.0.0.1:0', ...(args ?? ['--data', join(dir, 'data')])], { env, logFile, what: 'mfe-cache-server' });
+  const proc = await spawnListening(bin, ['--listen', '127.0.0.1:0', ...(args ?? ['--data', join(dir, 'data')])], { env, logFile, what: 'mfe-cache-server' });
   return {
     ...proc,
     dir,
@@ -415,38 +457,46 @@ export function scanServerLog(file) {
 export async function benchServerThroughput(report) {
   ensureWrk();
   buildReleaseServer();
+  ensureBaseline();
   const startLoad = loadavg()[0];
   const results = {};
   const logs = {};
   const ours = await startCacheServer();
   let express;
+  let before;
   let memory;
   try {
     express = await startExpressSeed();
+    // "Today's design" for the latency rows: the server as it was before the streams were
+    // rebuilt, on its own embedded store too.
+    before = await startCacheServer({ bin: BASELINE_BIN });
     const servers = [
-      ['ours', ours],
-      ['express', express],
+      ['ours', ours, 'mfe-cache-server'],
+      ['before', before, `mfe-cache-server ${BASELINE_REF}`],
+      ['express', express, 'express-seed'],
     ];
     const died = (name, s, mode) => s.exited() && new Error(`${name} died during the ${mode} run: ${JSON.stringify(s.exited())}${tail(s.logFile)}`);
     // Warm-up (discarded): V8's JIT for Express, redb's file and tokio's threads for ours.
     for (const [, s] of servers) await runWrk(s, 'sync', WARMUP_S);
-    // Measured: interleaved, so a change in the machine's load hits both alike. `poll` last: it
-    // reads what the write runs left (10,000 keys) and both answer empty deltas.
+    // Measured: interleaved, so a change in the machine's load hits all alike. `poll` last: it
+    // reads what the write runs left (10,000 keys) and all answer empty deltas.
     for (const [mode, seconds, connections] of [
       ['sync', DURATION_S, CONNECTIONS],
       ['set', DURATION_S, CONNECTIONS],
       ['light', DURATION_S, LIGHT_CONNECTIONS],
       ['poll', DIAG_S, CONNECTIONS],
     ]) {
-      for (const [name, s] of servers) {
+      for (const [name, s, what] of servers) {
         const r = await runWrk(s, mode, seconds, { connections });
-        const dead = died(name === 'ours' ? 'mfe-cache-server' : 'express-seed', s, mode);
+        const dead = died(what, s, mode);
         if (dead) throw dead;
         results[`${name}:${mode}`] = r;
       }
     }
     await express.stop();
     express = null;
+    await before.stop();
+    before = null;
     logs.ours = { ...scanServerLog(ours.logFile), exited: ours.exited() };
     await ours.stop();
     // Diagnostic: the same server on its in-memory store (no fsync), as the Express baseline is.
@@ -460,6 +510,7 @@ export async function benchServerThroughput(report) {
     logs.memory = { ...scanServerLog(memory.logFile), exited: memory.exited() };
   } finally {
     await express?.stop();
+    await before?.stop();
     logs.ours ??= { ...scanServerLog(ours.logFile), exited: ours.exited() };
     await ours.stop();
     await memory?.stop();
@@ -479,23 +530,24 @@ export async function benchServerThroughput(report) {
     // The /sync row's answers are large (every change the other connections made meanwhile):
     // the light row below is the one with small answers.
     const big = mode === 'sync' && a.sampled ? `, ${fmt(a.sampled_updates / a.sampled, 0)} updates/answer` : '';
+    const d = results[`before:${mode}`];
     report.row(
       `server /${mode} latency p50 / p99 (ms)${big}`,
-      `${ms(a.p50_us)} / ${ms(a.p99_us)} ms`,
-      `Express seed ${ms(b.p50_us)} / ${ms(b.p99_us)} ms`,
-      `${fmt(a.p99_us / b.p99_us)}× (p99)`,
+      `${ms(a.p50_us)} / ${ms(a.p99_us)} ms, ${rps(a)}`,
+      `${BASELINE_REF} ${ms(d.p50_us)} / ${ms(d.p99_us)} ms, ${rps(d)}; Express seed ${ms(b.p50_us)} / ${ms(b.p99_us)} ms`,
+      `${fmt(a.p99_us / d.p99_us)}× (p99 vs ${BASELINE_REF})`,
       'p99 ≤ 5 ms',
       a.p99_us <= 5000 ? 'yes' : `NO (${fmt(a.p99_us / 5000, 1)}× over)`,
     );
   }
   // Small answers: what a client that syncs often sees; the rows above carry ~180 updates per answer.
   const perAnswer = (r) => (r.counted ? r.counted_updates / r.counted : NaN);
-  const light = [results['ours:light'], results['express:light']];
+  const light = [results['ours:light'], results['before:light'], results['express:light']];
   report.row(
     `server /sync latency p50 / p99, ${LIGHT_CONNECTIONS} conns, ≤ 10 changes per answer (1 change in 1 of 8 requests; mean ${fmt(perAnswer(light[0]), 1)} updates/answer)`,
     `${ms(light[0].p50_us)} / ${ms(light[0].p99_us)} ms, ${rps(light[0])}`,
-    `Express seed ${ms(light[1].p50_us)} / ${ms(light[1].p99_us)} ms, ${rps(light[1])}`,
-    `${fmt(light[0].p99_us / light[1].p99_us)}× (p99)`,
+    `${BASELINE_REF} ${ms(light[1].p50_us)} / ${ms(light[1].p99_us)} ms, ${rps(light[1])}; Express seed ${ms(light[2].p50_us)} / ${ms(light[2].p99_us)} ms, ${rps(light[2])}`,
+    `${fmt(light[0].p99_us / light[1].p99_us)}× (p99 vs ${BASELINE_REF})`,
     'p99 ≤ 5 ms',
     light[0].p99_us <= 5000 ? 'yes' : `NO (${fmt(light[0].p99_us / 5000, 1)}× over)`,
   );

@@ -6,7 +6,8 @@
 // measured in the same run under the same conditions, the ratio, the goal. Informational only:
 // no timing is asserted; the exit code is non-zero only when a section crashed.
 // The backend sections (bench/backend.mjs) build mfe-cache-server in release mode and drive it
-// from the page (offline flush) and with wrk (server throughput, vs bench/express-seed.mjs; and
+// from the page (offline flush) and with wrk (server throughput, vs bench/express-seed.mjs and,
+// for latency, the server of the commit before the streams were rebuilt; and
 // overload: polls while thousands of idle connections are held, and past --max-connections).
 // The real-time parts (bench/realtime.mjs) push changes to SSE clients through 2 instances on one
 // Redis (fan-out), compare /sync throughput on Redis and on the embedded store, and time pushed

@@ -13,17 +13,13 @@
 // the writes, and reads the server's CPU around them (Linux /proc). Loopback only; every process
 // started here is stopped before returning.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../tests/browser/harness.mjs';
-import { SERVER_BIN, buildReleaseServer, killOnExit, scanServerLog, spawnListening, tail } from './backend.mjs';
+import { BASELINE_BIN, BASELINE_REF, SERVER_BIN, buildReleaseServer, ensureBaseline, killOnExit, run, scanServerLog, spawnListening, tail } from './backend.mjs';
 import { fmt, int, median, sleep, spread } from './stats.mjs';
 
-/** The commit before the event streams were rebuilt (40b4d15: shared reads; 18ffc1a: outside hyper). */
-export const BASELINE_REF = 'd8fd77c';
-const BASELINE_DIR = join(ROOT, 'target/bench-baseline');
-const BASELINE_BIN = join(BASELINE_DIR, 'target/release/mfe-cache-server');
 const LOAD_BIN = join(ROOT, 'target/release/examples/stream_load');
 
 const SMALL_N = 10_000;
@@ -41,48 +37,11 @@ const BUDGET_S = 150;
 /** --max-streams: above any N here, so the limit under test is the descriptors'. */
 const MAX_STREAMS = 1_000_000;
 
-
-function run(cmd, args, options = {}) {
-  const out = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', ...options });
-  if (out.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${out.status ?? out.signal}): ${String(out.stderr ?? '').slice(-1500)}`);
-  return String(out.stdout ?? '').trim();
-}
-
 /** The stream generator (a release example of the server crate). */
 function buildGenerator() {
   const out = spawnSync('cargo', ['build', '--release', '-p', 'mfe-cache-server', '--example', 'stream_load'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   if (out.status !== 0) throw new Error(`cargo build --release --example stream_load failed (${out.status ?? out.signal})`);
   if (!existsSync(LOAD_BIN)) throw new Error(`${LOAD_BIN} missing after the build`);
-}
-
-/**
- * The baseline server, built from BASELINE_REF into target/bench-baseline/ unless the stamp there
- * names that commit and the binary exists. The sources are extracted with fresh mtimes (tar -m),
- * so cargo rebuilds the workspace's own crates whatever was there before; dependencies are reused.
- */
-function ensureBaseline() {
-  const commit = run('git', ['rev-parse', '--verify', `${BASELINE_REF}^{commit}`]);
-  const stamp = join(BASELINE_DIR, 'stamp');
-  const stamped = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
-  if (stamped === commit && existsSync(BASELINE_BIN)) return { commit, built: null };
-  const t0 = performance.now();
-  const src = join(BASELINE_DIR, 'src');
-  rmSync(stamp, { force: true });
-  rmSync(src, { recursive: true, force: true });
-  mkdirSync(src, { recursive: true });
-  process.stderr.write(`[bench] streams: building the baseline server from ${BASELINE_REF} (${commit.slice(0, 12)}) into ${BASELINE_DIR}; log in build.log\n`);
-  run('bash', ['-o', 'pipefail', '-c', 'git archive --format=tar "$1" | tar -x -m -C "$2"', 'bash', commit, src]);
-  const logFile = join(BASELINE_DIR, 'build.log');
-  const log = openSync(logFile, 'w');
-  const out = spawnSync('cargo', ['build', '--release', '-p', 'mfe-cache-server'], {
-    cwd: src,
-    env: { ...process.env, CARGO_TARGET_DIR: join(BASELINE_DIR, 'target') },
-    stdio: ['ignore', log, log],
-  });
-  closeSync(log);
-  if (out.status !== 0 || !existsSync(BASELINE_BIN)) throw new Error(`building the baseline (${BASELINE_REF}) failed (${out.status ?? out.signal})${tail(logFile)}`);
-  writeFileSync(stamp, `${commit}\n`);
-  return { commit, built: (performance.now() - t0) / 1000 };
 }
 
 /** This process's open-file limits (children inherit them). */
