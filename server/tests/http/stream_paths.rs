@@ -107,3 +107,49 @@ async fn an_error_answer_on_the_fast_path_is_whole_and_closes_the_connection() {
     assert!(lower.contains("connection: close"), "{head}");
     assert_eq!(serde_json::from_str::<serde_json::Value>(body).unwrap()["error"], "invalid_cursor");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_and_gives_its_place_back() {
+    let s = TestServer::start(Config {
+        max_streams: Some(1),
+        header_timeout_ms: 200,
+        idle_timeout_ms: 1000,
+        ..Config::for_tests()
+    })
+    .await;
+    // A client that reads nothing, with a small receive buffer: the events below fill it and
+    // the server's send buffer, and the server's writes block.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(crate::raw::addr(&s.base).parse().unwrap()).await.unwrap();
+    stalled.write_all(b"GET /api/cache/events HTTP/1.1\r\nHost: test\r\n\r\n").await.unwrap();
+    let head = read_until(&mut stalled, "event: ready").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let url = s.url("/api/cache/events");
+    let held = async {
+        while crate::sse::SseStream::request(&s.client, &url, None, None).await.status() != 503 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, held).await.expect("the stalled client holds the only stream");
+    // About 12 MB of events, more than the sockets' buffers hold.
+    let t = now_ms();
+    let value = "x".repeat(400 << 10);
+    for i in 0..30u64 {
+        s.set(&format!("k{i}"), json!(value), 0.0, t + i, "writer").await;
+    }
+    // Its place is given back once its writes have been blocked for the idle timeout.
+    let reopened = async {
+        loop {
+            let response = crate::sse::SseStream::request(&s.client, &url, None, None).await;
+            if response.status() == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, reopened).await.expect("a stream opens again once the stalled one is closed");
+    // And its connection was closed: what it had been sent ends.
+    let got = closed_within(&mut stalled, DEADLINE).await;
+    assert!(got.len() < 30 * (400 << 10), "it was closed before it got every event ({} bytes)", got.len());
+}
