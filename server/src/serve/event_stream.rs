@@ -219,7 +219,14 @@ impl Future for Streaming {
             while this.written < this.out.len() {
                 match Pin::new(&mut this.stream).poll_write(cx, &this.out[this.written..]) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => this.written += n,
+                    Poll::Ready(Ok(n)) => {
+                        this.written += n;
+                        // The client reads: it is slow only once it stops again. (Once the
+                        // server is stopping, a write still blocked at the next check ends it.)
+                        if !*this.stop.borrow() {
+                            this.blocked = None;
+                        }
+                    }
                     Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
                     Poll::Pending => {
                         if this.too_slow(cx) {
