@@ -45,7 +45,7 @@ export function run(cmd, args, options = {}) {
 
 /** The commit before the event streams were rebuilt (40b4d15: shared reads; 18ffc1a: outside hyper). */
 export const BASELINE_REF = 'd8fd77c';
-const BASELINE_DIR = join(ROOT, 'target/bench-baseline');
+export const BASELINE_DIR = join(ROOT, 'target/bench-baseline');
 export const BASELINE_BIN = join(BASELINE_DIR, 'target/release/mfe-cache-server');
 
 /**

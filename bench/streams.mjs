@@ -17,7 +17,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../tests/browser/harness.mjs';
-import { BASELINE_BIN, BASELINE_REF, SERVER_BIN, buildReleaseServer, ensureBaseline, killOnExit, run, scanServerLog, spawnListening, tail } from './backend.mjs';
+import { BASELINE_BIN, BASELINE_DIR, BASELINE_REF, SERVER_BIN, buildReleaseServer, ensureBaseline, killOnExit, run, scanServerLog, spawnListening, tail } from './backend.mjs';
 import { fmt, int, median, sleep, spread } from './stats.mjs';
 
 const LOAD_BIN = join(ROOT, 'target/release/examples/stream_load');
