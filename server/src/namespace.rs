@@ -363,9 +363,10 @@ pub(crate) fn collect_these<T: NsWrite>(
     let newest = headers.iter().map(|(_, h)| h.stamp.ts).chain(meta.epoch.iter().map(|e| e.ts)).fold(meta.clock, u64::max);
     let cutoff = now_ms.min(newest).saturating_sub(retention_ms);
     let before = meta.clone();
-    // Values a clear in steps left behind when it stopped half-way are tombstoned now.
-    let uncleared: Vec<(String, Header)> = headers.iter().filter(|(_, h)| uncleared(h, &meta)).cloned().collect();
-    tombstone_cleared(txn, &mut meta, uncleared, now_ms)?;
+    // Values a clear in steps left behind when it stopped half-way are tombstoned now (and so
+    // not forgotten in this pass, even if expired long ago: their row has just changed).
+    let (left, headers): (Vec<_>, Vec<_>) = headers.into_iter().partition(|(_, h)| uncleared(h, &meta));
+    tombstone_cleared(txn, &mut meta, left, now_ms)?;
     let mut removed = 0;
     for (key, header) in headers {
         if header.dead_since.is_some_and(|since| since < cutoff) {

@@ -761,7 +761,13 @@ mod tests {
         let mut fetched_ranges = Vec::new();
         let mut plan = Plan::default();
         for (range, keys, complete) in ranges {
-            let rows = keys.iter().map(|k| { let (key, _, bytes) = row(k, 1, Some("1")); (key, bytes) }).collect();
+            let rows = keys
+                .iter()
+                .map(|k| {
+                    let (key, _, bytes) = row(k, 1, Some("1"));
+                    (key, bytes)
+                })
+                .collect();
             fetched_ranges.push(FetchedRange { complete, rows });
             plan.ranges.push(range);
         }
@@ -788,31 +794,43 @@ mod tests {
 
     #[test]
     fn a_clear_stopped_half_way_counts_as_done_and_the_next_collection_finishes_it() {
-        // The epoch is at 10; `a` and `b` (stamped 1 and 3) are values it removes that the clear's
-        // pages did not reach; `z` (stamped 20) was written after it.
+        // The epoch is at 10; `a`, `b` and `c` (stamped 1, 3 and 5) are values it removes that
+        // the clear's pages did not reach, `c` expired long ago; `z` (stamped 20) was written
+        // after it.
         let epoch = Stamp::new(10, "e");
         let stopped = Meta { cursor: 20, clock: 20, epoch: Some(epoch.clone()), epoch_seq: 19, ..Meta::default() };
         let plan = Plan { ranges: vec![KeyRange::headers("")], ..Plan::default() };
-        let rows = ["a", "b", "z"].iter().zip([1, 3, 20]).map(|(k, seq)| { let (key, _, bytes) = row(k, seq, Some("1")); (key, bytes) });
+        let mut rows: Vec<KeyRow> = ["a", "b", "z"]
+            .iter()
+            .zip([1, 3, 20])
+            .map(|(k, seq)| {
+                let (key, _, bytes) = row(k, seq, Some("1"));
+                (key, bytes)
+            })
+            .collect();
+        let expired = Stored { entry: Entry::value(Stamp::new(5, "n"), 1, "1"), seq: 5 };
+        rows.insert(2, ("c".to_owned(), Some(encode_stored(&expired))));
         let fetched = Fetched {
             meta: Some(encode_meta(&stopped)),
-            ranges: vec![FetchedRange { complete: true, rows: rows.collect() }],
+            ranges: vec![FetchedRange { complete: true, rows }],
             ..Fetched::default()
         };
         let snap = Snapshot::new(&plan, fetched).unwrap();
         let census = namespace::census(&snap, 0).unwrap();
-        assert_eq!((census.live, census.tombstones), (1, 2));
+        assert_eq!((census.live, census.tombstones), (1, 3));
         let mut overlay = Overlay::new(&snap);
         let headers = overlay.headers("").unwrap();
-        assert_eq!(namespace::collect_these(&mut overlay, headers, 20, 1000).unwrap(), 0, "nothing forgotten");
+        // A retention of 1 ms: `c` is dead for long enough, but its row changes in this pass.
+        assert_eq!(namespace::collect_these(&mut overlay, headers, 20, 1).unwrap(), 0, "nothing forgotten");
         let commit = overlay.into_commit();
+        assert!(commit.forgets.is_empty(), "{:?}", commit.forgets);
         let tombstoned: Vec<(&str, Stored)> =
             commit.puts.iter().map(|(k, row, _)| (k.as_str(), decode_stored(row).unwrap())).collect();
-        assert_eq!(tombstoned.len(), 2);
-        for ((key, stored), (want, seq)) in tombstoned.iter().zip([("a", 21), ("b", 22)]) {
+        assert_eq!(tombstoned.len(), 3);
+        for ((key, stored), (want, seq)) in tombstoned.iter().zip([("a", 21), ("b", 22), ("c", 23)]) {
             assert_eq!((*key, &stored.entry, stored.seq), (want, &Entry::tombstone(epoch.clone()), seq));
         }
-        assert_eq!(decode_meta(commit.meta.as_ref().unwrap()).unwrap().cursor, 22);
+        assert_eq!(decode_meta(commit.meta.as_ref().unwrap()).unwrap().cursor, 23);
     }
 
     #[test]
