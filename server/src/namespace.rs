@@ -140,11 +140,21 @@ fn apply_clear<T: NsWrite>(
     epoch: &Stamp,
     now_ms: u64,
 ) -> Result<ClearResult, StoreError> {
+    let outcome = take_epoch(meta, epoch, now_ms)?;
+    if outcome != MergeOutcome::Applied {
+        return Ok(ClearResult { outcome, tombstoned: 0 });
+    }
+    let headers = txn.headers("")?;
+    let tombstoned = tombstone_cleared(txn, meta, headers, now_ms)?;
+    Ok(ClearResult { outcome, tombstoned })
+}
+
+/// Makes `epoch` the namespace's clear epoch if it is newer than the one it has (`Applied`);
+/// `Duplicate` or `Stale` (and nothing changed) otherwise.
+fn take_epoch(meta: &mut Meta, epoch: &Stamp, now_ms: u64) -> Result<MergeOutcome, StoreError> {
     match &meta.epoch {
-        Some(current) if current == epoch => {
-            return Ok(ClearResult { outcome: MergeOutcome::Duplicate, tombstoned: 0 })
-        }
-        Some(current) if current > epoch => return Ok(ClearResult { outcome: MergeOutcome::Stale, tombstoned: 0 }),
+        Some(current) if current == epoch => return Ok(MergeOutcome::Duplicate),
+        Some(current) if current > epoch => return Ok(MergeOutcome::Stale),
         _ => {}
     }
     // The clear itself takes a sequence number, so a client whose cursor is below it learns of
@@ -152,9 +162,7 @@ fn apply_clear<T: NsWrite>(
     meta.epoch_seq = meta.next_seq(now_ms)?;
     meta.epoch = Some(epoch.clone());
     meta.clock = meta.clock.max(epoch.ts);
-    let headers = txn.headers("")?;
-    let tombstoned = tombstone_cleared(txn, meta, headers, now_ms)?;
-    Ok(ClearResult { outcome: MergeOutcome::Applied, tombstoned })
+    Ok(MergeOutcome::Applied)
 }
 
 /// Whether a stored value is removed by the namespace's epoch but not yet a tombstone: only
@@ -193,17 +201,10 @@ fn tombstone_cleared<T: NsWrite>(
 pub(crate) fn start_clear<T: NsWrite>(txn: &mut T, epoch: &Stamp, now_ms: u64) -> Result<OpReport, StoreError> {
     let mut meta = txn.meta()?;
     let cursor_before = meta.cursor;
-    let outcome = match &meta.epoch {
-        Some(current) if current == epoch => MergeOutcome::Duplicate,
-        Some(current) if current > epoch => MergeOutcome::Stale,
-        _ => {
-            meta.epoch_seq = meta.next_seq(now_ms)?;
-            meta.epoch = Some(epoch.clone());
-            meta.clock = meta.clock.max(epoch.ts);
-            txn.put_meta(&meta)?;
-            MergeOutcome::Applied
-        }
-    };
+    let outcome = take_epoch(&mut meta, epoch, now_ms)?;
+    if outcome == MergeOutcome::Applied {
+        txn.put_meta(&meta)?;
+    }
     let clear = Some(ClearResult { outcome, tombstoned: 0 });
     Ok(OpReport { cursor_before, cursor: meta.cursor, changes: Vec::new(), clear, invalidated: 0 })
 }
