@@ -154,12 +154,6 @@ struct Watched {
     linger: Option<Linger>,
 }
 
-impl Watched {
-    fn new(stream: TcpStream, activity: Arc<Activity>, linger_limit: Duration) -> Self {
-        Watched { stream, activity, linger_limit, linger: None }
-    }
-}
-
 /// A close after an answer given before the request was read to its end (a `413` on the declared
 /// length, a `401`, a body limit hit while reading): closing a socket with unread bytes sends a
 /// reset, and a client still sending its body then loses the answer it was sent, and sees a
@@ -173,6 +167,10 @@ struct Linger {
 }
 
 impl Watched {
+    fn new(stream: TcpStream, activity: Arc<Activity>, linger_limit: Duration) -> Self {
+        Watched { stream, activity, linger_limit, linger: None }
+    }
+
     fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.linger.is_none() {
             ready!(Pin::new(&mut self.stream).poll_shutdown(cx))?;
