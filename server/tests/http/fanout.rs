@@ -171,15 +171,7 @@ async fn under_memory_pressure_streams_are_told_to_reconnect_and_new_ones_refuse
     assert_eq!(refused.json::<serde_json::Value>().await.unwrap()["error"], "overloaded");
     // Back under 90 % of the limit: streams are accepted again.
     resident.store(50 << 20, Ordering::SeqCst);
-    let reopen = async {
-        loop {
-            let response = SseStream::request(&s.client, &s.url("/api/cache/events"), None, None).await;
-            if response.status() == 200 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(15), reopen).await.expect("streams are accepted again");
+    let url = s.url("/api/cache/events");
+    SseStream::wait_for_status(&s.client, &url, 200, Duration::from_secs(15), "streams are accepted again").await;
     s.stop().await;
 }

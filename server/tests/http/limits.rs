@@ -82,16 +82,7 @@ async fn past_max_streams_a_new_event_stream_gets_a_503_with_retry_after() {
 
     // A stream that ends gives its place back.
     drop(first);
-    let reopen = async {
-        loop {
-            let response = SseStream::request(&s.client, &url, None, None).await;
-            if response.status() == 200 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(DEADLINE, reopen).await.expect("a stream opens again once one has ended");
+    SseStream::wait_for_status(&s.client, &url, 200, DEADLINE, "a stream opens again once one has ended").await;
 }
 
 #[tokio::test]

@@ -55,6 +55,17 @@ impl SseStream {
         request.send().await.expect("events request reaches the server")
     }
 
+    /// Asks for `url`'s stream again and again until the answer's status is `status` (a stream
+    /// slot given back, or taken); panics with `what` after `within`.
+    pub async fn wait_for_status(client: &reqwest::Client, url: &str, status: u16, within: Duration, what: &str) {
+        let wait = async {
+            while Self::request(client, url, None, None).await.status() != status {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(within, wait).await.unwrap_or_else(|_| panic!("{what} (no {status} within {within:?})"));
+    }
+
     /// The next event (comments are counted, not returned); `None` when the stream ended. Panics
     /// after `within` without one.
     pub async fn next_within(&mut self, within: Duration) -> Option<SseEvent> {

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 
 use crate::common::{now_ms, TestServer};
 use crate::raw::{closed_within, connect};
+use crate::sse::SseStream;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -126,12 +127,7 @@ async fn a_client_that_stops_reading_is_closed_and_gives_its_place_back() {
     let head = read_until(&mut stalled, "event: ready").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let url = s.url("/api/cache/events");
-    let held = async {
-        while crate::sse::SseStream::request(&s.client, &url, None, None).await.status() != 503 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(DEADLINE, held).await.expect("the stalled client holds the only stream");
+    SseStream::wait_for_status(&s.client, &url, 503, DEADLINE, "the stalled client holds the only stream").await;
     // About 12 MB of events, more than the sockets' buffers hold.
     let t = now_ms();
     let value = "x".repeat(400 << 10);
@@ -139,16 +135,7 @@ async fn a_client_that_stops_reading_is_closed_and_gives_its_place_back() {
         s.set(&format!("k{i}"), json!(value), 0.0, t + i, "writer").await;
     }
     // Its place is given back once its writes have been blocked for the idle timeout.
-    let reopened = async {
-        loop {
-            let response = crate::sse::SseStream::request(&s.client, &url, None, None).await;
-            if response.status() == 200 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(DEADLINE, reopened).await.expect("a stream opens again once the stalled one is closed");
+    SseStream::wait_for_status(&s.client, &url, 200, DEADLINE, "a stream opens again once the stalled one is closed").await;
     // And its connection was closed: what it had been sent ends.
     let got = closed_within(&mut stalled, DEADLINE).await;
     assert!(got.len() < 30 * (400 << 10), "it was closed before it got every event ({} bytes)", got.len());
