@@ -4,6 +4,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{keys, now_ms, TestServer};
+use crate::raw::connect;
 
 #[tokio::test]
 async fn bad_bodies_get_their_status_and_code_and_change_nothing() {
@@ -147,11 +148,8 @@ async fn oversized_bodies_and_batches_are_413() {
 async fn oversized_chunked_bodies_are_413_too() {
     // No Content-Length: the limit is only found while reading the stream.
     let s = TestServer::start(Config { max_body: 4096, ..Config::for_tests() }).await;
-    let addr = s.base.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let head = format!(
-        "POST /api/cache/set HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    );
+    let mut stream = connect(&s.base).await;
+    let head = "POST /api/cache/set HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
     stream.write_all(head.as_bytes()).await.unwrap();
     // Far more than the limit and than the sockets' buffers: the server answers long before the
     // client is done sending, and must let it finish rather than reset the connection under it.
@@ -161,6 +159,12 @@ async fn oversized_chunked_bodies_are_413_too() {
         stream.write_all(frame.as_bytes()).await.expect("the whole body can be sent");
     }
     stream.write_all(b"0\r\n\r\n").await.expect("the whole body can be sent");
+    assert_payload_too_large(&mut stream).await;
+}
+
+/// Reads to the end what the server answers on `stream`: a whole `413 payload_too_large`, not a
+/// reset connection.
+async fn assert_payload_too_large(stream: &mut tokio::net::TcpStream) {
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await.expect("the answer is read, not reset");
     let answer = String::from_utf8_lossy(&answer);
@@ -173,21 +177,16 @@ async fn a_client_still_sending_a_refused_body_reads_the_answer() {
     // The 413 for a declared length comes before any of the body is read; a client (or a proxy)
     // that sends the whole body before reading must get it, not a reset connection.
     let s = TestServer::start(Config { max_body: 4096, ..Config::for_tests() }).await;
-    let addr = s.base.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut stream = connect(&s.base).await;
     let body = vec![b'x'; 8 << 20];
     let head = format!(
-        "POST /api/cache/sync HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /api/cache/sync HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&body).await.expect("the whole body can be sent");
     stream.shutdown().await.expect("the client half-closes");
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.expect("the answer is read, not reset");
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(answer.contains(r#""error":"payload_too_large""#), "{answer}");
+    assert_payload_too_large(&mut stream).await;
 }
 
 #[tokio::test]
