@@ -288,12 +288,21 @@ impl Store for RedbStore {
             // hold up this thread and the requests queued behind it: measured, reading ~180 rows
             // here cost the /sync tail more than the pool's thread switches. A delta holds at
             // most one row per sequence number above the client's cursor.
-            let cursor = self.read_inline(ns, |reader| reader.meta().map(|meta| meta.cursor)).await?;
-            let since = if query.last_sync > cursor { 0 } else { query.last_sync };
-            if cursor - since <= INLINE_ROWS {
-                return self.read_inline(ns, move |reader| namespace::delta(reader, &query)).await;
+            let small = self
+                .read_inline(ns, |reader| {
+                    let cursor = reader.meta()?.cursor;
+                    let since = if query.last_sync > cursor { 0 } else { query.last_sync };
+                    if cursor - since <= INLINE_ROWS {
+                        namespace::delta(reader, &query).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                })
+                .await?;
+            match small {
+                Some(delta) => Ok(delta),
+                None => self.read(ns, move |reader| namespace::delta(reader, &query)).await,
             }
-            self.read(ns, move |reader| namespace::delta(reader, &query)).await
         })
     }
 
