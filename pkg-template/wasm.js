@@ -4,17 +4,31 @@
 // a cache never pay for it, and a remote on another origin needs no CORS for a separate file.
 // The bytes travel inside the JS as a latin1 string (one character per byte, renamed so that the
 // frequent ones are printable ASCII, which bundlers keep as it is; see scripts/embed-wasm.mjs).
+// TextEncoder and a 160-byte wasm module turn it back into bytes: a loop in JavaScript over every
+// character runs once, so the engine interprets it, which cost a cold page 5 to 20 ms.
 import { initSync } from './core.js';
-import bytes, { order } from './core_wasm.js';
+import bytes, { order, unpacker } from './core_wasm.js';
+
+const PAGE = 65536;
+const TABLE = 256; // `order`'s bytes come first, then the string's UTF-8
 
 let loaded = false;
 
 export function loadWasm() {
   if (loaded) return;
-  const byteOf = new Uint8Array(256);
-  for (let c = 0; c < 256; c++) byteOf[c] = order.charCodeAt(c);
-  const buffer = new Uint8Array(bytes.length);
-  for (let i = 0; i < bytes.length; i++) buffer[i] = byteOf[bytes.charCodeAt(i)];
-  initSync({ module: new WebAssembly.Module(buffer) });
+  const memory = new WebAssembly.Memory({ initial: Math.ceil((TABLE + 2 * bytes.length) / PAGE) });
+  const view = new Uint8Array(memory.buffer);
+  for (let c = 0; c < TABLE; c++) view[c] = order.charCodeAt(c);
+  const { written } = new TextEncoder().encodeInto(bytes, view.subarray(TABLE));
+  const unpack = new WebAssembly.Instance(new WebAssembly.Module(latin1(unpacker)), { unpack: { memory } }).exports.unpack;
+  const length = /** @type {(length: number) => number} */ (unpack)(written);
+  initSync({ module: new WebAssembly.Module(view.subarray(TABLE, TABLE + length)) });
   loaded = true;
+}
+
+/** @param {string} text one character per byte */
+function latin1(text) {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
 }

@@ -8,11 +8,23 @@
 // renamed first: the most frequent byte values of this wasm (0x00 above all) become printable
 // ASCII, the rarest the costly characters. Renaming keeps every repetition gzip finds: in an
 // esbuild bundle the wasm now costs about 4 % more gzipped than as a .wasm file (as it was, 8 %).
-// `order` undoes it: the byte each character stands for.
-import { readFileSync, writeFileSync } from 'node:fs';
+// `order` undoes it: the byte each character stands for. `unpacker` is the small wasm module
+// (scripts/unpack.wat) that undoes it in compiled code, as one latin1 string too.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const [, , from, to] = process.argv;
 const bytes = readFileSync(from);
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const unpackerFile = join(tmpdir(), `unpack-${process.pid}.wasm`);
+const assembled = spawnSync(join(root, 'node_modules/.bin/wasm-as'), [join(root, 'scripts/unpack.wat'), '-o', unpackerFile], { encoding: 'utf8' });
+if (assembled.status !== 0) throw new Error(`wasm-as scripts/unpack.wat failed: ${assembled.stderr}`);
+const unpacker = readFileSync(unpackerFile);
+rmSync(unpackerFile);
 
 const ESCAPED = [0x22, 0x5c, 0x0a, 0x0d, 0x00];
 const characters = []; // best first
@@ -49,10 +61,12 @@ function literal(codes) {
 }
 
 const renamed = Uint8Array.from(bytes, (b) => characterOf[b]);
-writeFileSync(to, `export const order = ${literal(order)};\nexport default ${literal(renamed)};\n`, 'utf8');
+writeFileSync(to, `export const order = ${literal(order)};\nexport const unpacker = ${literal(unpacker)};\nexport default ${literal(renamed)};\n`, 'utf8');
 writeFileSync(
   to.replace(/\.js$/, '.d.ts'),
   "/** The wasm's bytes, one latin1 character each, renamed: `order.charCodeAt(c)` is the byte character `c` stands for. */\n" +
-    'declare const bytes: string;\nexport default bytes;\nexport declare const order: string;\n',
+    'declare const bytes: string;\nexport default bytes;\nexport declare const order: string;\n' +
+    '/** A wasm module (latin1, as it is) exporting `unpack(length)`, which undoes the renaming in compiled code. */\n' +
+    'export declare const unpacker: string;\n',
   'utf8',
 );
