@@ -1,6 +1,6 @@
 ;; Turns the embedded wasm back into bytes (see embed-wasm.mjs), in compiled code: a loop over
-;; 240 KB in JavaScript runs once, so the engine interprets it, and that took 5 to 20 ms of a
-;; cold page; here it takes well under one.
+;; 240 KB in JavaScript runs once, so the engine interprets it (4 to 6 ms of a cold page, as
+;; medians); this loop takes under 1 ms.
 ;;
 ;; The caller puts `order` (256 bytes: the byte each character stands for) at offset 0 and the
 ;; string, encoded as UTF-8 by TextEncoder, from offset 256. Every character is below U+0100, so
