@@ -6,7 +6,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use crate::record::{
     decode_clock_offset, decode_cursor, decode_meta_flagged, decode_record, decode_record_flagged, encode_clock_offset,
-    encode_cursor, encode_meta_flagged, encode_record_flagged, prefix_tag, record_stamp, DecodedRecord,
+    encode_cursor, encode_meta_flagged, encode_record_flagged, prefix_tag, record_head, record_stamp, DecodedRecord,
 };
 use crate::{check_remote_stamp, validate_key, CacheError, Entry, MergeOutcome, Replica, Stamp, Storage, StorageError};
 
@@ -785,10 +785,12 @@ impl<S: Storage> Cache<S> {
     /// writing it would only undo another tab's work ([`Cache::stored_is_current_as`]).
     fn stored_is_current(&self, storage_key: &str, entry: &Entry, unsynced: bool) -> bool {
         let Ok(Some(text)) = self.storage.get(storage_key) else { return false };
-        match decode_record_flagged(&text, &self.tag) {
-            Ok((DecodedRecord::Mine(stored), marked)) => self.stored_is_current_as(&stored.stamp, marked, &entry.stamp, unsynced),
-            _ => false,
-        }
+        // Before nearly every write, storage holds this tab's own older record: its head says so,
+        // and its value need not be read. A record kept is first read whole: a damaged one is
+        // written over.
+        let Some((ts, node, marked)) = record_head(&text, &self.tag) else { return false };
+        self.stored_is_current_as((ts, node), marked, &entry.stamp, unsynced)
+            && matches!(decode_record_flagged(&text, &self.tag), Ok((DecodedRecord::Mine(_), _)))
     }
 
     /// Whether what storage holds, stamped `stored` (with its pending mark `marked`), must stay
@@ -800,7 +802,8 @@ impl<S: Storage> Cache<S> {
     /// only sends it if it leads). An instance without a backend never marks anything, so it never
     /// writes over the same thing stored with its mark: that would take it out of the outbox of
     /// the instances that sync.
-    fn stored_is_current_as(&self, stored: &Stamp, marked: bool, ours: &Stamp, unsynced: bool) -> bool {
+    fn stored_is_current_as(&self, stored: (u64, &str), marked: bool, ours: &Stamp, unsynced: bool) -> bool {
+        let ours = (ours.ts, ours.node.as_str());
         stored > ours || (stored == ours && (!marked || unsynced || !self.track_sync))
     }
 
@@ -821,7 +824,7 @@ impl<S: Storage> Cache<S> {
         // As for records: never over a newer clear, nor over this one's acknowledgement.
         if let Ok(Some(text)) = self.storage.get(&self.meta_key) {
             if let Ok(Some((stored, marked))) = decode_meta_flagged(&text, &self.tag) {
-                if self.stored_is_current_as(&stored, marked, &epoch, self.clear_unsynced) {
+                if self.stored_is_current_as((stored.ts, &stored.node), marked, &epoch, self.clear_unsynced) {
                     return Ok(());
                 }
             }

@@ -117,13 +117,23 @@ pub fn decode_record_flagged(text: &str, tag: &str) -> Result<(DecodedRecord, bo
 /// The stamp of a stored record, read without checking its value: enough to tell that a record
 /// is one this cache already holds. `None` when it is not a well-formed record of this cache.
 pub fn record_stamp(text: &str, tag: &str) -> Option<Stamp> {
+    record_head(text, tag).map(|(ts, node, _)| Stamp::new(ts, node))
+}
+
+/// The head of a stored record of this cache — its stamp's time and writer, and whether it is
+/// marked unacknowledged — read without its value and without allocating. `None` when the head
+/// is not that of a well-formed record of this cache.
+pub fn record_head<'a>(text: &'a str, tag: &str) -> Option<(u64, &'a str, bool)> {
     let mut c = Cursor(text);
     c.expect("{\"t\":").ok()?;
     let ts = c.uint().ok()?;
     c.expect(",\"n\":\"").ok()?;
     let node = c.ident().ok()?;
     c.expect("\",\"p\":\"").ok()?;
-    (c.ident().ok()? == tag).then(|| Stamp::new(ts, node))
+    if c.ident().ok()? != tag || !c.eat("\"") {
+        return None;
+    }
+    Some((ts, node, c.eat(",\"u\":1")))
 }
 
 /// Encodes the clear epoch's bookkeeping record.
@@ -268,6 +278,23 @@ mod tests {
             let text = encode_record(&entry, &tag);
             assert_eq!(decode_record(&text, &tag), Ok(DecodedRecord::Mine(entry)));
         }
+    }
+
+    #[test]
+    fn a_records_head_is_read_as_the_whole_record_reads_it() {
+        let tag = prefix_tag("app_");
+        for (entry, unsynced) in [
+            (Entry::value(Stamp::new(5, "n-1.a:b_c"), 3000, "[1]"), true),
+            (Entry::value(Stamp::new(9, "n"), 0, "null").written_at(4), false),
+            (Entry::tombstone(Stamp::new(7, "n")), true),
+        ] {
+            let text = encode_record_flagged(&entry, &tag, unsynced);
+            assert_eq!(record_head(&text, &tag), Some((entry.stamp.ts, entry.stamp.node.as_str(), unsynced)));
+            assert_eq!(decode_record_flagged(&text, &tag), Ok((DecodedRecord::Mine(entry), unsynced)));
+        }
+        let theirs = encode_record(&Entry::value(Stamp::new(5, "n"), 0, "1"), &prefix_tag("app_x_"));
+        assert_eq!(record_head(&theirs, &tag), None, "another cache's record");
+        assert_eq!(record_head("{\"t\":5,\"n\":\"n\",\"p", &tag), None, "a cut head");
     }
 
     #[test]

@@ -408,6 +408,26 @@ fn a_stale_change_from_a_tab_marks_the_newer_record_for_re_persisting() {
 }
 
 #[test]
+fn a_write_leaves_another_tabs_newer_record_but_not_a_damaged_one() {
+    let tag = prefix_tag("app_");
+    let mut c = open(MemoryStorage::new(), "app_", "mine", T0);
+    // Another tab stored newer writes whose news has not arrived; one of them is damaged since
+    // (its head is sound, its value is not JSON).
+    let theirs = Entry::value(Stamp::new(T0 + 500, "theirs"), 0, "\"theirs\"");
+    let theirs_text = encode_record(&theirs, &tag);
+    let damaged = encode_record(&theirs, &tag).replace("\"theirs\"}", "{oops}");
+    c.storage_mut().set("app_kept", &theirs_text).unwrap();
+    c.storage_mut().set("app_damaged", &damaged).unwrap();
+
+    set(&mut c, "kept", "\"mine\"", 0, T0 + 100);
+    set(&mut c, "damaged", "\"mine\"", 0, T0 + 100);
+    flush_ok(&mut c, T0 + 100);
+    assert_eq!(c.storage().items().get("app_kept"), Some(&theirs_text), "an older write went over a newer one");
+    let mut reopened = open(c.storage().clone(), "app_", "other", T0 + 200);
+    assert_eq!(reopened.get("damaged", T0 + 200), Some("\"mine\""), "a damaged record was kept because its head looked newer");
+}
+
+#[test]
 fn an_applied_change_from_a_tab_is_not_written_again_but_one_from_the_backend_is() {
     let mut c = open(MemoryStorage::new(), "app_", "mine", T0);
     let remote = Entry::value(Stamp::new(T0, "tab"), 0, "1");
