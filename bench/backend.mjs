@@ -27,12 +27,17 @@ const PAGE = '/bench/bench.html';
 
 // ---- servers ----------------------------------------------------------------------------------
 
-/** `cargo build --release -p mfe-cache-server` (a no-op when up to date); output to stderr. */
-export function buildReleaseServer() {
+/**
+ * `cargo build --release -p mfe-cache-server`, or of its `example` (a no-op when up to date);
+ * output to stderr. Returns the seconds it took.
+ */
+export function buildReleaseServer(example) {
   const t0 = performance.now();
-  const out = spawnSync('cargo', ['build', '--release', '-p', 'mfe-cache-server'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-  if (out.status !== 0) throw new Error(`cargo build --release -p mfe-cache-server failed (${out.status ?? out.signal})`);
-  if (!existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} missing after the build`);
+  const args = ['build', '--release', '-p', 'mfe-cache-server', ...(example ? ['--example', example] : [])];
+  const out = spawnSync('cargo', args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (out.status !== 0) throw new Error(`cargo ${args.join(' ')} failed (${out.status ?? out.signal})`);
+  const bin = example ? join(ROOT, 'target/release/examples', example) : SERVER_BIN;
+  if (!existsSync(bin)) throw new Error(`${bin} missing after the build`);
   return (performance.now() - t0) / 1000;
 }
 

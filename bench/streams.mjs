@@ -13,7 +13,7 @@
 // the writes, and reads the server's CPU around them (Linux /proc). Loopback only; every process
 // started here is stopped before returning.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../tests/browser/harness.mjs';
@@ -38,12 +38,6 @@ const BUDGET_S = 150;
 const MAX_STREAMS = 1_000_000;
 
 /** The stream generator (a release example of the server crate). */
-function buildGenerator() {
-  const out = spawnSync('cargo', ['build', '--release', '-p', 'mfe-cache-server', '--example', 'stream_load'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-  if (out.status !== 0) throw new Error(`cargo build --release --example stream_load failed (${out.status ?? out.signal})`);
-  if (!existsSync(LOAD_BIN)) throw new Error(`${LOAD_BIN} missing after the build`);
-}
-
 /** This process's open-file limits (children inherit them). */
 function openFileLimits() {
   const m = readFileSync('/proc/self/limits', 'utf8').match(/^Max open files\s+(\S+)\s+(\S+)/m);
@@ -179,7 +173,7 @@ export async function benchStreams(report) {
   const loadBefore = loadavg();
   const others = othersRunning();
   buildReleaseServer();
-  buildGenerator();
+  buildReleaseServer('stream_load');
   const baseline = ensureBaseline();
   const tRuns = performance.now(); // the time budget counts from here, without the builds
   const head = run('git', ['rev-parse', '--short', 'HEAD']);
