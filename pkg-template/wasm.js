@@ -16,14 +16,22 @@ let loaded = false;
 
 export function loadWasm() {
   if (loaded) return;
-  const memory = new WebAssembly.Memory({ initial: Math.ceil((TABLE + 2 * bytes.length) / PAGE) });
+  initSync({ module: new WebAssembly.Module(unpack(bytes, order)) });
+  loaded = true;
+}
+
+/**
+ * The bytes `text` stands for: character `c` of it is the byte `order.charCodeAt(c)`.
+ * @param {string} text one character below U+0100 per byte @param {string} order 256 characters
+ */
+export function unpack(text, order) {
+  const memory = new WebAssembly.Memory({ initial: Math.ceil((TABLE + 2 * text.length) / PAGE) });
   const view = new Uint8Array(memory.buffer);
   for (let c = 0; c < TABLE; c++) view[c] = order.charCodeAt(c);
-  const { written } = new TextEncoder().encodeInto(bytes, view.subarray(TABLE));
-  const unpack = new WebAssembly.Instance(new WebAssembly.Module(latin1(unpacker)), { unpack: { memory } }).exports.unpack;
-  const length = /** @type {(length: number) => number} */ (unpack)(written);
-  initSync({ module: new WebAssembly.Module(view.subarray(TABLE, TABLE + length)) });
-  loaded = true;
+  const { written } = new TextEncoder().encodeInto(text, view.subarray(TABLE));
+  const run = new WebAssembly.Instance(new WebAssembly.Module(latin1(unpacker)), { unpack: { memory } }).exports.unpack;
+  const length = /** @type {(length: number) => number} */ (run)(written);
+  return view.subarray(TABLE, TABLE + length);
 }
 
 /** @param {string} text one character per byte */
