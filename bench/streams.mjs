@@ -20,6 +20,7 @@ import { ROOT } from '../tests/browser/harness.mjs';
 import { BASELINE_BIN, BASELINE_DIR, BASELINE_REF, SERVER_BIN, buildReleaseServer, ensureBaseline, killOnExit, run, scanServerLog, spawnListening, tail } from './backend.mjs';
 import { fmt, int, median, sleep, spread } from './stats.mjs';
 
+/** The stream generator: a release example of the server crate (built by buildReleaseServer). */
 const LOAD_BIN = join(ROOT, 'target/release/examples/stream_load');
 
 const SMALL_N = 10_000;
@@ -37,7 +38,6 @@ const BUDGET_S = 150;
 /** --max-streams: above any N here, so the limit under test is the descriptors'. */
 const MAX_STREAMS = 1_000_000;
 
-/** The stream generator (a release example of the server crate). */
 /** This process's open-file limits (children inherit them). */
 function openFileLimits() {
   const m = readFileSync('/proc/self/limits', 'utf8').match(/^Max open files\s+(\S+)\s+(\S+)/m);
