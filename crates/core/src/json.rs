@@ -67,16 +67,19 @@ impl<'a> Parser<'a> {
         Parser { b: text.as_bytes(), i: 0 }
     }
 
+    #[inline(always)]
     pub(crate) fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
+    #[inline(always)]
     pub(crate) fn ws(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.i += 1;
         }
     }
 
+    #[inline(always)]
     pub(crate) fn eat(&mut self, c: u8) -> bool {
         let hit = self.peek() == Some(c);
         if hit {
