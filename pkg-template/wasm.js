@@ -4,7 +4,7 @@
 // a cache never pay for it, and a remote on another origin needs no CORS for a separate file.
 // The bytes travel inside the JS as a latin1 string (one character per byte, renamed so that the
 // frequent ones are printable ASCII, which bundlers keep as it is; see scripts/embed-wasm.mjs).
-// TextEncoder and a 160-byte wasm module turn it back into bytes: a loop in JavaScript over every
+// TextEncoder and a 166-byte wasm module turn it back into bytes: a loop in JavaScript over every
 // character runs once, so the engine interprets it: 4 to 6 ms of a cold page, as medians.
 import { initSync } from './core.js';
 import bytes, { order, unpacker } from './core_wasm.js';
