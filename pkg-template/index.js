@@ -160,9 +160,6 @@ function now() {
   return taskNow;
 }
 
-/** @param {{ value: unknown, exp: number } | undefined} hit */
-const isFresh = (hit) => hit !== undefined && (hit.exp === 0 || hit.exp > now());
-
 /** @param {any} value */
 function deepFreeze(value) {
   if (value !== null && typeof value === 'object') {
@@ -268,7 +265,12 @@ export class BackendSyncedCacheService {
   /** @type {string} */ #node;
   /** @type {any} */ #options;
   /** @type {unknown} */ #storage;
-  /** @type {Map<string, { value: unknown, exp: number }>} */ #reads = new Map();
+  // The read cache: key → the frozen value `get` returns, so that a hit is one Map lookup and one
+  // comparison. Expiries are kept apart; until the earliest of them every cached value is fresh,
+  // and past it the expired ones are dropped.
+  /** @type {Map<string, unknown>} */ #reads = new Map();
+  /** @type {Map<string, number>} */ #readExpiries = new Map();
+  #freshUntil = Infinity;
   /** @type {Map<string, Set<(value: unknown) => void>>} */ #subscribers = new Map();
   /** @type {{ error: Set<Function>, sync: Set<Function>, change: Set<Function> }} */ #listeners = { error: new Set(), sync: new Set(), change: new Set() };
   /** @type {Set<{ storage: unknown, deliver(news: string): void }>} */ #group;
@@ -367,12 +369,12 @@ export class BackendSyncedCacheService {
 
   /** The value of `key`, or null; the same (frozen) object for as long as the entry is unchanged. @param {string} key */
   get(key) {
-    const hit = this.#reads.get(key);
-    if (isFresh(hit)) {
+    let value = this.#reads.get(key);
+    if (value !== undefined && now() < this.#freshUntil) {
       this.#hits++;
-      return /** @type {any} */ (hit).value;
+      return value;
     }
-    const value = this.#read(key);
+    value = this.#cached(key) ?? this.#read(key);
     if (value === null) this.#misses++;
     else this.#hits++;
     return value;
@@ -380,7 +382,33 @@ export class BackendSyncedCacheService {
 
   /** Whether `key` has a value now (not counted in the hit rate). @param {string} key */
   has(key) {
-    return isFresh(this.#reads.get(key)) || this.#read(key) !== null;
+    return (this.#cached(key) ?? this.#read(key)) !== null;
+  }
+
+  /** `key`'s value in the read cache if it is still fresh. @param {string} key */
+  #cached(key) {
+    const t = now();
+    if (t >= this.#freshUntil) {
+      let until = Infinity;
+      for (const [k, exp] of this.#readExpiries) {
+        if (exp <= t) this.#forget(k);
+        else if (exp < until) until = exp;
+      }
+      this.#freshUntil = until;
+    }
+    return this.#reads.get(key);
+  }
+
+  #forgetAll() {
+    this.#reads.clear();
+    this.#readExpiries.clear();
+    this.#freshUntil = Infinity;
+  }
+
+  /** @param {string} key */
+  #forget(key) {
+    this.#reads.delete(key);
+    this.#readExpiries.delete(key);
   }
 
   /** @param {string} key */
@@ -389,11 +417,17 @@ export class BackendSyncedCacheService {
     checkKey(key);
     const found = this.#call(() => this.#core.read(key));
     if (found === undefined) {
-      this.#reads.delete(key);
+      this.#forget(key);
       return null;
     }
-    const value = deepFreeze(JSON.parse(found[0]));
-    this.#reads.set(key, { value, exp: found[1] });
+    const [json, exp] = found;
+    const value = deepFreeze(JSON.parse(json));
+    this.#reads.set(key, value);
+    if (exp === 0) this.#readExpiries.delete(key);
+    else {
+      this.#readExpiries.set(key, exp);
+      if (exp < this.#freshUntil) this.#freshUntil = exp;
+    }
     return value;
   }
 
@@ -445,7 +479,7 @@ export class BackendSyncedCacheService {
       const [news, keys] = this.#call(() => this.#core.invalidate(keyOrPattern));
       if (news !== undefined) this.#tellPeers(news);
       for (const key of keys) {
-        this.#reads.delete(key);
+        this.#forget(key);
         this.#notify(key);
       }
       this.#log('info', 'invalidated', { key: keyOrPattern, count: keys.length });
@@ -469,7 +503,7 @@ export class BackendSyncedCacheService {
       const read = this.#reads.get(key);
       let hit;
       try {
-        hit = read !== undefined && (read.exp === 0 || read.exp > Date.now()) ? (this.#hits++, read.value) : this.get(key);
+        hit = read !== undefined && Date.now() < this.#freshUntil ? (this.#hits++, read) : this.get(key);
       } catch (e) {
         return Promise.reject(toCacheError(e));
       }
@@ -616,7 +650,7 @@ export class BackendSyncedCacheService {
     try {
       this.#assertOpen();
       const [news, keys] = this.#call(() => this.#core.clear());
-      this.#reads.clear();
+      this.#forgetAll();
       this.#tellPeers(news);
       for (const key of keys) this.#notify(key);
       return this.#whenFlushed(null);
@@ -629,8 +663,7 @@ export class BackendSyncedCacheService {
   entries() {
     return this.#inspect('entries').map((/** @type {import('./core.js').CoreEntry} */ e) => {
       const colon = e.writer.indexOf(':');
-      const hit = this.#reads.get(e.key);
-      const value = isFresh(hit) ? /** @type {any} */ (hit).value : this.#read(e.key) ?? deepFreeze(JSON.parse(e.json));
+      const value = this.#cached(e.key) ?? this.#read(e.key) ?? deepFreeze(JSON.parse(e.json));
       return { key: e.key, value, expiresAt: e.expiresAt, updatedAt: e.writtenAt, writer: e.writer, app: colon > 0 ? e.writer.slice(0, colon) : null, pending: e.pending };
     });
   }
@@ -684,7 +717,7 @@ export class BackendSyncedCacheService {
     this.#core.free();
     for (const load of this.#loads.values()) load.reject(new CacheError('DISPOSED', 'the cache has been disposed'));
     this.#loads.clear();
-    this.#reads.clear();
+    this.#forgetAll();
     this.#subscribers.clear();
     for (const set of Object.values(this.#listeners)) set.clear();
   }
@@ -712,7 +745,7 @@ export class BackendSyncedCacheService {
   // subscribers (after all states agree, so a subscriber may read any instance).
   /** @param {string} key @param {string | undefined} news (none when no other instance shares the page) */
   #published(key, news) {
-    this.#reads.delete(key);
+    this.#forget(key);
     if (news !== undefined) this.#tellPeers(news);
     this.#notify(key);
   }
@@ -737,7 +770,7 @@ export class BackendSyncedCacheService {
   /** What the core says happened on its own. @param {CoreNews} news */
   #onNews(news) {
     for (const key of news.changed ?? NONE) {
-      this.#reads.delete(key);
+      this.#forget(key);
       this.#notify(key);
     }
     for (const peers of news.peers ?? NONE) this.#tellPeers(peers);

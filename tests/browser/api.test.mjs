@@ -184,6 +184,42 @@ describe('BackendSyncedCacheService in one page', () => {
     await ctx.close();
   });
 
+  test("one key's expiry leaves the other keys' values the same objects", async () => {
+    const ctx = await env.context();
+    const page = await openTab(ctx, env.page());
+    const r = await page.evaluate(async () => {
+      const c = new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'staggered_' });
+      await Promise.all([c.set('short', { n: 1 }, 1), c.set('long', { n: 2 }, 10), c.set('forever', { n: 3 }, 0)]);
+      const real = Date.now;
+      let t = real();
+      Date.now = () => t;
+      try {
+        const [long, forever] = [c.get('long'), c.get('forever')];
+        const first = [c.get('short')?.n, long.n, forever.n];
+        t += 2_000;
+        await Promise.resolve();
+        const second = {
+          short: c.get('short'),
+          hasShort: c.has('short'),
+          long: c.get('long') === long,
+          fetched: (await c.getOrFetch('long', () => ({ n: -1 }))) === long,
+          listed: c.entries().map((e) => [e.key, e.value === (e.key === 'long' ? long : forever)]),
+        };
+        t += 10_000;
+        await Promise.resolve();
+        return { first, second, third: [c.get('long'), c.get('forever') === forever, c.keys()] };
+      } finally {
+        Date.now = real;
+      }
+    });
+    assert.deepEqual(r, {
+      first: [1, 2, 3],
+      second: { short: null, hasShort: false, long: true, fetched: true, listed: [['forever', true], ['long', true]] },
+      third: [null, true, ['forever']],
+    });
+    await ctx.close();
+  });
+
   test('get is exact at the expiry boundary even when no timer has fired', { skip: ENGINE !== 'chromium' && "playwright's fake clock, which this harness has in Chromium only" }, async () => {
     const ctx = await env.context();
     const start = new Date('2026-11-21T10:00:00Z').getTime();
