@@ -31,6 +31,51 @@ extern "C" {
     fn scan(storage: &JsValue, prefix: &str) -> Result<js_sys::Array, JsValue>;
 }
 
+#[wasm_bindgen(inline_js = "let failure;
+export function getEach(storage, joined, count) {
+  const keys = joined.split('\\0');
+  if (keys.length !== count + 1) throw new Error('a storage key holds a NUL');
+  let out = '';
+  for (let i = 0; i < count; i++) {
+    const value = storage.getItem(keys[i]);
+    out += typeof value !== 'string' ? '0\\0' : value.includes('\\0') ? '2\\0' : '1' + value + '\\0';
+  }
+  return out;
+}
+export function setEach(storage, joined, count) {
+  const parts = joined.split('\\0');
+  if (parts.length !== 2 * count + 1) {
+    failure = new Error('a storage key or value holds a NUL');
+    return 0;
+  }
+  for (let i = 0; i < count; i++) {
+    try {
+      storage.setItem(parts[2 * i], parts[2 * i + 1]);
+    } catch (error) {
+      failure = error;
+      return i;
+    }
+  }
+  return count;
+}
+export function takeFailure() {
+  const error = failure;
+  failure = undefined;
+  return error;
+}")]
+extern "C" {
+    /// Reads `count` keys, each followed by a NUL in `joined`: for each, `1` and its value, `0`
+    /// when it has none, or `2` when its value holds a NUL (it is no record), followed by a NUL.
+    #[wasm_bindgen(catch, js_name = getEach)]
+    fn get_each(storage: &JsValue, joined: &str, count: u32) -> Result<String, JsValue>;
+    /// Stores `count` keys and values, each followed by a NUL in `joined`, in order: how many
+    /// were stored before one failed (the error is [`take_failure`]'s).
+    #[wasm_bindgen(js_name = setEach)]
+    fn set_each(storage: &JsValue, joined: &str, count: u32) -> u32;
+    #[wasm_bindgen(js_name = takeFailure)]
+    fn take_failure() -> JsValue;
+}
+
 #[wasm_bindgen]
 extern "C" {
     /// Anything shaped like the Web Storage API.
@@ -89,6 +134,37 @@ impl Storage for WebStorage {
 
     fn remove(&mut self, key: &str) -> Result<(), StorageError> {
         self.inner.remove_item(key).map_err(failed)
+    }
+
+    /// One call and one string for every key: each string handed over costs a conversion of its
+    /// own.
+    fn get_each(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
+        let mut joined = String::new();
+        for key in keys {
+            joined.push_str(key);
+            joined.push('\0');
+        }
+        let text = get_each(self.inner.as_ref(), &joined, keys.len() as u32).map_err(failed)?;
+        Ok(text
+            .split_terminator('\0')
+            .map(|item| item.strip_prefix('1').map(str::to_owned).or_else(|| item.starts_with('2').then(String::new)))
+            .collect())
+    }
+
+    /// One call and one string for every item, as for `get_each`.
+    fn set_each(&mut self, items: &[(String, String)]) -> Result<(), (usize, StorageError)> {
+        let mut joined = String::new();
+        for (key, value) in items {
+            joined.push_str(key);
+            joined.push('\0');
+            joined.push_str(value);
+            joined.push('\0');
+        }
+        let stored = set_each(self.inner.as_ref(), &joined, items.len() as u32) as usize;
+        if stored < items.len() {
+            return Err((stored, failed(take_failure())));
+        }
+        Ok(())
     }
 
     fn keys(&self) -> Result<Vec<String>, StorageError> {

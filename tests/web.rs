@@ -1361,6 +1361,34 @@ fn quota_evicts_the_least_recently_used_entry_and_reports_a_value_that_never_fit
     a.dispose();
 }
 
+/// A flush reads the records of its keys in one call and writes them in another: a stored value
+/// holding a NUL (what the calls' separator is) and a write that does not fit in the middle leave
+/// every other key's outcome as it would be key by key.
+#[wasm_bindgen_test]
+fn a_flush_with_an_odd_stored_value_and_a_write_that_does_not_fit_settles_every_other_key() {
+    let p = "wt_qbatch_";
+    let storage = make_quota_storage(1e9);
+    let newer = value_record(p, now() + 60_000, "other-tab", 0, "\"theirs\"");
+    let a = open(&storage, p, "page-a", &Recorder::new());
+    // Stored after this instance opened: it has not heard of them.
+    let raw = storage.unchecked_ref::<web_sys::Storage>();
+    raw.set_item(&format!("{p}a_odd"), "x\0y").unwrap();
+    raw.set_item(&format!("{p}c_theirs"), &newer).unwrap();
+    set_capacity(&storage, used_units(&storage) + 1_000.0);
+    for (key, json) in [("a_odd", v("mine")), ("b_huge", big(5000)), ("c_theirs", v("mine")), ("d_after", v("mine"))] {
+        a.set(key, json, 0.0, true, false).unwrap();
+    }
+    let errors = flush_errors(&a);
+    assert_eq!(errors.len(), 1, "{:?}", describe(&errors));
+    assert_eq!((err_type(&errors[0]), err_key(&errors[0])), ("QUOTA_EXCEEDED".to_owned(), Some("b_huge".to_owned())));
+    let value_of = |key: &str| raw_item(&storage, &format!("{p}{key}")).map(|text| json(&get(&parse(&text), "v")));
+    assert_eq!(value_of("a_odd"), Some(v("mine")), "the odd value was written over");
+    assert_eq!(value_of("b_huge"), None);
+    assert_eq!(raw_item(&storage, &format!("{p}c_theirs")), Some(newer), "another tab's newer record stays");
+    assert_eq!(value_of("d_after"), Some(v("mine")), "the write after the one that did not fit was stored");
+    a.dispose();
+}
+
 #[wasm_bindgen_test]
 fn real_local_storage_quota_is_reported_as_quota_exceeded() {
     let p = "wt_realquota_";

@@ -765,32 +765,55 @@ impl<S: Storage> Cache<S> {
         }
         let mut dirty: Vec<String> = self.dirty.drain().collect();
         dirty.sort_unstable();
-        for key in dirty {
+        // Every record is read first, then every write is made, each in one call where the
+        // adapter can: a browser's storage converts every string that crosses into it, and
+        // answers reads made between writes more slowly than reads made together.
+        dirty.retain(|key| self.replica.entry(key).is_some());
+        let storage_keys: Vec<String> = dirty.iter().map(|key| format!("{}{}", self.prefix, key)).collect();
+        let mut stored = self.storage.get_each(&storage_keys).unwrap_or_default().into_iter();
+        let mut keys = Vec::with_capacity(dirty.len());
+        let mut writes = Vec::with_capacity(dirty.len());
+        for (key, storage_key) in dirty.into_iter().zip(storage_keys) {
             let Some(entry) = self.replica.entry(&key) else { continue };
             let unsynced = self.unsynced.contains(&key);
-            let storage_key = format!("{}{}", self.prefix, key);
-            if self.stored_is_current(&storage_key, entry, unsynced) {
+            // What could not be read is written over, as if nothing were stored.
+            if matches!(stored.next(), Some(Some(text)) if self.stored_is_current(&text, entry, unsynced)) {
                 self.unpersisted.remove(&key);
                 continue;
             }
-            let text = encode_record_flagged(entry, &self.tag, unsynced);
-            if let Err(e) = self.persist(&key, &storage_key, &text, now_ms) {
-                report.errors.push(e);
+            writes.push((storage_key, encode_record_flagged(entry, &self.tag, unsynced)));
+            keys.push(key);
+        }
+        let mut done = 0;
+        while done < writes.len() {
+            let stored = match self.storage.set_each(&writes[done..]) {
+                Ok(()) => writes.len() - done,
+                Err((stored, _)) => stored,
+            };
+            for key in &keys[done..done + stored] {
+                self.unpersisted.remove(key);
+            }
+            done += stored;
+            // The write that failed goes on alone: where storage is full, space is made for it.
+            if let Some((storage_key, text)) = writes.get(done) {
+                if let Err(e) = self.persist(&keys[done], storage_key, text, now_ms) {
+                    report.errors.push(e);
+                }
+                done += 1;
             }
         }
         report
     }
 
-    /// Whether storage already holds `entry` under `storage_key`, or a newer write, so that
-    /// writing it would only undo another tab's work ([`Cache::stored_is_current_as`]).
-    fn stored_is_current(&self, storage_key: &str, entry: &Entry, unsynced: bool) -> bool {
-        let Ok(Some(text)) = self.storage.get(storage_key) else { return false };
+    /// Whether `text`, stored where `entry` goes, is `entry` or a newer write, so that writing
+    /// `entry` would only undo another tab's work ([`Cache::stored_is_current_as`]).
+    fn stored_is_current(&self, text: &str, entry: &Entry, unsynced: bool) -> bool {
         // Before nearly every write, storage holds this tab's own older record: its head says so,
         // and its value need not be read. A record kept is first read whole: a damaged one is
         // written over.
-        let Some((ts, node, marked)) = record_head(&text, &self.tag) else { return false };
+        let Some((ts, node, marked)) = record_head(text, &self.tag) else { return false };
         self.stored_is_current_as((ts, node), marked, &entry.stamp, unsynced)
-            && matches!(decode_record_flagged(&text, &self.tag), Ok((DecodedRecord::Mine(_), _)))
+            && matches!(decode_record_flagged(text, &self.tag), Ok((DecodedRecord::Mine(_), _)))
     }
 
     /// Whether what storage holds, stamped `stored` (with its pending mark `marked`), must stay

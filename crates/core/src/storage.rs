@@ -25,6 +25,22 @@ pub trait Storage {
     /// Every key in the store, in any order.
     fn keys(&self) -> Result<Vec<String>, StorageError>;
 
+    /// The values stored under `keys`, in their order. Adapters where each call is costly
+    /// override it to read them all in one go.
+    fn get_each(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+
+    /// Stores each `(key, value)` in order, stopping at the first failure: `Err((n, why))` when
+    /// the first `n` were stored and the next was not. Adapters where each call is costly
+    /// override it to hand every item over in one go.
+    fn set_each(&mut self, items: &[(String, String)]) -> Result<(), (usize, StorageError)> {
+        for (n, (key, value)) in items.iter().enumerate() {
+            self.set(key, value).map_err(|e| (n, e))?;
+        }
+        Ok(())
+    }
+
     /// Every item whose key starts with `prefix`. Adapters where each call is costly (a browser's
     /// storage seen from wasm) override it to read everything in one go.
     fn scan(&self, prefix: &str) -> Result<Vec<(String, String)>, StorageError> {

@@ -722,6 +722,45 @@ fn a_cache_without_a_backend_does_not_evict_another_instances_pending_record() {
     assert!(local.is_unpersisted("a"));
 }
 
+/// A storage that logs its calls.
+#[derive(Default)]
+struct Logged {
+    inner: MemoryStorage,
+    log: std::cell::RefCell<Vec<String>>,
+}
+
+impl Storage for Logged {
+    fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+        self.log.borrow_mut().push(format!("get {key}"));
+        self.inner.get(key)
+    }
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
+        self.log.borrow_mut().push(format!("set {key}"));
+        self.inner.set(key, value)
+    }
+    fn remove(&mut self, key: &str) -> Result<(), StorageError> {
+        self.log.borrow_mut().push(format!("remove {key}"));
+        self.inner.remove(key)
+    }
+    fn keys(&self) -> Result<Vec<String>, StorageError> {
+        self.inner.keys()
+    }
+}
+
+#[test]
+fn a_flush_reads_every_record_before_it_writes_any() {
+    let (mut c, errors) = Cache::open(Logged::default(), config("app_", "n"), T0);
+    assert_eq!(errors, vec![]);
+    for key in ["a", "b", "c"] {
+        c.set(key, "1".into(), 0, T0).unwrap();
+    }
+    c.storage().log.borrow_mut().clear();
+    assert_eq!(c.flush(T0).errors, vec![]);
+    // Reads first, then writes: the browser's adapter makes each group one call.
+    assert_eq!(*c.storage().log.borrow(), ["get app_a", "get app_b", "get app_c", "set app_a", "set app_b", "set app_c"]);
+    assert_eq!(stored_keys(&c.storage().inner), ["app_a", "app_b", "app_c"]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Broken storage
 
