@@ -374,15 +374,17 @@ export class BackendSyncedCacheService {
       this.#hits++;
       return value;
     }
-    value = this.#cached(key) ?? this.#read(key);
+    value = this.#cached(key);
+    if (value === undefined) value = this.#read(key);
     if (value === null) this.#misses++;
     else this.#hits++;
     return value;
   }
 
-  /** Whether `key` has a value now (not counted in the hit rate). @param {string} key */
+  /** Whether `key` has a value now, JSON null included (not counted in the hit rate). @param {string} key */
   has(key) {
-    return (this.#cached(key) ?? this.#read(key)) !== null;
+    if (this.#cached(key) === undefined) this.#read(key);
+    return this.#reads.has(key);
   }
 
   /** `key`'s value in the read cache if it is still fresh. @param {string} key */

@@ -65,12 +65,14 @@ describe('BackendSyncedCacheService in one page', () => {
       // JSON null is a value; get() cannot tell it from missing, but the entry exists.
       await c.set('n', null);
       const fresh = new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'vals_' });
-      return { out, reloaded: values.map((_, i) => fresh.get('k' + i)), nullStored: localStorage.getItem('vals_n') !== null };
+      const has = [c.has('n'), fresh.has('n'), fresh.has('n'), c.has('missing')];
+      return { out, reloaded: values.map((_, i) => fresh.get('k' + i)), nullStored: localStorage.getItem('vals_n') !== null, has };
     });
     const values = [0, -1.5, '', 'ünïcødé ✓', false, true, [], {}, [1, [2, [3]]], { a: { b: null } }, 'a\u0000b'];
     assert.deepEqual(r.out, values);
     assert.deepEqual(r.reloaded, values);
     assert.equal(r.nullStored, true);
+    assert.deepEqual(r.has, [true, true, true, false], 'has() is true for a stored null, read or not');
     await ctx.close();
   });
 
