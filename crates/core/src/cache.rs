@@ -769,6 +769,9 @@ impl<S: Storage> Cache<S> {
         // adapter can: a browser's storage converts every string that crosses into it, and
         // answers reads made between writes more slowly than reads made together.
         dirty.retain(|key| self.replica.entry(key).is_some());
+        if dirty.is_empty() {
+            return report;
+        }
         let storage_keys: Vec<String> = dirty.iter().map(|key| format!("{}{}", self.prefix, key)).collect();
         let mut stored = self.storage.get_each(&storage_keys).unwrap_or_default().into_iter();
         let mut keys = Vec::with_capacity(dirty.len());
@@ -788,7 +791,8 @@ impl<S: Storage> Cache<S> {
         while done < writes.len() {
             let stored = match self.storage.set_each(&writes[done..]) {
                 Ok(()) => writes.len() - done,
-                Err((stored, _)) => stored,
+                // An adapter's count is not trusted further than the items it was given.
+                Err((stored, _)) => stored.min(writes.len() - done),
             };
             for key in &keys[done..done + stored] {
                 self.unpersisted.remove(key);

@@ -842,3 +842,41 @@ fn invalid_keys_are_refused_before_anything_is_stored() {
     assert!(!report.has_news());
     assert!(c.storage().is_empty());
 }
+
+/// A storage whose batch write claims more than it was given.
+#[derive(Default)]
+struct Overclaiming {
+    inner: MemoryStorage,
+}
+
+impl Storage for Overclaiming {
+    fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+        self.inner.get(key)
+    }
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
+        self.inner.set(key, value)
+    }
+    fn remove(&mut self, key: &str) -> Result<(), StorageError> {
+        self.inner.remove(key)
+    }
+    fn keys(&self) -> Result<Vec<String>, StorageError> {
+        self.inner.keys()
+    }
+    fn set_each(&mut self, items: &[(String, String)]) -> Result<(), (usize, StorageError)> {
+        for (key, value) in items {
+            self.inner.set(key, value).map_err(|e| (0, e))?;
+        }
+        Err((items.len() + 5, StorageError::Failed("confused".into())))
+    }
+}
+
+#[test]
+fn a_storage_that_miscounts_its_batch_cannot_make_a_flush_panic() {
+    let (mut c, errors) = Cache::open(Overclaiming::default(), config("app_", "n"), T0);
+    assert_eq!(errors, vec![]);
+    c.set("a", "1".into(), 0, T0).unwrap();
+    c.set("b", "2".into(), 0, T0).unwrap();
+    assert_eq!(c.flush(T0).errors, vec![]);
+    assert_eq!(stored_keys(&c.storage().inner), ["app_a", "app_b"]);
+    assert!(!c.is_unpersisted("a") && !c.is_unpersisted("b"));
+}
