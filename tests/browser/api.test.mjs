@@ -191,11 +191,11 @@ describe('BackendSyncedCacheService in one page', () => {
     const page = await openTab(ctx, env.page());
     const r = await page.evaluate(async () => {
       const c = new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'staggered_' });
-      await Promise.all([c.set('short', { n: 1 }, 1), c.set('long', { n: 2 }, 10), c.set('forever', { n: 3 }, 0)]);
       const real = Date.now;
       let t = real();
-      Date.now = () => t;
+      Date.now = () => t; // from before the writes: their stamps and expiries are on this clock
       try {
+        await Promise.all([c.set('short', { n: 1 }, 1), c.set('long', { n: 2 }, 10), c.set('forever', { n: 3 }, 0)]);
         const [long, forever] = [c.get('long'), c.get('forever')];
         const first = [c.get('short')?.n, long.n, forever.n];
         t += 2_000;
