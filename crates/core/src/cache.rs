@@ -777,10 +777,12 @@ impl<S: Storage> Cache<S> {
         let mut keys = Vec::with_capacity(dirty.len());
         let mut writes = Vec::with_capacity(dirty.len());
         for (key, storage_key) in dirty.into_iter().zip(storage_keys) {
+            // Taken first, so that each answer stays with its key whatever the loop skips.
+            let text = stored.next().flatten();
             let Some(entry) = self.replica.entry(&key) else { continue };
             let unsynced = self.unsynced.contains(&key);
             // What could not be read is written over, as if nothing were stored.
-            if matches!(stored.next(), Some(Some(text)) if self.stored_is_current(&text, entry, unsynced)) {
+            if text.is_some_and(|text| self.stored_is_current(&text, entry, unsynced)) {
                 self.unpersisted.remove(&key);
                 continue;
             }
