@@ -1243,6 +1243,7 @@ async fn ttl_expires_values_and_the_timer_delivers_the_key() {
     // Successive expiries are delivered by the re-armed timer, with no other call in between.
     a.set("first", "1".into(), 0.04, true, false).unwrap();
     a.set("second", "2".into(), 0.08, true, false).unwrap();
+    flush_ok(&a); // as the shim does after every write: the flush arms the timer
     assert!(
         wait_until(|| ra.saw("first") && ra.saw("second"), 1000.0).await,
         "the timer was not re-armed after an expiry: {:?}",
@@ -1255,6 +1256,7 @@ async fn ttl_expires_values_and_the_timer_delivers_the_key() {
     a.set("again", "1".into(), 0.05, true, false).unwrap();
     a.set("again", "2".into(), 0.0, true, false).unwrap();
     a.set("re", "1".into(), 0.06, true, false).unwrap();
+    flush_ok(&a);
     assert!(wait_until(|| ra.saw("re"), 1000.0).await);
     assert_eq!(read(&a, "again").as_deref(), Some("2"));
     assert!(!ra.saw("again"), "a key rewritten without TTL must not be reported as expired");
@@ -1950,6 +1952,7 @@ async fn a_listener_may_dispose_the_cache_from_inside_notify() {
         cores.push(core);
     }
     cores[1].set("t", "1".into(), 0.05, true, false).unwrap(); // page-timer's own write, so only its timer fires
+    flush_ok(&cores[1]); // as the shim does after every write: the flush arms the expiry timer
     let a = open(&local_js(), p, "page-a", &Recorder::new());
     a.set("m", "1".into(), 0.0, true, false).unwrap();
     flush_ok(&a);

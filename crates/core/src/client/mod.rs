@@ -196,21 +196,22 @@ impl<S: Storage> Client<S> {
     /// [`Client::set`] for whom `reach` says: [`Reach::Browser`] never goes to the backend.
     pub fn set_for(&mut self, key: &str, json: String, ttl_ms: u64, reach: Reach, now: u64, peers: bool) -> Result<Option<String>, CacheError> {
         let entry = self.cache.set_for(key, json, ttl_ms, reach, self.cache.time_at(now))?;
-        Ok(self.local_write(key, entry, now, peers))
+        Ok(self.local_write(key, entry, peers))
     }
 
     /// Removes `key` (a tombstone). With `peers`, returns the news for the page's other instances.
     pub fn remove(&mut self, key: &str, now: u64, peers: bool) -> Result<Option<String>, CacheError> {
         let entry = self.cache.remove(key, self.cache.time_at(now))?;
-        Ok(self.local_write(key, entry, now, peers))
+        Ok(self.local_write(key, entry, peers))
     }
 
-    fn local_write(&mut self, key: &str, entry: Entry, now: u64, peers: bool) -> Option<String> {
+    // No `settle` here: the flush that every local write queues settles once for the task's
+    // writes, so a burst does not recompute the next wake-up and the status per write.
+    fn local_write(&mut self, key: &str, entry: Entry, peers: bool) -> Option<String> {
         let pending = self.cache.is_unsynced(key);
         let record = peers.then(|| self.cache.encode_entry(key, &entry));
         self.peers_know.writes.insert(key.to_owned(), (entry.stamp, pending));
         self.queue_flush();
-        self.settle(now);
         record.map(|record| encode_news(&self.page, None, [(key, record.as_str())], None))
     }
 
