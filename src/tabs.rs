@@ -6,17 +6,33 @@
 //! and the tab holding the newer write writes it back. Listeners are removed on drop.
 use std::rc::Weak;
 
-use js_sys::{Function, Object, Reflect};
+use js_sys::{Function, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{BroadcastChannel, MessageEvent, StorageEvent};
+use web_sys::{BroadcastChannel, MessageEvent};
 
 use crate::driver::Driver;
 
+// Every key a cache keeps starts with its prefix: the `storage` events of other scripts' writes
+// to the same storage (or to another storage) stop here, before they cross into the wasm.
+#[wasm_bindgen(inline_js = "export function storageListener(prefix, storage, handler) {
+  return (event) => {
+    const key = event.key;
+    if (typeof key === 'string' && key.startsWith(prefix) && event.storageArea === storage) handler(key, event.newValue);
+  };
+}")]
+extern "C" {
+    /// A `storage` event listener that calls `handler(key, newValue)` for this cache's keys in
+    /// `storage` only.
+    #[wasm_bindgen(js_name = storageListener)]
+    fn storage_listener(prefix: &str, storage: &JsValue, handler: &Function) -> Function;
+}
+
 /// A BroadcastChannel and the closure it calls (kept alive while the link is).
 type Channel = (BroadcastChannel, Closure<dyn FnMut(MessageEvent)>);
-/// The window whose `storage` event is listened to, and the closure (needed again to remove it).
-type StorageListener = (web_sys::Window, Closure<dyn FnMut(StorageEvent)>);
+/// The window whose `storage` event is listened to, the listener (needed again to remove it) and
+/// the closure it calls.
+type StorageListener = (web_sys::Window, Function, Closure<dyn FnMut(String, Option<String>)>);
 
 /// A live subscription to other tabs' changes.
 pub(crate) struct TabLink {
@@ -45,14 +61,12 @@ impl TabLink {
         let has_channel = channel.is_some();
         let storage = web_sys::window().and_then(|window| {
             let driver = driver.clone();
-            let closure = Closure::<dyn FnMut(StorageEvent)>::new(move |event: StorageEvent| {
-                let same_area = event.storage_area().is_some_and(|area| Object::is(area.as_ref(), &storage));
-                let Some(key) = event.key().filter(|_| same_area) else { return };
-                let value = event.new_value();
+            let closure = Closure::<dyn FnMut(String, Option<String>)>::new(move |key: String, value: Option<String>| {
                 Driver::input(&driver, |inner, now| inner.client.storage_event(&key, value.as_deref(), has_channel, now));
             });
-            let added = window.add_event_listener_with_callback("storage", closure.as_ref().unchecked_ref());
-            added.is_ok().then_some((window, closure))
+            let listener = storage_listener(prefix, &storage, closure.as_ref().unchecked_ref());
+            let added = window.add_event_listener_with_callback("storage", &listener);
+            added.is_ok().then_some((window, listener, closure))
         });
         TabLink { channel, storage }
     }
@@ -82,8 +96,8 @@ impl Drop for TabLink {
             channel.set_onmessage(None);
             channel.close();
         }
-        if let Some((window, closure)) = &self.storage {
-            let _ = window.remove_event_listener_with_callback("storage", closure.as_ref().unchecked_ref());
+        if let Some((window, listener, _handler)) = &self.storage {
+            let _ = window.remove_event_listener_with_callback("storage", listener);
         }
     }
 }
