@@ -29,12 +29,16 @@ for (const [name, makeBackend, { byReceipt }] of BACKENDS) {
       env.state.requests.length = 0;
     });
 
-    test('writes reach the backend promptly; a burst of 300 writes is a handful of requests', async () => {
+    test('writes reach the backend promptly; a burst of 300 writes is one status change and a handful of requests', async () => {
       const ctx = await env.browser.newContext();
       const tab = await syncedTab(env, ctx);
-      await tab.evaluate(async () => {
+      const announced = await tab.evaluate(async () => {
+        const before = statuses.length;
         await Promise.all(Array.from({ length: 300 }, (_, i) => c.set('burst' + i, { i })));
+        // The writes' promises settle in the task's own microtasks, before any answer can arrive.
+        return statuses.slice(before).map((s) => s.pending);
       });
+      assert.deepEqual(announced, [300], "one 'sync' event for the burst, when it is flushed");
       await eventually(async () => Object.keys(await env.backend.values()).filter((k) => k.startsWith('burst')).length === 300, 'all 300 writes on the backend');
       const calls = await tab.evaluate(() => apiCalls.length);
       assert.ok(calls >= 1 && calls <= 5, `requests made: ${calls}`);

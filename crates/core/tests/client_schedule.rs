@@ -427,3 +427,44 @@ fn a_write_for_this_browser_only_is_sent_by_no_tab_neither_its_writer_nor_a_late
     assert_eq!(world.tabs[tab].client.status().pending, 0, "the write for everyone went and was acknowledged");
     assert_eq!(world.sent_keys, vec!["shared".to_owned()], "and nothing else");
 }
+
+/// A burst of writes in one task is announced once: the status (its pending count) and the next
+/// wake-up are settled by the flush the task ends with, not by each write, so a `sync` listener
+/// (and a React hook on it) hears one change per burst.
+#[test]
+fn a_burst_of_writes_announces_the_status_once_at_its_flush() {
+    let now = 1_700_000_000_000;
+    let config = ClientConfig {
+        prefix: "burst_".into(),
+        node: "tab0".into(),
+        page: "page0".into(),
+        web_locks: true,
+        backend: Some(BackendConfig {
+            policy: SyncPolicy { sync_interval_ms: 30_000, retry_delay_ms: 100, max_retries: 3 },
+            request_timeout_ms: 10_000,
+            max_batch_bytes: 512 * 1024,
+            realtime: false,
+            url: "http://backend.test/api/cache".into(),
+        }),
+        seed: 1,
+    };
+    let mut client = Client::open(MemoryStorage::default(), config, now);
+    // Offline: nothing is sent, so the only status changes are the writes' pending count.
+    client.set_online(false, now);
+    client.take_effects();
+    let statuses = |effects: &[Effect]| effects.iter().filter(|e| matches!(e, Effect::Status)).count();
+    let wakes = |effects: &[Effect]| effects.iter().filter(|e| matches!(e, Effect::Wake(_))).count();
+
+    for i in 0..50 {
+        client.set(&format!("k{i}"), i.to_string(), 60_000, now, false).unwrap();
+    }
+    let during = client.take_effects();
+    assert_eq!((statuses(&during), wakes(&during)), (0, 0), "the writes settle nothing themselves: {during:?}");
+    assert_eq!(client.status().pending, 50, "the status read between the writes and the flush is current");
+
+    assert!(client.flush(now).is_empty());
+    let after = client.take_effects();
+    assert_eq!(statuses(&after), 1, "one announcement for the burst: {after:?}");
+    assert_eq!(wakes(&after), 1, "the flush asks for the expiry wake-up: {after:?}");
+    assert!(after.iter().any(|e| matches!(e, Effect::Wake(Some(at)) if *at == now + 60_000)), "{after:?}");
+}
