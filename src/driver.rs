@@ -167,7 +167,7 @@ impl Driver {
                 Effect::Abort(id) => inner.http.abort(id),
                 Effect::Lock { id, name, mode, timeout_ms } => inner.locks.request(id, &name, mode, timeout_ms, &weak),
                 Effect::Unlock(id) => inner.locks.release(id),
-                Effect::QueryLocks(id) => inner.locks.query(id, &weak),
+                Effect::QueryLocks { id, prefix } => inner.locks.query(id, prefix, &weak),
                 Effect::Wake(at) => inner.timer.want(at),
                 Effect::Changed(key) => shim.changed.push(key),
                 Effect::Error(e) => shim.errors.push(JsError::from(&e)),

@@ -12,6 +12,20 @@ use web_sys::{AbortController, LockManager, LockOptions};
 
 use crate::driver::Driver;
 
+// A page's held locks are every tab's (the loads of a whole origin, with their markers): the
+// names are filtered where they are, and only those asked for cross into the wasm.
+#[wasm_bindgen(inline_js = "export async function heldNames(locks, prefix) {
+  const { held } = await locks.query();
+  let out = '';
+  for (const lock of held ?? []) if (typeof lock.name === 'string' && lock.name.startsWith(prefix)) out += lock.name + '\\0';
+  return out;
+}")]
+extern "C" {
+    /// The names of the held locks that start with `prefix`, each followed by a NUL.
+    #[wasm_bindgen(js_name = heldNames)]
+    fn held_names(locks: &LockManager, prefix: &str) -> Promise;
+}
+
 /// The platform's lock manager, where it has one.
 pub(crate) fn lock_manager() -> Option<LockManager> {
     let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
@@ -112,23 +126,16 @@ impl Locks {
         }
     }
 
-    /// Lists the names of the locks held now; the core hears `locks_held(id, names)`.
-    pub(crate) fn query(&mut self, id: u32, driver: &Weak<Driver>) {
+    /// Lists the names of the locks held now that start with `prefix`; the core hears
+    /// `locks_held(id, names)`.
+    pub(crate) fn query(&mut self, id: u32, prefix: String, driver: &Weak<Driver>) {
         let Some(manager) = lock_manager() else {
             return Driver::input(driver, move |inner, now| inner.client.locks_held(id, &[], now));
         };
         let driver = driver.clone();
         spawn_local(async move {
-            let mut names = Vec::new();
-            if let Ok(snapshot) = JsFuture::from(manager.query()).await {
-                if let Ok(held) = Reflect::get(&snapshot, &"held".into()) {
-                    for lock in js_sys::Array::from(&held).iter() {
-                        if let Some(name) = Reflect::get(&lock, &"name".into()).ok().and_then(|n| n.as_string()) {
-                            names.push(name);
-                        }
-                    }
-                }
-            }
+            let joined = JsFuture::from(held_names(&manager, &prefix)).await.ok().and_then(|names| names.as_string()).unwrap_or_default();
+            let names: Vec<String> = joined.split_terminator('\0').map(str::to_owned).collect();
             Driver::input(&driver, move |inner, now| inner.client.locks_held(id, &names, now));
         });
     }

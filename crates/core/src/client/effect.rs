@@ -56,8 +56,15 @@ pub enum Effect {
     },
     /// Release a held lock (or stop waiting for it).
     Unlock(u32),
-    /// List the names of the locks held now; the answer is [`super::Client::locks_held`].
-    QueryLocks(u32),
+    /// List the names of the locks held now that start with `prefix` (the others are of no
+    /// interest: the adapter need not hand them over); the answer is
+    /// [`super::Client::locks_held`].
+    QueryLocks {
+        /// The query's id, given back with the answer.
+        id: u32,
+        /// The start of the names asked for.
+        prefix: String,
+    },
     /// Call [`super::Client::wake`] at this time of the device's clock (ms); `None`: no timer
     /// needed. Replaces the previous one.
     Wake(Option<u64>),

@@ -117,6 +117,11 @@ impl<S: Storage> Client<S> {
         format!("mfe-shared-cache:{what}:{}:{key}", self.cache.prefix())
     }
 
+    /// The start of the names of `key`'s "just loaded" markers (the stamp follows).
+    fn marker_prefix(&self, key: &str) -> String {
+        format!("{}:", self.lock_name("loaded", key))
+    }
+
     /// Starts a load of `key` (a miss, or `refresh`); returns its id. The environment is asked
     /// to run the loader ([`Effect::RunLoader`]) when it is this instance's turn, or the load
     /// ends with another tab's value; either way it ends with [`Effect::Settled`].
@@ -191,7 +196,8 @@ impl<S: Storage> Client<S> {
             } else {
                 let query = self.id();
                 self.loads.loads[i].step = Step::Querying { query };
-                self.emit(Effect::QueryLocks(query));
+                let prefix = self.marker_prefix(&self.loads.loads[i].key);
+                self.emit(Effect::QueryLocks { id: query, prefix });
             }
         } else if let Some(i) = self.loads.find(|l| matches!(l.step, Step::Marking { marker, until: None } if marker == id)) {
             // The marker is held: the key's lock may go.
@@ -226,7 +232,7 @@ impl<S: Storage> Client<S> {
     /// The names of the locks held now (the answer to [`Effect::QueryLocks`]).
     pub fn locks_held(&mut self, query: u32, names: &[String], now: u64) {
         let Some(i) = self.loads.find(|l| matches!(l.step, Step::Querying { query: q } if q == query)) else { return };
-        let marker_prefix = format!("{}:", self.lock_name("loaded", &self.loads.loads[i].key));
+        let marker_prefix = self.marker_prefix(&self.loads.loads[i].key);
         let marker = names.iter().filter_map(|n| n.strip_prefix(&marker_prefix)?.parse::<u64>().ok()).max();
         let load = &self.loads.loads[i];
         match marker {
@@ -332,7 +338,7 @@ impl<S: Storage> Client<S> {
         if self.loads.loads[i].held {
             let stamp = self.cache.replica().entry(&key).map_or(0, |e| e.stamp.ts);
             let marker = self.id();
-            let name = format!("{}:{stamp}", self.lock_name("loaded", &key));
+            let name = format!("{}{stamp}", self.marker_prefix(&key));
             self.loads.loads[i].step = Step::Marking { marker, until: None };
             self.emit(Effect::Lock { id: marker, name, mode: LockMode::Shared, timeout_ms: None });
         } else {

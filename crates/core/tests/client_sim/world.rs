@@ -453,7 +453,7 @@ impl World {
                     self.unlock(dev, &name, uid, id);
                 }
             }
-            Effect::QueryLocks(_) | Effect::RunLoader(_) | Effect::Settled { .. } => {}
+            Effect::QueryLocks { .. } | Effect::RunLoader(_) | Effect::Settled { .. } => {}
             Effect::Wake(at) => self.devices[dev].tabs[tab].copies[copy].wake = at,
             // The links and the backend fail only in ways the client must take in its stride;
             // anything else (a message or answer it cannot read, a write refused) is a finding.
