@@ -12,14 +12,7 @@ use web_sys::{AbortController, LockManager, LockOptions};
 
 use crate::driver::Driver;
 
-// A page's held locks are every tab's (the loads of a whole origin, with their markers): the
-// names are filtered where they are, and only those asked for cross into the wasm.
-#[wasm_bindgen(inline_js = "export async function heldNames(locks, prefix) {
-  const { held } = await locks.query();
-  let out = '';
-  for (const lock of held ?? []) if (typeof lock.name === 'string' && lock.name.startsWith(prefix)) out += lock.name + '\\0';
-  return out;
-}")]
+#[wasm_bindgen(module = "/src/adapters.js")]
 extern "C" {
     /// The names of the held locks that start with `prefix`, each followed by a NUL.
     #[wasm_bindgen(js_name = heldNames)]

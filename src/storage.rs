@@ -6,22 +6,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::errors::{js_error_message, js_error_name};
 
-#[wasm_bindgen(inline_js = "export function scan(storage, prefix) {
-  const joined = [];
-  const apart = [];
-  // Stops at the first missing key too: a storage may misreport its length.
-  for (let i = 0, n = storage.length; i < n; i++) {
-    const key = storage.key(i);
-    if (key === null || key === undefined) break;
-    if (typeof key === 'string' && key.startsWith(prefix)) {
-      const value = storage.getItem(key);
-      if (typeof value !== 'string') continue;
-      if (key.includes('\\0') || value.includes('\\0')) apart.push(key, value);
-      else joined.push(key, value);
-    }
-  }
-  return [joined.join('\\0'), joined.length / 2, ...apart];
-}")]
+#[wasm_bindgen(module = "/src/adapters.js")]
 extern "C" {
     /// Reads every item under `prefix` in one call: `[joined, count, key, value, key, value, …]`,
     /// where `joined` holds `count` keys and values separated by NUL (one string crosses into the
@@ -31,38 +16,7 @@ extern "C" {
     fn scan(storage: &JsValue, prefix: &str) -> Result<js_sys::Array, JsValue>;
 }
 
-#[wasm_bindgen(inline_js = "let failure;
-export function getEach(storage, joined, count) {
-  const keys = joined.split('\\0');
-  if (keys.length !== count + 1) throw new Error('a storage key holds a NUL');
-  let out = '';
-  for (let i = 0; i < count; i++) {
-    const value = storage.getItem(keys[i]);
-    out += typeof value !== 'string' ? '0\\0' : value.includes('\\0') ? '2\\0' : '1' + value + '\\0';
-  }
-  return out;
-}
-export function setEach(storage, joined, count) {
-  const parts = joined.split('\\0');
-  if (parts.length !== 2 * count + 1) {
-    failure = new Error('a storage key or value holds a NUL');
-    return 0;
-  }
-  for (let i = 0; i < count; i++) {
-    try {
-      storage.setItem(parts[2 * i], parts[2 * i + 1]);
-    } catch (error) {
-      failure = error;
-      return i;
-    }
-  }
-  return count;
-}
-export function takeFailure() {
-  const error = failure;
-  failure = undefined;
-  return error;
-}")]
+#[wasm_bindgen(module = "/src/adapters.js")]
 extern "C" {
     /// Reads `count` keys, each followed by a NUL in `joined`: for each, `1` and its value, `0`
     /// when it has none, or `2` when its value holds a NUL (it is no record), followed by a NUL.

@@ -13,14 +13,7 @@ use web_sys::{BroadcastChannel, MessageEvent};
 
 use crate::driver::Driver;
 
-// Every key a cache keeps starts with its prefix: the `storage` events of other scripts' writes
-// to the same storage (or to another storage) stop here, before they cross into the wasm.
-#[wasm_bindgen(inline_js = "export function storageListener(prefix, storage, handler) {
-  return (event) => {
-    const key = event.key;
-    if (typeof key === 'string' && key.startsWith(prefix) && event.storageArea === storage) handler(key, event.newValue);
-  };
-}")]
+#[wasm_bindgen(module = "/src/adapters.js")]
 extern "C" {
     /// A `storage` event listener that calls `handler(key, newValue)` for this cache's keys in
     /// `storage` only.
