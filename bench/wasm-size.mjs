@@ -1,5 +1,5 @@
 // Where the wasm's bytes go: the optimised module rebuilt with its function names kept
-// (wasm-bindgen --keep-debug, wasm-opt -Oz -g), each function body's size put under the part of
+// (wasm-bindgen --keep-debug, wasm-opt with the package's flags and -g), each function body's size put under the part of
 // the code its name says, and the data segments. Names are after inlining, so a core function
 // inlined into the binding counts as the binding's.
 import { spawnSync } from 'node:child_process';
@@ -102,8 +102,12 @@ export function wasmBreakdown(root, bindgenInput) {
       if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
     };
     run('wasm-bindgen', ['--target', 'web', '--keep-debug', '--out-dir', dir, '--out-name', 'core', bindgenInput]);
-    const features = ['--enable-bulk-memory', '--enable-nontrapping-float-to-int', '--enable-sign-ext', '--enable-mutable-globals', '--enable-reference-types'];
-    run(join(root, 'node_modules/.bin/wasm-opt'), ['-Oz', '-g', ...features, join(dir, 'core_bg.wasm'), '-o', join(dir, 'named.wasm')]);
+    // The package's own flags (scripts/wasm-opt.flags), names kept.
+    const flags = readFileSync(join(root, 'scripts', 'wasm-opt.flags'), 'utf8')
+      .split('\n')
+      .filter((line) => !line.startsWith('#'))
+      .flatMap((line) => line.split(/\s+/).filter(Boolean));
+    run(join(root, 'node_modules/.bin/wasm-opt'), [...flags, '-g', join(dir, 'core_bg.wasm'), '-o', join(dir, 'named.wasm')]);
     const { bodies, names, data } = parse(readFileSync(join(dir, 'named.wasm')));
     const sums = new Map(PARTS.map(([part]) => [part, 0]));
     let other = 0;

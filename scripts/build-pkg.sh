@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the npm package into pkg/: release wasm → wasm-bindgen (--target web, with its
-# TypeScript declarations) → wasm-opt -Oz → the wasm embedded in core_wasm.js (the package ships
-# no .wasm file; the optimised one stays in target/pkg-wasm/ for the size benchmark) → the JS shim
-# and types from pkg-template/.
+# TypeScript declarations) → wasm-opt (scripts/wasm-opt.flags) → the wasm embedded in
+# core_wasm.js (the package ships no .wasm file; the optimised one stays in target/pkg-wasm/ for
+# the size benchmark) → the JS shim and types from pkg-template/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-tools.sh wasm npm
@@ -11,11 +11,18 @@ cargo build --quiet --profile wasm-release --target wasm32-unknown-unknown -p mf
 rm -rf pkg
 wasm-bindgen --target web --omit-default-module-path --out-dir pkg --out-name core \
   target/wasm32-unknown-unknown/wasm-release/mfe_shared_cache.wasm
-# Smaller and faster; the features match what every browser of the last years supports.
+# Smaller and faster; the flags (scripts/wasm-opt.flags, which the size benchmark's name-keeping
+# build reads too) say why.
+# Then similar functions are put side by side, for gzip (scripts/order-functions.mjs), and the
+# names that took are dropped.
 mkdir -p target/pkg-wasm
-node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
-  --enable-sign-ext --enable-mutable-globals --enable-reference-types \
-  pkg/core_bg.wasm -o target/pkg-wasm/core_bg.wasm
+# shellcheck disable=SC2046 # the flags file is words, one or more per line
+node_modules/.bin/wasm-opt $(grep -v '^#' scripts/wasm-opt.flags) -g pkg/core_bg.wasm -o target/pkg-wasm/named.wasm
+node scripts/order-functions.mjs target/pkg-wasm/named.wasm target/pkg-wasm/ordered.wasm
+# shellcheck disable=SC2046
+node_modules/.bin/wasm-opt $(grep -v '^#' scripts/wasm-opt.flags | grep -- --enable) --reorder-functions-by-name \
+  --strip-debug --strip-producers --strip-target-features target/pkg-wasm/ordered.wasm -o target/pkg-wasm/core_bg.wasm
+rm target/pkg-wasm/named.wasm target/pkg-wasm/ordered.wasm
 rm pkg/core_bg.wasm pkg/core_bg.wasm.d.ts
 node scripts/embed-wasm.mjs target/pkg-wasm/core_bg.wasm pkg/core_wasm.js
 cp pkg-template/*.js pkg-template/*.d.ts pkg-template/package.json pkg/
