@@ -4,7 +4,9 @@
 // Counted, not timed: the page wraps the wasm instance's exports and imports before the package
 // creates it (WebAssembly.Instance is the only way in), and counts localStorage.setItem and
 // BroadcastChannel.postMessage.
-import { openTab, startServer } from '../tests/browser/harness.mjs';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, openTab, startServer } from '../tests/browser/harness.mjs';
 import { proxy } from '../tests/servers/proxy.mjs';
 import { buildReleaseServer, startCacheServer } from './backend.mjs';
 
@@ -19,8 +21,7 @@ function countBoundary() {
     for (const [ns, fns] of Object.entries(imports)) {
       wrapped[ns] = {};
       for (const [name, f] of Object.entries(fns)) {
-        const short = name.replace(/^__wbg_/, '').replace(/_[0-9a-f]{16}$/, '');
-        wrapped[ns][name] = typeof f === 'function' ? (...args) => (counts.wasmToJs++, tally(byName.imports, short), f(...args)) : f;
+        wrapped[ns][name] = typeof f === 'function' ? (...args) => (counts.wasmToJs++, tally(byName.imports, name), f(...args)) : f;
       }
     }
     const instance = new RealInstance(module, wrapped);
@@ -78,12 +79,20 @@ export async function benchBoundary(browser, report) {
       await new Promise((resolve) => setTimeout(resolve, 0));
       const after = { ...window.__edges };
       const names = window.__edgeNames;
-      const top = (map) => [...map].sort((a, b) => b[1] - a[1]).map(([name, n]) => `${name} ×${n}`).join(', ');
-      const listed = { exports: top(names.exports), imports: top(names.imports), keys: names.keys.join(', ') };
+      const listed = { exports: [...names.exports], imports: [...names.imports], keys: names.keys.join(', ') };
       const leader = cache.syncStatus.leader;
       cache.dispose();
       return { ...Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - before[k]])), leader, ...listed };
     });
+    // The package's wasm has short import and export names; the build keeps what they stand for.
+    const original = JSON.parse(readFileSync(join(ROOT, 'target', 'pkg-wasm', 'names.json'), 'utf8'));
+    const top = (counts, names) =>
+      counts
+        .sort((a, b) => b[1] - a[1])
+        .map(([name, n]) => `${(names[name] ?? name).replace(/^__wbg_/, '').replace(/_[0-9a-f]{16}$/, '')} ×${n}`)
+        .join(', ');
+    r.exports = top(r.exports, original.exports);
+    r.imports = top(r.imports, original.imports);
     report.row(
       'one set → its acknowledgement: edges crossed',
       `${r.jsToWasm} JS→wasm + ${r.wasmToJs} wasm→JS calls, ${r.storageWrites} storage writes, ${r.tabMessages} tab messages, ${r.requests} requests`,

@@ -23,6 +23,8 @@ node scripts/order-functions.mjs target/pkg-wasm/named.wasm target/pkg-wasm/orde
 node_modules/.bin/wasm-opt $(grep -v '^#' scripts/wasm-opt.flags | grep -- --enable) --reorder-functions-by-name \
   --strip-debug --strip-producers --strip-target-features target/pkg-wasm/ordered.wasm -o target/pkg-wasm/core_bg.wasm
 rm target/pkg-wasm/named.wasm target/pkg-wasm/ordered.wasm
+# Short import and export names, in the wasm and the glue alike.
+node scripts/minify-wasm-names.mjs target/pkg-wasm/core_bg.wasm pkg/core.js pkg/core.d.ts
 rm pkg/core_bg.wasm pkg/core_bg.wasm.d.ts
 node scripts/embed-wasm.mjs target/pkg-wasm/core_bg.wasm pkg/core_wasm.js
 cp pkg-template/*.js pkg-template/*.d.ts pkg-template/package.json pkg/
