@@ -435,7 +435,7 @@ function benchSize() {
   row('package size: JS without the wasm (esbuild --minify bundle)', `${bytes(js.length)} B min / ${bytes(gz(js))} B gz`, 'n/a', 'n/a', '—');
   row('package size: total gzipped (one bundle, wasm embedded)', `${bytes(total)} B = ${kib(total)}`, 'n/a', 'n/a', '≤ 40 KB gz', total <= 40 * 1024 ? 'yes' : 'NO');
   notes.push(
-    `size: the total is the esbuild bundle of pkg/index.js with the wasm inside it as a latin1 string (${bytes(whole.length)} B minified), gzip level 9; ` +
+    `size: the total is the esbuild bundle of pkg/index.js with the wasm inside it as a string of printable ASCII (${bytes(whole.length)} B minified), gzip level 9; ` +
       `it is ${((total / (gz(wasm) + gz(js)) - 1) * 100).toFixed(1)} % more than the .wasm and the JS gzipped apart; JS sources before minifying ${bytes(jsRawSrc)} B; 1 KB = 1024 B`,
   );
   const parts = wasmBreakdown(ROOT, join(ROOT, 'target/wasm32-unknown-unknown/wasm-release/mfe_shared_cache.wasm'));

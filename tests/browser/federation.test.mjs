@@ -50,7 +50,7 @@ describe('Module Federation: host and remote built apart, the remote on another 
           await sh(process.execPath, ['build.mjs', tool, setup, remote.url, out], MF, 120_000);
           const ctx = await env.browser.newContext();
           // Counts the compiles of the cache's wasm on each page: one per copy of the package
-          // (each copy also compiles the 166-byte module that unpacks it, which exports `unpack`,
+          // (each copy also compiles the small module that unpacks it, which exports `unpack`,
           // not counted; the cache's own exports have minified names).
           await ctx.addInitScript(() => {
             window.__compiles = 0;
