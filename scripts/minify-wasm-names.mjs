@@ -22,7 +22,7 @@ const features = readFileSync(join(root, 'scripts', 'wasm-opt.flags'), 'utf8')
 
 const run = spawnSync(
   join(root, 'node_modules/.bin/wasm-opt'),
-  [...features, '--enable-multivalue', '--minify-imports-and-exports-and-modules', wasmPath, '-o', wasmPath],
+  [...features, '--minify-imports-and-exports-and-modules', wasmPath, '-o', wasmPath],
   { encoding: 'utf8' },
 );
 if (run.status !== 0) throw new Error(`minify-wasm-names: wasm-opt failed: ${run.stderr}`);
