@@ -30,7 +30,7 @@ import { benchFanOut, benchPushToTabs, benchSyncRedis } from './realtime.mjs';
 import { benchStreams } from './streams.mjs';
 import { benchBoundary } from './boundary.mjs';
 import { benchFirstRender } from './first-render.mjs';
-import { wasmBreakdown } from './wasm-size.mjs';
+import { plainOptimised, wasmBreakdown } from './wasm-size.mjs';
 
 const PAGE = '/bench/bench.html';
 const started = performance.now();
@@ -431,14 +431,22 @@ function benchSize() {
   const jsRawSrc = ['index.js', 'core.js', 'errors.js', 'log.js', 'scope.js', 'wasm.js', 'memory-storage.js'].reduce((n, f) => n + readFileSync(join(ROOT, 'pkg', f)).length, 0);
   const total = gz(whole);
   const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
-  row('package size: wasm (as a .wasm file)', `${bytes(wasm.length)} B raw / ${bytes(gz(wasm))} B gz`, 'n/a', 'n/a', '—');
+  const bindgenInput = join(ROOT, 'target/wasm32-unknown-unknown/wasm-release/mfe_shared_cache.wasm');
+  const plain = plainOptimised(ROOT, bindgenInput);
+  row(
+    'package size: wasm (as a .wasm file)',
+    `${bytes(wasm.length)} B raw / ${bytes(gz(wasm))} B gz`,
+    `the same wasm, wasm-opt -Oz alone: ${bytes(plain.length)} B raw / ${bytes(gz(plain))} B gz`,
+    `${(gz(wasm) / gz(plain)).toFixed(2)}× (gz)`,
+    '—',
+  );
   row('package size: JS without the wasm (esbuild --minify bundle)', `${bytes(js.length)} B min / ${bytes(gz(js))} B gz`, 'n/a', 'n/a', '—');
   row('package size: total gzipped (one bundle, wasm embedded)', `${bytes(total)} B = ${kib(total)}`, 'n/a', 'n/a', '≤ 40 KB gz', total <= 40 * 1024 ? 'yes' : 'NO');
   notes.push(
     `size: the total is the esbuild bundle of pkg/index.js with the wasm inside it as a string of printable ASCII (${bytes(whole.length)} B minified), gzip level 9; ` +
       `it is ${((total / (gz(wasm) + gz(js)) - 1) * 100).toFixed(1)} % more than the .wasm and the JS gzipped apart; JS sources before minifying ${bytes(jsRawSrc)} B; 1 KB = 1024 B`,
   );
-  const parts = wasmBreakdown(ROOT, join(ROOT, 'target/wasm32-unknown-unknown/wasm-release/mfe_shared_cache.wasm'));
+  const parts = wasmBreakdown(ROOT, bindgenInput);
   const named = parts.reduce((n, [, size]) => n + size, 0);
   notes.push(
     `size: where the wasm's ${bytes(wasm.length)} B go (raw; by function name in a name-keeping build of the same module, after inlining; ` +

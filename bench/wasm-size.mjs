@@ -93,21 +93,26 @@ const PARTS = [
   ['formatting (fmt)', /fmt|Display|Debug|format/],
 ];
 
+/** The words of scripts/wasm-opt.flags, the package's wasm-opt flags. */
+function packageFlags(root) {
+  return readFileSync(join(root, 'scripts', 'wasm-opt.flags'), 'utf8')
+    .split('\n')
+    .filter((line) => !line.startsWith('#'))
+    .flatMap((line) => line.split(/\s+/).filter(Boolean));
+}
+
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
+}
+
 /** `[[part, bytes]]` for the module at `path` (the build's name-keeping twin of it). */
 export function wasmBreakdown(root, bindgenInput) {
   const dir = mkdtempSync(join(tmpdir(), 'wasm-size-'));
   try {
-    const run = (cmd, args) => {
-      const r = spawnSync(cmd, args, { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
-    };
     run('wasm-bindgen', ['--target', 'web', '--keep-debug', '--out-dir', dir, '--out-name', 'core', bindgenInput]);
-    // The package's own flags (scripts/wasm-opt.flags), names kept.
-    const flags = readFileSync(join(root, 'scripts', 'wasm-opt.flags'), 'utf8')
-      .split('\n')
-      .filter((line) => !line.startsWith('#'))
-      .flatMap((line) => line.split(/\s+/).filter(Boolean));
-    run(join(root, 'node_modules/.bin/wasm-opt'), [...flags, '-g', join(dir, 'core_bg.wasm'), '-o', join(dir, 'named.wasm')]);
+    // The package's own flags, names kept.
+    run(join(root, 'node_modules/.bin/wasm-opt'), [...packageFlags(root), '-g', join(dir, 'core_bg.wasm'), '-o', join(dir, 'named.wasm')]);
     const { bodies, names, data } = parse(readFileSync(join(dir, 'named.wasm')));
     const sums = new Map(PARTS.map(([part]) => [part, 0]));
     let other = 0;
@@ -118,6 +123,22 @@ export function wasmBreakdown(root, bindgenInput) {
       else other += size;
     }
     return [...sums, ['Rust std, core and alloc, other', other], ['data (strings, tables)', data]].sort((a, b) => b[1] - a[1]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The same wasm as plain `wasm-opt -Oz` makes it (the package's features only): the baseline of
+ * the build's steps for gzip (its other flags, the function order, the short names).
+ */
+export function plainOptimised(root, bindgenInput) {
+  const dir = mkdtempSync(join(tmpdir(), 'wasm-plain-'));
+  try {
+    run('wasm-bindgen', ['--target', 'web', '--out-dir', dir, '--out-name', 'core', bindgenInput]);
+    const features = packageFlags(root).filter((flag) => flag.startsWith('--enable-'));
+    run(join(root, 'node_modules/.bin/wasm-opt'), ['-Oz', ...features, join(dir, 'core_bg.wasm'), '-o', join(dir, 'plain.wasm')]);
+    return readFileSync(join(dir, 'plain.wasm'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
