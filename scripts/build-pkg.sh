@@ -13,8 +13,8 @@ wasm-bindgen --target web --omit-default-module-path --out-dir pkg --out-name co
   target/wasm32-unknown-unknown/wasm-release/mfe_shared_cache.wasm
 # Smaller and faster; the flags (scripts/wasm-opt.flags, which the size benchmark's name-keeping
 # build reads too) say why.
-# Then similar functions are put side by side, for gzip (scripts/order-functions.mjs), and the
-# names that took are dropped.
+# Then similar functions are put side by side, for gzip (scripts/order-functions.mjs, which
+# names them by their place), and the names are dropped.
 mkdir -p target/pkg-wasm
 # shellcheck disable=SC2046 # the flags file is words, one or more per line
 node_modules/.bin/wasm-opt $(grep -v '^#' scripts/wasm-opt.flags) -g pkg/core_bg.wasm -o target/pkg-wasm/named.wasm
