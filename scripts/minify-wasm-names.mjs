@@ -11,14 +11,12 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { imports } from './wasm-module.mjs';
+import { wasmOptFlags } from './wasm-opt-flags.mjs';
 
 const [, , wasmPath, gluePath, typesPath] = process.argv;
 const root = fileURLToPath(new URL('..', import.meta.url));
-const features = readFileSync(join(root, 'scripts', 'wasm-opt.flags'), 'utf8')
-  .split('\n')
-  .filter((line) => !line.startsWith('#'))
-  .flatMap((line) => line.split(/\s+/))
-  .filter((word) => word.startsWith('--enable-'));
+const features = wasmOptFlags().filter((flag) => flag.startsWith('--enable-'));
 
 const run = spawnSync(
   join(root, 'node_modules/.bin/wasm-opt'),
@@ -53,7 +51,9 @@ for (const [module, name, to] of renamed.imports) {
   if (object === 'import0') glue = replaceAll(glue, new RegExp(`(?<=^\\s*)${escape(name)}(?=: function)`, 'm'), to, `import ${name}`);
   else joined.push(`${to}: ${object}.${name}`);
 }
-const module = moduleOf(readFileSync(wasmPath));
+// After the renaming every import comes from one module.
+const module = imports(readFileSync(wasmPath))[0]?.module;
+if (module === undefined) throw new Error('minify-wasm-names: the wasm has no imports');
 glue = replaceAll(glue, returned, `return { __proto__: null, ${JSON.stringify(module)}: { ...import0, ${joined.join(', ')} } };`, 'the import object');
 for (const [name, to] of renamed.exports) {
   // An export the glue never calls (wasm-bindgen's abort hooks) is renamed in the wasm only.
@@ -70,27 +70,3 @@ writeFileSync(
     exports: Object.fromEntries(renamed.exports.map(([name, to]) => [to, name])),
   })}\n`,
 );
-
-/** The module name of the wasm's first import (after renaming, every import has it). */
-function moduleOf(bytes) {
-  let at = 8;
-  const u32 = () => {
-    let result = 0;
-    for (let shift = 0; ; shift += 7) {
-      const b = bytes[at++];
-      result += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return result;
-    }
-  };
-  while (at < bytes.length) {
-    const id = bytes[at++];
-    const size = u32();
-    if (id === 2) {
-      u32(); // the count
-      const length = u32();
-      return bytes.subarray(at, at + length).toString('utf8');
-    }
-    at += size;
-  }
-  throw new Error('minify-wasm-names: the wasm has no imports');
-}

@@ -7,100 +7,20 @@
 // `wasm-opt --reorder-functions-by-name --strip-debug` moves them, renumbering every call, and
 // drops the names. The functions themselves are untouched. Usage: order-functions.mjs in out
 import { readFileSync, writeFileSync } from 'node:fs';
+import { customName, functionBodies, imports, leb, sections } from './wasm-module.mjs';
 
 const [, , from, to] = process.argv;
 const bytes = readFileSync(from);
+const all = sections(bytes);
 
-function reader(at) {
-  const r = {
-    at,
-    u32() {
-      let result = 0;
-      for (let shift = 0; ; shift += 7) {
-        const b = bytes[r.at++];
-        result += (b & 0x7f) * 2 ** shift;
-        if (b < 0x80) return result;
-      }
-    },
-    skipName() {
-      const n = r.u32();
-      r.at += n;
-    },
-  };
-  return r;
-}
-
-function leb(n) {
-  const out = [];
-  do {
-    const low = n & 0x7f;
-    n = Math.floor(n / 128);
-    out.push(n ? low | 0x80 : low);
-  } while (n);
-  return out;
-}
-
-/** `[id, start, end]` of every section. */
-function sections() {
-  const out = [];
-  const r = reader(8);
-  while (r.at < bytes.length) {
-    const id = bytes[r.at++];
-    const size = r.u32();
-    out.push([id, r.at, r.at + size]);
-    r.at += size;
-  }
-  return out;
-}
-
-const all = sections();
-
-/** How many functions the module imports: they come before its own in the index space. */
-function importedFunctions() {
-  const section = all.find(([id]) => id === 2);
-  if (!section) return 0;
-  const r = reader(section[1]);
-  let functions = 0;
-  for (let n = r.u32(); n > 0; n--) {
-    r.skipName();
-    r.skipName();
-    const kind = bytes[r.at++];
-    if (kind === 0) {
-      r.u32();
-      functions++;
-    } else if (kind === 1) {
-      r.at++; // the element type
-      if (r.u32() & 1) r.u32();
-      r.u32();
-    } else if (kind === 2) {
-      if (r.u32() & 1) r.u32();
-      r.u32();
-    } else if (kind === 3) {
-      r.at += 2; // value type, mutability
-    } else {
-      throw new Error(`order-functions: import kind ${kind} is not known here`);
-    }
-  }
-  return functions;
-}
-
-/** Every function body's distinct 4-byte sequences, sorted. */
-function bodies() {
-  const [, start] = all.find(([id]) => id === 10);
-  const r = reader(start);
-  const out = [];
-  for (let n = r.u32(); n > 0; n--) {
-    const size = r.u32();
-    const body = bytes.subarray(r.at, r.at + size);
-    r.at += size;
-    const grams = new Uint32Array(Math.max(0, size - 3));
-    for (let i = 0; i < grams.length; i++) grams[i] = ((body[i] << 24) | (body[i + 1] << 16) | (body[i + 2] << 8) | body[i + 3]) >>> 0;
-    grams.sort();
-    let distinct = 0;
-    for (let i = 0; i < grams.length; i++) if (i === 0 || grams[i] !== grams[i - 1]) grams[distinct++] = grams[i];
-    out.push(grams.subarray(0, distinct));
-  }
-  return out;
+/** A function body's distinct 4-byte sequences, sorted. */
+function sequences(body) {
+  const grams = new Uint32Array(Math.max(0, body.length - 3));
+  for (let i = 0; i < grams.length; i++) grams[i] = ((body[i] << 24) | (body[i + 1] << 16) | (body[i + 2] << 8) | body[i + 3]) >>> 0;
+  grams.sort();
+  let distinct = 0;
+  for (let i = 0; i < grams.length; i++) if (i === 0 || grams[i] !== grams[i - 1]) grams[distinct++] = grams[i];
+  return grams.subarray(0, distinct);
 }
 
 function shared(a, b) {
@@ -118,7 +38,7 @@ function shared(a, b) {
   return count;
 }
 
-const grams = bodies();
+const grams = functionBodies(bytes, all).map(sequences);
 const used = new Uint8Array(grams.length);
 const order = [0];
 used[0] = 1;
@@ -143,7 +63,7 @@ for (let placed = 1; placed < grams.length; placed++) {
 
 // The name section, function names only: imports keep their place, and each own function is
 // named by its rank, zero-padded so that names sort as ranks do.
-const imported = importedFunctions();
+const imported = imports(bytes, all).filter(({ kind }) => kind === 0).length;
 const names = [...leb(imported + grams.length)];
 const name = (text) => [...leb(text.length), ...Buffer.from(text, 'latin1')];
 for (let i = 0; i < imported; i++) names.push(...leb(i), ...name(`i${i}`));
@@ -153,12 +73,9 @@ for (let k = 0; k < grams.length; k++) names.push(...leb(imported + k), ...name(
 const payload = [...name('name'), 1, ...leb(names.length), ...names];
 
 const parts = [bytes.subarray(0, 8)];
-for (const [id, start, end] of all) {
-  if (id === 0) {
-    const r = reader(start);
-    const length = r.u32();
-    if (bytes.subarray(r.at, r.at + length).toString('latin1') === 'name') continue;
-  }
+for (const section of all) {
+  if (section.id === 0 && customName(bytes, section) === 'name') continue;
+  const { id, start, end } = section;
   parts.push(Buffer.from([id, ...leb(end - start)]), bytes.subarray(start, end));
 }
 parts.push(Buffer.from([0, ...leb(payload.length), ...payload]));
