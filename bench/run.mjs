@@ -30,6 +30,7 @@ import { benchFanOut, benchPushToTabs, benchSyncRedis } from './realtime.mjs';
 import { benchStreams } from './streams.mjs';
 import { benchBoundary } from './boundary.mjs';
 import { benchFirstRender } from './first-render.mjs';
+import { benchFirstVisit } from './first-visit.mjs';
 import { plainOptimised, wasmBreakdown } from './wasm-size.mjs';
 
 const PAGE = '/bench/bench.html';
@@ -460,7 +461,7 @@ const report = { row, note: (text) => notes.push(text) };
 
 // ---- main ---------------------------------------------------------------------------------
 // The sections that need pkg/ and headless Chromium; a run of only the others starts neither.
-const BROWSER_SECTIONS = ['get', 'writes', 'propagation', 'cold start', 'first render', 'loading', 'size', 'edges', 'offline flush', 'push to tabs'];
+const BROWSER_SECTIONS = ['get', 'writes', 'propagation', 'cold start', 'first render', 'first visit', 'loading', 'size', 'edges', 'offline flush', 'push to tabs'];
 
 async function browserSections() {
   if (!existsSync(join(ROOT, 'pkg/index.js')) || !existsSync(WASM)) {
@@ -486,6 +487,7 @@ async function browserSections() {
     await section('propagation', () => benchPropagation(browser, server.url));
     await section('cold start', () => benchColdStart(browser, server.url));
     await section('first render', () => benchFirstRender(browser, report));
+    await section('first visit', () => benchFirstVisit(browser, server.url, report));
     await section('loading', () => benchGetOrFetch(browser, server.url));
     await section('size', () => benchSize());
     await section('edges', () => benchBoundary(browser, report));
