@@ -284,7 +284,7 @@ async function benchColdStart(browser, url) {
     row(`cold start, ${ENTRIES / 1000}k entries (ms, median of ${RUNS})`, ms(c.cache), `naive hydrate ${ms(c.naive)}`, times(vsNaive), '≤ 1.1× naive', vsNaive <= 1.1 ? 'yes' : 'NO');
     row(`cold start, storage already loaded [diagnostic]`, ms(w.cache), `naive hydrate ${ms(w.naive)}`, times(pairedRatio(w.cache, w.naive)), '—');
     notes.push(
-      `cold start: each run is a page reload with the module and wasm already imported; timer from before the constructor to after the first get ` +
+      `cold start: each run is a page reload with the package's modules imported; timer from before the constructor (which loads the wasm: the page's first cache) to after the first get ` +
         `(the naive hydrate: localStorage.key(i) loop + JSON.parse into a Map, then the same get); the first row includes the page's first localStorage access, ` +
         `the second touches localStorage.length first (that touch took median ${fmt(median(w.touch))} ms)` +
         (c.bad + w.bad ? `; ${c.bad + w.bad} runs returned WRONG values` : '; every run read back the right values'),
