@@ -5,6 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, ensureInstalled, serveDirectory, sh } from '../tests/browser/harness.mjs';
+import { loadCold } from './cold-page.mjs';
 import { fmt, median, spread } from './stats.mjs';
 
 const APP = join(ROOT, 'bench', 'first-render');
@@ -18,22 +19,11 @@ async function buildApps() {
 }
 
 /** One cold load: `{ cart, plain }`, each root's first layout effect (ms since navigation). */
-async function load(browser, url, rate) {
-  const context = await browser.newContext();
-  try {
-    const page = await context.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('Emulation.setCPUThrottlingRate', { rate });
-    await page.goto(url);
-    await page.waitForFunction(() => window.__firstLayout?.cart !== undefined && window.__firstLayout?.plain !== undefined, null, { timeout: 30000 });
-    if (errors.length) throw new Error(`first render: page errors: ${errors.join('; ')}`);
-    return await page.evaluate(() => window.__firstLayout);
-  } finally {
-    await context.close();
-  }
-}
+const load = (browser, url, rate) =>
+  loadCold(browser, url, rate, () => {
+    const times = window.__firstLayout;
+    return times?.cart !== undefined && times?.plain !== undefined ? times : undefined;
+  }, 'first render');
 
 export async function benchFirstRender(browser, report) {
   await buildApps();

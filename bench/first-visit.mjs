@@ -4,25 +4,16 @@
 // does by hand what a cross-tab cache needs at start: the first read (getItem + JSON.parse), a
 // `storage` listener and a BroadcastChannel. The first-render rows carry React, Vite and the
 // bundle's download around the same cost, and move by more than it between runs.
+import { loadCold } from './cold-page.mjs';
 import { fmt, median, spread } from './stats.mjs';
 
 const ROUNDS = 15;
 
 async function load(browser, url, rate) {
-  const context = await browser.newContext();
-  try {
-    const page = await context.newPage();
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('Emulation.setCPUThrottlingRate', { rate });
-    await page.goto(url);
-    await page.waitForFunction(() => window.__startup !== undefined, null, { timeout: 30000 });
-    const r = await page.evaluate(() => window.__startup);
-    if (r.failed) throw new Error(`first visit: ${r.failed}`);
-    if (!r.ok) throw new Error('first visit: the first get of an empty cache was not null');
-    return r;
-  } finally {
-    await context.close();
-  }
+  const r = await loadCold(browser, url, rate, () => window.__startup, 'first visit');
+  if (r.failed) throw new Error(`first visit: ${r.failed}`);
+  if (!r.ok) throw new Error('first visit: the first get of an empty cache was not null');
+  return r;
 }
 
 export async function benchFirstVisit(browser, url, report) {
