@@ -1,13 +1,13 @@
 // Where the wasm's bytes go: the optimised module rebuilt with its function names kept
-// (wasm-bindgen --keep-debug, wasm-opt with the package's flags and -g), each function body's size put under the part of
-// the code its name says, and the data segments. Names are after inlining, so a core function
-// inlined into the binding counts as the binding's.
+// (wasm-bindgen --keep-debug, wasm-opt with the package's flags and -g), each function body's
+// size put under the part of the code its name says, and the data segments. Names are after
+// inlining, so a core function inlined into the binding counts as the binding's.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { functionBodies, functionNames, imports, sections } from '../scripts/wasm-module.mjs';
-import { wasmOptFlags } from '../scripts/wasm-opt-flags.mjs';
+import { wasmOptFeatures, wasmOptFlags } from '../scripts/wasm-opt-flags.mjs';
 
 /** `{ bodies: [[index, size]], names: Map<index, name>, data }` of a wasm module. */
 function parse(bytes) {
@@ -65,8 +65,7 @@ export function plainOptimised(root, bindgenInput) {
   const dir = mkdtempSync(join(tmpdir(), 'wasm-plain-'));
   try {
     run('wasm-bindgen', ['--target', 'web', '--out-dir', dir, '--out-name', 'core', bindgenInput]);
-    const features = wasmOptFlags().filter((flag) => flag.startsWith('--enable-'));
-    run(join(root, 'node_modules/.bin/wasm-opt'), ['-Oz', ...features, join(dir, 'core_bg.wasm'), '-o', join(dir, 'plain.wasm')]);
+    run(join(root, 'node_modules/.bin/wasm-opt'), ['-Oz', ...wasmOptFeatures(), join(dir, 'core_bg.wasm'), '-o', join(dir, 'plain.wasm')]);
     return readFileSync(join(dir, 'plain.wasm'));
   } finally {
     rmSync(dir, { recursive: true, force: true });

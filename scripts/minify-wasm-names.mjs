@@ -12,15 +12,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { imports } from './wasm-module.mjs';
-import { wasmOptFlags } from './wasm-opt-flags.mjs';
+import { wasmOptFeatures } from './wasm-opt-flags.mjs';
 
 const [, , wasmPath, gluePath, typesPath] = process.argv;
 const root = fileURLToPath(new URL('..', import.meta.url));
-const features = wasmOptFlags().filter((flag) => flag.startsWith('--enable-'));
 
 const run = spawnSync(
   join(root, 'node_modules/.bin/wasm-opt'),
-  [...features, '--minify-imports-and-exports-and-modules', wasmPath, '-o', wasmPath],
+  [...wasmOptFeatures(), '--minify-imports-and-exports-and-modules', wasmPath, '-o', wasmPath],
   { encoding: 'utf8' },
 );
 if (run.status !== 0) throw new Error(`minify-wasm-names: wasm-opt failed: ${run.stderr}`);

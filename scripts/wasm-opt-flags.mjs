@@ -9,3 +9,6 @@ export function wasmOptFlags() {
     .filter((line) => !line.startsWith('#'))
     .flatMap((line) => line.split(/\s+/).filter(Boolean));
 }
+
+/** Only the `--enable-*` flags: the wasm features every step that rewrites the module must keep. */
+export const wasmOptFeatures = () => wasmOptFlags().filter((flag) => flag.startsWith('--enable-'));
