@@ -6,7 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, ensureInstalled, serveDirectory, sh } from '../tests/browser/harness.mjs';
 import { loadCold } from './cold-page.mjs';
-import { fmt, median, spread } from './stats.mjs';
+import { fmt, median, signed, spread } from './stats.mjs';
 
 const APP = join(ROOT, 'bench', 'first-render');
 const OUT = join(ROOT, 'target', 'first-render');
@@ -47,7 +47,7 @@ export async function benchFirstRender(browser, report) {
         `first render, two React roots, CPU ${rate}× (ms from navigation)`,
         ms(whole(runs.with)),
         `without the package ${ms(whole(runs.without))}`,
-        `+${fmt(app, 1)} ms`,
+        `${signed(app, 1)} ms`,
         rate === 1 ? '≤ +15 ms' : '—',
         rate === 1 ? (app <= 15 ? 'yes' : 'NO') : '',
       );
@@ -55,7 +55,7 @@ export async function benchFirstRender(browser, report) {
         `… the root that never uses the cache, CPU ${rate}×`,
         ms(plain(runs.with)),
         `without the package ${ms(plain(runs.without))}`,
-        `+${fmt(extra(plain(runs.with), plain(runs.without)), 1)} ms`,
+        `${signed(extra(plain(runs.with), plain(runs.without)), 1)} ms`,
         '—',
       );
     }

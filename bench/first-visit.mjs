@@ -5,7 +5,7 @@
 // `storage` listener and a BroadcastChannel. The first-render rows carry React, Vite and the
 // bundle's download around the same cost, and move by more than it between runs.
 import { loadCold } from './cold-page.mjs';
-import { fmt, median, spread } from './stats.mjs';
+import { fmt, median, signed, spread } from './stats.mjs';
 
 const ROUNDS = 15;
 
@@ -34,7 +34,7 @@ export async function benchFirstVisit(browser, url, report) {
       `first visit: first cache made + first get, fresh context, CPU ${rate}× [diagnostic]`,
       ms(total(runs.cache)),
       `by hand (getItem, JSON.parse, storage listener, BroadcastChannel) ${ms(total(runs.naive))}`,
-      `+${fmt(extra, 1)} ms`,
+      `${signed(extra, 1)} ms`,
       '—',
     );
     const phase = (name) => fmt(median(runs.cache.map((r) => r[name])), 1);

@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { launch, openTab, startServer, ROOT } from '../tests/browser/harness.mjs';
 import { benchOfflineFlush, benchOverload, benchServerThroughput } from './backend.mjs';
-import { fmt, median, percentile, sleep, spread } from './stats.mjs';
+import { fmt, median, percentile, signed, sleep, spread } from './stats.mjs';
 import { benchFanOut, benchPushToTabs, benchSyncRedis } from './realtime.mjs';
 import { benchStreams } from './streams.mjs';
 import { benchBoundary } from './boundary.mjs';
@@ -235,9 +235,9 @@ async function benchPropagation(browser, url) {
     const p99c = percentile(cache, 99);
     const p99r = percentile(raw, 99);
     const diff = Math.round((p50c - p50r) * 1e6) / 1e6; // the stamps are multiples of the timer resolution
-    row(`cross-tab propagation p50 (ms, n=${cache.length})`, `${fmt(p50c)} ms`, `raw BroadcastChannel ${fmt(p50r)} ms (n=${raw.length})`, ratio(p50c, p50r), '≤ raw BC + 0.5 ms', `${diff <= 0.5 ? 'yes' : 'NO'} (${diff >= 0 ? '+' : ''}${fmt(diff)} ms)`);
+    row(`cross-tab propagation p50 (ms, n=${cache.length})`, `${fmt(p50c)} ms`, `raw BroadcastChannel ${fmt(p50r)} ms (n=${raw.length})`, ratio(p50c, p50r), '≤ raw BC + 0.5 ms', `${diff <= 0.5 ? 'yes' : 'NO'} (${signed(diff)} ms)`);
     const diff99 = Math.round((p99c - p99r) * 1e6) / 1e6;
-    row(`cross-tab propagation p99 (ms, n=${cache.length})`, `${fmt(p99c)} ms`, `raw BroadcastChannel ${fmt(p99r)} ms`, ratio(p99c, p99r), '≤ raw BC + 0.3 ms', `${diff99 <= 0.3 ? 'yes' : 'NO'} (${diff99 >= 0 ? '+' : ''}${fmt(diff99)} ms)`);
+    row(`cross-tab propagation p99 (ms, n=${cache.length})`, `${fmt(p99c)} ms`, `raw BroadcastChannel ${fmt(p99r)} ms`, ratio(p99c, p99r), '≤ raw BC + 0.3 ms', `${diff99 <= 0.3 ? 'yes' : 'NO'} (${signed(diff99)} ms)`);
     const p50n = percentile(naive, 50);
     row(`cross-tab p50 vs setItem+postMessage [diagnostic]`, `${fmt(p50c)} ms`, `setItem+postMessage ${fmt(p50n)} ms (p99 ${fmt(percentile(naive, 99))})`, ratio(p50c, p50n), '—');
     const offset = (median(raw) - median(back)) / 2;

@@ -2,6 +2,8 @@
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
+/** A difference with its sign: `+1.5`, `-0.4`. */
+export const signed = (x, digits = 2) => `${x >= 0 ? '+' : ''}${fmt(x, digits)}`;
 export const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
 export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
