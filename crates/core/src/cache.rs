@@ -309,10 +309,17 @@ impl<S: Storage> Cache<S> {
     }
 
     /// Removes `key` (a tombstone, so an older write arriving later cannot bring it back), for
-    /// everyone: a tombstone carries no value.
+    /// everyone.
     pub fn remove(&mut self, key: &str, now_ms: u64) -> Result<Entry, CacheError> {
+        self.remove_for(key, Reach::Everyone, now_ms)
+    }
+
+    /// Removes `key` for whom `reach` says: a removal for this browser only is never sent, so it
+    /// cannot delete what another device wrote to the backend; like [`Cache::set_for`], it takes
+    /// an earlier pending write of the key out of the outbox.
+    pub fn remove_for(&mut self, key: &str, reach: Reach, now_ms: u64) -> Result<Entry, CacheError> {
         validate_key(key)?;
-        Ok(self.local_write(key, None, 0, Reach::Everyone, now_ms))
+        Ok(self.local_write(key, None, 0, reach, now_ms))
     }
 
     fn local_write(&mut self, key: &str, value: Option<String>, ttl_ms: u64, reach: Reach, now_ms: u64) -> Entry {

@@ -152,6 +152,14 @@ impl World {
         self.settle();
     }
 
+    fn remove_for(&mut self, tab: usize, key: &str, reach: Reach) {
+        let now = self.now;
+        self.tabs[tab].client.remove_for(key, reach, now, false).expect("a valid removal");
+        let errors = self.tabs[tab].client.flush(now);
+        assert!(errors.is_empty(), "{errors:?}");
+        self.settle();
+    }
+
     /// Carries out every effect until nothing is left to do at this instant.
     fn settle(&mut self) {
         for _ in 0..1_000 {
@@ -426,6 +434,23 @@ fn a_write_for_this_browser_only_is_sent_by_no_tab_neither_its_writer_nor_a_late
     assert_eq!(world.leaders(), vec![tab]);
     assert_eq!(world.tabs[tab].client.status().pending, 0, "the write for everyone went and was acknowledged");
     assert_eq!(world.sent_keys, vec!["shared".to_owned()], "and nothing else");
+}
+
+#[test]
+fn a_removal_for_this_browser_only_is_sent_by_no_tab_and_takes_the_key_s_pending_write_out() {
+    let mut world = World::new(Events::Missing, true, 300);
+    world.open_tab();
+    world.set_online(false);
+    world.set(0, "draft", "1");
+    assert!(world.tabs[0].client.is_pending("draft"));
+    world.remove_for(0, "draft", Reach::Browser);
+    world.remove_for(0, "never-written", Reach::Browser);
+    assert!(!world.tabs[0].client.is_pending("draft"), "the removal replaced the write in the outbox");
+    world.set(0, "shared", "1");
+    assert_eq!(world.tabs[0].client.status().pending, 1);
+    world.set_online(true);
+    assert_eq!(world.tabs[0].client.status().pending, 0, "the write for everyone went and was acknowledged");
+    assert_eq!(world.sent_keys, vec!["shared".to_owned()], "and no removal");
 }
 
 /// A burst of writes in one task is announced once: the status (its pending count) and the next

@@ -58,6 +58,27 @@ fn a_write_for_this_browser_only_never_enters_the_outbox_and_takes_the_key_s_pen
 }
 
 #[test]
+fn a_removal_for_this_browser_only_never_enters_the_outbox_and_takes_the_key_s_pending_write_out() {
+    let mut c = open(MemoryStorage::new(), "a");
+    c.set("shared", "1".into(), 0, T0).unwrap();
+    c.set("draft", "1".into(), 0, T0).unwrap();
+    c.remove_for("draft", Reach::Browser, T0 + 1).unwrap();
+    c.remove_for("never-written", Reach::Browser, T0 + 1).unwrap();
+    let batch = c.sync_batch(100);
+    assert_eq!(batch.changes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["shared"], "no tombstone goes to the backend");
+    assert_eq!(c.pending_sync(), 1);
+    c.flush(T0 + 2);
+    assert!(!record(&c, "draft").contains("\"u\""), "stored without the mark: no tab of the origin sends it");
+    let mut reopened = open(c.storage().clone(), "b");
+    assert_eq!(reopened.pending_sync(), 1, "after a reload too");
+    assert!(reopened.get("draft", T0 + 3).is_none(), "and the key stays removed here");
+
+    // Removed for everyone, it goes.
+    c.remove("draft", T0 + 4).unwrap();
+    assert!(c.is_unsynced("draft"));
+}
+
+#[test]
 fn an_ack_clears_exactly_what_was_sent() {
     let mut c = open(MemoryStorage::new(), "a");
     c.set("a", "1".into(), 0, T0).unwrap();

@@ -201,7 +201,12 @@ impl<S: Storage> Client<S> {
 
     /// Removes `key` (a tombstone). With `peers`, returns the news for the page's other instances.
     pub fn remove(&mut self, key: &str, now: u64, peers: bool) -> Result<Option<String>, CacheError> {
-        let entry = self.cache.remove(key, self.cache.time_at(now))?;
+        self.remove_for(key, Reach::Everyone, now, peers)
+    }
+
+    /// [`Client::remove`] for whom `reach` says: [`Reach::Browser`] never goes to the backend.
+    pub fn remove_for(&mut self, key: &str, reach: Reach, now: u64, peers: bool) -> Result<Option<String>, CacheError> {
+        let entry = self.cache.remove_for(key, reach, self.cache.time_at(now))?;
         Ok(self.local_write(key, entry, peers))
     }
 
@@ -438,6 +443,11 @@ impl<S: Storage> Client<S> {
     pub fn written(&self, key: &str) -> Option<(u64, &str)> {
         let entry = self.cache.replica().entry(key).filter(|e| e.value.is_some())?;
         Some((self.cache.local_time(entry.written_at), entry.stamp.node.as_str()))
+    }
+
+    /// Whether `key`'s last write (a value or a removal) waits to be sent to the backend.
+    pub fn is_pending(&self, key: &str) -> bool {
+        self.cache.is_unsynced(key)
     }
 
     /// When `key`'s value expires on the device's clock (`Some(None)`: never), if it has one.
