@@ -270,7 +270,8 @@ export class BackendSyncedCacheService {
   get<T = JsonValue>(key: string): DeepReadonly<T> | null;
   /** When `key`'s value (expired or not) was written, in ms since epoch on this device's clock; null without one. */
   getUpdatedAt(key: string): number | null;
-  remove(key: string): Promise<void>;
+  /** Removes `key` (a tombstone); `sync: false` removes it in this browser only, never on the backend. */
+  remove(key: string, options?: SetOptions): Promise<void>;
   clear(): Promise<void>;
   subscribe<T = JsonValue>(key: string, callback: (value: DeepReadonly<T> | null) => void): () => void;
   /** Every visible entry, sorted by key (for dev tools: walks the whole cache). */
@@ -316,7 +317,7 @@ export class CacheScope {
   set<T extends AsJson<T>>(key: string, value: T, ttl?: Ttl, options?: SetOptions): Promise<void>;
   get<T = JsonValue>(key: string): DeepReadonly<T> | null;
   has(key: string): boolean;
-  remove(key: string): Promise<void>;
+  remove(key: string, options?: SetOptions): Promise<void>;
   subscribe<T = JsonValue>(key: string, callback: (value: DeepReadonly<T> | null) => void): () => void;
   getTimeToExpiry(key: string): number | null;
   getOrFetch<T extends AsJson<T>>(key: string, loader: () => T | Promise<T>, options?: GetOrFetchOptions<T>): Promise<DeepReadonly<T>>;

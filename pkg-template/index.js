@@ -40,6 +40,8 @@ export const READ_STALE = Symbol.for('mfe-shared-cache.readStale.v1');
 export const REPORT = Symbol.for('mfe-shared-cache.report.v1');
 /** `[writtenAt, writer]` of a key's value (expired or not), or null (the React entry's refetchInterval). */
 export const WRITTEN = Symbol.for('mfe-shared-cache.written.v1');
+/** Whether a key's last write waits for the backend (the React entry's optimistic rollback). */
+export const PENDING = Symbol.for('mfe-shared-cache.pending.v1');
 
 // ---- the page hub -------------------------------------------------------------------------
 // Copies of this package bundled separately into different MFEs each have their own module and
@@ -462,6 +464,12 @@ export class BackendSyncedCacheService {
     return this.#inspect('written', key);
   }
 
+  /** @param {string} key @returns {boolean} */
+  [PENDING](key) {
+    checkKey(key);
+    return this.#inspect('pending', key);
+  }
+
   /** `{ size, active, expired, hits, misses, hitRate, pending }`. */
   getStats() {
     const [active, expired, pending] = this.#inspect('stats');
@@ -635,12 +643,18 @@ export class BackendSyncedCacheService {
     return new CacheScope(/** @type {any} */ (this), name, syncOption(options, true));
   }
 
-  /** Removes `key` everywhere; an older write arriving later does not bring it back. @param {string} key */
-  remove(key) {
+  /**
+   * Removes `key` everywhere; an older write arriving later does not bring it back. Options:
+   * `sync` (default true): false removes it in this browser only (every MFE and tab of the
+   * origin), never on the backend.
+   * @param {string} key @param {{ sync?: boolean }} [options]
+   */
+  remove(key, options) {
     try {
       this.#assertOpen();
       checkKey(key);
-      this.#published(key, this.#call(() => this.#core.remove(key, this.#group.size > 1)));
+      const sync = syncOption(options, true);
+      this.#published(key, this.#call(() => this.#core.remove(key, sync, this.#group.size > 1)));
       return this.#whenFlushed(key);
     } catch (e) {
       return Promise.reject(toCacheError(e));

@@ -40,11 +40,16 @@ export class CacheScope {
     return this.#prefix + key;
   }
 
+  /** A call's options over the scope's `sync` (what is not an object goes on, for the cache to refuse). @param {unknown} options */
+  #withSync(options) {
+    const given = options === undefined || options === null ? {} : options;
+    return typeof given === 'object' ? { sync: this.#sync, ...given } : given;
+  }
+
   /** @param {string} key @param {any} value @param {number | string} [ttl] @param {{ sync?: boolean }} [options] */
   set(key, value, ttl, options) {
     try {
-      const given = options === undefined || options === null ? {} : options;
-      return this.#cache.set(this.#key(key), value, ttl, typeof given === 'object' ? { sync: this.#sync, ...given } : given);
+      return this.#cache.set(this.#key(key), value, ttl, /** @type {any} */ (this.#withSync(options)));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -57,10 +62,10 @@ export class CacheScope {
   has(key) {
     return this.#cache.has(this.#key(key));
   }
-  /** @param {string} key */
-  remove(key) {
+  /** @param {string} key @param {{ sync?: boolean }} [options] */
+  remove(key, options) {
     try {
-      return this.#cache.remove(this.#key(key));
+      return this.#cache.remove(this.#key(key), this.#withSync(options));
     } catch (e) {
       return Promise.reject(e);
     }

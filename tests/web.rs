@@ -762,7 +762,7 @@ fn remove_leaves_a_tombstone_that_a_later_instance_respects() {
     a.set("stays", v("here"), 0.0, true, false).unwrap();
     flush_ok(&a);
     let set_ts = stored_ts(p, "gone");
-    a.remove("gone", false).unwrap();
+    a.remove("gone", true, false).unwrap();
     assert_eq!(read(&a, "gone"), None);
     flush_ok(&a);
 
@@ -792,7 +792,7 @@ fn clear_persists_an_epoch_and_removes_older_records_only() {
     let a = open(&local_js(), p, "page-a", &Recorder::new());
     a.set("one", "1".into(), 0.0, true, false).unwrap();
     a.set("two", "2".into(), 0.0, true, false).unwrap();
-    a.remove("three", false).unwrap();
+    a.remove("three", true, false).unwrap();
     flush_ok(&a);
     // Another tab (whose clock is ahead) wrote a record after `a` opened: it is newer than the
     // clear below and must survive it.
@@ -936,7 +936,7 @@ async fn set_remove_and_clear_reach_another_tab_over_broadcast_channel() {
     assert_eq!(stored_ts(p, "k"), ts);
     assert_eq!(get(&stored(p, "k"), "n").as_string(), Some(node_of(&a)));
 
-    b.remove("k", false).unwrap();
+    b.remove("k", true, false).unwrap();
     flush_ok(&b);
     assert!(wait_until(|| ra.saw("k"), 2000.0).await, "A never heard of B's remove");
     assert_eq!(read(&a, "k"), None);
@@ -984,7 +984,7 @@ async fn instances_of_one_page_skip_each_others_channel_news_and_meet_through_pe
 
     // A shim alone on its page asks for no news: the write costs no encoding for nobody.
     assert_eq!(a.set("solo", "1".into(), 0.0, true, false).unwrap(), None);
-    assert_eq!(a.remove("solo", false).unwrap(), None);
+    assert_eq!(a.remove("solo", true, false).unwrap(), None);
     let set_news = a.set("s", v("mine"), 5.0, true, true).unwrap().expect("news for the page's peers");
     flush_ok(&a);
     // `other` (another page) is the control: once it has the message, `same` has had it too.
@@ -1005,7 +1005,7 @@ async fn instances_of_one_page_skip_each_others_channel_news_and_meet_through_pe
     assert_eq!(rsame.count("s"), 1, "an older write loses");
     assert_eq!(read(&same, "s"), Some(v("mine")));
 
-    same.peer(&a.remove("s", true).unwrap().expect("news")).unwrap();
+    same.peer(&a.remove("s", true, true).unwrap().expect("news")).unwrap();
     assert_eq!(rsame.count("s"), 2);
     assert_eq!(read(&same, "s"), None);
 
@@ -1441,7 +1441,7 @@ fn a_storage_that_throws_on_every_call_gives_typed_errors_and_never_kills_the_in
         assert!(err_retryable(&errors[0]));
         assert_eq!(read(&a, "k").as_deref(), Some("1"), "{kind}: a value that failed to persist stays readable");
 
-        a.remove("k", false).unwrap();
+        a.remove("k", true, false).unwrap();
         let errors = flush_errors(&a);
         assert_eq!(types(&errors), [write_failure], "{kind}: {:?}", describe(&errors));
         assert_eq!(read(&a, "k"), None);
@@ -1547,12 +1547,13 @@ fn invalid_keys_and_ttls_are_typed_errors_and_store_nothing() {
         let e = a.set(key, "1".into(), 0.0, true, false).unwrap_err();
         assert_eq!(err_type(&e), "INVALID_KEY");
         assert!(!err_retryable(&e));
-        assert_fails(a.remove(key, false), "INVALID_KEY", "remove");
+        assert_fails(a.remove(key, true, false), "INVALID_KEY", "remove");
         assert_fails(a.load(key, load_options(1.0, 0.0)), "INVALID_KEY", "load");
         // The shim checks only a key's type before these: the core refuses the rest.
         assert_fails(a.read(key), "INVALID_KEY", "read");
         assert_fails(a.inspect("expiry", Some(key.into())), "INVALID_KEY", "expiry");
         assert_fails(a.inspect("stale", Some(key.into())), "INVALID_KEY", "stale");
+        assert_fails(a.inspect("pending", Some(key.into())), "INVALID_KEY", "pending");
         assert_fails(check_key(&JsValue::from_str(key)), "INVALID_KEY", "checkKey");
     }
     for not_a_string in [JsValue::from_f64(42.0), JsValue::NULL, JsValue::UNDEFINED, Object::new().into()] {
@@ -1865,7 +1866,7 @@ async fn after_dispose_calls_fail_with_disposed_and_nothing_is_delivered() {
 
     assert_fails(b.read("ttl"), "DISPOSED", "read");
     assert_fails(b.set("k", "1".into(), 0.0, true, false), "DISPOSED", "set");
-    assert_fails(b.remove("k", false), "DISPOSED", "remove");
+    assert_fails(b.remove("k", true, false), "DISPOSED", "remove");
     assert_fails(b.clear(), "DISPOSED", "clear");
     assert_fails(b.invalidate("*"), "DISPOSED", "invalidate");
     assert_fails(b.flush(), "DISPOSED", "flush");
@@ -2280,6 +2281,31 @@ async fn an_unreachable_backend_is_a_network_error_and_the_instance_keeps_workin
     a.dispose();
     clean(p);
     page_errors.assert_none();
+}
+
+#[wasm_bindgen_test]
+fn pending_says_whether_a_key_s_last_write_waits_and_a_removal_for_this_browser_takes_it_out() {
+    let p = "wt_pending_";
+    clean(p);
+    let rec = Recorder::new();
+    let a = CacheCore::new(backend_options(p, "page-a", CLOSED_PORT_URL), local_js(), JsValue::NULL, rec.function())
+        .unwrap();
+    a.set("k", "1".into(), 0.0, true, false).unwrap();
+    a.set("local", "1".into(), 0.0, false, false).unwrap();
+    flush_ok(&a);
+    let pending = |key: &str| a.inspect("pending", Some(key.into())).unwrap().as_bool();
+    assert_eq!((pending("k"), pending("local"), pending("absent")), (Some(true), Some(false), Some(false)));
+    a.remove("k", false, false).unwrap();
+    flush_ok(&a);
+    assert_eq!(pending("k"), Some(false), "removed here only: nothing waits to go");
+    assert_eq!(get(&inspect(&a, "status"), "pending").as_f64(), Some(0.0));
+    assert!(read(&a, "k").is_none());
+    assert!(get(&stored(p, "k"), "u").is_undefined(), "the tombstone's record is not marked for the backend");
+    a.remove("local", true, false).unwrap();
+    flush_ok(&a);
+    assert_eq!(pending("local"), Some(true), "removed for everyone, it goes");
+    a.dispose();
+    clean(p);
 }
 
 #[wasm_bindgen_test]

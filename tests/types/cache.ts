@@ -158,6 +158,10 @@ export async function writes(): Promise<void> {
   expect<Equal<ReturnType<typeof cache.remove>, Promise<void>>>();
   expect<Equal<ReturnType<typeof cache.clear>, Promise<void>>>();
   await cache.remove('user');
+  await cache.remove('draft', { sync: false });
+  // @ts-expect-error sync is true or false
+  await cache.remove('draft', { sync: 'no' });
+  await cache.scope('own', { sync: false }).remove('draft', { sync: true });
   await cache.clear();
   // @ts-expect-error clear takes no key (it clears everything)
   await cache.clear('user');
