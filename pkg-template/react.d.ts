@@ -158,7 +158,8 @@ export interface SharedMutationResult<T, V> {
 /**
  * A write through a server call: `mutateFn(variables)` gives the new value of `key` (stored for
  * everyone) or nothing (the optimistic value is then kept). With `optimistic`, that value shows at
- * once in every MFE and tab, and is rolled back everywhere if the call fails.
+ * once in every MFE and tab, and is rolled back there if the call fails (the rollback stays in this
+ * browser, except a write from before that was still waiting for the backend, which is sent again).
  */
 export function useSharedMutation<T extends AsJson<T>, V = void>(
   key: string,

@@ -92,9 +92,11 @@ export async function environment(makeBackend) {
 }
 
 // Opens a tab with a synced cache; every fetch the page makes to the API is counted.
-// `tabOptions.query` is added to the page's URL (`?copies=2` loads a second copy of the package).
+// `tabOptions.query` is added to the page's URL (`?copies=2` loads a second copy of the package);
+// `tabOptions.react` opens the React test page (React and `pkgReact` too).
 export async function syncedTab(env, ctx, options = {}, tabOptions = {}) {
-  const page = await openTab(ctx, env.page + (tabOptions.query ?? ''), {
+  const url = tabOptions.react ? env.page.replace('page.html', 'react.html') : env.page;
+  const page = await openTab(ctx, url + (tabOptions.query ?? ''), {
     allowConsoleErrors: true,
     ...tabOptions,
     before: async (p) => {

@@ -6,6 +6,7 @@ import test, { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { ENGINE, openTab, until } from './harness.mjs';
+import { buildReactVendor } from './react-vendor.mjs';
 import { environment, eventually, syncedTab } from './sync-env.mjs';
 import { SERVER_BIN, referenceServer, seedBackend } from '../servers/backends.mjs';
 
@@ -21,6 +22,7 @@ for (const [name, makeBackend, { byReceipt }] of BACKENDS) {
   describe(`backend sync against the ${name}`, () => {
     let env;
     test.before(async () => {
+      await buildReactVendor();
       env = await environment(makeBackend);
     });
     test.after(async () => env?.close());
@@ -95,6 +97,47 @@ for (const [name, makeBackend, { byReceipt }] of BACKENDS) {
       const left = await env.backend.values();
       assert.deepEqual([left['rm:kept'], left['rm:scoped:x']], [1, 3]);
       assert.deepEqual(await a.evaluate(() => errors), []);
+      await ctx.close();
+    });
+
+    test('useSharedMutation: a failed optimistic write sends again the write it hid, and its rollback removes nothing on the backend', async () => {
+      const ctx = await env.browser.newContext();
+      const tab = await syncedTab(env, ctx, { syncInterval: 300 }, { react: true });
+      await tab.evaluate(() => {
+        const h = React.createElement;
+        window.calls = {};
+        // The server call of each key: held until the test settles it.
+        const call = (key) => new Promise((resolve, reject) => (calls[key] = { resolve, reject }));
+        const Like = ({ id }) => {
+          const m = pkgReact.useSharedMutation(id, () => call(id), { cache: c, optimistic: (current) => ({ count: (current?.count ?? 0) + 1 }) });
+          (window.mutations ??= {})[id] = m;
+          return h('b', { id }, m.status);
+        };
+        ReactDOM.createRoot(document.getElementById('a')).render(h(React.Fragment, null, h(Like, { id: 'likes' }), h(Like, { id: 'votes' })));
+      });
+      await until(tab, () => document.getElementById('likes')?.textContent === 'idle');
+      // The backend turns writes away: `likes` waits in the outbox. Another device's `votes` is
+      // on the backend, not yet here.
+      env.state.mode = '500';
+      await tab.evaluate(() => c.set('likes', { count: 1 }));
+      await env.backend.put({ key: 'votes', value: { count: 7 }, ttl: 0, timestamp: Date.now() - 5000, node: 'other-client' });
+      await tab.evaluate(() => {
+        mutations.likes.mutate();
+        mutations.votes.mutate();
+      });
+      await until(tab, () => c.get('likes')?.count === 2 && c.get('votes')?.count === 1 && calls.likes && calls.votes);
+      env.state.mode = 'ok';
+      await tab.evaluate(() => {
+        calls.likes.reject(new Error('no'));
+        calls.votes.reject(new Error('no'));
+      });
+      await until(tab, () => document.getElementById('likes').textContent === 'error' && document.getElementById('votes').textContent === 'error');
+      assert.deepEqual(await tab.evaluate(() => [c.get('likes'), c.get('votes')]), [{ count: 1 }, null], 'rolled back here');
+      // The write the optimistic one hid reaches the backend; the other device's value stays.
+      await eventually(async () => (await env.backend.values()).likes?.count === 1, 'likes on the backend');
+      await tab.evaluate(() => c.set('nudge', 1));
+      await eventually(() => tab.evaluate(() => c.syncStatus.pending === 0), 'the outbox to drain');
+      assert.deepEqual((await env.backend.values()).votes, { count: 7 });
       await ctx.close();
     });
 
