@@ -285,8 +285,8 @@ export class BackendSyncedCacheService {
   /** ms until `key` expires; null without a value; Infinity when it never expires. */
   getTimeToExpiry(key: string): number | null;
   getStats(): CacheStats;
-  /** Removes every key matching (here, everywhere, and on the backend); resolves to how many. */
-  invalidate(keyOrPattern: string): Promise<number>;
+  /** Removes every key matching (here, everywhere, and on the backend; `sync: false`: in this browser only); resolves to how many. */
+  invalidate(keyOrPattern: string, options?: SetOptions): Promise<number>;
   /** The value, loaded once per key across the page's MFEs and the origin's tabs on a miss. */
   getOrFetch<T extends AsJson<T>>(key: string, loader: () => T | Promise<T>, options?: GetOrFetchOptions<T>): Promise<DeepReadonly<T>>;
   /** Like getOrFetch, never rejecting: failures resolve to `defaultValue` (default null). */
@@ -326,7 +326,7 @@ export class CacheScope {
   keys(pattern?: string): string[];
   size(): number;
   /** Invalidates keys of this scope only (default: all of them). */
-  invalidate(pattern?: string): Promise<number>;
+  invalidate(pattern?: string, options?: SetOptions): Promise<number>;
   entries(): CacheEntryInfo[];
   /** A scope inside this one (`name:inner:`), with this one's `sync`. */
   scope(name: string): CacheScope;

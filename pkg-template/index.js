@@ -480,13 +480,15 @@ export class BackendSyncedCacheService {
   /**
    * Removes every key matching `keyOrPattern` here, in every other instance and tab, and
    * (through the outbox) on the backend; resolves to how many keys it removed, once persisted.
-   * @param {string} keyOrPattern
+   * Options: `sync` (default true): false removes them in this browser only.
+   * @param {string} keyOrPattern @param {{ sync?: boolean }} [options]
    */
-  invalidate(keyOrPattern) {
+  invalidate(keyOrPattern, options) {
     try {
       this.#assertOpen();
       if (typeof keyOrPattern !== 'string') throw new CacheError('INVALID_ARGUMENT', `invalidate takes a key or pattern string, got ${describe(keyOrPattern)}`);
-      const [news, keys] = this.#call(() => this.#core.invalidate(keyOrPattern));
+      const sync = syncOption(options, true);
+      const [news, keys] = this.#call(() => this.#core.invalidate(keyOrPattern, sync));
       if (news !== undefined) this.#tellPeers(news);
       for (const key of keys) {
         this.#forget(key);

@@ -97,10 +97,10 @@ export class CacheScope {
     return this.keys().length;
   }
   /** Invalidates keys of this scope only: `pattern` is matched within it (default: all of them). */
-  /** @param {string} [pattern] */
-  invalidate(pattern = '*') {
+  /** @param {string} [pattern] @param {{ sync?: boolean }} [options] */
+  invalidate(pattern = '*', options) {
     if (typeof pattern !== 'string') return Promise.reject(new CacheError('INVALID_ARGUMENT', `invalidate takes a key or pattern string, got ${describe(pattern)}`));
-    return this.#cache.invalidate(escapePattern(this.#prefix) + pattern);
+    return this.#cache.invalidate(escapePattern(this.#prefix) + pattern, /** @type {any} */ (this.#withSync(options)));
   }
   /** The entries of this scope, keys without the `name:` part. */
   entries() {

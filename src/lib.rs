@@ -290,10 +290,11 @@ impl CacheCore {
         to_value(&(news, keys))
     }
 
-    /// Removes every visible key matching `pattern`; returns `[news | undefined, keys]`.
+    /// Removes every visible key matching `pattern`, for this browser only unless `sync`;
+    /// returns `[news | undefined, keys]`.
     #[wasm_bindgen(unchecked_return_type = "[news: string | undefined, keys: string[]]")]
-    pub fn invalidate(&self, pattern: &str) -> Result<JsValue, JsValue> {
-        let (news, keys) = self.driver.call(|inner, now| inner.client.invalidate(pattern, now))?;
+    pub fn invalidate(&self, pattern: &str, sync: bool) -> Result<JsValue, JsValue> {
+        let (news, keys) = self.driver.call(|inner, now| inner.client.invalidate_for(pattern, reach(sync), now))?;
         // Not through `to_value`, which makes a missing value null: the shim hands anything but
         // undefined to the page's other instances as news.
         let news = news.map_or(JsValue::UNDEFINED, JsValue::from);

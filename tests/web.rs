@@ -1868,7 +1868,7 @@ async fn after_dispose_calls_fail_with_disposed_and_nothing_is_delivered() {
     assert_fails(b.set("k", "1".into(), 0.0, true, false), "DISPOSED", "set");
     assert_fails(b.remove("k", true, false), "DISPOSED", "remove");
     assert_fails(b.clear(), "DISPOSED", "clear");
-    assert_fails(b.invalidate("*"), "DISPOSED", "invalidate");
+    assert_fails(b.invalidate("*", true), "DISPOSED", "invalidate");
     assert_fails(b.flush(), "DISPOSED", "flush");
     assert_fails(b.inspect("node", None), "DISPOSED", "inspect");
     assert_fails(b.peer(&news("page-a", None, &[])), "DISPOSED", "peer");
@@ -2123,7 +2123,7 @@ async fn inspect_and_invalidate_answer_what_the_shim_reads() {
 
     // invalidate removes what matches, here and in other tabs; nothing matching: no news.
     assert!(wait_until(|| rb.saw("user:2"), 2000.0).await);
-    let result = a.invalidate("user:*").unwrap();
+    let result = a.invalidate("user:*", true).unwrap();
     let (news_text, keys) = (Array::from(&result).get(0), strings(&Array::from(&result).get(1)));
     assert_eq!(keys, ["user:1", "user:2"]);
     let writes = get(&parse(&news_text.as_string().expect("news for the page")), "w");
@@ -2135,10 +2135,10 @@ async fn inspect_and_invalidate_answer_what_the_shim_reads() {
     assert_eq!(get(&stored(p, "user:1"), "d").as_f64(), Some(1.0), "invalidated keys are tombstones");
     assert!(wait_until(|| rb.count("user:1") >= 2, 2000.0).await);
     assert_eq!(read(&b, "user:2"), None);
-    let none = a.invalidate("nobody:*").unwrap();
+    let none = a.invalidate("nobody:*", true).unwrap();
     assert!(Array::from(&none).get(0).is_undefined());
     assert!(strings(&Array::from(&none).get(1)).is_empty());
-    assert_fails(a.invalidate(""), "INVALID_KEY", "an empty pattern");
+    assert_fails(a.invalidate("", true), "INVALID_KEY", "an empty pattern");
     a.dispose();
     b.dispose();
     clean(p);

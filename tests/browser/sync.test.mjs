@@ -77,25 +77,29 @@ for (const [name, makeBackend, { byReceipt }] of BACKENDS) {
       await deviceB.close();
     });
 
-    test('remove with sync: false removes in this browser only; so does a sync: false scope', async () => {
+    test('remove and invalidate with sync: false remove in this browser only; so does a sync: false scope', async () => {
       const ctx = await env.browser.newContext();
       const a = await syncedTab(env, ctx);
       const a2 = await syncedTab(env, ctx);
-      await a.evaluate(() => Promise.all([c.set('rm:kept', 1), c.set('rm:gone', 2), c.set('rm:scoped:x', 3)]));
-      await eventually(async () => (await env.backend.values())['rm:scoped:x'] === 3, 'the writes on the backend');
+      const local = ['rm:kept', 'rm:scoped:x', 'rm:inv:1', 'rm:scoped:y1'];
+      await a.evaluate((keys) => Promise.all([...keys, 'rm:gone'].map((k, i) => c.set(k, i))), local);
+      await eventually(async () => (await env.backend.values())['rm:gone'] === local.length, 'the writes on the backend');
       const refused = await a.evaluate(async () => {
+        const scoped = c.scope('rm', { sync: false }).scope('scoped');
         await c.remove('rm:kept', { sync: false });
-        await c.scope('rm', { sync: false }).scope('scoped').remove('x');
+        await scoped.remove('x');
+        await c.invalidate('rm:inv:*', { sync: false });
+        await scoped.invalidate('y*');
         await c.remove('rm:gone');
-        return c.remove('rm:other', { sync: 'no' }).catch((e) => e.type);
+        return Promise.all([c.remove('rm:other', { sync: 'no' }).catch((e) => e.type), c.invalidate('rm:*', 0).catch((e) => e.type)]);
       });
-      assert.equal(refused, 'INVALID_OPTION');
-      // Gone in every tab of the browser; the removals for everyone reach the backend, the others never.
-      await until(a2, () => ['rm:kept', 'rm:gone', 'rm:scoped:x'].every((k) => c.get(k) === null));
+      assert.deepEqual(refused, ['INVALID_OPTION', 'INVALID_OPTION']);
+      // Gone in every tab of the browser; the removal for everyone reaches the backend, the others never.
+      await until(a2, (keys) => [...keys, 'rm:gone'].every((k) => c.get(k) === null), local);
       await eventually(async () => !('rm:gone' in (await env.backend.values())), 'the removal for everyone on the backend');
       await eventually(() => a.evaluate(() => c.syncStatus.pending === 0), 'the outbox to drain');
       const left = await env.backend.values();
-      assert.deepEqual([left['rm:kept'], left['rm:scoped:x']], [1, 3]);
+      assert.deepEqual(local.map((k) => left[k]), [0, 1, 2, 3]);
       assert.deepEqual(await a.evaluate(() => errors), []);
       await ctx.close();
     });

@@ -162,6 +162,8 @@ export async function writes(): Promise<void> {
   // @ts-expect-error sync is true or false
   await cache.remove('draft', { sync: 'no' });
   await cache.scope('own', { sync: false }).remove('draft', { sync: true });
+  const removed: number = await cache.invalidate('draft:*', { sync: false });
+  await cache.scope('own').invalidate('*', { sync: false });
   await cache.clear();
   // @ts-expect-error clear takes no key (it clears everything)
   await cache.clear('user');

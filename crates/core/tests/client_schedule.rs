@@ -446,6 +446,12 @@ fn a_removal_for_this_browser_only_is_sent_by_no_tab_and_takes_the_key_s_pending
     world.remove_for(0, "draft", Reach::Browser);
     world.remove_for(0, "never-written", Reach::Browser);
     assert!(!world.tabs[0].client.is_pending("draft"), "the removal replaced the write in the outbox");
+    world.set(0, "own:1", "1");
+    let now = world.now;
+    let (_, removed) = world.tabs[0].client.invalidate_for("own:*", Reach::Browser, now).expect("a valid pattern");
+    assert_eq!(removed, vec!["own:1".to_owned()]);
+    assert!(world.tabs[0].client.flush(now).is_empty());
+    assert!(!world.tabs[0].client.is_pending("own:1"), "an invalidation for this browser sends nothing either");
     world.set(0, "shared", "1");
     assert_eq!(world.tabs[0].client.status().pending, 1);
     world.set_online(true);

@@ -238,6 +238,11 @@ impl<S: Storage> Client<S> {
     /// Removes every visible key matching `pattern`; returns the news for the page's other
     /// instances (`None` when nothing matched) and the keys it removed.
     pub fn invalidate(&mut self, pattern: &str, now: u64) -> Result<(Option<String>, Vec<String>), CacheError> {
+        self.invalidate_for(pattern, Reach::Everyone, now)
+    }
+
+    /// [`Client::invalidate`] for whom `reach` says: [`Reach::Browser`] never goes to the backend.
+    pub fn invalidate_for(&mut self, pattern: &str, reach: Reach, now: u64) -> Result<(Option<String>, Vec<String>), CacheError> {
         let pattern = KeyPattern::parse(pattern)?;
         let at = self.cache.time_at(now);
         let mut keys: Vec<String> = self
@@ -250,7 +255,7 @@ impl<S: Storage> Client<S> {
         keys.sort_unstable();
         let mut records = Vec::with_capacity(keys.len());
         for key in &keys {
-            let entry = self.cache.remove(key, at)?;
+            let entry = self.cache.remove_for(key, reach, at)?;
             records.push((key.clone(), self.cache.encode_entry(key, &entry)));
             let pending = self.cache.is_unsynced(key);
             self.peers_know.writes.insert(key.clone(), (entry.stamp, pending));
