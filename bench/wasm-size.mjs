@@ -6,13 +6,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { functionBodies, functionNames, imports, sections } from '../scripts/wasm-module.mjs';
+import { functionBodies, functionNames, importedFunctions, sections } from '../scripts/wasm-module.mjs';
 import { wasmOptFeatures, wasmOptFlags } from '../scripts/wasm-opt-flags.mjs';
 
 /** `{ bodies: [[index, size]], names: Map<index, name>, data }` of a wasm module. */
 function parse(bytes) {
   const all = sections(bytes);
-  const imported = imports(bytes, all).filter(({ kind }) => kind === 0).length;
+  const imported = importedFunctions(bytes, all);
   const bodies = functionBodies(bytes, all).map((body, i) => [imported + i, body.length]);
   const data = all.filter(({ id }) => id === 11).reduce((n, { start, end }) => n + end - start, 0);
   return { bodies, names: functionNames(bytes, all), data };

@@ -7,7 +7,7 @@
 // `wasm-opt --reorder-functions-by-name --strip-debug` moves them, renumbering every call, and
 // drops the names. The functions themselves are untouched. Usage: order-functions.mjs in out
 import { readFileSync, writeFileSync } from 'node:fs';
-import { customName, functionBodies, imports, leb, sections } from './wasm-module.mjs';
+import { customName, functionBodies, importedFunctions, leb, sections } from './wasm-module.mjs';
 
 const [, , from, to] = process.argv;
 const bytes = readFileSync(from);
@@ -63,7 +63,7 @@ for (let placed = 1; placed < grams.length; placed++) {
 
 // The name section, function names only: imports keep their place, and each own function is
 // named by its rank, zero-padded so that names sort as ranks do.
-const imported = imports(bytes, all).filter(({ kind }) => kind === 0).length;
+const imported = importedFunctions(bytes, all);
 const names = [...leb(imported + grams.length)];
 const name = (text) => [...leb(text.length), ...Buffer.from(text, 'latin1')];
 for (let i = 0; i < imported; i++) names.push(...leb(i), ...name(`i${i}`));

@@ -78,7 +78,12 @@ export function imports(bytes, all = sections(bytes)) {
   return out;
 }
 
-/** Every function body of the code section, in order (the first is function `imported`). */
+/** How many functions the module imports: they come before its own in the index space. */
+export function importedFunctions(bytes, all = sections(bytes)) {
+  return imports(bytes, all).filter(({ kind }) => kind === 0).length;
+}
+
+/** Every function body of the code section, in order (the first is function `importedFunctions`). */
 export function functionBodies(bytes, all = sections(bytes)) {
   const section = all.find(({ id }) => id === 10);
   if (!section) return [];
