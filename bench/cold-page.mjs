@@ -1,7 +1,10 @@
-// One cold page load for the start-up sections (first render, first visit): a new browser context
-// (empty storage, no HTTP cache) with Chromium's CPU throttling, the page's errors collected.
-// `result` runs in the page and returns the figures once they are there (undefined until then).
+// The start-up sections' (first render, first visit) cold page loads, and their rounds.
 
+/**
+ * One cold page load: a new browser context (empty storage, no HTTP cache) with Chromium's CPU
+ * throttling, the page's errors collected. `result` runs in the page and returns the figures once
+ * they are there (undefined until then).
+ */
 export async function loadCold(browser, url, rate, result, what) {
   const context = await browser.newContext();
   try {
@@ -17,4 +20,21 @@ export async function loadCold(browser, url, rate, result, what) {
   } finally {
     await context.close();
   }
+}
+
+/**
+ * `rounds` rounds of one `load(variant)` per variant, the variants' order rotated each round (so
+ * each goes first as often), after a round that warms the browser and is dropped:
+ * `{ [variant]: [result of each round] }`, the results of one round at one index.
+ */
+export async function interleaved(rounds, variants, load) {
+  const runs = Object.fromEntries(variants.map((v) => [v, []]));
+  for (let i = 0; i <= rounds; i++) {
+    for (let j = 0; j < variants.length; j++) {
+      const variant = variants[(i + j) % variants.length];
+      const result = await load(variant);
+      if (i > 0) runs[variant].push(result);
+    }
+  }
+  return runs;
 }

@@ -7,8 +7,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, ensureInstalled, serveDirectory, sh } from '../tests/browser/harness.mjs';
-import { loadCold } from './cold-page.mjs';
-import { fmt, median, signed, spread } from './stats.mjs';
+import { interleaved, loadCold } from './cold-page.mjs';
+import { fmt, median, pairedDifference, signed, spread } from './stats.mjs';
 
 const APP = join(ROOT, 'bench', 'first-render');
 const OUT = join(ROOT, 'target', 'first-render');
@@ -46,25 +46,15 @@ export async function benchFirstRender(browser, report) {
   for (const variant of Object.keys(VARIANTS)) servers[variant] = await serveDirectory(join(OUT, variant));
   try {
     for (const rate of [1, 4]) {
-      const runs = Object.fromEntries(Object.keys(VARIANTS).map((v) => [v, []]));
-      // The order rotates every round; round 0 warms the browser and is dropped.
-      const order = Object.keys(runs);
-      for (let i = 0; i <= ROUNDS; i++) {
-        for (let j = 0; j < order.length; j++) {
-          const variant = order[(i + j) % order.length];
-          const t = await load(browser, `${servers[variant].url}/${VARIANTS[variant]}`, rate);
-          if (i > 0) runs[variant].push(t);
-        }
-      }
+      const runs = await interleaved(ROUNDS, Object.keys(VARIANTS), (variant) => load(browser, `${servers[variant].url}/${VARIANTS[variant]}`, rate));
       const whole = (xs) => xs.map((t) => Math.max(t.cart, t.plain));
       const plain = (xs) => xs.map((t) => t.plain);
       const ms = (xs) => `${fmt(median(xs), 1)} ms ${spread(xs, 1)}`;
-      // The median of each round's difference: the loads of a round ran back to back, so they
-      // share the machine's state, which moves the loads' times by more than the package.
-      const extra = (a, b) => median(a.map((x, i) => x - b[i]));
+      // Paired by round: the loads of a round ran back to back, so they share the machine's
+      // state, which moves the loads' times by more than the package.
       const row = (label, of, variant, goal) => {
         const base = variant === 'with' ? 'without' : 'split-without';
-        const d = extra(of(runs[variant]), of(runs[base]));
+        const d = pairedDifference(of(runs[variant]), of(runs[base]));
         report.row(label, ms(of(runs[variant])), `without the package ${ms(of(runs[base]))}`, `${signed(d, 1)} ms`, goal ?? '—', goal ? (d <= 15 ? 'yes' : 'NO') : '');
       };
       row(`first render, two React roots, CPU ${rate}× (ms from navigation)`, whole, 'with', rate === 1 ? '≤ +15 ms' : undefined);

@@ -4,8 +4,8 @@
 // does by hand what a cross-tab cache needs at start: the first read (getItem + JSON.parse), a
 // `storage` listener and a BroadcastChannel. The first-render rows carry React, Vite and the
 // bundle's download around the same cost, and move by more than it between runs.
-import { loadCold } from './cold-page.mjs';
-import { fmt, median, signed, spread } from './stats.mjs';
+import { interleaved, loadCold } from './cold-page.mjs';
+import { fmt, median, pairedDifference, signed, spread } from './stats.mjs';
 
 const ROUNDS = 15;
 
@@ -19,17 +19,10 @@ async function load(browser, url, rate) {
 export async function benchFirstVisit(browser, url, report) {
   const page = `${url}/bench/startup.html`;
   for (const rate of [1, 4]) {
-    const runs = { cache: [], naive: [] };
-    // Alternating, the order flipped every round; round 0 warms the browser and is dropped.
-    for (let i = 0; i <= ROUNDS; i++) {
-      for (const variant of i % 2 ? ['cache', 'naive'] : ['naive', 'cache']) {
-        const r = await load(browser, variant === 'naive' ? `${page}?naive` : page, rate);
-        if (i > 0) runs[variant].push(r);
-      }
-    }
+    const runs = await interleaved(ROUNDS, ['naive', 'cache'], (variant) => load(browser, variant === 'naive' ? `${page}?naive` : page, rate));
     const total = (xs) => xs.map((r) => r.total);
     const ms = (xs) => `${fmt(median(xs), 1)} ms ${spread(xs, 1)}`;
-    const extra = median(runs.cache.map((r, i) => r.total - runs.naive[i].total));
+    const extra = pairedDifference(total(runs.cache), total(runs.naive));
     report.row(
       `first visit: first cache made + first get, fresh context, CPU ${rate}× [diagnostic]`,
       ms(total(runs.cache)),

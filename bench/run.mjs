@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { launch, openTab, startServer, ROOT } from '../tests/browser/harness.mjs';
 import { benchOfflineFlush, benchOverload, benchServerThroughput } from './backend.mjs';
-import { fmt, median, percentile, signed, sleep, spread } from './stats.mjs';
+import { fmt, median, pairedRatio, percentile, signed, sleep, spread } from './stats.mjs';
 import { benchFanOut, benchPushToTabs, benchSyncRedis } from './realtime.mjs';
 import { benchStreams } from './streams.mjs';
 import { benchBoundary } from './boundary.mjs';
@@ -44,7 +44,6 @@ const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${
 const bytes = (n) => n.toLocaleString('en-US');
 // Ratio of paired measurements (ours and the baseline run back to back in the same round): the
 // median of the per-round ratios, robust to the machine's load changing between rounds.
-const pairedRatio = (ours, base) => median(ours.map((x, i) => x / base[i]));
 const times = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : 'n/a');
 
 function row(metric, ours, baseline, r, goal, met = '') {

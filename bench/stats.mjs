@@ -14,5 +14,8 @@ export const percentile = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 };
+/** The median of the pairs' ratios / differences: the two runs of a pair share the machine's state. */
+export const pairedRatio = (ours, base) => median(ours.map((x, i) => x / base[i]));
+export const pairedDifference = (ours, base) => median(ours.map((x, i) => x - base[i]));
 /** `[min…max]` of a few rounds. */
 export const spread = (xs, digits) => `[${fmt(Math.min(...xs), digits)}…${fmt(Math.max(...xs), digits)}]`;
