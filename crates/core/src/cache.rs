@@ -5,8 +5,9 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use crate::record::{
-    decode_clock_offset, decode_cursor, decode_meta_flagged, decode_record, decode_record_flagged, encode_clock_offset,
-    encode_cursor, encode_meta_flagged, encode_record_flagged, prefix_tag, record_head, record_stamp, DecodedRecord,
+    decode_clock_offset, decode_cursor, decode_meta_flagged, decode_record, decode_record_pending, encode_clock_offset,
+    encode_cursor, encode_meta_flagged, encode_record_pending, prefix_tag, record_head, record_marks, record_stamp, DecodedRecord,
+    Pending,
 };
 use crate::{check_remote_stamp, validate_key, CacheError, Entry, MergeOutcome, Replica, Stamp, Storage, StorageError};
 
@@ -73,9 +74,9 @@ impl SyncBatch {
     }
 }
 
-/// One write from another tab: the key, the write, and whether its writer still has to send it to
-/// the backend.
-pub type TabWrite = (String, Entry, bool);
+/// One write from another tab: the key, the write, and what of the key its writer still has to
+/// send to the backend.
+pub type TabWrite = (String, Entry, Pending);
 
 /// What [`Cache::flush`] did: the writes to tell other tabs, and what could not be persisted.
 #[derive(Debug, Default)]
@@ -125,6 +126,15 @@ pub struct Cache<S: Storage> {
     /// Keys whose current write the backend has not acknowledged (the durable outbox: each
     /// record carries the mark, so it survives reloads and closed tabs).
     unsynced: HashSet<String>,
+    /// The rest of the outbox: per key, a write for everyone the backend has not acknowledged,
+    /// covered here by a later write for this browser only (which is never sent). The key's
+    /// record carries it. Never a key of `unsynced`: a pending current write is for everyone and
+    /// newer, so it supersedes what it would cover.
+    covered: HashMap<String, Entry>,
+    /// Covered writes the backend has acknowledged (or superseded) since the last flush, with
+    /// their keys: the flush takes them out of the stored records. (A list: it is nearly always
+    /// empty, and one more map type costs the wasm more than its lookups save.)
+    covers_done: Vec<(String, Stamp)>,
     /// Whether the current clear epoch is not yet acknowledged by the backend.
     clear_unsynced: bool,
     /// The last `timestamp` (cursor) the backend returned, and its storage key.
@@ -169,6 +179,8 @@ impl<S: Storage> Cache<S> {
             expiries: BinaryHeap::new(),
             track_sync: config.track_sync,
             unsynced: HashSet::new(),
+            covered: HashMap::new(),
+            covers_done: Vec::new(),
             clear_unsynced: false,
             cursor: 0,
             cursor_dirty: false,
@@ -226,9 +238,14 @@ impl<S: Storage> Cache<S> {
             if key.contains('\0') {
                 continue; // bookkeeping of this cache or of one with a longer prefix
             }
-            match decode_record_flagged(&text, &self.tag) {
-                Ok((DecodedRecord::Mine(entry), unsynced)) => {
-                    if let Err(e) = validate_key(key).and_then(|()| check_remote_stamp(&entry.stamp)) {
+            match decode_record_pending(&text, &self.tag) {
+                Ok((DecodedRecord::Mine(entry), pending)) => {
+                    let checked = validate_key(key).and_then(|()| check_remote_stamp(&entry.stamp));
+                    let checked = checked.and_then(|()| match &pending {
+                        Pending::Covered(covered) => check_remote_stamp(&covered.stamp),
+                        _ => Ok(()),
+                    });
+                    if let Err(e) = checked {
                         errors.push(corrupt(&storage_key, e.to_string()));
                         continue;
                     }
@@ -237,13 +254,22 @@ impl<S: Storage> Cache<S> {
                     let expires_at = entry.expires_at();
                     self.replica.observe(entry.stamp.ts);
                     // An unsynced write is kept whatever its age: the backend has not seen it yet.
-                    let garbage_now = (dead_past_retention && !unsynced)
+                    let garbage_now = (dead_past_retention && matches!(pending, Pending::None))
                         || self.replica.merge(key, entry) == MergeOutcome::Cleared;
                     if garbage_now {
                         garbage.push(storage_key);
                     } else {
-                        if unsynced && self.track_sync {
-                            self.unsynced.insert(key.to_owned());
+                        if self.track_sync {
+                            match pending {
+                                Pending::This => {
+                                    self.unsynced.insert(key.to_owned());
+                                }
+                                // Unless the clear epoch supersedes it.
+                                Pending::Covered(covered) => {
+                                    self.cover(key, covered);
+                                }
+                                Pending::None => {}
+                            }
                         }
                         // Storage holds one record per key, so this entry is the replica's.
                         if let Some(at) = expires_at.filter(|at| *at > now_ms) {
@@ -301,8 +327,8 @@ impl<S: Storage> Cache<S> {
     }
 
     /// Sets `key` for whom `reach` says. A write for this browser only is never marked pending,
-    /// so no instance of any tab ever sends it; it also takes an earlier pending write of the key
-    /// out of the outbox, since it replaces that value.
+    /// so no instance of any tab ever sends it; an earlier write for everyone of the key that is
+    /// still pending stays in the outbox, covered (see [`Pending::Covered`]).
     pub fn set_for(&mut self, key: &str, json: String, ttl_ms: u64, reach: Reach, now_ms: u64) -> Result<Entry, CacheError> {
         validate_key(key)?;
         Ok(self.local_write(key, Some(json), ttl_ms, reach, now_ms))
@@ -315,16 +341,24 @@ impl<S: Storage> Cache<S> {
     }
 
     /// Removes `key` for whom `reach` says: a removal for this browser only is never sent, so it
-    /// cannot delete what another device wrote to the backend; like [`Cache::set_for`], it takes
-    /// an earlier pending write of the key out of the outbox.
+    /// cannot delete what another device wrote to the backend; like [`Cache::set_for`], it keeps
+    /// an earlier pending write of the key in the outbox.
     pub fn remove_for(&mut self, key: &str, reach: Reach, now_ms: u64) -> Result<Entry, CacheError> {
         validate_key(key)?;
         Ok(self.local_write(key, None, 0, reach, now_ms))
     }
 
     fn local_write(&mut self, key: &str, value: Option<String>, ttl_ms: u64, reach: Reach, now_ms: u64) -> Entry {
+        let covers = reach == Reach::Browser && self.unsynced.contains(key);
+        let displaced = if covers { self.replica.entry(key).cloned() } else { None };
         let entry = self.replica.write(key, value, ttl_ms, now_ms);
-        self.set_unsynced(key, reach == Reach::Everyone);
+        if reach == Reach::Everyone {
+            self.covered.remove(key);
+            self.set_unsynced(key, true);
+        } else if let Some(displaced) = displaced {
+            self.unsynced.remove(key);
+            self.cover(key, displaced);
+        }
         self.touch(key);
         self.dirty.insert(key.to_owned());
         self.outgoing.insert(key.to_owned());
@@ -358,6 +392,8 @@ impl<S: Storage> Cache<S> {
         self.dirty.retain(|key| replica.entry(key).is_some());
         self.outgoing.retain(|key| replica.entry(key).is_some());
         self.unsynced.retain(|key| replica.entry(key).is_some());
+        // A clear is a write for everyone ordered after every write it removes.
+        self.covered.retain(|_, covered| replica.epoch().is_none_or(|epoch| covered.stamp > *epoch));
     }
 
     /// Applies writes and possibly a clear from another tab (`persist == false`) or the backend
@@ -373,7 +409,7 @@ impl<S: Storage> Cache<S> {
         if persist {
             self.apply_from_backend(changes, clear, now_ms)
         } else {
-            let changes = changes.into_iter().map(|(k, e)| (k, e, false)).collect();
+            let changes = changes.into_iter().map(|(k, e)| (k, e, Pending::None)).collect();
             self.apply_from_tab(changes, clear.map(|c| (c, false)), now_ms)
         }
     }
@@ -397,18 +433,53 @@ impl<S: Storage> Cache<S> {
                 self.forget_cleared();
             }
         }
-        for (key, entry, unsynced) in changes {
+        for (key, entry, pending) in changes {
             let was_visible = self.replica.get(&key, now_ms).is_some();
+            let covers = matches!(pending, Pending::Covered(_)) || self.covered.contains_key(&key);
+            let this = matches!(pending, Pending::This);
+            // Cloned only where they may be kept, off the path of every message.
+            let held = self.replica.entry(&key);
+            let (newer, older) = (held.is_none_or(|h| h.stamp < entry.stamp), held.is_some_and(|h| h.stamp > entry.stamp));
+            let waits_here = self.unsynced.contains(&key);
+            let displaced = if newer && !this && waits_here { held.cloned() } else { None };
+            let incoming = if older && !waits_here { pending.waiting(&entry).cloned() } else { None };
             match self.replica.merge(&key, entry) {
                 MergeOutcome::Applied => {
-                    self.set_unsynced(&key, unsynced);
+                    // The writer's record says what waits: its write, or one it covers (read as
+                    // stored). A write that waited here stays in the outbox, covered, unless the
+                    // new one waits itself: a record does not say whether its write is for this
+                    // browser only or one the backend has, and at worst the backend acknowledges
+                    // the covered one without taking it.
+                    self.set_unsynced(&key, this);
+                    if covers {
+                        self.cover_as_stored(&key);
+                    }
+                    if let Some(displaced) = displaced.filter(|_| !this) {
+                        if self.cover(&key, displaced) {
+                            self.dirty.insert(key.clone());
+                        }
+                    }
                     self.after_applied(key, was_visible, now_ms, &mut changed);
                 }
-                // The writer announcing that the backend acknowledged its write.
-                MergeOutcome::Duplicate if !unsynced => {
-                    self.unsynced.remove(&key);
+                // The writer announcing that the backend acknowledged its write, or what the
+                // write covers now.
+                MergeOutcome::Duplicate => {
+                    if matches!(pending, Pending::None) {
+                        self.unsynced.remove(&key);
+                    }
+                    if covers {
+                        self.cover_as_stored(&key);
+                    }
                 }
                 MergeOutcome::Stale => {
+                    // A write for everyone still pending, older than this browser's: it waits,
+                    // covered, unless this tab's write is for everyone and pending (that one
+                    // supersedes it). Other tabs hear of it, as of any change to the outbox.
+                    if let Some(write) = incoming {
+                        if self.cover(&key, write) {
+                            self.outgoing.insert(key.clone());
+                        }
+                    }
                     self.dirty.insert(key);
                 }
                 // Older than the clear, and so older than the write this tab holds: it was stored
@@ -437,6 +508,13 @@ impl<S: Storage> Cache<S> {
         }
         for (key, entry) in changes {
             let was_visible = self.replica.get(&key, now_ms).is_some();
+            // The backend holds this write or a newer one: a covered write it supersedes or equals
+            // is done with.
+            if self.covered.get(&key).is_some_and(|covered| covered.stamp <= entry.stamp) {
+                self.uncover(&key, None);
+                self.dirty.insert(key.clone());
+                self.outgoing.insert(key.clone());
+            }
             match self.replica.merge(&key, entry) {
                 MergeOutcome::Applied => {
                     self.unsynced.remove(&key);
@@ -477,6 +555,48 @@ impl<S: Storage> Cache<S> {
         }
     }
 
+    /// Keeps `write`, a pending write for everyone of `key` older than the key's current one, in
+    /// the outbox, unless a newer one is kept already (the newer supersedes it on the backend).
+    /// Returns whether it did; the caller has the record written.
+    fn cover(&mut self, key: &str, write: Entry) -> bool {
+        let superseded = self.covered.get(key).is_some_and(|held| held.stamp >= write.stamp)
+            || self.replica.epoch().is_some_and(|epoch| write.stamp <= *epoch)
+            || self.replica.entry(key).is_none_or(|current| current.stamp <= write.stamp);
+        if !self.track_sync || superseded {
+            return false;
+        }
+        self.covered.insert(key.to_owned(), write);
+        true
+    }
+
+    /// Takes what the stored record of `key` covers as this tab's view, when that record is of
+    /// the write this tab holds: tabs share storage, and its record is newer than any message
+    /// about it (a message saying a write is covered may arrive after the one saying the backend
+    /// has it).
+    fn cover_as_stored(&mut self, key: &str) {
+        self.covered.remove(key);
+        let Some(current) = self.replica.entry(key) else { return };
+        let Ok(Some(text)) = self.storage.get(&format!("{}{}", self.prefix, key)) else { return };
+        if let Ok((DecodedRecord::Mine(stored), Pending::Covered(covered))) = decode_record_pending(&text, &self.tag) {
+            if stored.stamp == current.stamp && !self.unsynced.contains(key) {
+                self.cover(key, covered);
+            }
+        }
+    }
+
+    /// The covered write of `key` is done with: the backend acknowledged it (`sent`, when given:
+    /// only if it is still the one covered) or holds something newer.
+    fn uncover(&mut self, key: &str, sent: Option<&Stamp>) -> bool {
+        match self.covered.get(key) {
+            Some(covered) if sent.is_none_or(|sent| covered.stamp == *sent) => {
+                self.covers_done.push((key.to_owned(), covered.stamp.clone()));
+                self.covered.remove(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Marks `key`'s current write as acknowledged: its record is rewritten without the mark and
     /// other tabs are told, so they stop counting it as pending.
     fn mark_synced(&mut self, key: &str) {
@@ -500,6 +620,8 @@ impl<S: Storage> Cache<S> {
         for (key, sent) in &batch.changes {
             if self.replica.entry(key).is_some_and(|e| e.stamp == sent.stamp) {
                 changed |= self.unsynced.remove(key);
+            } else {
+                changed |= self.uncover(key, Some(&sent.stamp));
             }
         }
         changed
@@ -512,7 +634,9 @@ impl<S: Storage> Cache<S> {
 
     /// Like [`Cache::sync_batch`], restricted to writes (and a clear) made by `writer` when given:
     /// a tab that does not lead sends only its own writes, the leader sends everyone's (those of
-    /// tabs that closed before they could).
+    /// tabs that closed before they could). Covered writes are sent by every tab that holds one:
+    /// a tab may hold one no other tab knows of (it covered another tab's write that reached it
+    /// after its own), and they are rare; the backend takes a repeat as it took the first.
     pub fn sync_batch_of(&self, max: usize, writer: Option<&str>) -> SyncBatch {
         let mine = |stamp: &Stamp| writer.is_none_or(|w| stamp.node == w);
         // Owned keys: one sort of `String`s serves the whole crate (each sorted type costs the wasm).
@@ -520,6 +644,7 @@ impl<S: Storage> Cache<S> {
             .unsynced
             .iter()
             .filter(|k| self.replica.entry(k).is_some_and(|e| mine(&e.stamp)))
+            .chain(self.covered.keys())
             .cloned()
             .collect();
         keys.sort_unstable();
@@ -527,9 +652,18 @@ impl<S: Storage> Cache<S> {
             clear: self.replica.epoch().filter(|e| self.clear_unsynced && mine(e)).cloned(),
             changes: keys
                 .into_iter()
-                .filter_map(|k| self.replica.entry(&k).cloned().map(|e| (k, e)))
+                .filter_map(|k| self.pending_write(&k).cloned().map(|e| (k, e)))
                 .take(max)
                 .collect(),
+        }
+    }
+
+    /// The write of `key` the outbox holds: its current one, or the one that covers.
+    fn pending_write(&self, key: &str) -> Option<&Entry> {
+        if self.unsynced.contains(key) {
+            self.replica.entry(key)
+        } else {
+            self.covered.get(key)
         }
     }
 
@@ -538,6 +672,7 @@ impl<S: Storage> Cache<S> {
         let mine = |stamp: &Stamp| writer.is_none_or(|w| stamp.node == w);
         (self.clear_unsynced && self.replica.epoch().is_some_and(mine))
             || self.unsynced.iter().any(|k| self.replica.entry(k).is_some_and(|e| mine(&e.stamp)))
+            || !self.covered.is_empty()
     }
 
     /// Marks a batch as acknowledged by the backend. A key written again since the batch was
@@ -553,18 +688,27 @@ impl<S: Storage> Cache<S> {
         for (key, sent) in &batch.changes {
             if self.replica.entry(key).is_some_and(|e| e.stamp == sent.stamp) {
                 self.mark_synced(key);
+            } else if self.uncover(key, Some(&sent.stamp)) {
+                self.dirty.insert(key.clone());
+                self.outgoing.insert(key.clone());
             }
         }
     }
 
     /// Number of writes (and a clear) the backend has not acknowledged.
     pub fn pending_sync(&self) -> usize {
-        self.unsynced.len() + usize::from(self.clear_unsynced)
+        self.unsynced.len() + self.covered.len() + usize::from(self.clear_unsynced)
     }
 
     /// Whether `key`'s current write is waiting for the backend.
     pub fn is_unsynced(&self, key: &str) -> bool {
         self.unsynced.contains(key)
+    }
+
+    /// The write for everyone of `key` that waits for the backend under a later write for this
+    /// browser only, if there is one.
+    pub fn covered(&self, key: &str) -> Option<&Entry> {
+        self.covered.get(key)
     }
 
     /// Whether the clear epoch is waiting for the backend.
@@ -786,16 +930,28 @@ impl<S: Storage> Cache<S> {
         for (key, storage_key) in dirty.into_iter().zip(storage_keys) {
             // Taken first, so that each answer stays with its key whatever the loop skips.
             let text = stored.next().flatten();
+            // A write for everyone still pending in the record this one replaces (another tab's,
+            // made before it heard of ours) stays in the outbox, covered; other tabs hear of it.
+            if !self.unsynced.contains(&key) {
+                let held = self.replica.entry(&key);
+                let waiting = text.as_deref().zip(held).and_then(|(text, held)| self.stored_pending_before(text, &key, held));
+                if waiting.is_some_and(|waiting| self.cover(&key, waiting)) {
+                    if let Some(held) = self.replica.entry(&key) {
+                        report.changes.retain(|(k, _)| *k != key);
+                        report.changes.push((key.clone(), held.clone()));
+                    }
+                }
+            }
             let Some(entry) = self.replica.entry(&key) else { continue };
-            let unsynced = self.unsynced.contains(&key);
             // What could not be read is written over, as if nothing were stored.
-            if text.is_some_and(|text| self.stored_is_current(&text, entry, unsynced)) {
+            if text.is_some_and(|text| self.stored_is_current(&text, &key, entry)) {
                 self.unpersisted.remove(&key);
                 continue;
             }
-            writes.push((storage_key, encode_record_flagged(entry, &self.tag, unsynced)));
+            writes.push((storage_key, self.encode_entry(&key, entry)));
             keys.push(key);
         }
+        self.covers_done.clear();
         let mut done = 0;
         while done < writes.len() {
             let stored = match self.storage.set_each(&writes[done..]) {
@@ -818,15 +974,53 @@ impl<S: Storage> Cache<S> {
         report
     }
 
+    /// The write for everyone waiting in `text`, a stored record older than `entry`: the record's
+    /// own (marked pending) or the one it covers. Read whole only when it may hold one.
+    fn stored_pending_before(&self, text: &str, key: &str, entry: &Entry) -> Option<Entry> {
+        let (ts, node, marks) = record_marks(text, &self.tag)?;
+        if (ts, node) >= (entry.stamp.ts, entry.stamp.node.as_str()) || matches!(marks, Pending::None) {
+            return None;
+        }
+        let waiting = match decode_record_pending(text, &self.tag) {
+            Ok((DecodedRecord::Mine(stored), Pending::This)) => stored,
+            Ok((DecodedRecord::Mine(_), Pending::Covered(covered))) => covered,
+            _ => return None,
+        };
+        self.cover_done(key).is_none_or(|done| *done < waiting.stamp).then_some(waiting)
+    }
+
     /// Whether `text`, stored where `entry` goes, is `entry` or a newer write, so that writing
     /// `entry` would only undo another tab's work ([`Cache::stored_is_current_as`]).
-    fn stored_is_current(&self, text: &str, entry: &Entry, unsynced: bool) -> bool {
+    fn stored_is_current(&self, text: &str, key: &str, entry: &Entry) -> bool {
         // Before nearly every write, storage holds this tab's own older record: its head says so,
         // and its value need not be read. A record kept is first read whole: a damaged one is
         // written over.
         let Some((ts, node, marked)) = record_head(text, &self.tag) else { return false };
-        self.stored_is_current_as((ts, node), marked, &entry.stamp, unsynced)
-            && matches!(decode_record_flagged(text, &self.tag), Ok((DecodedRecord::Mine(_), _)))
+        let unsynced = self.unsynced.contains(key);
+        if !self.stored_is_current_as((ts, node), marked, &entry.stamp, unsynced) {
+            return false;
+        }
+        let Ok((DecodedRecord::Mine(_), stored)) = decode_record_pending(text, &self.tag) else { return false };
+        let same = (ts, node) == (entry.stamp.ts, entry.stamp.node.as_str());
+        if !same || marked || unsynced || !self.track_sync {
+            return true;
+        }
+        // The same write: which covered write its record keeps. A tab may cover a write no other
+        // tab knows of, and only the backend's word takes one out.
+        let stored = match stored {
+            Pending::Covered(covered) => Some(covered.stamp),
+            _ => None,
+        };
+        match (stored, self.covered.get(key)) {
+            (Some(stored), Some(ours)) => stored >= ours.stamp,
+            (Some(stored), None) => self.cover_done(key).is_none_or(|done| *done < stored),
+            (None, ours) => ours.is_none(),
+        }
+    }
+
+    /// The last covered write of `key` the backend took since the last flush.
+    fn cover_done(&self, key: &str) -> Option<&Stamp> {
+        self.covers_done.iter().rev().find(|(k, _)| k == key).map(|(_, stamp)| stamp)
     }
 
     /// Whether what storage holds, stamped `stored` (with its pending mark `marked`), must stay
@@ -930,7 +1124,10 @@ impl<S: Storage> Cache<S> {
 
     /// Whether `candidate`'s record may be evicted to make room for `writing`'s.
     fn evictable(&self, candidate: &str, writing: &str) -> bool {
-        candidate != writing && !self.unpersisted.contains(candidate) && !self.unsynced.contains(candidate)
+        candidate != writing
+            && !self.unpersisted.contains(candidate)
+            && !self.unsynced.contains(candidate)
+            && !self.covered.contains_key(candidate)
     }
 
     /// Removes `victim`'s record from storage if it is still the write this replica holds (another
@@ -940,8 +1137,8 @@ impl<S: Storage> Cache<S> {
         let storage_key = format!("{}{}", self.prefix, victim);
         let text = self.storage.get(&storage_key).ok()??;
         let held = self.replica.entry(victim)?;
-        match decode_record_flagged(&text, &self.tag) {
-            Ok((DecodedRecord::Mine(stored), false)) if stored.stamp <= held.stamp => {}
+        match decode_record_pending(&text, &self.tag) {
+            Ok((DecodedRecord::Mine(stored), Pending::None)) if stored.stamp <= held.stamp => {}
             _ => return None,
         }
         self.storage.remove(&storage_key).ok()?;
@@ -968,16 +1165,21 @@ impl<S: Storage> Cache<S> {
     }
 
     /// Encodes `key`'s write in this cache's storage record format (also what tabs send each
-    /// other), with its unacknowledged mark.
+    /// other), with what of the key waits for the backend.
     pub fn encode_entry(&self, key: &str, entry: &Entry) -> String {
-        encode_record_flagged(entry, &self.tag, self.unsynced.contains(key))
+        let pending = match self.covered.get(key) {
+            Some(covered) => Pending::Covered(covered),
+            None if self.unsynced.contains(key) => Pending::This,
+            None => Pending::None,
+        };
+        encode_record_pending(entry, &self.tag, pending)
     }
 
-    /// Decodes a record sent by another tab, with its unacknowledged mark; `None` when it belongs
-    /// to another cache.
-    pub fn decode_entry(&self, key: &str, text: &str) -> Option<Result<(Entry, bool), CacheError>> {
-        match decode_record_flagged(text, &self.tag) {
-            Ok((DecodedRecord::Mine(entry), unsynced)) => Some(Ok((entry, unsynced))),
+    /// Decodes a record sent by another tab, with what of its key waits for the backend; `None`
+    /// when it belongs to another cache.
+    pub fn decode_entry(&self, key: &str, text: &str) -> Option<Result<(Entry, Pending), CacheError>> {
+        match decode_record_pending(text, &self.tag) {
+            Ok((DecodedRecord::Mine(entry), pending)) => Some(Ok((entry, pending))),
             Ok((DecodedRecord::OtherCache, _)) => None,
             Err(reason) => Some(Err(CacheError::Protocol { message: format!("bad record for {}: {reason}", crate::json::Quoted(key)) })),
         }
@@ -990,8 +1192,8 @@ impl<S: Storage> Cache<S> {
         if key.contains('\0') || key.is_empty() {
             return None;
         }
-        match decode_record_flagged(text, &self.tag) {
-            Ok((DecodedRecord::Mine(entry), unsynced)) => Some(Ok((key.to_owned(), entry, unsynced))),
+        match decode_record_pending(text, &self.tag) {
+            Ok((DecodedRecord::Mine(entry), pending)) => Some(Ok((key.to_owned(), entry, pending))),
             Ok((DecodedRecord::OtherCache, _)) => None,
             Err(reason) => Some(Err(corrupt(storage_key, reason))),
         }

@@ -4,7 +4,11 @@
 //! 0) and `{"t":<ms>,"n":"<node>","p":"<tag>","d":1}` for a tombstone; `"u":1` after `p` marks a
 //! write the backend has not acknowledged yet, so the outbox is durable with the write itself;
 //! `"w":<ms>` after that is when it was written, where that differs from `t` (the writer's clock
-//! had seen a stamp from a faster clock: see [`crate::Entry::written_at`]). `p` is a short hash of
+//! had seen a stamp from a faster clock: see [`crate::Entry::written_at`]). `"s":{…}` after that
+//! (never with `"u":1`) is an earlier write for everyone that the backend has not acknowledged and
+//! that the record's own write covers in this browser (`{"t","n","w"?,"l"?,"v"}` or
+//! `{"t","n","w"?,"d":1}`): the outbox keeps it, so a `sync: false` write never takes a write for
+//! everyone out of it. `p` is a short hash of
 //! the cache's prefix: a cache with prefix `app_` must not read the entries of one with prefix
 //! `app_x_`, whose storage keys also start with `app_`.
 //!
@@ -12,8 +16,33 @@
 //! layout (anything else is corrupt or foreign) and validates the value with [`crate::json`].
 //! The bookkeeping record holding the clear epoch is `{"p":"<tag>","t":<ms>,"n":"<node>"}` (also
 //! with `"u":1` while the clear is not acknowledged), and the sync cursor `{"p":"<tag>","c":<n>}`.
+use crate::json_read::Reader;
 use crate::validate::{is_valid_node, MAX_SAFE_INTEGER};
 use crate::{json, Entry, Stamp};
+
+/// What of a key's writes waits for the backend, as its record says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Pending<E = Entry> {
+    /// Nothing.
+    #[default]
+    None,
+    /// The record's own write.
+    This,
+    /// An earlier write for everyone, which the record's write covers in this browser (it is
+    /// for this browser only, or arrived before the earlier one was sent).
+    Covered(E),
+}
+
+impl<E> Pending<E> {
+    /// The write that waits: the record's own (`write`) or the one it covers.
+    pub fn waiting<'a>(&'a self, write: &'a E) -> Option<&'a E> {
+        match self {
+            Pending::None => None,
+            Pending::This => Some(write),
+            Pending::Covered(covered) => Some(covered),
+        }
+    }
+}
 
 /// The tag that marks records as belonging to the cache with this prefix (FNV-1a, base 36).
 pub fn prefix_tag(prefix: &str) -> String {
@@ -43,21 +72,47 @@ pub fn encode_record(entry: &Entry, tag: &str) -> String {
 
 /// Encodes an entry for storage, marked as not yet acknowledged by the backend when `unsynced`.
 pub fn encode_record_flagged(entry: &Entry, tag: &str, unsynced: bool) -> String {
+    encode_record_pending(entry, tag, if unsynced { Pending::This } else { Pending::None })
+}
+
+/// Encodes an entry for storage with whom it is for and what of its key waits.
+pub fn encode_record_pending(entry: &Entry, tag: &str, pending: Pending<&Entry>) -> String {
     let value_len = entry.value.as_ref().map_or(0, String::len);
     let mut out = String::with_capacity(56 + entry.stamp.node.len() + tag.len() + value_len);
-    out.push_str("{\"t\":");
-    out.push_str(&entry.stamp.ts.to_string());
-    out.push_str(",\"n\":\"");
-    out.push_str(&entry.stamp.node);
-    out.push_str("\",\"p\":\"");
+    push_head(&mut out, &entry.stamp);
+    out.push_str(",\"p\":\"");
     out.push_str(tag);
     out.push('"');
-    if unsynced {
-        out.push_str(",\"u\":1");
-    }
+    let covered = match pending {
+        Pending::None => None,
+        Pending::This => {
+            out.push_str(",\"u\":1");
+            None
+        }
+        Pending::Covered(covered) => Some(covered),
+    };
+    push_body(&mut out, entry, covered);
+    out
+}
+
+fn push_head(out: &mut String, stamp: &Stamp) {
+    out.push_str("{\"t\":");
+    out.push_str(&stamp.ts.to_string());
+    out.push_str(",\"n\":\"");
+    out.push_str(&stamp.node);
+    out.push('"');
+}
+
+/// The fields after the head and the marks: the written time, a covered write, the value.
+fn push_body(out: &mut String, entry: &Entry, covered: Option<&Entry>) {
     if entry.written_at != entry.stamp.ts {
         out.push_str(",\"w\":");
         out.push_str(&entry.written_at.to_string());
+    }
+    if let Some(covered) = covered {
+        out.push_str(",\"s\":");
+        push_head(out, &covered.stamp);
+        push_body(out, covered, None);
     }
     match &entry.value {
         Some(json) => {
@@ -71,7 +126,6 @@ pub fn encode_record_flagged(entry: &Entry, tag: &str, unsynced: bool) -> String
         None => out.push_str(",\"d\":1"),
     }
     out.push('}');
-    out
 }
 
 /// What a stored string turned out to be.
@@ -90,6 +144,11 @@ pub fn decode_record(text: &str, tag: &str) -> Result<DecodedRecord, String> {
 
 /// Decodes a stored record and whether it is marked as not yet acknowledged by the backend.
 pub fn decode_record_flagged(text: &str, tag: &str) -> Result<(DecodedRecord, bool), String> {
+    decode_record_pending(text, tag).map(|(record, pending)| (record, matches!(pending, Pending::This)))
+}
+
+/// Decodes a stored record and what of its key waits for the backend.
+pub fn decode_record_pending(text: &str, tag: &str) -> Result<(DecodedRecord, Pending), String> {
     let mut c = Cursor(text);
     c.expect("{\"t\":")?;
     let ts = c.uint()?;
@@ -99,19 +158,48 @@ pub fn decode_record_flagged(text: &str, tag: &str) -> Result<(DecodedRecord, bo
     let record_tag = c.ident()?;
     c.expect("\"")?;
     if record_tag != tag {
-        return Ok((DecodedRecord::OtherCache, false));
+        return Ok((DecodedRecord::OtherCache, Pending::None));
     }
     let unsynced = c.eat(",\"u\":1");
-    let written_at = if c.eat(",\"w\":") { c.uint()? } else { ts };
-    let stamp = Stamp::new(ts, node);
+    let (entry, covered) = decode_body(c, Stamp::new(ts, node), !unsynced)?;
+    let pending = match covered {
+        Some(covered) => Pending::Covered(covered),
+        None if unsynced => Pending::This,
+        None => Pending::None,
+    };
+    Ok((DecodedRecord::Mine(entry), pending))
+}
+
+/// The rest of a record after its head and marks (see [`push_body`]), up to its closing brace;
+/// a covered write only where `may_cover` (not inside another).
+fn decode_body(mut c: Cursor<'_>, stamp: Stamp, may_cover: bool) -> Result<(Entry, Option<Entry>), String> {
+    let written_at = if c.eat(",\"w\":") { c.uint()? } else { stamp.ts };
+    let covered = if may_cover && c.eat(",\"s\":") {
+        // Its extent is found by reading it as JSON; its layout is then checked like a record's.
+        let text = Reader::new(c.0).raw().map_err(|_| "covered write is not JSON")?;
+        c.0 = c.0.strip_prefix(text).ok_or("covered write is not where the record has it")?;
+        let mut inner = Cursor(text);
+        inner.expect("{\"t\":")?;
+        let ts = inner.uint()?;
+        inner.expect(",\"n\":\"")?;
+        let node = inner.ident()?;
+        inner.expect("\"")?;
+        let (covered, _) = decode_body(inner, Stamp::new(ts, node), false)?;
+        if covered.stamp >= stamp {
+            return Err("covered write is not older than the record's".into());
+        }
+        Some(covered)
+    } else {
+        None
+    };
     if c.0 == ",\"d\":1}" {
-        return Ok((DecodedRecord::Mine(Entry::tombstone(stamp).written_at(written_at)), unsynced));
+        return Ok((Entry::tombstone(stamp).written_at(written_at), covered));
     }
     let ttl_ms = if c.eat(",\"l\":") { c.uint()? } else { 0 };
     c.expect(",\"v\":")?;
     let value = c.0.strip_suffix('}').ok_or("record does not end with '}'")?;
     json::validate(value).map_err(|e| format!("value is not JSON: {e}"))?;
-    Ok((DecodedRecord::Mine(Entry::value(stamp, ttl_ms, value).written_at(written_at)), unsynced))
+    Ok((Entry::value(stamp, ttl_ms, value).written_at(written_at), covered))
 }
 
 /// The stamp of a stored record, read without checking its value: enough to tell that a record
@@ -124,6 +212,12 @@ pub fn record_stamp(text: &str, tag: &str) -> Option<Stamp> {
 /// marked unacknowledged — read without its value and without allocating. `None` when the head
 /// is not that of a well-formed record of this cache.
 pub fn record_head<'a>(text: &'a str, tag: &str) -> Option<(u64, &'a str, bool)> {
+    record_marks(text, tag).map(|(ts, node, pending)| (ts, node, matches!(pending, Pending::This)))
+}
+
+/// Like [`record_head`], with what of the key waits: the record's own write, or one it covers
+/// (whose whole record is not read).
+pub fn record_marks<'a>(text: &'a str, tag: &str) -> Option<(u64, &'a str, Pending<()>)> {
     let mut c = Cursor(text);
     c.expect("{\"t\":").ok()?;
     let ts = c.uint().ok()?;
@@ -133,7 +227,14 @@ pub fn record_head<'a>(text: &'a str, tag: &str) -> Option<(u64, &'a str, bool)>
     if c.ident().ok()? != tag || !c.eat("\"") {
         return None;
     }
-    Some((ts, node, c.eat(",\"u\":1")))
+    if c.eat(",\"u\":1") {
+        return Some((ts, node, Pending::This));
+    }
+    if c.eat(",\"w\":") {
+        c.uint().ok()?;
+    }
+    let covers = c.0.starts_with(",\"s\":");
+    Some((ts, node, if covers { Pending::Covered(()) } else { Pending::None }))
 }
 
 /// Encodes the clear epoch's bookkeeping record.
@@ -297,6 +398,36 @@ mod tests {
         let theirs = encode_record(&Entry::value(Stamp::new(5, "n"), 0, "1"), &prefix_tag("app_x_"));
         assert_eq!(record_head(&theirs, &tag), None, "another cache's record");
         assert_eq!(record_head("{\"t\":5,\"n\":\"n\",\"p", &tag), None, "a cut head");
+    }
+
+    #[test]
+    fn a_covered_write_round_trips_and_must_be_older_than_the_record_s() {
+        let tag = prefix_tag("app_");
+        let covered = [Entry::value(Stamp::new(5, "n"), 3000, r#"{"a":"}\"}"}"#).written_at(4), Entry::tombstone(Stamp::new(7, "n"))];
+        for entry in [Entry::value(Stamp::new(9, "m"), 0, "[1]"), Entry::tombstone(Stamp::new(9, "m")).written_at(8)] {
+            for c in &covered {
+                let text = encode_record_pending(&entry, &tag, Pending::Covered(c));
+                let decoded = decode_record_pending(&text, &tag);
+                assert_eq!(decoded, Ok((DecodedRecord::Mine(entry.clone()), Pending::Covered(c.clone()))), "{text}");
+                assert_eq!(decode_record_flagged(&text, &tag), Ok((DecodedRecord::Mine(entry.clone()), false)));
+                assert_eq!(record_head(&text, &tag), Some((9, "m", false)));
+                for cut in 0..text.len() {
+                    assert!(decode_record_pending(&text[..cut], &tag).is_err(), "{:?} accepted", &text[..cut]);
+                }
+            }
+        }
+        let not_records = [
+            r#"{"t":9,"n":"m","p":"TAG","s":{"t":9,"n":"m","v":1},"v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","s":{"t":5,"n":"n","s":{"t":1,"n":"x","v":0},"v":1},"v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","u":1,"s":{"t":5,"n":"n","v":1},"v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","s":{"t":5,"n":"n"},"v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","s":{"t":5,"n":"n","v":1,"v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","s":[5,"n",1],"v":2}"#,
+        ];
+        for text in not_records {
+            let text = text.replace("TAG", &tag);
+            assert!(decode_record_pending(&text, &tag).is_err(), "{text} accepted");
+        }
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! 1 to 26 hours fast), each with one storage shared by two or three tabs, some tabs with two
 //! copies of the package on the page; tab messages and `storage` events delayed and reordered; tabs
 //! reloaded; devices going offline; a backend model that fails, times out, loses answers after
-//! storing and crashes. After everything heals, every client of every device, a tab opened fresh
-//! on each device's storage, and the backend must hold what the global write log implies, and no
-//! outbox may be left with anything pending.
+//! storing and crashes; some writes and removals for their browser only, over the same keys as the
+//! others. After everything heals, every client of every device, a tab opened fresh on each
+//! device's storage, and the backend must hold what the global write log implies (a device's
+//! writes for its browser only count there and nowhere else), and no outbox may be left with
+//! anything pending.
 //!
 //! `SIM_SEED=<n>` runs one seed, `SIM_SEEDS=<n>` that many (from 1), `SIM_STEPS=<n>` makes each
 //! run longer.
@@ -14,6 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use client_sim::world::{Logged, View, World, SYNC_INTERVAL_MS};
+use mfe_shared_cache_core::Reach;
 
 const START_MS: u64 = 1_800_000_000_000;
 const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
@@ -40,22 +43,25 @@ fn one_op(w: &mut World, value: &mut u64) {
         w.figures.ops += 1;
         let key = KEYS[w.rng.index(KEYS.len())];
         let roll = w.rng.below(100);
+        // A write for this browser only now and then (a `sync: false` write, a loaded value, an
+        // optimistic one), over keys that also get writes for everyone.
+        let reach = if w.rng.percent(15) { Reach::Browser } else { Reach::Everyone };
         if roll < 55 {
             *value += 1;
             let ttl = if w.rng.percent(25) { 1_000 + w.rng.below(30_000) } else { 0 };
             let json = value.to_string();
             // As the shim does: news only when the page holds another copy.
             let peers = w.devices[dev].tabs[tab].copies.len() > 1;
-            let news = w.with_copy(dev, tab, copy, |c, now| c.set(key, json, ttl, now, peers)).expect("a valid set");
-            w.log_write(dev, tab, copy, key);
+            let news = w.with_copy(dev, tab, copy, |c, now| c.set_for(key, json, ttl, reach, now, peers)).expect("a valid set");
+            w.log_write(dev, tab, copy, key, reach);
             assert_eq!(news.is_some(), peers, "a write's news exactly when the page has other copies");
             if let Some(news) = news {
                 w.tell_peers(dev, tab, copy, &news);
             }
         } else if roll < 75 {
             let peers = w.devices[dev].tabs[tab].copies.len() > 1;
-            let news = w.with_copy(dev, tab, copy, |c, now| c.remove(key, now, peers)).expect("a valid remove");
-            w.log_write(dev, tab, copy, key);
+            let news = w.with_copy(dev, tab, copy, |c, now| c.remove_for(key, reach, now, peers)).expect("a valid remove");
+            w.log_write(dev, tab, copy, key, reach);
             assert_eq!(news.is_some(), peers, "a remove's news exactly when the page has other copies");
             if let Some(news) = news {
                 w.tell_peers(dev, tab, copy, &news);
@@ -66,9 +72,9 @@ fn one_op(w: &mut World, value: &mut u64) {
             w.tell_peers(dev, tab, copy, &news);
         } else if roll < 86 {
             let pattern = if w.rng.percent(50) { "*" } else { key };
-            let (news, keys) = w.with_copy(dev, tab, copy, |c, now| c.invalidate(pattern, now)).expect("a valid pattern");
+            let (news, keys) = w.with_copy(dev, tab, copy, |c, now| c.invalidate_for(pattern, reach, now)).expect("a valid pattern");
             for key in &keys {
-                w.log_write(dev, tab, copy, key);
+                w.log_write(dev, tab, copy, key, reach);
             }
             if let Some(news) = news {
                 w.tell_peers(dev, tab, copy, &news);
@@ -84,9 +90,10 @@ fn one_op(w: &mut World, value: &mut u64) {
     });
 }
 
-/// What the global write log implies at `now`: per key its highest-stamped write, unless a clear
-/// is stamped at or after it, and only while live.
-fn expected(log: &[Logged], now: u64) -> View {
+/// What the global write log implies at `now` on `device` (the backend: `None`): per key its
+/// highest-stamped write of those that reach there, unless a clear is stamped at or after it, and
+/// only while live.
+fn expected(log: &[Logged], now: u64, device: Option<usize>) -> View {
     let epoch = log
         .iter()
         .filter_map(|l| match l {
@@ -97,7 +104,10 @@ fn expected(log: &[Logged], now: u64) -> View {
         .cloned();
     let mut latest: BTreeMap<&str, &mfe_shared_cache_core::Entry> = BTreeMap::new();
     for l in log {
-        if let Logged::Write(key, entry) = l {
+        if let Logged::Write(key, entry, only) = l {
+            if only.is_some_and(|d| Some(d) != device) {
+                continue;
+            }
             if latest.get(key.as_str()).is_none_or(|held| held.stamp < entry.stamp) {
                 latest.insert(key, entry);
             }
@@ -200,10 +210,10 @@ fn simulate(seed: u64) -> Outcome {
     // Compare where no value is about to expire: clocks corrected by the backend's offset may be a
     // second or so apart.
     let mut at = w.now;
-    while w.log.iter().any(|l| matches!(l, Logged::Write(_, e) if e.expires_at().is_some_and(|x| x.abs_diff(at) < 5_000))) {
+    while w.log.iter().any(|l| matches!(l, Logged::Write(_, e, _) if e.expires_at().is_some_and(|x| x.abs_diff(at) < 5_000))) {
         at += 10_000;
     }
-    let want = expected(&w.log, at);
+    let want = |device| expected(&w.log, at, device);
     let mut clients = 0;
     for (d, t, c) in w.copies() {
         clients += 1;
@@ -224,7 +234,7 @@ fn simulate(seed: u64) -> Outcome {
                 batch.changes
             ));
         }
-        if let Some(e) = diff(&format!("client {} (device {d} tab {t})", client.node()), &w.client_view(d, t, c, at), &want) {
+        if let Some(e) = diff(&format!("client {} (device {d} tab {t})", client.node()), &w.client_view(d, t, c, at), &want(Some(d))) {
             failures.push(e);
         }
     }
@@ -233,12 +243,12 @@ fn simulate(seed: u64) -> Outcome {
         if !pending.is_empty() {
             failures.push(format!("a tab opened on device {d}'s storage finds pending: {pending:?}"));
         }
-        if let Some(e) = diff(&format!("a tab opened on device {d}'s storage"), &view, &want) {
+        if let Some(e) = diff(&format!("a tab opened on device {d}'s storage"), &view, &want(Some(d))) {
             failures.push(e);
         }
     }
     let backend = (w.backend.visible(at), w.backend.epoch.as_ref().map(|(e, _)| e.clone()));
-    if let Some(e) = diff("the backend", &backend, &want) {
+    if let Some(e) = diff("the backend", &backend, &want(None)) {
         failures.push(e);
     }
     Outcome { ops: w.figures.ops, writes: w.figures.writes + w.figures.clears, clients, drain_steps, failures }

@@ -6,7 +6,7 @@ use mfe_shared_cache_core::message::{
     SseRead, SseReader, StreamItem, SyncAnswer, MAX_EVENT_BYTES,
 };
 use mfe_shared_cache_core::{
-    encode_record_flagged, json, prefix_tag, wire_text, CacheError, Entry, ErrorKind, Stamp, MAX_SAFE_INTEGER, MAX_STAMP_MS,
+    encode_record_flagged, json, prefix_tag, wire_text, CacheError, Entry, ErrorKind, Pending, Stamp, MAX_SAFE_INTEGER, MAX_STAMP_MS,
 };
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -435,6 +435,14 @@ fn record(entry: &Entry, unsynced: bool) -> String {
     encode_record_flagged(entry, &tag(), unsynced)
 }
 
+fn pending(unsynced: bool) -> Pending {
+    if unsynced {
+        Pending::This
+    } else {
+        Pending::None
+    }
+}
+
 #[test]
 fn news_round_trips_every_field() {
     let writes = [
@@ -466,7 +474,7 @@ fn news_round_trips_every_field() {
     let expected = News {
         page: "page-1".into(),
         clear: Some((epoch.clone(), true)),
-        writes: writes.iter().map(|(k, e, u)| Ok((k.to_string(), e.clone(), *u))).collect(),
+        writes: writes.iter().map(|(k, e, u)| Ok((k.to_string(), e.clone(), pending(*u)))).collect(),
         clock: Some(-82_800_000),
     };
     assert_eq!(news, expected);
@@ -492,7 +500,7 @@ fn a_value_of_the_deepest_nesting_travels_in_news() {
     let entry = Entry::value(Stamp::new(1, "n"), 0, deepest);
     let rec = record(&entry, false);
     let news = decode_news(&encode_news("p", None, [("k", rec.as_str())], None), &tag()).unwrap();
-    assert_eq!(news.writes, vec![Ok(("k".to_owned(), entry, false))]);
+    assert_eq!(news.writes, vec![Ok(("k".to_owned(), entry, Pending::None))]);
 }
 
 #[test]
@@ -507,9 +515,9 @@ fn a_bad_write_of_news_costs_only_itself() {
     let news = decode_news(&text, &tag()).unwrap();
     let entry = Entry::value(Stamp::new(5, "n"), 0, "1");
     assert_eq!(news.writes.len(), 11, "the other cache's write is left out: {:?}", news.writes);
-    assert_eq!(news.writes[0], Ok(("a".to_owned(), entry.clone(), false)));
-    assert_eq!(news.writes[4], Ok(("long".to_owned(), entry.clone(), false)));
-    assert_eq!(news.writes[10], Ok(("z".to_owned(), entry, false)));
+    assert_eq!(news.writes[0], Ok(("a".to_owned(), entry.clone(), Pending::None)));
+    assert_eq!(news.writes[4], Ok(("long".to_owned(), entry.clone(), Pending::None)));
+    assert_eq!(news.writes[10], Ok(("z".to_owned(), entry, Pending::None)));
     for (i, write) in news.writes.iter().enumerate() {
         if ![0, 4, 10].contains(&i) {
             assert!(is_protocol(write), "write {i}: {write:?}");
@@ -578,7 +586,7 @@ proptest! {
         let text = encode_news(&page, clear.as_ref().map(|(s, u)| (s, *u)), records.iter().map(|(k, r)| (k.as_str(), r.as_str())), clock);
         prop_assert_eq!(json::validate(&text), Ok(()));
         let news = decode_news(&text, &tag()).unwrap();
-        prop_assert_eq!(news, News { page, clear, writes: writes.into_iter().map(Ok).collect(), clock });
+        prop_assert_eq!(news, News { page, clear, writes: writes.into_iter().map(|(k, e, u)| Ok((k, e, pending(u)))).collect(), clock });
     }
 }
 

@@ -1,7 +1,9 @@
 //! The durable outbox: writes not yet acknowledged by the backend are marked in their own storage
 //! records, so they survive reloads and closed tabs, coalesce per key, and are acknowledged
 //! precisely (a key rewritten while its batch was in flight stays pending).
-use mfe_shared_cache_core::{encode_meta_flagged, encode_record_flagged, prefix_tag, Cache, CacheConfig, Entry, MemoryStorage, Reach, Stamp, Storage};
+use mfe_shared_cache_core::{
+    encode_meta_flagged, encode_record_flagged, prefix_tag, Cache, CacheConfig, Entry, MemoryStorage, Pending, Reach, Stamp, Storage,
+};
 
 const T0: u64 = 1_800_000_000_000;
 
@@ -36,21 +38,34 @@ fn writes_are_pending_coalesced_and_survive_a_reload() {
 }
 
 #[test]
-fn a_write_for_this_browser_only_never_enters_the_outbox_and_takes_the_key_s_pending_write_out() {
+fn a_write_for_this_browser_only_never_enters_the_outbox_and_keeps_the_key_s_pending_write_in_it() {
     let mut c = open(MemoryStorage::new(), "a");
     c.set("shared", "1".into(), 0, T0).unwrap();
     c.set("orders", "[1]".into(), 0, T0).unwrap();
     c.set_for("orders", "[1,2]".into(), 0, Reach::Browser, T0 + 1).unwrap();
     c.set_for("profile", "{}".into(), 0, Reach::Browser, T0 + 1).unwrap();
-    let batch = c.sync_batch(100);
-    assert_eq!(batch.changes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["shared"], "only what everyone may see");
-    assert_eq!(c.pending_sync(), 1);
+    let sent = |c: &Cache<MemoryStorage>| -> Vec<(String, Option<String>)> {
+        c.sync_batch(100).changes.into_iter().map(|(k, e)| (k, e.value)).collect()
+    };
+    let covered = vec![("orders".to_owned(), Some("[1]".to_owned())), ("shared".to_owned(), Some("1".to_owned()))];
+    assert_eq!(sent(&c), covered, "the write for everyone, as it was; never what covers it");
+    assert_eq!(c.pending_sync(), 2);
+    assert!(!c.is_unsynced("orders") && c.covered("orders").is_some());
     c.flush(T0 + 2);
-    assert!(!record(&c, "orders").contains("\"u\""), "stored without the mark: no tab of the origin sends it");
-    assert!(record(&c, "orders").contains("[1,2]"));
+    assert!(!record(&c, "orders").contains("\"u\""), "stored without the mark: no tab of the origin sends [1,2]");
+    assert!(record(&c, "orders").contains("\"s\":{") && record(&c, "orders").contains("[1,2]"), "{}", record(&c, "orders"));
     let mut reopened = open(c.storage().clone(), "b");
-    assert_eq!(reopened.pending_sync(), 1, "after a reload too");
-    assert!(reopened.get("profile", T0 + 3).is_some(), "and the value is there");
+    assert_eq!(sent(&reopened), covered, "after a reload too");
+    assert_eq!(reopened.get("orders", T0 + 3), Some("[1,2]"), "and this browser shows what covers it");
+    assert!(reopened.get("profile", T0 + 3).is_some());
+
+    // Acknowledged, it leaves the outbox and the record.
+    let batch = c.sync_batch(100);
+    c.ack_sync(&batch);
+    assert_eq!(c.pending_sync(), 0);
+    c.flush(T0 + 4);
+    assert!(!record(&c, "orders").contains("\"s\""), "{}", record(&c, "orders"));
+    assert_eq!(open(c.storage().clone(), "b").pending_sync(), 0);
 
     // Written for everyone again, it goes.
     c.set("orders", "[3]".into(), 0, T0 + 4).unwrap();
@@ -58,24 +73,26 @@ fn a_write_for_this_browser_only_never_enters_the_outbox_and_takes_the_key_s_pen
 }
 
 #[test]
-fn a_removal_for_this_browser_only_never_enters_the_outbox_and_takes_the_key_s_pending_write_out() {
+fn a_removal_for_this_browser_only_never_enters_the_outbox_and_keeps_the_key_s_pending_write_in_it() {
     let mut c = open(MemoryStorage::new(), "a");
     c.set("shared", "1".into(), 0, T0).unwrap();
     c.set("draft", "1".into(), 0, T0).unwrap();
     c.remove_for("draft", Reach::Browser, T0 + 1).unwrap();
     c.remove_for("never-written", Reach::Browser, T0 + 1).unwrap();
     let batch = c.sync_batch(100);
-    assert_eq!(batch.changes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["shared"], "no tombstone goes to the backend");
-    assert_eq!(c.pending_sync(), 1);
+    let sent: Vec<(&str, Option<&str>)> = batch.changes.iter().map(|(k, e)| (k.as_str(), e.value.as_deref())).collect();
+    assert_eq!(sent, [("draft", Some("1")), ("shared", Some("1"))], "no tombstone goes to the backend; the write it covers does");
+    assert_eq!(c.pending_sync(), 2);
     c.flush(T0 + 2);
-    assert!(!record(&c, "draft").contains("\"u\""), "stored without the mark: no tab of the origin sends it");
+    assert!(!record(&c, "draft").contains("\"u\""), "stored without the mark: no tab of the origin sends the removal");
     let mut reopened = open(c.storage().clone(), "b");
-    assert_eq!(reopened.pending_sync(), 1, "after a reload too");
+    assert_eq!(reopened.pending_sync(), 2, "after a reload too");
     assert!(reopened.get("draft", T0 + 3).is_none(), "and the key stays removed here");
 
-    // Removed for everyone, it goes.
+    // Removed for everyone, the removal goes, and supersedes what it covered.
     c.remove("draft", T0 + 4).unwrap();
-    assert!(c.is_unsynced("draft"));
+    assert!(c.is_unsynced("draft") && c.covered("draft").is_none());
+    assert!(c.sync_batch(100).changes.iter().any(|(k, e)| k == "draft" && e.value.is_none()));
 }
 
 #[test]
@@ -135,9 +152,9 @@ fn tabs_adopt_each_others_pending_writes_and_acknowledgements() {
     let mut writer = open(MemoryStorage::new(), "w");
     let mut other = open(MemoryStorage::new(), "o");
     let entry = writer.set("k", "1".into(), 0, T0).unwrap();
-    other.apply_from_tab(vec![("k".into(), entry.clone(), true)], None, T0);
+    other.apply_from_tab(vec![("k".into(), entry.clone(), Pending::This)], None, T0);
     assert!(other.is_unsynced("k"), "a write its tab has not sent is adopted");
-    other.apply_from_tab(vec![("k".into(), entry, false)], None, T0 + 1);
+    other.apply_from_tab(vec![("k".into(), entry, Pending::None)], None, T0 + 1);
     assert!(!other.is_unsynced("k"), "the writer's acknowledgement reaches the other tab");
 }
 
@@ -164,7 +181,7 @@ fn a_follower_sends_only_its_own_writes_the_leader_everyones() {
     let mut c = open(MemoryStorage::new(), "me");
     c.set("mine", "1".into(), 0, T0).unwrap();
     let theirs = Entry::value(Stamp::new(T0, "closed-tab"), 0, "2");
-    c.apply_from_tab(vec![("theirs".into(), theirs, true)], None, T0);
+    c.apply_from_tab(vec![("theirs".into(), theirs, Pending::This)], None, T0);
     let keys = |b: mfe_shared_cache_core::SyncBatch| b.changes.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
     assert_eq!(keys(c.sync_batch_of(10, Some("me"))), ["mine"]);
     assert_eq!(keys(c.sync_batch_of(10, None)), ["mine", "theirs"]);
@@ -185,7 +202,7 @@ fn an_ack_made_by_another_instance_on_the_page_clears_pending_here_too() {
     let (epoch, _) = a.clear(T0 + 2);
     a.set("cart", "[2]".into(), 0, T0 + 3).unwrap();
     let batch = a.sync_batch(100);
-    let adopted: Vec<_> = batch.changes.iter().map(|(k, e)| (k.clone(), e.clone(), true)).collect();
+    let adopted: Vec<_> = batch.changes.iter().map(|(k, e)| (k.clone(), e.clone(), Pending::This)).collect();
     b.apply_from_tab(adopted, Some((epoch.clone(), true)), T0 + 3);
     assert_eq!(b.pending_sync(), 2, "cart and the clear");
 
@@ -227,7 +244,7 @@ fn a_remove_made_on_a_stale_view_leaves_a_newer_write_in_storage() {
     a.flush(T0);
     assert_eq!(record(&a, "k"), text, "the older remove is not written over it");
     // The news arrives: tabs share storage, so nobody writes the newer value again.
-    a.apply_from_tab(vec![("k".into(), newer, true)], None, T0 + 1);
+    a.apply_from_tab(vec![("k".into(), newer, Pending::This)], None, T0 + 1);
     a.flush(T0 + 1);
     let reopened = open(a.storage().clone(), "z");
     assert_eq!(reopened.replica().get("k", T0 + 2), Some("2"), "a reload still has the newer write");
@@ -239,16 +256,16 @@ fn a_pending_mark_repaired_after_the_acknowledgement_is_not_written_over_it() {
     let tag = prefix_tag("app_");
     let mut b = open(MemoryStorage::new(), "b");
     let write = Entry::value(Stamp::new(T0, "w"), 0, "1");
-    b.apply_from_tab(vec![("k".into(), write.clone(), true)], None, T0);
+    b.apply_from_tab(vec![("k".into(), write.clone(), Pending::This)], None, T0);
     assert!(b.is_unsynced("k"), "b adopted w's pending write");
     // w's acknowledgement lands in storage; its news to b is still on the way.
     b.storage_mut().set("app_k", &encode_record_flagged(&write, &tag, false)).unwrap();
     // A storage event of an older record, delivered late: b writes back the write it holds.
     let older = Entry::value(Stamp::new(T0 - 5, "x"), 0, "0");
-    b.apply_from_tab(vec![("k".into(), older, false)], None, T0 + 1);
+    b.apply_from_tab(vec![("k".into(), older, Pending::None)], None, T0 + 1);
     b.flush(T0 + 1);
     assert!(!record(&b, "k").contains("\"u\""), "the acknowledgement stays: {}", record(&b, "k"));
-    b.apply_from_tab(vec![("k".into(), write, false)], None, T0 + 2);
+    b.apply_from_tab(vec![("k".into(), write, Pending::None)], None, T0 + 2);
     b.flush(T0 + 2);
     assert_eq!(b.pending_sync(), 0);
     assert_eq!(open(b.storage().clone(), "z").pending_sync(), 0, "a reload finds nothing pending");
@@ -279,7 +296,7 @@ fn a_record_older_than_the_clear_stored_over_a_newer_write_is_written_over() {
     let older = Entry::value(Stamp::new(T0 - 5, "x"), 0, "1");
     let text = encode_record_flagged(&older, &tag, true);
     a.storage_mut().set("app_k", &text).unwrap();
-    a.apply_from_tab(vec![("k".into(), older, true)], None, T0 + 11);
+    a.apply_from_tab(vec![("k".into(), older, Pending::This)], None, T0 + 11);
     a.flush(T0 + 11);
     assert_eq!(record(&a, "k"), a.encode_entry("k", &mine), "the newer write is back in storage");
     assert_eq!(open(a.storage().clone(), "z").replica().get("k", T0 + 12), Some("2"));
@@ -294,10 +311,10 @@ fn a_copy_without_a_backend_repairing_storage_keeps_another_writers_pending_mark
     let write = Entry::value(Stamp::new(T0, "w"), 0, "1");
     let pending = encode_record_flagged(&write, &tag, true);
     local.storage_mut().set("app_k", &pending).unwrap();
-    local.apply_from_tab(vec![("k".into(), write, true)], None, T0);
+    local.apply_from_tab(vec![("k".into(), write, Pending::This)], None, T0);
     // A storage event of an older record, delivered late: the copy writes back the write it holds.
     let older = Entry::value(Stamp::new(T0 - 5, "x"), 0, "0");
-    local.apply_from_tab(vec![("k".into(), older, false)], None, T0 + 1);
+    local.apply_from_tab(vec![("k".into(), older, Pending::None)], None, T0 + 1);
     local.flush(T0 + 1);
     assert_eq!(record(&local, "k"), pending, "the write is still marked for the backend");
     assert_eq!(open(local.storage().clone(), "z").pending_sync(), 1, "a syncing tab reloaded still sends it");

@@ -59,7 +59,7 @@ pub struct EntryView {
     pub written_at: u64,
     /// Its writer id.
     pub writer: String,
-    /// Whether the backend has not acknowledged it yet.
+    /// Whether something of the key waits for the backend: this write, or one it covers.
     pub pending: bool,
 }
 
@@ -85,11 +85,15 @@ pub struct Status {
     pub pending: usize,
 }
 
-/// Local writes (and a clear) told to the page's other instances as they were made, with their
-/// pending mark, since the last flush.
+/// What of a key waits for the backend: whether its current write does, and the stamp of the
+/// write its current one covers.
+type Waits = (bool, Option<Stamp>);
+
+/// Local writes (and a clear) told to the page's other instances as they were made, with what
+/// of each waits for the backend, since the last flush.
 #[derive(Default)]
 struct PeersKnow {
-    writes: HashMap<String, (Stamp, bool)>,
+    writes: HashMap<String, (Stamp, Waits)>,
     clear: Option<(Stamp, bool)>,
 }
 
@@ -213,9 +217,8 @@ impl<S: Storage> Client<S> {
     // No `settle` here: the flush that every local write queues settles once for the task's
     // writes, so a burst does not recompute the next wake-up and the status per write.
     fn local_write(&mut self, key: &str, entry: Entry, peers: bool) -> Option<String> {
-        let pending = self.cache.is_unsynced(key);
         let record = peers.then(|| self.cache.encode_entry(key, &entry));
-        self.peers_know.writes.insert(key.to_owned(), (entry.stamp, pending));
+        self.peers_know.writes.insert(key.to_owned(), (entry.stamp, self.waits(key)));
         self.queue_flush();
         record.map(|record| encode_news(&self.page, None, [(key, record.as_str())], None))
     }
@@ -257,8 +260,7 @@ impl<S: Storage> Client<S> {
         for key in &keys {
             let entry = self.cache.remove_for(key, reach, at)?;
             records.push((key.clone(), self.cache.encode_entry(key, &entry)));
-            let pending = self.cache.is_unsynced(key);
-            self.peers_know.writes.insert(key.clone(), (entry.stamp, pending));
+            self.peers_know.writes.insert(key.clone(), (entry.stamp, self.waits(key)));
         }
         if keys.is_empty() {
             return Ok((None, keys));
@@ -267,6 +269,10 @@ impl<S: Storage> Client<S> {
         self.settle(now);
         let news = encode_news(&self.page, None, records.iter().map(|(k, r)| (k.as_str(), r.as_str())), None);
         Ok((Some(news), keys))
+    }
+
+    fn waits(&self, key: &str) -> Waits {
+        (self.cache.is_unsynced(key), self.cache.covered(key).map(|covered| covered.stamp.clone()))
     }
 
     /// A local write waits for [`Client::flush`], which the shim calls once the task that wrote
@@ -304,7 +310,7 @@ impl<S: Storage> Client<S> {
                 .changes
                 .iter()
                 .zip(&records)
-                .filter(|((key, entry), _)| known.writes.get(key) != Some(&(entry.stamp.clone(), self.cache.is_unsynced(key))))
+                .filter(|((key, entry), _)| known.writes.get(key) != Some(&(entry.stamp.clone(), self.waits(key))))
                 .map(|(_, record)| record)
                 .collect();
             let peer_clear = clear.filter(|(epoch, pending)| known.clear.as_ref() != Some(&((*epoch).clone(), *pending)));
@@ -491,7 +497,7 @@ impl<S: Storage> Client<S> {
                     expires_at: entry.expires_at().map(|t| self.cache.local_time(t)),
                     written_at: self.cache.local_time(entry.written_at),
                     writer: entry.stamp.node.clone(),
-                    pending: self.cache.is_unsynced(&key),
+                    pending: self.cache.is_unsynced(&key) || self.cache.covered(&key).is_some(),
                     key,
                 })
             })

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
 use mfe_shared_cache_core::client::{BackendConfig, Client, ClientConfig, Effect};
-use mfe_shared_cache_core::{Cache, CacheConfig, Entry, ErrorKind, MemoryStorage, Stamp, Storage, StorageError, SyncPolicy};
+use mfe_shared_cache_core::{Cache, CacheConfig, Entry, ErrorKind, MemoryStorage, Reach, Stamp, Storage, StorageError, SyncPolicy};
 
 use super::backend::{event, Backend};
 use super::Rng;
@@ -130,9 +130,10 @@ pub struct Faults {
     pub slow_tabs: u64,
 }
 
-/// One write of the global log: a key's write, or a clear.
+/// One write of the global log: a key's write (with the device it stays on, for a write for
+/// that browser only), or a clear.
 pub enum Logged {
-    Write(String, Entry),
+    Write(String, Entry, Option<usize>),
     Clear(Stamp),
 }
 
@@ -721,10 +722,11 @@ impl World {
     }
 
     /// Records the write a client just made of `key`, for the model.
-    pub fn log_write(&mut self, dev: usize, tab: usize, copy: usize, key: &str) {
+    pub fn log_write(&mut self, dev: usize, tab: usize, copy: usize, key: &str, reach: Reach) {
         if let Some(entry) = self.devices[dev].tabs[tab].copies[copy].client.cache().replica().entry(key) {
             let entry = entry.clone();
-            self.log.push(Logged::Write(key.to_owned(), entry));
+            let only = (reach == Reach::Browser).then_some(dev);
+            self.log.push(Logged::Write(key.to_owned(), entry, only));
             self.figures.writes += 1;
         }
     }
