@@ -40,8 +40,6 @@ export const READ_STALE = Symbol.for('mfe-shared-cache.readStale.v1');
 export const REPORT = Symbol.for('mfe-shared-cache.report.v1');
 /** `[writtenAt, writer]` of a key's value (expired or not), or null (the React entry's refetchInterval). */
 export const WRITTEN = Symbol.for('mfe-shared-cache.written.v1');
-/** Whether a key's last write waits for the backend (the React entry's optimistic rollback). */
-export const PENDING = Symbol.for('mfe-shared-cache.pending.v1');
 
 // ---- the page hub -------------------------------------------------------------------------
 // Copies of this package bundled separately into different MFEs each have their own module and
@@ -464,11 +462,6 @@ export class BackendSyncedCacheService {
     return this.#inspect('written', key);
   }
 
-  /** @param {string} key @returns {boolean} */
-  [PENDING](key) {
-    checkKey(key);
-    return this.#inspect('pending', key);
-  }
 
   /** `{ size, active, expired, hits, misses, hitRate, pending }`. */
   getStats() {

@@ -3,7 +3,7 @@
 // (each MFE mounts its own) reads one consistent store and a component re-renders only when its
 // own key (or the part of it it selects) changes.
 import { createContext, createElement, useCallback, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react';
-import { BackendSyncedCacheService, CacheError, PENDING, READ_STALE, REPORT, WRITTEN } from './index.js';
+import { BackendSyncedCacheService, CacheError, READ_STALE, REPORT, WRITTEN } from './index.js';
 import { describe } from './errors.js';
 
 const CacheContext = createContext(null);
@@ -288,13 +288,7 @@ export function useSharedMutation(key, mutateFn, options = {}) {
       setState({ status: 'pending', data: undefined, error: null });
       const before = cache.get(key);
       let mine = null;
-      // Whether the key's last write still waits for the backend. The optimistic write, for this
-      // browser only, takes it out of the outbox, so a rollback must send it again; and a
-      // rollback of a write that did not wait must not reach the backend, where a removal would
-      // delete what another device wrote there meanwhile.
-      let pendingBefore = false;
       if (o.optimistic) {
-        pendingBefore = cache[PENDING]?.(key) ?? false;
         await cache.set(key, o.optimistic(before, variables), o.ttl, { sync: false });
         mine = cache[WRITTEN]?.(key) ?? null;
       }
@@ -311,7 +305,10 @@ export function useSharedMutation(key, mutateFn, options = {}) {
         setState({ status: 'success', data: result, error: null });
         return result;
       } catch (cause) {
-        const restore = { sync: pendingBefore };
+        // For this browser only: a removal sent to the backend would delete what another device
+        // wrote there meanwhile. A write from before that still waits for the backend stays in
+        // the outbox under the optimistic one and under this, and goes as it was made.
+        const restore = { sync: false };
         if (stillMine()) await (before === null ? cache.remove(key, restore) : cache.set(key, before, o.ttl, restore));
         const error = cause instanceof CacheError ? cause : new CacheError('FETCH_FAILED', `the mutation of ${describe(key)} failed: ${cause?.message ?? cause}`, { key, cause });
         setState({ status: 'error', data: undefined, error });

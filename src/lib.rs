@@ -335,12 +335,12 @@ impl CacheCore {
 
     /// Reads what the API and dev tools show: `status`, `keys` (`arg`: a pattern), `stats`,
     /// `entries`, `stale` (`arg`: a key), `expiry` (`arg`: a key; null without a value, 0 never),
-    /// `written` (`arg`: a key; `[at, writer]`, null without a value), `pending` (`arg`: a key;
-    /// whether its last write waits for the backend), `tabLink`, `node`, `startupErrors`.
+    /// `written` (`arg`: a key; `[at, writer]`, null without a value), `tabLink`, `node`,
+    /// `startupErrors`.
     #[wasm_bindgen(unchecked_return_type = "any")]
     pub fn inspect(&self, what: &str, arg: Option<String>) -> Result<JsValue, JsValue> {
         let driver = &self.driver;
-        if let (Some(key), "stale" | "expiry" | "written" | "pending") = (arg.as_deref(), what) {
+        if let (Some(key), "stale" | "expiry" | "written") = (arg.as_deref(), what) {
             validate_key(key).map_err(|e| to_js(&e))?;
         }
         driver.call(|inner, now| {
@@ -369,7 +369,6 @@ impl CacheCore {
                 "stale" => to_value(&arg.as_deref().and_then(|key| client.stale(key, now))),
                 "expiry" => to_value(&arg.as_deref().and_then(|key| client.expiry(key, now)).map(|at| at.unwrap_or(0))),
                 "written" => to_value(&arg.as_deref().and_then(|key| client.written(key))),
-                "pending" => to_value(&arg.as_deref().is_some_and(|key| client.is_pending(key))),
                 "tabLink" => to_value(&inner.tabs.as_ref().map_or("none", TabLink::kind)),
                 "node" => to_value(&client.node()),
                 "startupErrors" => to_value(&client.take_startup_errors().iter().map(JsError::from).collect::<Vec<_>>()),

@@ -1553,7 +1553,6 @@ fn invalid_keys_and_ttls_are_typed_errors_and_store_nothing() {
         assert_fails(a.read(key), "INVALID_KEY", "read");
         assert_fails(a.inspect("expiry", Some(key.into())), "INVALID_KEY", "expiry");
         assert_fails(a.inspect("stale", Some(key.into())), "INVALID_KEY", "stale");
-        assert_fails(a.inspect("pending", Some(key.into())), "INVALID_KEY", "pending");
         assert_fails(check_key(&JsValue::from_str(key)), "INVALID_KEY", "checkKey");
     }
     for not_a_string in [JsValue::from_f64(42.0), JsValue::NULL, JsValue::UNDEFINED, Object::new().into()] {
@@ -2284,27 +2283,35 @@ async fn an_unreachable_backend_is_a_network_error_and_the_instance_keeps_workin
 }
 
 #[wasm_bindgen_test]
-fn pending_says_whether_a_key_s_last_write_waits_and_a_removal_for_this_browser_takes_it_out() {
+fn a_removal_for_this_browser_only_keeps_the_key_s_pending_write_in_its_record_and_the_outbox() {
     let p = "wt_pending_";
     clean(p);
     let rec = Recorder::new();
     let a = CacheCore::new(backend_options(p, "page-a", CLOSED_PORT_URL), local_js(), JsValue::NULL, rec.function())
         .unwrap();
+    let waiting = |a: &CacheCore| get(&inspect(a, "status"), "pending").as_f64();
     a.set("k", "1".into(), 0.0, true, false).unwrap();
     a.set("local", "1".into(), 0.0, false, false).unwrap();
     flush_ok(&a);
-    let pending = |key: &str| a.inspect("pending", Some(key.into())).unwrap().as_bool();
-    assert_eq!((pending("k"), pending("local"), pending("absent")), (Some(true), Some(false), Some(false)));
+    assert_eq!(waiting(&a), Some(1.0), "the write for everyone waits, the other never will");
     a.remove("k", false, false).unwrap();
     flush_ok(&a);
-    assert_eq!(pending("k"), Some(false), "removed here only: nothing waits to go");
-    assert_eq!(get(&inspect(&a, "status"), "pending").as_f64(), Some(0.0));
-    assert!(read(&a, "k").is_none());
-    assert!(get(&stored(p, "k"), "u").is_undefined(), "the tombstone's record is not marked for the backend");
-    a.remove("local", true, false).unwrap();
-    flush_ok(&a);
-    assert_eq!(pending("local"), Some(true), "removed for everyone, it goes");
+    assert!(read(&a, "k").is_none(), "removed here");
+    let record = stored(p, "k");
+    assert!(get(&record, "u").is_undefined(), "the tombstone's record is not marked for the backend");
+    assert_eq!(get(&get(&record, "s"), "v").as_f64(), Some(1.0), "it keeps the write it covers: {record:?}");
+    assert_eq!(waiting(&a), Some(1.0), "which still waits");
+    let entries = inspect(&a, "entries");
+    assert_eq!(Array::from(&entries).length(), 1, "only `local` has a value");
     a.dispose();
+    let b = CacheCore::new(backend_options(p, "page-b", CLOSED_PORT_URL), local_js(), JsValue::NULL, rec.function())
+        .unwrap();
+    assert_eq!(waiting(&b), Some(1.0), "and after a reload");
+    assert!(read(&b, "k").is_none());
+    b.remove("local", true, false).unwrap();
+    flush_ok(&b);
+    assert_eq!(waiting(&b), Some(2.0), "removed for everyone, it goes");
+    b.dispose();
     clean(p);
 }
 

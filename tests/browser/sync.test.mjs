@@ -104,7 +104,41 @@ for (const [name, makeBackend, { byReceipt }] of BACKENDS) {
       await ctx.close();
     });
 
-    test('useSharedMutation: a failed optimistic write sends again the write it hid, and its rollback removes nothing on the backend', async () => {
+    test('a write for this browser only keeps the pending write for everyone it covers in the outbox, across a reload, and sends it as it was made', async () => {
+      const ctx = await env.browser.newContext();
+      const a = await syncedTab(env, ctx, { syncInterval: 300 });
+      env.state.mode = '500';
+      const made = await a.evaluate(async () => {
+        await c.set('draft', 'for everyone');
+        const at = c.getUpdatedAt('draft');
+        await c.set('draft', 'here only', undefined, { sync: false });
+        await c.set('profile', { v: 1 });
+        // A refresh counts a write made in the millisecond it starts as new enough: start it later.
+        for (const t = Date.now(); Date.now() === t; );
+        await c.getOrFetch('profile', async () => ({ v: 2 }), { refresh: true });
+        await c.set('gone', 1);
+        await c.remove('gone', { sync: false });
+        return at;
+      });
+      assert.equal(await a.evaluate(() => c.syncStatus.pending), 3, 'the three writes for everyone wait, covered');
+      // The tab goes while the backend fails: a tab opened later finds them in storage and sends them.
+      await a.close();
+      env.state.mode = 'ok';
+      const b = await syncedTab(env, ctx, { syncInterval: 300 });
+      await eventually(() => b.evaluate(() => c.syncStatus.pending === 0), 'the outbox to drain');
+      const values = await env.backend.values();
+      assert.deepEqual([values.draft, values.profile, values.gone], ['for everyone', { v: 1 }, 1], 'each as it was written');
+      assert.deepEqual(await b.evaluate(() => [c.get('draft'), c.get('profile'), c.get('gone')]), ['here only', { v: 2 }, null], 'this browser keeps the later writes');
+      // Stamped when it was made, not when it was sent: a write another device made in between wins.
+      const device = await env.browser.newContext();
+      const other = await syncedTab(env, device, { syncInterval: 200 });
+      await until(other, () => c.get('draft') === 'for everyone', undefined, 8000);
+      assert.equal(await other.evaluate(() => c.getUpdatedAt('draft')), made);
+      await device.close();
+      await ctx.close();
+    });
+
+    test('useSharedMutation: the write a failed optimistic write covered still reaches the backend, and its rollback removes nothing there', async () => {
       const ctx = await env.browser.newContext();
       const tab = await syncedTab(env, ctx, { syncInterval: 300 }, { react: true });
       await tab.evaluate(() => {
