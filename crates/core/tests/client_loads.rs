@@ -103,3 +103,19 @@ fn without_a_marker_the_tab_with_the_lock_loads() {
     b.locks_held(query, &[other_key], NOW + 1);
     assert!(b.take_effects().iter().any(|e| matches!(e, Effect::RunLoader(id) if *id == load)));
 }
+
+#[test]
+fn a_refresh_right_after_a_write_in_the_same_millisecond_loads() {
+    let mut a = tab("a");
+    a.set("profile", "1".into(), 0, NOW, false).unwrap();
+    a.set("profile", "2".into(), 0, NOW, false).unwrap();
+    a.flush(NOW);
+    a.take_effects();
+    // Stamped NOW and NOW + 1 by the clock's counter, both before the call, made at NOW.
+    let load = a.load("profile", LoadOptions { refresh: true, ..options() }, NOW).unwrap();
+    let (lock, _, _) = lock_asked(&a.take_effects());
+    a.lock_granted(lock, NOW);
+    let (query, _) = query_asked(&a.take_effects());
+    a.locks_held(query, &[], NOW);
+    assert!(a.take_effects().iter().any(|e| matches!(e, Effect::RunLoader(id) if *id == load)), "the refresh loads");
+}

@@ -128,7 +128,10 @@ impl<S: Storage> Client<S> {
     pub fn load(&mut self, key: &str, options: LoadOptions, now: u64) -> Result<u32, CacheError> {
         validate_key(key)?;
         let id = self.id();
-        let started = self.cache.time_at(now);
+        // After every stamp this instance has made or seen: a write made just before the call, in
+        // the same millisecond (the clock's counter runs ahead of the time then), is not newer
+        // than a `refresh`.
+        let started = self.cache.time_at(now).max(self.cache.replica().clock().last().saturating_add(1));
         let mut load = Load { id, key: key.to_owned(), options, started, began: now, lock: None, held: false, step: Step::Locking };
         if self.web_locks {
             let lock = self.id();
