@@ -289,8 +289,11 @@ export function useSharedMutation(key, mutateFn, options = {}) {
       const before = cache.get(key);
       let mine = null;
       if (o.optimistic) {
-        await cache.set(key, o.optimistic(before, variables), o.ttl, { sync: false });
+        const written = cache.set(key, o.optimistic(before, variables), o.ttl, { sync: false });
+        // Read before awaiting: the write is in when `set` returns, and a second mutation of the
+        // key started in the same task must not be taken for this one.
         mine = cache[WRITTEN]?.(key) ?? null;
+        await written;
       }
       // Whether the optimistic value is still the key's (nobody wrote it again since).
       const stillMine = () => {

@@ -484,9 +484,9 @@ describe('React hooks', () => {
     await tab.evaluate(setup);
     await tab.evaluate(() => {
       const h = React.createElement;
-      window.server = { likes: 3, answer: null };
+      window.server = { likes: 3, answer: null, answers: [] };
       // The server call: held until the test answers it.
-      window.post = () => new Promise((resolve, reject) => (server.answer = { resolve, reject }));
+      window.post = () => new Promise((resolve, reject) => server.answers.push((server.answer = { resolve, reject })));
       window.Like = () => {
         const m = pkgReact.useSharedMutation('likes', () => post(), { optimistic: (current) => ({ count: (current?.count ?? 0) + 1 }) });
         window.mutation = m;
@@ -521,6 +521,18 @@ describe('React hooks', () => {
     await tab.evaluate(() => pkgReact.getDefaultCache().set('likes', { count: 42 }));
     await tab.evaluate(() => server.answer.reject(new Error('no')));
     await until(tab, () => document.getElementById('like').textContent === 'error FETCH_FAILED' && document.getElementById('count').textContent === '42');
+    // Two mutations started in one task: the first one's failure leaves the second's value alone,
+    // and the second's success stores it.
+    await tab.evaluate(() => {
+      server.answers = [];
+      mutation.mutate();
+      mutation.mutate();
+    });
+    await until(tab, () => document.getElementById('count').textContent === '44' && server.answers.length === 2);
+    await tab.evaluate(() => server.answers[0].reject(new Error('no')));
+    await tab.evaluate(() => server.answers[1].resolve(undefined));
+    await until(tab, () => document.getElementById('like').textContent === 'success');
+    assert.equal(await tab.evaluate(() => JSON.stringify(pkgReact.getDefaultCache().get('likes'))), '{"count":44}');
     assert.deepEqual(tab.problems, []);
     await ctx.close();
   });
