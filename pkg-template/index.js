@@ -462,7 +462,6 @@ export class BackendSyncedCacheService {
     return this.#inspect('written', key);
   }
 
-
   /** `{ size, active, expired, hits, misses, hitRate, pending }`. */
   getStats() {
     const [active, expired, pending] = this.#inspect('stats');

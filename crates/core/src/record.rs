@@ -75,7 +75,7 @@ pub fn encode_record_flagged(entry: &Entry, tag: &str, unsynced: bool) -> String
     encode_record_pending(entry, tag, if unsynced { Pending::This } else { Pending::None })
 }
 
-/// Encodes an entry for storage with whom it is for and what of its key waits.
+/// Encodes an entry for storage with what of its key waits for the backend.
 pub fn encode_record_pending(entry: &Entry, tag: &str, pending: Pending<&Entry>) -> String {
     let value_len = entry.value.as_ref().map_or(0, String::len);
     let mut out = String::with_capacity(56 + entry.stamp.node.len() + tag.len() + value_len);
