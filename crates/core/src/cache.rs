@@ -5,11 +5,11 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use crate::record::{
-    decode_clock_offset, decode_cursor, decode_meta_flagged, decode_record, decode_record_pending, encode_clock_offset,
+    check_record_stamps, decode_clock_offset, decode_cursor, decode_meta_flagged, decode_record, decode_record_pending, encode_clock_offset,
     encode_cursor, encode_meta_flagged, encode_record_pending, prefix_tag, record_head, record_marks, record_stamp, DecodedRecord,
     Pending,
 };
-use crate::{check_remote_stamp, validate_key, CacheError, Entry, MergeOutcome, Replica, Stamp, Storage, StorageError};
+use crate::{validate_key, CacheError, Entry, MergeOutcome, Replica, Stamp, Storage, StorageError};
 
 /// How long a tombstone (or an expired value) is kept so that a late, older write cannot bring the
 /// key back. Past it, the entry is dropped from memory and storage when the cache next opens.
@@ -240,12 +240,7 @@ impl<S: Storage> Cache<S> {
             }
             match decode_record_pending(&text, &self.tag) {
                 Ok((DecodedRecord::Mine(entry), pending)) => {
-                    let checked = validate_key(key).and_then(|()| check_remote_stamp(&entry.stamp));
-                    let checked = checked.and_then(|()| match &pending {
-                        Pending::Covered(covered) => check_remote_stamp(&covered.stamp),
-                        _ => Ok(()),
-                    });
-                    if let Err(e) = checked {
+                    if let Err(e) = validate_key(key).and_then(|()| check_record_stamps(&entry, &pending)) {
                         errors.push(corrupt(&storage_key, e.to_string()));
                         continue;
                     }

@@ -18,7 +18,7 @@
 //! with `"u":1` while the clear is not acknowledged), and the sync cursor `{"p":"<tag>","c":<n>}`.
 use crate::json_read::Reader;
 use crate::validate::{is_valid_node, MAX_SAFE_INTEGER};
-use crate::{json, Entry, Stamp};
+use crate::{check_remote_stamp, json, CacheError, Entry, Stamp};
 
 /// What of a key's writes waits for the backend, as its record says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,6 +41,16 @@ impl<E> Pending<E> {
             Pending::This => Some(write),
             Pending::Covered(covered) => Some(covered),
         }
+    }
+}
+
+/// Checks the stamps of a decoded record's write and of the write it covers, as every stamp
+/// read from storage or another tab is checked ([`check_remote_stamp`]).
+pub fn check_record_stamps(entry: &Entry, pending: &Pending) -> Result<(), CacheError> {
+    check_remote_stamp(&entry.stamp)?;
+    match pending {
+        Pending::Covered(covered) => check_remote_stamp(&covered.stamp),
+        _ => Ok(()),
     }
 }
 
@@ -150,11 +160,8 @@ pub fn decode_record_flagged(text: &str, tag: &str) -> Result<(DecodedRecord, bo
 /// Decodes a stored record and what of its key waits for the backend.
 pub fn decode_record_pending(text: &str, tag: &str) -> Result<(DecodedRecord, Pending), String> {
     let mut c = Cursor(text);
-    c.expect("{\"t\":")?;
-    let ts = c.uint()?;
-    c.expect(",\"n\":\"")?;
-    let node = c.ident()?;
-    c.expect("\",\"p\":\"")?;
+    let (ts, node) = c.head()?;
+    c.expect(",\"p\":\"")?;
     let record_tag = c.ident()?;
     c.expect("\"")?;
     if record_tag != tag {
@@ -179,11 +186,7 @@ fn decode_body(mut c: Cursor<'_>, stamp: Stamp, may_cover: bool) -> Result<(Entr
         let text = Reader::new(c.0).raw().map_err(|_| "covered write is not JSON")?;
         c.0 = c.0.strip_prefix(text).ok_or("covered write is not where the record has it")?;
         let mut inner = Cursor(text);
-        inner.expect("{\"t\":")?;
-        let ts = inner.uint()?;
-        inner.expect(",\"n\":\"")?;
-        let node = inner.ident()?;
-        inner.expect("\"")?;
+        let (ts, node) = inner.head()?;
         let (covered, _) = decode_body(inner, Stamp::new(ts, node), false)?;
         if covered.stamp >= stamp {
             return Err("covered write is not older than the record's".into());
@@ -219,11 +222,8 @@ pub fn record_head<'a>(text: &'a str, tag: &str) -> Option<(u64, &'a str, bool)>
 /// (whose whole record is not read).
 pub fn record_marks<'a>(text: &'a str, tag: &str) -> Option<(u64, &'a str, Pending<()>)> {
     let mut c = Cursor(text);
-    c.expect("{\"t\":").ok()?;
-    let ts = c.uint().ok()?;
-    c.expect(",\"n\":\"").ok()?;
-    let node = c.ident().ok()?;
-    c.expect("\",\"p\":\"").ok()?;
+    let (ts, node) = c.head().ok()?;
+    c.expect(",\"p\":\"").ok()?;
     if c.ident().ok()? != tag || !c.eat("\"") {
         return None;
     }
@@ -319,6 +319,16 @@ fn decode_tagged<'a, T>(
 struct Cursor<'a>(&'a str);
 
 impl<'a> Cursor<'a> {
+    /// A write's stamp as [`push_head`] writes it: `{"t":<ms>,"n":"<node>"`.
+    fn head(&mut self) -> Result<(u64, &'a str), String> {
+        self.expect("{\"t\":")?;
+        let ts = self.uint()?;
+        self.expect(",\"n\":\"")?;
+        let node = self.ident()?;
+        self.expect("\"")?;
+        Ok((ts, node))
+    }
+
     fn eat(&mut self, literal: &str) -> bool {
         match self.0.strip_prefix(literal) {
             Some(rest) => {

@@ -127,6 +127,16 @@ impl World {
         self.settle();
     }
 
+    /// Closes `tab` while offline, comes back online and opens a tab, which leads: the tab that
+    /// sends what the closed one could not.
+    fn replace_offline_tab(&mut self, tab: usize) -> usize {
+        self.close_tab(tab);
+        self.set_online(true);
+        let next = self.open_tab();
+        assert_eq!(self.leaders(), vec![next]);
+        next
+    }
+
     fn leaders(&self) -> Vec<usize> {
         (0..self.tabs.len()).filter(|&t| self.tabs[t].open && self.tabs[t].client.status().state.is_some_and(|s| s.leader)).collect()
     }
@@ -431,11 +441,8 @@ fn a_write_for_this_browser_only_is_sent_by_no_tab_neither_its_writer_nor_a_late
     world.set_for(0, "orders", "[1]", Reach::Browser);
     world.set(0, "shared", "1");
     assert_eq!(world.tabs[0].client.status().pending, 1, "only the write for everyone waits to be sent");
-    world.close_tab(0);
-    // A tab opened later reads both from storage and leads: it sends what the closed one could not.
-    world.set_online(true);
-    let tab = world.open_tab();
-    assert_eq!(world.leaders(), vec![tab]);
+    // A tab opened later reads both from storage and leads.
+    let tab = world.replace_offline_tab(0);
     assert_eq!(world.tabs[tab].client.status().pending, 0, "the write for everyone went and was acknowledged");
     assert_eq!(world.sent_keys, vec!["shared".to_owned()], "and nothing else");
 }
@@ -463,10 +470,7 @@ fn a_write_for_this_browser_only_keeps_the_key_s_pending_write_for_everyone_in_t
     assert!(world.tabs[0].client.flush(now).is_empty());
     world.set(0, "shared", "1");
     assert_eq!(world.tabs[0].client.status().pending, 4, "every write for everyone waits, three of them covered");
-    world.close_tab(0);
-    world.set_online(true);
-    let tab = world.open_tab();
-    assert_eq!(world.leaders(), vec![tab]);
+    let tab = world.replace_offline_tab(0);
     assert_eq!(world.tabs[tab].client.status().pending, 0, "they went and were acknowledged");
     assert_eq!(world.sent_keys, ["draft", "note", "own:1", "shared"], "and nothing else");
     for sent in &world.sent {

@@ -10,7 +10,7 @@
 use super::{protocol, quoted, reason};
 use crate::json_read::{JsonError, Reader};
 use crate::{
-    check_remote_stamp, decode_record_pending, json, validate_key, CacheError, DecodedRecord, Pending, Stamp, TabWrite,
+    check_record_stamps, check_remote_stamp, decode_record_pending, json, validate_key, CacheError, DecodedRecord, Stamp, TabWrite,
 };
 
 /// The version of the news format this core writes and reads.
@@ -154,10 +154,7 @@ fn write(
         Err(e) => return bad(format!("the record of {} is not an object: {e}", quoted(&key))),
     };
     match decode_record_pending(record, tag) {
-        Ok((DecodedRecord::Mine(entry), pending)) => match check_remote_stamp(&entry.stamp).and_then(|()| match &pending {
-            Pending::Covered(covered) => check_remote_stamp(&covered.stamp),
-            _ => Ok(()),
-        }) {
+        Ok((DecodedRecord::Mine(entry), pending)) => match check_record_stamps(&entry, &pending) {
             Ok(()) => Some(Ok((key.into_owned(), entry, pending))),
             Err(e) => bad(format!("the record of {}: {}", quoted(&key), reason(e))),
         },
