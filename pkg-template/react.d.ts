@@ -132,7 +132,10 @@ export function useSuspenseSharedQuery<T extends AsJson<T>, S = DeepReadonly<T>>
 ): SharedQueryResult<T, S> & { readonly data: S };
 
 export interface SharedMutationOptions<T, V> extends SharedCacheHookOptions {
-  /** The value to show at once, everywhere in this browser, while the call runs. */
+  /**
+   * The value to show at once, everywhere in this browser, while the call runs. Pure: when an
+   * overlapping mutation of the key settles, it is applied again over that one's outcome.
+   */
   optimistic?: ((current: DeepReadonly<T> | null, variables: V) => T) | undefined;
   /** The TTL of what is written. */
   ttl?: Ttl | undefined;
@@ -158,8 +161,8 @@ export interface SharedMutationResult<T, V> {
 /**
  * A write through a server call: `mutateFn(variables)` gives the new value of `key` (stored for
  * everyone) or nothing (the optimistic value is then kept). With `optimistic`, that value shows at
- * once in every MFE and tab, and is rolled back there if the call fails (the rollback stays in this
- * browser, except a write from before that was still waiting for the backend, which is sent again).
+ * once in every MFE and tab, and its change is taken back there if the call fails (the rollback
+ * stays in this browser; a write from before that was still waiting for the backend goes as made).
  */
 export function useSharedMutation<T extends AsJson<T>, V = void>(
   key: string,

@@ -266,14 +266,27 @@ export function useSharedQuery(queryKey, loader, options = {}) {
   };
 }
 
+// Optimistic mutations of one key that overlap form a chain: what the page shows is each one's
+// `optimistic` applied in turn over the value they all started from (`base`). When one settles,
+// `base` moves to its outcome (success) or stays (failure), and the ones still running are applied
+// again over it, as Replicache rebases pending mutations: a failure takes back its own change and
+// no other. `mine` is the stamp of the chain's last write, so a write by anyone else ends it.
+/** @type {WeakMap<object, Map<string, { base: unknown, running: { optimistic: Function, variables: unknown }[], mine: unknown[] | null }>>} */
+const chains = new WeakMap();
+
+function ownsKey(cache, key, chain) {
+  const now = cache[WRITTEN]?.(key);
+  return chain.mine !== null && !!now && now[0] === chain.mine[0] && now[1] === chain.mine[1];
+}
+
 /**
  * A write through a server call, as TanStack Query's useMutation: `mutate(variables)` runs
  * `mutateFn(variables)`; with `optimistic(current, variables)` its value is written at once,
  * kept in this browser (every MFE and tab shows it) until the call succeeds, then the call's
  * result (or, when it gives undefined, the optimistic value) is written for everyone (`sync`,
- * default true). When the call fails, the value written before is put back everywhere the
- * optimistic one was seen, unless the key was written again meanwhile. `mutate` reports failures
- * in `error` (and to 'error' listeners), `mutateAsync` rejects with them.
+ * default true). When the call fails, its optimistic change is taken back everywhere it was seen
+ * (the others still running are applied again), unless the key was written again meanwhile.
+ * `mutate` reports failures in `error` (and to 'error' listeners), `mutateAsync` rejects with them.
  */
 export function useSharedMutation(key, mutateFn, options = {}) {
   const cache = useCache(options.cache);
@@ -285,34 +298,56 @@ export function useSharedMutation(key, mutateFn, options = {}) {
       if (!cache) throw new CacheError('INVALID_ARGUMENT', 'there is no cache on the server; mutate in the browser');
       const { mutateFn: run, options: o } = latest.current;
       const sync = o.sync === undefined ? undefined : { sync: o.sync };
+      // For this browser only: a removal sent to the backend would delete what another device
+      // wrote there meanwhile. A write from before that still waits for the backend stays in the
+      // outbox under these and goes as it was made.
+      const here = { sync: false };
       setState({ status: 'pending', data: undefined, error: null });
-      const before = cache.get(key);
-      let mine = null;
+      let chain = null;
+      let step = null;
       if (o.optimistic) {
-        const written = cache.set(key, o.optimistic(before, variables), o.ttl, { sync: false });
+        let byKey = chains.get(cache);
+        if (!byKey) chains.set(cache, (byKey = new Map()));
+        chain = byKey.get(key);
+        if (!chain || !ownsKey(cache, key, chain)) byKey.set(key, (chain = { base: cache.get(key), running: [], mine: null }));
+        step = { optimistic: o.optimistic, variables };
+        const written = cache.set(key, o.optimistic(cache.get(key), variables), o.ttl, here);
+        chain.running.push(step);
         // Read before awaiting: the write is in when `set` returns, and a second mutation of the
         // key started in the same task must not be taken for this one.
-        mine = cache[WRITTEN]?.(key) ?? null;
+        chain.mine = cache[WRITTEN]?.(key) ?? null;
         await written;
       }
-      // Whether the optimistic value is still the key's (nobody wrote it again since).
-      const stillMine = () => {
-        const now = cache[WRITTEN]?.(key);
-        return mine !== null && !!now && now[0] === mine[0] && now[1] === mine[1];
+      // Takes this mutation out of its chain, stores `confirmed` (if any) as its outcome, and
+      // shows the ones still running over what is confirmed; all in one task, before any await.
+      const settle = (confirmed) => {
+        const owned = chain !== null && ownsKey(cache, key, chain);
+        if (chain?.running.includes(step)) chain.running.splice(chain.running.indexOf(step), 1);
+        const writes = [];
+        if (confirmed !== undefined) {
+          writes.push(cache.set(key, confirmed, o.ttl, sync));
+          // Stored (the key's stamp moved; a value that is not JSON is not): the chain's new base.
+          if (owned && !ownsKey(cache, key, chain)) chain.base = confirmed;
+        }
+        if (owned && (chain.running.length > 0 || confirmed === undefined)) {
+          const shown = chain.running.reduce((value, r) => r.optimistic(value, r.variables), chain.base);
+          writes.push(shown === null ? cache.remove(key, here) : cache.set(key, shown, o.ttl, here));
+          chain.mine = cache[WRITTEN]?.(key) ?? null;
+        }
+        if (chain && chain.running.length === 0 && chains.get(cache)?.get(key) === chain) chains.get(cache).delete(key);
+        return Promise.all(writes);
       };
       try {
         const result = await run(variables);
-        // The call's result, or the optimistic value, now for everyone.
-        const value = result !== undefined ? result : stillMine() ? cache.get(key) : null;
-        if (value !== null) await cache.set(key, value, o.ttl, sync);
+        // The call's result, or its optimistic change over what is confirmed (what shows, when it
+        // is the only one running), now for everyone.
+        const owned = chain !== null && ownsKey(cache, key, chain);
+        const alone = owned && chain.running.length === 1;
+        await settle((result !== undefined ? result : alone ? cache.get(key) : owned ? step.optimistic(chain.base, variables) : null) ?? undefined);
         setState({ status: 'success', data: result, error: null });
         return result;
       } catch (cause) {
-        // For this browser only: a removal sent to the backend would delete what another device
-        // wrote there meanwhile. A write from before that still waits for the backend stays in
-        // the outbox under the optimistic one and under this, and goes as it was made.
-        const restore = { sync: false };
-        if (stillMine()) await (before === null ? cache.remove(key, restore) : cache.set(key, before, o.ttl, restore));
+        await settle(undefined);
         const error = cause instanceof CacheError ? cause : new CacheError('FETCH_FAILED', `the mutation of ${describe(key)} failed: ${cause?.message ?? cause}`, { key, cause });
         setState({ status: 'error', data: undefined, error });
         throw error;

@@ -521,8 +521,9 @@ describe('React hooks', () => {
     await tab.evaluate(() => pkgReact.getDefaultCache().set('likes', { count: 42 }));
     await tab.evaluate(() => server.answer.reject(new Error('no')));
     await until(tab, () => document.getElementById('like').textContent === 'error FETCH_FAILED' && document.getElementById('count').textContent === '42');
-    // Two mutations started in one task: the first one's failure leaves the second's value alone,
-    // and the second's success stores it.
+    // Two mutations started in one task: the first one's failure takes back its own +1 and not
+    // the second's, and the second's success stores its +1 over what the first left.
+    const likes = () => tab.evaluate(() => pkgReact.getDefaultCache().get('likes')?.count ?? null);
     await tab.evaluate(() => {
       server.answers = [];
       mutation.mutate();
@@ -530,9 +531,37 @@ describe('React hooks', () => {
     });
     await until(tab, () => document.getElementById('count').textContent === '44' && server.answers.length === 2);
     await tab.evaluate(() => server.answers[0].reject(new Error('no')));
+    await until(tab, () => document.getElementById('count').textContent === '43');
     await tab.evaluate(() => server.answers[1].resolve(undefined));
     await until(tab, () => document.getElementById('like').textContent === 'success');
-    assert.equal(await tab.evaluate(() => JSON.stringify(pkgReact.getDefaultCache().get('likes'))), '{"count":44}');
+    assert.equal(await likes(), 43);
+    // Both fail, in either order: the value from before both.
+    for (const order of [[0, 1], [1, 0]]) {
+      await tab.evaluate(() => {
+        server.answers = [];
+        mutation.mutate();
+        mutation.mutate();
+      });
+      await until(tab, () => document.getElementById('count').textContent === '45' && server.answers.length === 2);
+      await tab.evaluate(([first]) => server.answers[first].reject(new Error('no')), order);
+      await until(tab, () => document.getElementById('count').textContent === '44');
+      await tab.evaluate(([, second]) => server.answers[second].reject(new Error('no')), order);
+      await until(tab, () => document.getElementById('count').textContent === '43' && document.getElementById('like').textContent === 'error FETCH_FAILED');
+      await until(other, () => seen.at(-1) === 43);
+    }
+    // The first succeeds with the server's count while the second runs: the second's +1 shows over
+    // it, and its failure leaves the server's count.
+    await tab.evaluate(() => {
+      server.answers = [];
+      mutation.mutate();
+      mutation.mutate();
+    });
+    await until(tab, () => document.getElementById('count').textContent === '45' && server.answers.length === 2);
+    await tab.evaluate(() => server.answers[0].resolve({ count: 50 }));
+    await until(tab, () => document.getElementById('count').textContent === '51');
+    await tab.evaluate(() => server.answers[1].reject(new Error('no')));
+    await until(tab, () => document.getElementById('count').textContent === '50' && document.getElementById('like').textContent === 'error FETCH_FAILED');
+    await until(other, () => seen.at(-1) === 50);
     assert.deepEqual(tab.problems, []);
     await ctx.close();
   });
