@@ -457,10 +457,10 @@ fn a_write_for_this_browser_only_keeps_the_key_s_pending_write_for_everyone_in_t
     world.open_tab();
     world.set_online(false);
     world.set(0, "draft", "1");
-    assert!(world.tabs[0].client.is_pending("draft"));
+    assert!(world.tabs[0].client.cache().is_unsynced("draft"));
     world.remove_for(0, "draft", Reach::Browser);
     world.remove_for(0, "never-written", Reach::Browser);
-    assert!(!world.tabs[0].client.is_pending("draft"), "the removal itself waits for nothing");
+    assert!(!world.tabs[0].client.cache().is_unsynced("draft"), "the removal itself waits for nothing");
     world.set(0, "note", "1");
     world.set_for(0, "note", "2", Reach::Browser);
     world.set(0, "own:1", "1");

@@ -456,11 +456,6 @@ impl<S: Storage> Client<S> {
         Some((self.cache.local_time(entry.written_at), entry.stamp.node.as_str()))
     }
 
-    /// Whether `key`'s last write (a value or a removal) waits to be sent to the backend.
-    pub fn is_pending(&self, key: &str) -> bool {
-        self.cache.is_unsynced(key)
-    }
-
     /// When `key`'s value expires on the device's clock (`Some(None)`: never), if it has one.
     pub fn expiry(&self, key: &str, now: u64) -> Option<Option<u64>> {
         let at = self.cache.time_at(now);
