@@ -428,7 +428,7 @@ function benchSize() {
   const wasm = readFileSync(WASM);
   const js = bundle('--external:./core_wasm.js');
   const whole = bundle();
-  const jsRawSrc = ['index.js', 'core.js', 'errors.js', 'log.js', 'scope.js', 'wasm.js', 'memory-storage.js'].reduce((n, f) => n + readFileSync(join(ROOT, 'pkg', f)).length, 0);
+  const jsRawSrc = ['index.js', 'core.js', 'errors.js', 'log.js', 'scope.js', 'symbols.js', 'wasm.js', 'memory-storage.js'].reduce((n, f) => n + readFileSync(join(ROOT, 'pkg', f)).length, 0);
   const total = gz(whole);
   const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
   const bindgenInput = join(ROOT, 'target/wasm32-unknown-unknown/wasm-release/mfe_shared_cache.wasm');

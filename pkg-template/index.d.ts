@@ -330,6 +330,16 @@ export class CacheScope {
   entries(): CacheEntryInfo[];
   /** A scope inside this one (`name:inner:`), with this one's `sync`. */
   scope(name: string): CacheScope;
+  /** The instance's writer id. */
+  readonly nodeId: string;
+  /** The instance's backend sync status. */
+  readonly syncStatus: SyncStatus;
+  /** When `key`'s value was written (ms since epoch); null without one. */
+  getUpdatedAt(key: string): number | null;
+  on(event: 'error', listener: (error: CacheError) => void): () => void;
+  on(event: 'sync', listener: (status: SyncStatus) => void): () => void;
+  /** A key of this scope changed (given without `name:`). */
+  on(event: 'change', listener: (key: string) => void): () => void;
 }
 
 /** An in-memory Storage (SSR, workers, tests). */

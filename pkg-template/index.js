@@ -12,8 +12,9 @@ import { CacheError, CacheErrorType, describe, toCacheError } from './errors.js'
 import { LOG_LEVELS, makeLog } from './log.js';
 import { MemoryStorage } from './memory-storage.js';
 import { CacheScope } from './scope.js';
+import { READ_STALE, REPORT, WRITTEN } from './symbols.js';
 
-export { CacheError, CacheErrorType, CacheScope, MemoryStorage };
+export { CacheError, CacheErrorType, CacheScope, MemoryStorage, READ_STALE, REPORT, WRITTEN };
 
 /** @typedef {import('./core.js').CoreNews} CoreNews */
 /** @typedef {import('./core.js').CoreError} CoreError */
@@ -33,13 +34,6 @@ const DEFAULTS = Object.freeze({
 });
 const DEFAULT_RETRY = Object.freeze({ maxRetries: 3, initialDelay: 100, maxDelay: 2000, backoffFactor: 2 });
 const DEFAULT_GRACE_MS = 10000;
-
-/** Reads an expired value still held (stale-while-revalidate); shared by every copy on the page. */
-export const READ_STALE = Symbol.for('mfe-shared-cache.readStale.v1');
-/** Reports an error to the instance's 'error' listeners (the React entry's setters use it). */
-export const REPORT = Symbol.for('mfe-shared-cache.report.v1');
-/** `[writtenAt, writer]` of a key's value (expired or not), or null (the React entry's refetchInterval). */
-export const WRITTEN = Symbol.for('mfe-shared-cache.written.v1');
 
 // ---- the page hub -------------------------------------------------------------------------
 // Copies of this package bundled separately into different MFEs each have their own module and

@@ -1,5 +1,5 @@
 import type { ReactNode } from 'react';
-import type { AsJson, BackendSyncedCacheService, CacheError, CacheOptions, DeepReadonly, GetOrFetchOptions, JsonValue, SyncStatus, Ttl } from './index.js';
+import type { AsJson, BackendSyncedCacheService, CacheError, CacheScope, CacheOptions, DeepReadonly, GetOrFetchOptions, JsonValue, SyncStatus, Ttl } from './index.js';
 
 /**
  * Options of the page's default instance; call before the first hook renders. Several MFEs sharing
@@ -9,12 +9,12 @@ import type { AsJson, BackendSyncedCacheService, CacheError, CacheOptions, DeepR
 export function configureDefaultCache(options: CacheOptions): void;
 /** The page's default instance, created on first use (the hooks never create it on the server). */
 export function getDefaultCache(): BackendSyncedCacheService;
-/** Makes `cache` the instance the hooks below it use. */
-export function SharedCacheProvider(props: { cache: BackendSyncedCacheService; children?: ReactNode }): ReactNode;
+/** Makes `cache` (an instance, or a scope of one: the hooks' keys are then the scope's) what the hooks below it use. */
+export function SharedCacheProvider(props: { cache: BackendSyncedCacheService | CacheScope; children?: ReactNode }): ReactNode;
 
 export interface HookOptions {
-  /** The instance to use instead of the provider's or the page's default. */
-  cache?: BackendSyncedCacheService | undefined;
+  /** The instance (or scope) to use instead of the provider's or the page's default. */
+  cache?: BackendSyncedCacheService | CacheScope | undefined;
 }
 
 export interface SharedCacheHookOptions extends HookOptions {

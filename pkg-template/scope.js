@@ -3,6 +3,7 @@
 // cannot collide with another's. Writes still record the instance's writer id (`app:random` with
 // the `app` option), so every entry says which MFE wrote it.
 import { CacheError, describe } from './errors.js';
+import { READ_STALE, REPORT, WRITTEN } from './symbols.js';
 
 /** @param {string} text */
 const escapePattern = (text) => text.replace(/[\\*?]/g, (c) => `\\${c}`);
@@ -32,6 +33,44 @@ export class CacheScope {
   /** The instance this view writes through. */
   get cache() {
     return this.#cache;
+  }
+
+  // What the React hooks read, so that they work on a scope as on its instance.
+  get nodeId() {
+    return this.#cache.nodeId;
+  }
+  get syncStatus() {
+    return this.#cache.syncStatus;
+  }
+  /**
+   * The instance's 'error' and 'sync' events; 'change' for this scope's keys only (without the
+   * `name:` part). Returns the off function.
+   * @param {'error' | 'sync' | 'change'} event @param {Function} listener
+   */
+  on(event, listener) {
+    if (event !== 'change' || typeof listener !== 'function') return this.#cache.on(/** @type {any} */ (event), /** @type {any} */ (listener));
+    const n = this.#prefix.length;
+    return this.#cache.on('change', (/** @type {string} */ key) => key.startsWith(this.#prefix) && listener(key.slice(n)));
+  }
+  /** @param {string} key */
+  getUpdatedAt(key) {
+    return this.#cache.getUpdatedAt(this.#key(key));
+  }
+  // The instance's methods the package's declarations leave out.
+  get #inner() {
+    return /** @type {any} */ (this.#cache);
+  }
+  /** @param {string} key */
+  [READ_STALE](key) {
+    return this.#inner[READ_STALE](this.#key(key));
+  }
+  /** @param {CacheError} error */
+  [REPORT](error) {
+    this.#inner[REPORT](error);
+  }
+  /** @param {string} key */
+  [WRITTEN](key) {
+    return this.#inner[WRITTEN](this.#key(key));
   }
 
   /** @param {unknown} key */

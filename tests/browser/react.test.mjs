@@ -566,6 +566,64 @@ describe('React hooks', () => {
     await ctx.close();
   });
 
+  test('a scope as the hooks\' cache (provider or option): its keys, a stale value while it reloads, a failed mutation rolled back, its sync status, change events of its keys', async () => {
+    const ctx = await env.context();
+    const tab = await openTab(ctx, page());
+    await tab.evaluate(() => {
+      const h = React.createElement;
+      window.c = new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'scoped_' });
+      window.cart = c.scope('cart');
+      window.changes = [];
+      cart.on('change', (key) => changes.push(key));
+      window.loads = 0;
+      window.answers = [];
+      window.states = [];
+      c.set('cart:likes', 5);
+      window.Items = () => {
+        const [items, setItems] = pkgReact.useSharedCache('items', []);
+        window.setItems = setItems;
+        const q = pkgReact.useSharedQuery('price', () => new Promise((resolve) => setTimeout(() => resolve({ total: ++loads }), 30)), { ttl: 1 });
+        const m = pkgReact.useSharedMutation('likes', () => new Promise((resolve, reject) => answers.push({ resolve, reject })), { optimistic: (n) => n + 1 });
+        window.mutation = m;
+        const status = pkgReact.useSyncStatus();
+        states.push({ total: q.data?.total ?? null, stale: q.isStale });
+        return h('span', { id: 'items' }, `${items.length} ${q.data?.total ?? '-'} ${m.status} ${status.enabled}`);
+      };
+      // Another MFE's root on the whole instance, reading the same key by its full name.
+      window.Whole = () => {
+        const [likes] = pkgReact.useSharedCache('cart:likes', 0, undefined, { cache: c });
+        return h('b', { id: 'likes' }, String(likes));
+      };
+      ReactDOM.createRoot(document.getElementById('a')).render(h(pkgReact.SharedCacheProvider, { cache: cart }, h(Items)));
+      ReactDOM.createRoot(document.getElementById('b')).render(h(Whole));
+    });
+    const text = (id) => tab.evaluate((id) => document.getElementById(id)?.textContent, id);
+    await until(tab, () => document.getElementById('items')?.textContent === '0 1 idle false' && document.getElementById('likes')?.textContent === '5');
+    assert.deepEqual(await tab.evaluate(() => c.get('cart:price')), { total: 1 }, 'the query loads into the scope');
+    await tab.evaluate(() => c.set('cart:items', [1, 2]));
+    await until(tab, () => document.getElementById('items').textContent.startsWith('2 '));
+    await tab.evaluate(() => setItems([1]));
+    assert.deepEqual(await tab.evaluate(() => c.get('cart:items')), [1], 'setValue writes the scope\'s key');
+    // Expired: the old value shows, marked stale, while it reloads (the scope reads it).
+    await until(tab, () => states.some((s) => s.total === 1 && s.stale) && document.getElementById('items').textContent.startsWith('1 2 '), undefined, 8000);
+    // The mutation's optimistic value shows in both roots; its failure rolls it back in both.
+    await tab.evaluate(() => mutation.mutate());
+    await until(tab, () => document.getElementById('likes').textContent === '6' && answers.length === 1);
+    await tab.evaluate(() => answers[0].reject(new Error('no')));
+    await until(tab, () => document.getElementById('items').textContent.endsWith(' error false') && document.getElementById('likes').textContent === '5');
+    assert.equal(await text('likes'), '5');
+    // 'change' on a scope hears its own keys, without `cart:`, and no other.
+    const heard = await tab.evaluate(() => {
+      changes.length = 0;
+      c.set('other', 1);
+      c.set('cart:items', []);
+      return [...changes];
+    });
+    assert.deepEqual(heard, ['items']);
+    assert.deepEqual(tab.problems, []);
+    await ctx.close();
+  });
+
   test('useSuspenseSharedQuery: the fallback while loading, then the data; a failed load goes to the error boundary', async () => {
     const ctx = await env.context();
     const tab = await openTab(ctx, page(), { allowConsoleErrors: true });

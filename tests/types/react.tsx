@@ -186,6 +186,18 @@ export function Draft(): ReactNode {
   return <pre>{draft.lines.join('\n')}</pre>;
 }
 
+// An MFE that owns its part of the keyspace gives the hooks its scope: keys are the scope's.
+const checkout = draftCache.scope('checkout', { sync: false });
+export function CheckoutStep(): ReactNode {
+  const [step, setStep] = useSharedCache('step', 1, 0, { cache: checkout });
+  setStep((n) => n + 1);
+  const save = useSharedMutation('step', (n: number) => Promise.resolve(n), { cache: checkout, optimistic: (_, n) => n });
+  save.mutate(3);
+  const off = checkout.on('change', (key) => key.startsWith('s'));
+  off();
+  return <SharedCacheProvider cache={checkout}>{String(step)}</SharedCacheProvider>;
+}
+
 // …or make it the instance of a whole subtree (tests and SSR use a MemoryStorage).
 const testCache = new BackendSyncedCacheService({ storage: new MemoryStorage(), backendUrl: null });
 export function OrderMfe(): ReactNode {
