@@ -446,6 +446,8 @@ function benchSize() {
     `size: the total is the esbuild bundle of pkg/index.js with the wasm inside it as a string of printable ASCII (${bytes(whole.length)} B minified), gzip level 9; ` +
       `it is ${((total / (gz(wasm) + gz(js)) - 1) * 100).toFixed(1)} % more than the .wasm and the JS gzipped apart; JS sources before minifying ${bytes(jsRawSrc)} B; 1 KB = 1024 B`,
   );
+  const std = existsSync(join(ROOT, 'target/pkg-wasm/std')) ? readFileSync(join(ROOT, 'target/pkg-wasm/std'), 'utf8').trim() : 'unknown';
+  notes.push(`size: Rust's std in the wasm: ${std} (scripts/build-pkg.sh)`);
   const parts = wasmBreakdown(ROOT, bindgenInput);
   const named = parts.reduce((n, [, size]) => n + size, 0);
   notes.push(

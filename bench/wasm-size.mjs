@@ -30,6 +30,24 @@ const PARTS = [
   ['formatting (fmt)', /fmt|Display|Debug|format/],
 ];
 
+/**
+ * A function's name as its part is read from: without crate hashes (a std built from source names
+ * `core[27cd0353e63fa9bc]::`) and without generic arguments (`Cache<WebStorage>::flush` is the
+ * core's, whatever type it is instantiated with), but with a leading `<T as Trait>`.
+ */
+function plainName(name) {
+  let out = '';
+  let depth = 0;
+  const plain = name.replace(/\[[0-9a-f]{8,}\]/g, '');
+  for (let i = 0; i < plain.length; i++) {
+    const c = plain[i];
+    if (c === '<' && (depth > 0 || /[\w:]/.test(plain[i - 1] ?? ''))) depth++;
+    else if (c === '>' && depth > 0) depth--;
+    else if (depth === 0) out += c;
+  }
+  return out;
+}
+
 function run(cmd, args) {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
@@ -46,7 +64,7 @@ export function wasmBreakdown(root, bindgenInput) {
     const sums = new Map(PARTS.map(([part]) => [part, 0]));
     let other = 0;
     for (const [index, size] of bodies) {
-      const name = names.get(index) ?? '';
+      const name = plainName(names.get(index) ?? '');
       const part = PARTS.find(([, pattern]) => pattern.test(name));
       if (part) sums.set(part[0], sums.get(part[0]) + size);
       else other += size;

@@ -7,7 +7,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-tools.sh wasm npm
 
-cargo build --quiet --profile wasm-release --target wasm32-unknown-unknown -p mfe-shared-cache
+# Rust's standard library is rebuilt for the wasm (-Zbuild-std, with std's optimize_for_size),
+# with the immediate-abort panic strategy: a panic in the wasm ends the instance as it did
+# (panic = "abort"), without the code that formats a message nobody reads (the package sets no
+# panic hook). These are unstable options of the stable toolchain, enabled for this one build
+# (RUSTC_BOOTSTRAP): the wasm gzips 5.5 % smaller (97.3 → 91.9 KB). A toolchain without them
+# (or the rust-src component) gets the prebuilt std, with a warning; PLAIN_STD=1 asks for it.
+size_build() {
+  RUSTC_BOOTSTRAP=1 RUSTFLAGS="--cfg=web_sys_unstable_apis -Zunstable-options -Cpanic=immediate-abort" \
+    cargo build --quiet --profile wasm-release --target wasm32-unknown-unknown -p mfe-shared-cache \
+    -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+}
+mkdir -p target/pkg-wasm
+if [ -z "${PLAIN_STD:-}" ] && size_build; then
+  echo "rebuilt for size" > target/pkg-wasm/std
+else
+  [ -z "${PLAIN_STD:-}" ] && printf '\033[1;33m[build-pkg] warning:\033[0m std could not be rebuilt for size; building with the prebuilt one (a larger wasm)\n' >&2
+  cargo build --quiet --profile wasm-release --target wasm32-unknown-unknown -p mfe-shared-cache
+  echo "prebuilt" > target/pkg-wasm/std
+fi
 rm -rf pkg
 wasm-bindgen --target web --omit-default-module-path --out-dir pkg --out-name core \
   target/wasm32-unknown-unknown/wasm-release/mfe_shared_cache.wasm
@@ -15,7 +33,6 @@ wasm-bindgen --target web --omit-default-module-path --out-dir pkg --out-name co
 # build reads too) say why.
 # Then similar functions are put side by side, for gzip (scripts/order-functions.mjs, which
 # names them by their place), and the names are dropped.
-mkdir -p target/pkg-wasm
 # shellcheck disable=SC2046 # the flags file is words, one or more per line
 node_modules/.bin/wasm-opt $(grep -v '^#' scripts/wasm-opt.flags) -g pkg/core_bg.wasm -o target/pkg-wasm/named.wasm
 node scripts/order-functions.mjs target/pkg-wasm/named.wasm target/pkg-wasm/ordered.wasm

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the build and tests need and is missing; skips what is present. Usage:
-#   scripts/ensure-tools.sh wasm      rust wasm target + wasm-bindgen CLI at the pinned version
+#   scripts/ensure-tools.sh wasm      rust wasm target, rust-src + wasm-bindgen CLI at the pinned version
 #   scripts/ensure-tools.sh browser   Debian's chromium + chromium-driver
 #   scripts/ensure-tools.sh firefox   Debian's firefox-esr (the browser tests in Firefox, over WebDriver BiDi)
 #   scripts/ensure-tools.sh webkit    Debian's webkit2gtk-driver (WebKitGTK's MiniBrowser + WebKitWebDriver) and xvfb
@@ -20,6 +20,11 @@ ensure_wasm() {
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     log "adding rust target wasm32-unknown-unknown"
     rustup target add wasm32-unknown-unknown
+  fi
+  # The package's build rebuilds std for the wasm from its sources (scripts/build-pkg.sh).
+  if [ ! -d "$(rustc --print sysroot)/lib/rustlib/src/rust/library" ]; then
+    log "adding the rust-src component"
+    rustup component add rust-src || log "rust-src is not available: the package builds with the prebuilt std"
   fi
   local want have
   want=$(pinned_wasm_bindgen)
