@@ -46,4 +46,4 @@ rm pkg/core_bg.wasm pkg/core_bg.wasm.d.ts
 node scripts/embed-wasm.mjs target/pkg-wasm/core_bg.wasm pkg/core_wasm.js
 cp pkg-template/*.js pkg-template/*.d.ts pkg-template/package.json pkg/
 [ -f pkg-template/README.md ] && cp pkg-template/README.md pkg/
-echo "built pkg/ ($(du -sh pkg | cut -f1))" >&2
+echo "built pkg/ ($(du -sh pkg | cut -f1); std $(cat target/pkg-wasm/std))" >&2
