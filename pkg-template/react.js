@@ -305,24 +305,17 @@ export function useSharedMutation(key, mutateFn, options = {}) {
       setState({ status: 'pending', data: undefined, error: null });
       let chain = null;
       let step = null;
-      if (o.optimistic) {
-        let byKey = chains.get(cache);
-        if (!byKey) chains.set(cache, (byKey = new Map()));
-        chain = byKey.get(key);
-        if (!chain || !ownsKey(cache, key, chain)) byKey.set(key, (chain = { base: cache.get(key), running: [], mine: null }));
-        step = { optimistic: o.optimistic, variables };
-        const written = cache.set(key, o.optimistic(cache.get(key), variables), o.ttl, here);
-        chain.running.push(step);
-        // Read before awaiting: the write is in when `set` returns, and a second mutation of the
-        // key started in the same task must not be taken for this one.
-        chain.mine = cache[WRITTEN]?.(key) ?? null;
-        await written;
-      }
+      let shown = false;
+      // This mutation out of its chain, and the chain out of the map once nothing runs in it.
+      const leave = () => {
+        if (chain?.running.includes(step)) chain.running.splice(chain.running.indexOf(step), 1);
+        if (chain && chain.running.length === 0 && chains.get(cache)?.get(key) === chain) chains.get(cache).delete(key);
+      };
       // Takes this mutation out of its chain, stores `confirmed` (if any) as its outcome, and
       // shows the ones still running over what is confirmed; all in one task, before any await.
       const settle = (confirmed) => {
         const owned = chain !== null && ownsKey(cache, key, chain);
-        if (chain?.running.includes(step)) chain.running.splice(chain.running.indexOf(step), 1);
+        leave();
         const writes = [];
         if (confirmed !== undefined) {
           writes.push(cache.set(key, confirmed, o.ttl, sync));
@@ -330,24 +323,40 @@ export function useSharedMutation(key, mutateFn, options = {}) {
           if (owned && !ownsKey(cache, key, chain)) chain.base = confirmed;
         }
         if (owned && (chain.running.length > 0 || confirmed === undefined)) {
-          const shown = chain.running.reduce((value, r) => r.optimistic(value, r.variables), chain.base);
-          writes.push(shown === null ? cache.remove(key, here) : cache.set(key, shown, o.ttl, here));
+          const value = chain.running.reduce((v, r) => r.optimistic(v, r.variables), chain.base);
+          writes.push(value === null ? cache.remove(key, here) : cache.set(key, value, o.ttl, here));
           chain.mine = cache[WRITTEN]?.(key) ?? null;
         }
-        if (chain && chain.running.length === 0 && chains.get(cache)?.get(key) === chain) chains.get(cache).delete(key);
         return Promise.all(writes);
       };
       try {
+        if (o.optimistic) {
+          let byKey = chains.get(cache);
+          if (!byKey) chains.set(cache, (byKey = new Map()));
+          chain = byKey.get(key);
+          if (!chain || !ownsKey(cache, key, chain)) byKey.set(key, (chain = { base: cache.get(key), running: [], mine: null }));
+          step = { optimistic: o.optimistic, variables };
+          const written = cache.set(key, o.optimistic(cache.get(key), variables), o.ttl, here);
+          chain.running.push(step);
+          // Read before awaiting: the write is in when `set` returns, and a second mutation of
+          // the key started in the same task must not be taken for this one.
+          chain.mine = cache[WRITTEN]?.(key) ?? null;
+          await written;
+        }
+        shown = true;
         const result = await run(variables);
-        // The call's result, or its optimistic change over what is confirmed (what shows, when it
-        // is the only one running), now for everyone.
+        // The call's result, or its optimistic change over what is confirmed (what shows, when
+        // it is the only one running), now for everyone.
         const owned = chain !== null && ownsKey(cache, key, chain);
         const alone = owned && chain.running.length === 1;
         await settle((result !== undefined ? result : alone ? cache.get(key) : owned ? step.optimistic(chain.base, variables) : null) ?? undefined);
         setState({ status: 'success', data: result, error: null });
         return result;
       } catch (cause) {
-        await settle(undefined);
+        // An optimistic value that could not be shown (`optimistic` threw, or gave no JSON) is
+        // not taken back: there is nothing of it to take.
+        if (shown) await settle(undefined);
+        else leave();
         const error = cause instanceof CacheError ? cause : new CacheError('FETCH_FAILED', `the mutation of ${describe(key)} failed: ${cause?.message ?? cause}`, { key, cause });
         setState({ status: 'error', data: undefined, error });
         throw error;

@@ -488,7 +488,7 @@ describe('React hooks', () => {
       // The server call: held until the test answers it.
       window.post = () => new Promise((resolve, reject) => server.answers.push((server.answer = { resolve, reject })));
       window.Like = () => {
-        const m = pkgReact.useSharedMutation('likes', () => post(), { optimistic: (current) => ({ count: (current?.count ?? 0) + 1 }) });
+        const m = pkgReact.useSharedMutation('likes', () => post(), { optimistic: (current) => (window.poison ? { count: () => 1 } : { count: (current?.count ?? 0) + 1 }) });
         window.mutation = m;
         return h('button', { id: 'like' }, `${m.status}${m.error ? ' ' + m.error.type : ''}`);
       };
@@ -562,6 +562,22 @@ describe('React hooks', () => {
     await tab.evaluate(() => server.answers[1].reject(new Error('no')));
     await until(tab, () => document.getElementById('count').textContent === '50' && document.getElementById('like').textContent === 'error FETCH_FAILED');
     await until(other, () => seen.at(-1) === 50);
+    // An optimistic value that is not JSON: the mutation fails with INVALID_VALUE before its call,
+    // nothing is taken back, and the next one runs as before.
+    await tab.evaluate(() => {
+      window.poison = true;
+      server.answers = [];
+      mutation.mutate();
+    });
+    await until(tab, () => document.getElementById('like').textContent === 'error INVALID_VALUE');
+    assert.deepEqual([await likes(), await tab.evaluate(() => server.answers.length)], [50, 0]);
+    await tab.evaluate(() => {
+      window.poison = false;
+      mutation.mutate();
+    });
+    await until(tab, () => document.getElementById('count').textContent === '51' && server.answers.length === 1);
+    await tab.evaluate(() => server.answers[0].reject(new Error('no')));
+    await until(tab, () => document.getElementById('count').textContent === '50' && document.getElementById('like').textContent === 'error FETCH_FAILED');
     assert.deepEqual(tab.problems, []);
     await ctx.close();
   });
