@@ -131,7 +131,7 @@ export function useSuspenseSharedQuery<T extends AsJson<T>, S = DeepReadonly<T>>
   options?: Omit<SharedQueryOptions<T, S>, 'enabled' | 'placeholderData'>,
 ): SharedQueryResult<T, S> & { readonly data: S };
 
-export interface SharedMutationOptions<T, V> extends SharedCacheHookOptions {
+export interface SharedMutationOptions<T, V> extends SharedCacheHookOptions, MutationCallbacks<T, V> {
   /**
    * The value to show at once, everywhere in this browser, while the call runs. Pure: when an
    * overlapping mutation of the key settles, it is applied again over that one's outcome.
@@ -141,11 +141,23 @@ export interface SharedMutationOptions<T, V> extends SharedCacheHookOptions {
   ttl?: Ttl | undefined;
 }
 
+/**
+ * Called once the mutation settled and the cache holds its outcome; awaited before `mutateAsync`
+ * resolves. One that throws is reported as an event listener's error; the outcome stands.
+ */
+export interface MutationCallbacks<T, V> {
+  onSuccess?: ((result: T | void, variables: V) => unknown) | undefined;
+  onError?: ((error: CacheError, variables: V) => unknown) | undefined;
+  onSettled?: ((result: T | void | undefined, error: CacheError | null, variables: V) => unknown) | undefined;
+}
+
 export interface SharedMutationResult<T, V> {
-  /** Runs the mutation; a failure goes to `error` (and the cache's 'error' listeners). */
-  mutate(variables: V): void;
+  /** Runs the mutation; a failure goes to `error` (and the cache's 'error' listeners). `callbacks` run after the hook's. */
+  mutate(variables: V, callbacks?: MutationCallbacks<T, V>): void;
   /** Runs the mutation; resolves to the call's result, rejects with its failure. */
-  mutateAsync(variables: V): Promise<T | void>;
+  mutateAsync(variables: V, callbacks?: MutationCallbacks<T, V>): Promise<T | void>;
+  /** The variables of the last mutation started (undefined after `reset`). */
+  readonly variables: V | undefined;
   /** Back to `idle`. */
   reset(): void;
   readonly status: 'idle' | 'pending' | 'error' | 'success';

@@ -292,17 +292,29 @@ export function useSharedMutation(key, mutateFn, options = {}) {
   const cache = useCache(options.cache);
   const latest = useRef(null);
   latest.current = { mutateFn, options };
-  const [state, setState] = useState({ status: 'idle', data: undefined, error: null });
+  const [state, setState] = useState({ status: 'idle', data: undefined, error: null, variables: undefined });
   const mutateAsync = useCallback(
-    async (variables) => {
+    async (variables, calls) => {
       if (!cache) throw new CacheError('INVALID_ARGUMENT', 'there is no cache on the server; mutate in the browser');
       const { mutateFn: run, options: o } = latest.current;
+      // The hook's callback, then the call's, each awaited; one that throws is reported the way
+      // an event listener's error is, and the mutation's outcome stands.
+      const callback = async (name, ...args) => {
+        for (const f of [o[name], calls?.[name]]) {
+          try {
+            if (typeof f === 'function') await f(...args);
+          } catch (e) {
+            if (typeof globalThis.reportError === 'function') globalThis.reportError(e);
+            else setTimeout(() => { throw e; });
+          }
+        }
+      };
       const sync = o.sync === undefined ? undefined : { sync: o.sync };
       // For this browser only: a removal sent to the backend would delete what another device
       // wrote there meanwhile. A write from before that still waits for the backend stays in the
       // outbox under these and goes as it was made.
       const here = { sync: false };
-      setState({ status: 'pending', data: undefined, error: null });
+      setState({ status: 'pending', data: undefined, error: null, variables });
       let chain = null;
       let step = null;
       let shown = false;
@@ -329,6 +341,7 @@ export function useSharedMutation(key, mutateFn, options = {}) {
         }
         return Promise.all(writes);
       };
+      let result;
       try {
         if (o.optimistic) {
           let byKey = chains.get(cache);
@@ -344,29 +357,34 @@ export function useSharedMutation(key, mutateFn, options = {}) {
           await written;
         }
         shown = true;
-        const result = await run(variables);
+        result = await run(variables);
         // The call's result, or its optimistic change over what is confirmed (what shows, when
         // it is the only one running), now for everyone.
         const owned = chain !== null && ownsKey(cache, key, chain);
         const alone = owned && chain.running.length === 1;
         await settle((result !== undefined ? result : alone ? cache.get(key) : owned ? step.optimistic(chain.base, variables) : null) ?? undefined);
-        setState({ status: 'success', data: result, error: null });
-        return result;
+        setState({ status: 'success', data: result, error: null, variables });
       } catch (cause) {
         // An optimistic value that could not be shown (`optimistic` threw, or gave no JSON) is
         // not taken back: there is nothing of it to take.
         if (shown) await settle(undefined);
         else leave();
         const error = cause instanceof CacheError ? cause : new CacheError('FETCH_FAILED', `the mutation of ${describe(key)} failed: ${cause?.message ?? cause}`, { key, cause });
-        setState({ status: 'error', data: undefined, error });
+        setState({ status: 'error', data: undefined, error, variables });
+        await callback('onError', error, variables);
+        await callback('onSettled', undefined, error, variables);
         throw error;
       }
+      await callback('onSuccess', result, variables);
+      await callback('onSettled', result, null, variables);
+      return result;
     },
     [cache, key],
   );
-  const mutate = useCallback((variables) => void mutateAsync(variables).catch((e) => cache?.[REPORT]?.(e)), [mutateAsync, cache]);
-  const reset = useCallback(() => setState({ status: 'idle', data: undefined, error: null }), []);
-  return { mutate, mutateAsync, reset, status: state.status, data: state.data, error: state.error, isIdle: state.status === 'idle', isPending: state.status === 'pending', isSuccess: state.status === 'success', isError: state.status === 'error' };
+  const mutate = useCallback((variables, calls) => void mutateAsync(variables, calls).catch((e) => cache?.[REPORT]?.(e)), [mutateAsync, cache]);
+  const reset = useCallback(() => setState({ status: 'idle', data: undefined, error: null, variables: undefined }), []);
+  const { status } = state;
+  return { mutate, mutateAsync, reset, status, data: state.data, error: state.error, variables: state.variables, isIdle: status === 'idle', isPending: status === 'pending', isSuccess: status === 'success', isError: status === 'error' };
 }
 
 /** A value option given as it is or as a function (called with `arg`); undefined when not given. */

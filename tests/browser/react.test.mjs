@@ -582,6 +582,67 @@ describe('React hooks', () => {
     await ctx.close();
   });
 
+  test('useSharedMutation: onSuccess, onError and onSettled (the hook\'s, then the call\'s) run once the cache holds the outcome; variables; a callback that throws is reported and changes nothing', async () => {
+    const ctx = await env.context();
+    const tab = await openTab(ctx, page());
+    await tab.evaluate(() => {
+      const h = React.createElement;
+      window.log = [];
+      window.answers = [];
+      window.reported = [];
+      // reportError's event: handled here, so it is not an uncaught error of the page.
+      addEventListener('error', (e) => {
+        reported.push(e.error?.message);
+        e.preventDefault();
+      });
+      window.c = new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'callbacks_' });
+      window.Rename = () => {
+        const m = pkgReact.useSharedMutation('name', () => new Promise((resolve, reject) => answers.push({ resolve, reject })), {
+          cache: c,
+          optimistic: (_, to) => to,
+          onSuccess: (result, to) => log.push(['hook success', result, to, c.get('name')]),
+          onError: (error, to) => log.push(['hook error', error.type, to, c.get('name')]),
+          onSettled: (result, error, to) => log.push(['hook settled', result ?? null, error?.type ?? null, to]),
+        });
+        window.m = m;
+        return h('span', { id: 'm' }, `${m.status} ${m.variables ?? '-'}`);
+      };
+      c.set('name', 'a');
+      ReactDOM.createRoot(document.getElementById('a')).render(h(Rename));
+    });
+    await until(tab, () => document.getElementById('m')?.textContent === 'idle -');
+    await tab.evaluate(() => {
+      window.done = m.mutateAsync('b', { onSuccess: (result) => log.push(['call success', result]), onSettled: () => log.push(['call settled']) });
+    });
+    await until(tab, () => document.getElementById('m').textContent === 'pending b' && answers.length === 1);
+    assert.deepEqual(await tab.evaluate(() => log), [], 'nothing before the call settles');
+    await tab.evaluate(() => answers[0].resolve('B'));
+    assert.equal(await tab.evaluate(() => done), 'B', 'mutateAsync resolves after the callbacks');
+    assert.deepEqual(await tab.evaluate(() => log), [['hook success', 'B', 'b', 'B'], ['call success', 'B'], ['hook settled', 'B', null, 'b'], ['call settled']]);
+    // A failure, with a call's onError that throws: reported, and the rest runs as before.
+    await tab.evaluate(() => {
+      log.length = 0;
+      m.mutate('c', {
+        onError: () => {
+          throw new Error('boom');
+        },
+        onSettled: (result, error, to) => log.push(['call settled', result ?? null, error.type, to]),
+      });
+    });
+    await until(tab, () => answers.length === 2 && c.get('name') === 'c');
+    await tab.evaluate(() => answers[1].reject(new Error('no')));
+    await until(tab, () => log.length === 3 && document.getElementById('m').textContent === 'error c');
+    assert.deepEqual(await tab.evaluate(() => [log, reported, c.get('name')]), [
+      [['hook error', 'FETCH_FAILED', 'c', 'B'], ['hook settled', null, 'FETCH_FAILED', 'c'], ['call settled', null, 'FETCH_FAILED', 'c']],
+      ['boom'],
+      'B',
+    ]);
+    await tab.evaluate(() => m.reset());
+    await until(tab, () => document.getElementById('m').textContent === 'idle -');
+    assert.deepEqual(tab.problems, []);
+    await ctx.close();
+  });
+
   test('a scope as the hooks\' cache (provider or option): its keys, a stale value while it reloads, a failed mutation rolled back, its sync status, change events of its keys', async () => {
     const ctx = await env.context();
     const tab = await openTab(ctx, page());

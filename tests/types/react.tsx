@@ -1,6 +1,6 @@
 // Type test of 'mfe-shared-cache/react' (see the header of cache.ts): the hooks, the provider and
 // the default instance, as the components of a shell and two MFEs would use them.
-import { BackendSyncedCacheService, MemoryStorage, type DeepReadonly, type JsonValue, type SyncStatus } from 'mfe-shared-cache';
+import { BackendSyncedCacheService, type CacheError, MemoryStorage, type DeepReadonly, type JsonValue, type SyncStatus } from 'mfe-shared-cache';
 import {
   SharedCacheProvider,
   configureDefaultCache,
@@ -59,12 +59,21 @@ export function LikeButton({ postId }: { postId: string }): ReactNode {
   const like = useSharedMutation<Likes, { postId: string }>(
     `likes:${postId}`,
     async ({ postId: id }) => (await fetch(`/api/posts/${id}/like`, { method: 'POST' })).json() as Promise<Likes>,
-    { optimistic: (current) => ({ count: (current?.count ?? 0) + 1, mine: true }) },
+    {
+      optimistic: (current) => ({ count: (current?.count ?? 0) + 1, mine: true }),
+      onSuccess: (result, variables) => console.log(result?.count, variables.postId),
+      onError: (error) => expect<Equal<typeof error, CacheError>>(),
+      onSettled: (_result, error, { postId: id }) => error ?? id,
+    },
   );
   const status: 'idle' | 'pending' | 'error' | 'success' = like.status;
   void like.mutateAsync({ postId }).then((result) => result?.count);
+  like.mutate({ postId }, { onSuccess: (result) => result?.mine, onError: (error) => error.retryable });
+  expect<Equal<typeof like.variables, { postId: string } | undefined>>();
   // @ts-expect-error the variables are { postId }
   like.mutate({ id: postId });
+  // @ts-expect-error onSuccess gets the result, not a string
+  like.mutate({ postId }, { onSuccess: (result: string) => result });
   return <button disabled={like.isPending} onClick={() => like.mutate({ postId })}>{status}</button>;
 }
 
