@@ -274,6 +274,12 @@ export function useSharedQuery(queryKey, loader, options = {}) {
 /** @type {WeakMap<object, Map<string, { base: unknown, running: { optimistic: Function, variables: unknown }[], mine: unknown[] | null }>>} */
 const chains = new WeakMap();
 
+/** Reports what a user's callback threw the way the browser reports an event listener's error. */
+function reportThrown(e) {
+  if (typeof globalThis.reportError === 'function') globalThis.reportError(e);
+  else setTimeout(() => { throw e; });
+}
+
 function ownsKey(cache, key, chain) {
   const now = cache[WRITTEN]?.(key);
   return chain.mine !== null && !!now && now[0] === chain.mine[0] && now[1] === chain.mine[1];
@@ -304,8 +310,7 @@ export function useSharedMutation(key, mutateFn, options = {}) {
           try {
             if (typeof f === 'function') await f(...args);
           } catch (e) {
-            if (typeof globalThis.reportError === 'function') globalThis.reportError(e);
-            else setTimeout(() => { throw e; });
+            reportThrown(e);
           }
         }
       };
@@ -335,7 +340,13 @@ export function useSharedMutation(key, mutateFn, options = {}) {
           if (owned && !ownsKey(cache, key, chain)) chain.base = confirmed;
         }
         if (owned && (chain.running.length > 0 || confirmed === undefined)) {
-          const value = chain.running.reduce((v, r) => r.optimistic(v, r.variables), chain.base);
+          let value = chain.base;
+          try {
+            value = chain.running.reduce((v, r) => r.optimistic(v, r.variables), chain.base);
+          } catch (e) {
+            // An `optimistic` that threw when applied again: what is confirmed shows.
+            reportThrown(e);
+          }
           writes.push(value === null ? cache.remove(key, here) : cache.set(key, value, o.ttl, here));
           chain.mine = cache[WRITTEN]?.(key) ?? null;
         }
