@@ -639,8 +639,38 @@ describe('React hooks', () => {
     ]);
     await tab.evaluate(() => m.reset());
     await until(tab, () => document.getElementById('m').textContent === 'idle -');
+    // An `optimistic` that throws when applied again over a new base: reported, what is confirmed
+    // shows, and the mutation still settles.
+    await tab.evaluate(() => {
+      const h = React.createElement;
+      window.counts = [];
+      window.Count = () => {
+        const n = pkgReact.useSharedMutation('count', () => new Promise((resolve, reject) => counts.push({ resolve, reject })), {
+          cache: c,
+          optimistic: (current, v) => {
+            if (current === v.throwOver) throw new Error('replay');
+            return current + 1;
+          },
+        });
+        window.n = n;
+        return h('span', { id: 'n' }, n.status);
+      };
+      c.set('count', 0);
+      ReactDOM.createRoot(document.getElementById('b')).render(h(Count));
+    });
+    await until(tab, () => document.getElementById('n')?.textContent === 'idle');
+    await tab.evaluate(() => {
+      reported.length = 0;
+      n.mutate({});
+      n.mutate({ throwOver: 0 });
+    });
+    await until(tab, () => counts.length === 2 && c.get('count') === 2);
+    await tab.evaluate(() => counts[0].reject(new Error('no')));
+    await until(tab, () => c.get('count') === 0 && reported.includes('replay'));
+    await tab.evaluate(() => counts[1].resolve(undefined));
+    await until(tab, () => document.getElementById('n').textContent === 'success');
     // WebKit logs a reported error even when a listener handled it.
-    assert.deepEqual(tab.problems.filter((p) => !p.endsWith('Error: boom')), []);
+    assert.deepEqual(tab.problems.filter((p) => !p.endsWith('Error: boom') && !p.endsWith('Error: replay')), []);
     await ctx.close();
   });
 
