@@ -571,7 +571,7 @@ impl<S: Storage> Cache<S> {
     fn cover_as_stored(&mut self, key: &str) {
         self.covered.remove(key);
         let Some(current) = self.replica.entry(key) else { return };
-        let Ok(Some(text)) = self.storage.get(&format!("{}{}", self.prefix, key)) else { return };
+        let Ok(Some(text)) = self.storage.get(&self.storage_key(key)) else { return };
         if let Ok((DecodedRecord::Mine(stored), Pending::Covered(covered))) = decode_record_pending(&text, &self.tag) {
             if stored.stamp == current.stamp && !self.unsynced.contains(key) {
                 self.cover(key, covered);
@@ -918,7 +918,7 @@ impl<S: Storage> Cache<S> {
         if dirty.is_empty() {
             return report;
         }
-        let storage_keys: Vec<String> = dirty.iter().map(|key| format!("{}{}", self.prefix, key)).collect();
+        let storage_keys: Vec<String> = dirty.iter().map(|key| self.storage_key(key)).collect();
         let mut stored = self.storage.get_each(&storage_keys).unwrap_or_default().into_iter();
         let mut keys = Vec::with_capacity(dirty.len());
         let mut writes = Vec::with_capacity(dirty.len());
@@ -1103,7 +1103,7 @@ impl<S: Storage> Cache<S> {
                 Err(e) => {
                     // Evicting did not make room: put back what was evicted for nothing.
                     for (victim, old_text) in evicted.into_iter().rev() {
-                        if self.storage.set(&format!("{}{}", self.prefix, victim), &old_text).is_ok() {
+                        if self.storage.set(&self.storage_key(&victim), &old_text).is_ok() {
                             self.unpersisted.remove(&victim);
                         }
                     }
@@ -1129,7 +1129,7 @@ impl<S: Storage> Cache<S> {
     /// tab may just have stored a newer one) and no instance still has to send it (an instance
     /// without a backend shares storage with those that have one); returns the removed text.
     fn evict(&mut self, victim: &str) -> Option<String> {
-        let storage_key = format!("{}{}", self.prefix, victim);
+        let storage_key = self.storage_key(victim);
         let text = self.storage.get(&storage_key).ok()??;
         let held = self.replica.entry(victim)?;
         match decode_record_pending(&text, &self.tag) {
@@ -1157,6 +1157,11 @@ impl<S: Storage> Cache<S> {
     /// Whether `key`'s current write is only in memory (storage was full).
     pub fn is_unpersisted(&self, key: &str) -> bool {
         self.unpersisted.contains(key)
+    }
+
+    /// Where `key`'s record is stored.
+    fn storage_key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
     }
 
     /// Encodes `key`'s write in this cache's storage record format (also what tabs send each
