@@ -46,3 +46,9 @@ export function describe(v) {
   if (typeof v === 'bigint') return `${v}n`;
   return typeof v === 'symbol' || typeof v === 'function' ? typeof v : String(v);
 }
+
+/** Reports what a user's callback threw the way the browser reports an event listener's error. @param {unknown} e */
+export function reportThrown(e) {
+  if (typeof globalThis.reportError === 'function') globalThis.reportError(e);
+  else setTimeout(() => { throw e; });
+}

@@ -8,7 +8,7 @@
 // bundled copies of the package meet on, and the loaders users pass to getOrFetch.
 import { CacheCore, checkKey as coreCheckKey, ttlSeconds as coreTtl } from './core.js';
 import { loadWasm } from './wasm.js';
-import { CacheError, CacheErrorType, describe, toCacheError } from './errors.js';
+import { CacheError, CacheErrorType, describe, reportThrown, toCacheError } from './errors.js';
 import { LOG_LEVELS, makeLog } from './log.js';
 import { MemoryStorage } from './memory-storage.js';
 import { CacheScope } from './scope.js';
@@ -862,8 +862,7 @@ function callEach(listeners, arg) {
     try {
       listener(arg);
     } catch (e) {
-      if (typeof globalThis.reportError === 'function') globalThis.reportError(e);
-      else setTimeout(() => { throw e; });
+      reportThrown(e);
     }
   }
 }

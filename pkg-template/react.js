@@ -4,7 +4,7 @@
 // own key (or the part of it it selects) changes.
 import { createContext, createElement, useCallback, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react';
 import { BackendSyncedCacheService, CacheError, READ_STALE, REPORT, WRITTEN } from './index.js';
-import { describe } from './errors.js';
+import { describe, reportThrown } from './errors.js';
 
 const CacheContext = createContext(null);
 const IS_BROWSER = typeof window !== 'undefined' && typeof document !== 'undefined';
@@ -273,12 +273,6 @@ export function useSharedQuery(queryKey, loader, options = {}) {
 // no other. `mine` is the stamp of the chain's last write, so a write by anyone else ends it.
 /** @type {WeakMap<object, Map<string, { base: unknown, running: { optimistic: Function, variables: unknown }[], mine: unknown[] | null }>>} */
 const chains = new WeakMap();
-
-/** Reports what a user's callback threw the way the browser reports an event listener's error. */
-function reportThrown(e) {
-  if (typeof globalThis.reportError === 'function') globalThis.reportError(e);
-  else setTimeout(() => { throw e; });
-}
 
 function ownsKey(cache, key, chain) {
   const now = cache[WRITTEN]?.(key);
