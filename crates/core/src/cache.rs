@@ -2,8 +2,9 @@
 //! key per cache key. Sans-IO: callers pass the time in, and take out what must be told to other
 //! tabs ([`FlushReport`]) and which keys changed.
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::BinaryHeap;
 
+use crate::hash::{HashMap, HashSet};
 use crate::record::{
     check_record_stamps, decode_clock_offset, decode_cursor, decode_meta_flagged, decode_record, decode_record_pending, encode_clock_offset,
     encode_cursor, encode_meta_flagged, encode_record_pending, prefix_tag, record_head, record_marks, record_stamp, DecodedRecord,
@@ -169,17 +170,17 @@ impl<S: Storage> Cache<S> {
             prefix: config.prefix,
             tag,
             retention_ms: config.tombstone_retention_ms,
-            dirty: HashSet::new(),
+            dirty: HashSet::default(),
             epoch_dirty: false,
-            outgoing: HashSet::new(),
+            outgoing: HashSet::default(),
             outgoing_clear: None,
-            unpersisted: HashSet::new(),
-            last_use: HashMap::new(),
+            unpersisted: HashSet::default(),
+            last_use: HashMap::default(),
             use_counter: 0,
             expiries: BinaryHeap::new(),
             track_sync: config.track_sync,
-            unsynced: HashSet::new(),
-            covered: HashMap::new(),
+            unsynced: HashSet::default(),
+            covered: HashMap::default(),
             covers_done: Vec::new(),
             clear_unsynced: false,
             cursor: 0,
@@ -415,7 +416,7 @@ impl<S: Storage> Cache<S> {
     /// writer still has to send it to the backend; this tab adopts that, so writes of a tab that
     /// closes offline still reach the backend. Returns the keys whose visible value changed.
     pub fn apply_from_tab(&mut self, changes: Vec<TabWrite>, clear: Option<(Stamp, bool)>, now_ms: u64) -> Vec<String> {
-        let mut changed = HashSet::new();
+        let mut changed = HashSet::default();
         if let Some((epoch, unsynced)) = clear {
             let known = self.replica.epoch() == Some(&epoch);
             if self.merge_clear(&epoch, now_ms, &mut changed) {
@@ -493,7 +494,7 @@ impl<S: Storage> Cache<S> {
     /// acknowledged (an update equal to our pending write acknowledges it). Returns the keys whose
     /// visible value changed.
     pub fn apply_from_backend(&mut self, changes: Vec<(String, Entry)>, clear: Option<Stamp>, now_ms: u64) -> Vec<String> {
-        let mut changed = HashSet::new();
+        let mut changed = HashSet::default();
         if let Some(epoch) = clear {
             if self.merge_clear(&epoch, now_ms, &mut changed) {
                 self.clear_unsynced = false;

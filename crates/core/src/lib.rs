@@ -15,6 +15,7 @@ pub mod client;
 mod clock;
 mod entry;
 mod error;
+mod hash;
 mod hlc;
 pub mod json;
 pub mod json_read;

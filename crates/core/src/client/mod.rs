@@ -14,7 +14,7 @@ mod leader;
 mod loads;
 mod rng;
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
 
 pub use self::backend::BackendConfig;
 pub use self::effect::{Effect, Fetch, LockMode, LogRecord};
@@ -229,7 +229,7 @@ impl<S: Storage> Client<S> {
     pub fn clear(&mut self, now: u64) -> (String, Vec<String>) {
         let (epoch, visible) = self.cache.clear(self.cache.time_at(now));
         let pending = self.cache.is_clear_unsynced();
-        self.peers_know = PeersKnow { writes: HashMap::new(), clear: Some((epoch.clone(), pending)) };
+        self.peers_know = PeersKnow { writes: HashMap::default(), clear: Some((epoch.clone(), pending)) };
         self.queue_flush();
         for key in &visible {
             self.loads_saw(key, now);
