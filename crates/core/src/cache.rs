@@ -1162,7 +1162,7 @@ impl<S: Storage> Cache<S> {
 
     /// Where `key`'s record is stored.
     fn storage_key(&self, key: &str) -> String {
-        format!("{}{}", self.prefix, key)
+        [self.prefix.as_str(), key].concat()
     }
 
     /// Encodes `key`'s write in this cache's storage record format (also what tabs send each

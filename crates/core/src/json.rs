@@ -20,6 +20,24 @@ pub fn validate(text: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Appends `n` in decimal: records carry three numbers each, and `to_string` would take every
+/// one through the formatting machinery and an allocation of its own.
+pub fn write_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
 /// Appends `s` to `out` as a JSON string literal.
 pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
@@ -212,6 +230,15 @@ impl<'a> Parser<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_u64_writes_what_display_writes() {
+        for n in [0, 7, 10, 99, 100, 1_733_600_000_000, 9_007_199_254_740_991, u64::MAX] {
+            let mut out = String::from("x");
+            write_u64(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
+    }
 
     #[test]
     fn accepts_json() {

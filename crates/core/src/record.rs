@@ -107,7 +107,7 @@ pub fn encode_record_pending(entry: &Entry, tag: &str, pending: Pending<&Entry>)
 
 fn push_head(out: &mut String, stamp: &Stamp) {
     out.push_str("{\"t\":");
-    out.push_str(&stamp.ts.to_string());
+    json::write_u64(out, stamp.ts);
     out.push_str(",\"n\":\"");
     out.push_str(&stamp.node);
     out.push('"');
@@ -117,7 +117,7 @@ fn push_head(out: &mut String, stamp: &Stamp) {
 fn push_body(out: &mut String, entry: &Entry, covered: Option<&Entry>) {
     if entry.written_at != entry.stamp.ts {
         out.push_str(",\"w\":");
-        out.push_str(&entry.written_at.to_string());
+        json::write_u64(out, entry.written_at);
     }
     if let Some(covered) = covered {
         out.push_str(",\"s\":");
@@ -128,7 +128,7 @@ fn push_body(out: &mut String, entry: &Entry, covered: Option<&Entry>) {
         Some(json) => {
             if entry.ttl_ms != 0 {
                 out.push_str(",\"l\":");
-                out.push_str(&entry.ttl_ms.to_string());
+                json::write_u64(out, entry.ttl_ms);
             }
             out.push_str(",\"v\":");
             out.push_str(json);
