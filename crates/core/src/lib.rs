@@ -39,8 +39,8 @@ pub use entry::Entry;
 pub use error::{status_is_retryable, CacheError, ErrorKind, ThrownError};
 pub use hlc::{HybridClock, HLC_LEAD_TOLERANCE_MS};
 pub use record::{
-    decode_clock_offset, decode_cursor, decode_meta, decode_meta_flagged, decode_record, decode_record_flagged, decode_record_pending,
-    encode_cursor, encode_meta, encode_meta_flagged, encode_clock_offset, encode_record, encode_record_flagged, encode_record_pending,
+    decode_clock_offset, decode_cursor, decode_meta, decode_meta_flagged, decode_record, decode_record_pending,
+    encode_cursor, encode_meta, encode_meta_flagged, encode_clock_offset, encode_record, encode_record_pending,
     prefix_tag, check_record_stamps, DecodedRecord, Pending,
 };
 pub use pattern::{KeyPattern, MAX_PATTERN_BYTES};

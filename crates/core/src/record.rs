@@ -77,12 +77,7 @@ pub fn prefix_tag(prefix: &str) -> String {
 /// cache) and node ids never need escaping (see [`is_valid_node`]), so this is concatenation:
 /// it runs on every write.
 pub fn encode_record(entry: &Entry, tag: &str) -> String {
-    encode_record_flagged(entry, tag, false)
-}
-
-/// Encodes an entry for storage, marked as not yet acknowledged by the backend when `unsynced`.
-pub fn encode_record_flagged(entry: &Entry, tag: &str, unsynced: bool) -> String {
-    encode_record_pending(entry, tag, if unsynced { Pending::This } else { Pending::None })
+    encode_record_pending(entry, tag, Pending::None)
 }
 
 /// Encodes an entry for storage with what of its key waits for the backend.
@@ -149,12 +144,7 @@ pub enum DecodedRecord {
 
 /// Decodes a stored record; `Err` says why it is not a record of any cache (corrupt or foreign).
 pub fn decode_record(text: &str, tag: &str) -> Result<DecodedRecord, String> {
-    decode_record_flagged(text, tag).map(|(record, _)| record)
-}
-
-/// Decodes a stored record and whether it is marked as not yet acknowledged by the backend.
-pub fn decode_record_flagged(text: &str, tag: &str) -> Result<(DecodedRecord, bool), String> {
-    decode_record_pending(text, tag).map(|(record, pending)| (record, matches!(pending, Pending::This)))
+    decode_record_pending(text, tag).map(|(record, _)| record)
 }
 
 /// Decodes a stored record and what of its key waits for the backend.
@@ -379,6 +369,15 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record marked as its own write's pending mark or as nothing pending.
+    fn encode_record_flagged(entry: &Entry, tag: &str, unsynced: bool) -> String {
+        encode_record_pending(entry, tag, if unsynced { Pending::This } else { Pending::None })
+    }
+
+    fn decode_record_flagged(text: &str, tag: &str) -> Result<(DecodedRecord, bool), String> {
+        decode_record_pending(text, tag).map(|(record, pending)| (record, matches!(pending, Pending::This)))
+    }
 
     #[test]
     fn round_trips_values_tombstones_and_null() {

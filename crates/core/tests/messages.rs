@@ -6,7 +6,7 @@ use mfe_shared_cache_core::message::{
     SseRead, SseReader, StreamItem, SyncAnswer, MAX_EVENT_BYTES,
 };
 use mfe_shared_cache_core::{
-    encode_record_flagged, json, prefix_tag, wire_text, CacheError, Entry, ErrorKind, Pending, Stamp, MAX_SAFE_INTEGER, MAX_STAMP_MS,
+    json, prefix_tag, wire_text, CacheError, Entry, ErrorKind, Pending, Stamp, MAX_SAFE_INTEGER, MAX_STAMP_MS,
 };
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -987,4 +987,9 @@ proptest! {
         decode_everything(&format!("{}{}{}", &text[..at], insert, &text[at..]));
         decode_everything(&format!("{}{}", &text[..at], &text[end..]));
     }
+}
+
+/// A record marked as its own write's pending mark or as nothing pending.
+fn encode_record_flagged(entry: &Entry, tag: &str, unsynced: bool) -> String {
+    mfe_shared_cache_core::encode_record_pending(entry, tag, if unsynced { Pending::This } else { Pending::None })
 }

@@ -2,7 +2,7 @@
 //! records, so they survive reloads and closed tabs, coalesce per key, and are acknowledged
 //! precisely (a key rewritten while its batch was in flight stays pending).
 use mfe_shared_cache_core::{
-    encode_meta_flagged, encode_record_flagged, prefix_tag, Cache, CacheConfig, Entry, MemoryStorage, Pending, Reach, Stamp, Storage,
+    encode_meta_flagged, prefix_tag, Cache, CacheConfig, Entry, MemoryStorage, Pending, Reach, Stamp, Storage,
 };
 
 const T0: u64 = 1_800_000_000_000;
@@ -318,4 +318,9 @@ fn a_copy_without_a_backend_repairing_storage_keeps_another_writers_pending_mark
     local.flush(T0 + 1);
     assert_eq!(record(&local, "k"), pending, "the write is still marked for the backend");
     assert_eq!(open(local.storage().clone(), "z").pending_sync(), 1, "a syncing tab reloaded still sends it");
+}
+
+/// A record marked as its own write's pending mark or as nothing pending.
+fn encode_record_flagged(entry: &Entry, tag: &str, unsynced: bool) -> String {
+    mfe_shared_cache_core::encode_record_pending(entry, tag, if unsynced { Pending::This } else { Pending::None })
 }

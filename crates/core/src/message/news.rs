@@ -3,7 +3,7 @@
 //!
 //! `{"v":2,"page":"<sender page id>","clear":{"t":<ms>,"n":"<node>","u":1}?,"w":{"<key>":<record>,…}?,"clock":<ms>?}`
 //!
-//! Each write is the key's storage record ([`crate::encode_record_flagged`]), embedded verbatim,
+//! Each write is the key's storage record ([`crate::encode_record_pending`]), embedded verbatim,
 //! so a receiver decodes exactly what hydration decodes, pending mark included; `"u":1` marks a
 //! clear the backend has not acknowledged; `clock` is the sender's backend clock offset. Version
 //! 1 was a JS array; `v` lets a receiver tell a sender of another version from a broken one.
@@ -34,7 +34,7 @@ pub struct News {
 }
 
 /// Writes a news message. `writes` are keys and their records as
-/// [`crate::encode_record_flagged`] wrote them (they are embedded as they are).
+/// [`crate::encode_record_pending`] wrote them (they are embedded as they are).
 pub fn encode_news<'w>(
     page: &str,
     clear: Option<(&Stamp, bool)>,
