@@ -57,6 +57,9 @@ pub enum Look {
     Ended(End),
 }
 
+/// The waiter table is not shrunk below room for this many streams.
+const MIN_WAITERS: usize = 16;
+
 #[derive(Default)]
 struct State {
     /// The reader has read the namespace's cursor: `head` and `floor` mean something.
@@ -152,7 +155,7 @@ impl Channel {
             if !change(&mut state) {
                 return;
             }
-            state.waiters.drain().map(|(_, w)| w).collect()
+            state.take_waiters()
         };
         for waker in waiters {
             waker.wake();
@@ -161,6 +164,18 @@ impl Channel {
 }
 
 impl State {
+    /// Every waiter, to be woken. The streams that are still there wait again at once, so the
+    /// table refills to about as many as it held: a table that grew for a crowd since gone gives
+    /// back what it no longer needs (it would otherwise keep its peak size for the channel's life).
+    fn take_waiters(&mut self) -> Vec<Waker> {
+        let waiters: Vec<Waker> = self.waiters.drain().map(|(_, w)| w).collect();
+        let wanted = 2 * waiters.len().max(MIN_WAITERS);
+        if self.waiters.capacity() > 2 * wanted {
+            self.waiters.shrink_to(wanted);
+        }
+        waiters
+    }
+
     fn append(&mut self, events: Vec<Encoded>, head: u64) {
         for event in events {
             self.log_bytes += event.bytes.len();
@@ -376,5 +391,30 @@ async fn catch_up(store: &dyn Store, ns: &Arc<str>, channel: &Weak<Channel>, hea
         if !delta.more {
             return Some(Ok(head));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait(state: &mut State, streams: std::ops::Range<u64>) {
+        for id in streams {
+            state.waiters.insert(id, Waker::noop().clone());
+        }
+    }
+
+    #[test]
+    fn the_waiter_table_gives_back_what_a_crowd_since_gone_needed() {
+        let mut state = State::default();
+        wait(&mut state, 0..10_000);
+        let peak = state.waiters.capacity();
+        assert_eq!(state.take_waiters().len(), 10_000);
+        assert_eq!(state.waiters.capacity(), peak, "the same crowd waits again: no shrinking");
+        wait(&mut state, 0..10);
+        assert_eq!(state.take_waiters().len(), 10);
+        assert!(state.waiters.capacity() < 100, "{} slots kept for 10 streams", state.waiters.capacity());
+        wait(&mut state, 0..10);
+        assert_eq!(state.take_waiters().len(), 10, "every waiter is still woken");
     }
 }
