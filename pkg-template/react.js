@@ -271,8 +271,21 @@ export function useSharedQuery(queryKey, loader, options = {}) {
 // `base` moves to its outcome (success) or stays (failure), and the ones still running are applied
 // again over it, as Replicache rebases pending mutations: a failure takes back its own change and
 // no other. `mine` is the stamp of the chain's last write, so a write by anyone else ends it.
-/** @type {WeakMap<object, Map<string, { base: unknown, running: { optimistic: Function, variables: unknown }[], mine: unknown[] | null }>>} */
-const chains = new WeakMap();
+// The chains belong to the page, not to this module: MFEs that each bundle their own copy of this
+// entry (and of the package) chain their mutations of a key with each other's. A chain is filed
+// under the cache's prefix and the key's full name (a scope's keys live under `name:`).
+const CHAINS = Symbol.for('mfe-shared-cache.mutationChains.v1');
+
+/** @returns {Map<string, { base: unknown, running: { optimistic: Function, variables: unknown }[], mine: unknown[] | null }>} */
+function pageChains() {
+  if (!globalThis[CHAINS]) Object.defineProperty(globalThis, CHAINS, { value: new Map(), configurable: true });
+  return globalThis[CHAINS];
+}
+
+function chainId(cache, key) {
+  const instance = cache.cache ?? cache;
+  return `${instance.options.prefix}\u0000${instance === cache ? key : `${cache.name}:${key}`}`;
+}
 
 function ownsKey(cache, key, chain) {
   const now = cache[WRITTEN]?.(key);
@@ -314,13 +327,15 @@ export function useSharedMutation(key, mutateFn, options = {}) {
       // outbox under these and goes as it was made.
       const here = { sync: false };
       setState({ status: 'pending', data: undefined, error: null, variables });
+      const chains = pageChains();
+      const id = chainId(cache, key);
       let chain = null;
       let step = null;
       let shown = false;
       // This mutation out of its chain, and the chain out of the map once nothing runs in it.
       const leave = () => {
         if (chain?.running.includes(step)) chain.running.splice(chain.running.indexOf(step), 1);
-        if (chain && chain.running.length === 0 && chains.get(cache)?.get(key) === chain) chains.get(cache).delete(key);
+        if (chain && chain.running.length === 0 && chains.get(id) === chain) chains.delete(id);
       };
       // Takes this mutation out of its chain, stores `confirmed` (if any) as its outcome, and
       // shows the ones still running over what is confirmed; all in one task, before any await.
@@ -349,10 +364,8 @@ export function useSharedMutation(key, mutateFn, options = {}) {
       let result;
       try {
         if (o.optimistic) {
-          let byKey = chains.get(cache);
-          if (!byKey) chains.set(cache, (byKey = new Map()));
-          chain = byKey.get(key);
-          if (!chain || !ownsKey(cache, key, chain)) byKey.set(key, (chain = { base: cache.get(key), running: [], mine: null }));
+          chain = chains.get(id);
+          if (!chain || !ownsKey(cache, key, chain)) chains.set(id, (chain = { base: cache.get(key), running: [], mine: null }));
           step = { optimistic: o.optimistic, variables };
           const written = cache.set(key, o.optimistic(cache.get(key), variables), o.ttl, here);
           chain.running.push(step);

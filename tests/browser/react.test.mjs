@@ -582,6 +582,66 @@ describe('React hooks', () => {
     await ctx.close();
   });
 
+  test('useSharedMutation: MFEs with their own copies of the package and its React entry chain their mutations of a key', async () => {
+    const ctx = await env.context();
+    const tab = await openTab(ctx, page());
+    await tab.evaluate(async () => {
+      const h = React.createElement;
+      // The product MFE bundles its own copy (`/pkg-copy/`: another module, another wasm).
+      window.pkgReact2 = await import('/pkg-copy/react.js');
+      window.answers = [];
+      const post = () => new Promise((resolve, reject) => answers.push({ resolve, reject }));
+      const like = (n) => (n ?? 0) + 1;
+      pkgReact.configureDefaultCache({ backendUrl: null, prefix: 'copies_' });
+      pkgReact2.configureDefaultCache({ backendUrl: null, prefix: 'copies_' });
+      window.shellCache = pkgReact.getDefaultCache();
+      window.productCache = pkgReact2.getDefaultCache();
+      window.Shell = () => {
+        window.shell = pkgReact.useSharedMutation('likes', post, { optimistic: like });
+        return h('i', { id: 'shell' }, window.shell.status);
+      };
+      window.Product = () => {
+        window.product = pkgReact2.useSharedMutation('likes', post, { optimistic: like });
+        return h('i', { id: 'product' }, window.product.status);
+      };
+      shellCache.set('likes', 42);
+      ReactDOM.createRoot(document.getElementById('a')).render(h(Shell));
+      ReactDOM.createRoot(document.getElementById('b')).render(h(Product));
+    });
+    const shows = () => tab.evaluate(() => [shellCache.get('likes'), productCache.get('likes')]);
+    await until(tab, () => document.getElementById('shell')?.textContent === 'idle' && document.getElementById('product')?.textContent === 'idle');
+    assert.notEqual(await tab.evaluate(() => shellCache === productCache), true, 'two instances, one per copy');
+    // One like from each MFE; the shell's fails: its own +1 is taken back, not the product's,
+    // and the product's success stores its +1 over what was there before both.
+    await tab.evaluate(() => {
+      shell.mutate();
+      product.mutate();
+    });
+    await until(tab, () => answers.length === 2 && shellCache.get('likes') === 44);
+    await tab.evaluate(() => answers[0].reject(new Error('no')));
+    await until(tab, () => document.getElementById('shell').textContent === 'error');
+    assert.deepEqual(await shows(), [43, 43]);
+    await tab.evaluate(() => answers[1].resolve(undefined));
+    await until(tab, () => document.getElementById('product').textContent === 'success');
+    assert.deepEqual(await shows(), [43, 43]);
+    assert.equal(await tab.evaluate(() => JSON.parse(localStorage.getItem('copies_likes')).v), 43, 'stored for everyone');
+    // Both fail, the product's first: the value from before both.
+    await tab.evaluate(() => {
+      answers.length = 0;
+      shell.mutate();
+      product.mutate();
+    });
+    await until(tab, () => answers.length === 2 && productCache.get('likes') === 45);
+    await tab.evaluate(() => answers[1].reject(new Error('no')));
+    await until(tab, () => document.getElementById('product').textContent === 'error');
+    assert.deepEqual(await shows(), [44, 44]);
+    await tab.evaluate(() => answers[0].reject(new Error('no')));
+    await until(tab, () => document.getElementById('shell').textContent === 'error');
+    assert.deepEqual(await shows(), [43, 43]);
+    assert.deepEqual(tab.problems, []);
+    await ctx.close();
+  });
+
   test('useSharedMutation: onSuccess, onError and onSettled (the hook\'s, then the call\'s) run once the cache holds the outcome; variables; a callback that throws is reported and changes nothing', async () => {
     const ctx = await env.context();
     const tab = await openTab(ctx, page());
