@@ -6,7 +6,8 @@ use mfe_shared_cache_core::message::{
     SseRead, SseReader, StreamItem, SyncAnswer, MAX_EVENT_BYTES,
 };
 use mfe_shared_cache_core::{
-    json, prefix_tag, wire_text, CacheError, Entry, ErrorKind, Pending, Stamp, MAX_SAFE_INTEGER, MAX_STAMP_MS,
+    encode_record, encode_record_pending, json, prefix_tag, wire_text, CacheError, Entry, ErrorKind, Pending, Stamp, MAX_SAFE_INTEGER,
+    MAX_STAMP_MS,
 };
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -432,10 +433,10 @@ fn tag() -> String {
 }
 
 fn record(entry: &Entry, unsynced: bool) -> String {
-    encode_record_flagged(entry, &tag(), unsynced)
+    encode_record_pending(entry, &tag(), pending(unsynced))
 }
 
-fn pending(unsynced: bool) -> Pending {
+fn pending<E>(unsynced: bool) -> Pending<E> {
     if unsynced {
         Pending::This
     } else {
@@ -506,7 +507,7 @@ fn a_value_of_the_deepest_nesting_travels_in_news() {
 #[test]
 fn a_bad_write_of_news_costs_only_itself() {
     let good = record(&Entry::value(Stamp::new(5, "n"), 0, "1"), false);
-    let other_cache = encode_record_flagged(&Entry::value(Stamp::new(5, "n"), 0, "1"), &prefix_tag("app_x_"), false);
+    let other_cache = encode_record(&Entry::value(Stamp::new(5, "n"), 0, "1"), &prefix_tag("app_x_"));
     let t = tag();
     let text = format!(
         r#"{{"v":2,"page":"p","w":{{"a":{good},"":{good},"a\u0000b":{good},"x\ud800":{good},"long":{good},"{long}":{good},"corrupt":{{"t":1}},"not an object":5,"bad tombstone":{{"t":1,"n":"n","p":"{t}","d":2}},"bad node":{{"t":1,"n":"a b","p":"{t}","v":1}},"other":{other_cache},"z":{good}}}}}"#,
@@ -987,9 +988,4 @@ proptest! {
         decode_everything(&format!("{}{}{}", &text[..at], insert, &text[at..]));
         decode_everything(&format!("{}{}", &text[..at], &text[end..]));
     }
-}
-
-/// A record marked as its own write's pending mark or as nothing pending.
-fn encode_record_flagged(entry: &Entry, tag: &str, unsynced: bool) -> String {
-    mfe_shared_cache_core::encode_record_pending(entry, tag, if unsynced { Pending::This } else { Pending::None })
 }

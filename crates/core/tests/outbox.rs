@@ -2,7 +2,8 @@
 //! records, so they survive reloads and closed tabs, coalesce per key, and are acknowledged
 //! precisely (a key rewritten while its batch was in flight stays pending).
 use mfe_shared_cache_core::{
-    encode_meta_flagged, prefix_tag, Cache, CacheConfig, Entry, MemoryStorage, Pending, Reach, Stamp, Storage,
+    encode_meta_flagged, encode_record, encode_record_pending, prefix_tag, Cache, CacheConfig, Entry, MemoryStorage, Pending, Reach, Stamp,
+    Storage,
 };
 
 const T0: u64 = 1_800_000_000_000;
@@ -237,7 +238,7 @@ fn a_remove_made_on_a_stale_view_leaves_a_newer_write_in_storage() {
     // Another tab, whose clock ran ahead after seeing a fast device's write, stored a newer value
     // a moment ago; its news has not reached this tab yet.
     let newer = Entry::value(Stamp::new(T0 + 1_000, "b"), 0, "2");
-    let text = encode_record_flagged(&newer, &prefix_tag("app_"), true);
+    let text = encode_record_pending(&newer, &prefix_tag("app_"), Pending::This);
     a.storage_mut().set("app_k", &text).unwrap();
     let mine = a.remove("k", T0).unwrap();
     assert!(mine.stamp < newer.stamp);
@@ -259,7 +260,7 @@ fn a_pending_mark_repaired_after_the_acknowledgement_is_not_written_over_it() {
     b.apply_from_tab(vec![("k".into(), write.clone(), Pending::This)], None, T0);
     assert!(b.is_unsynced("k"), "b adopted w's pending write");
     // w's acknowledgement lands in storage; its news to b is still on the way.
-    b.storage_mut().set("app_k", &encode_record_flagged(&write, &tag, false)).unwrap();
+    b.storage_mut().set("app_k", &encode_record(&write, &tag)).unwrap();
     // A storage event of an older record, delivered late: b writes back the write it holds.
     let older = Entry::value(Stamp::new(T0 - 5, "x"), 0, "0");
     b.apply_from_tab(vec![("k".into(), older, Pending::None)], None, T0 + 1);
@@ -294,7 +295,7 @@ fn a_record_older_than_the_clear_stored_over_a_newer_write_is_written_over() {
     a.flush(T0 + 10);
     // A tab that had heard of neither the clear nor this write stored its older one over it.
     let older = Entry::value(Stamp::new(T0 - 5, "x"), 0, "1");
-    let text = encode_record_flagged(&older, &tag, true);
+    let text = encode_record_pending(&older, &tag, Pending::This);
     a.storage_mut().set("app_k", &text).unwrap();
     a.apply_from_tab(vec![("k".into(), older, Pending::This)], None, T0 + 11);
     a.flush(T0 + 11);
@@ -309,7 +310,7 @@ fn a_copy_without_a_backend_repairing_storage_keeps_another_writers_pending_mark
     let (mut local, errors) = Cache::open(MemoryStorage::new(), CacheConfig::new("app_", "l"), T0);
     assert!(errors.is_empty(), "{errors:?}");
     let write = Entry::value(Stamp::new(T0, "w"), 0, "1");
-    let pending = encode_record_flagged(&write, &tag, true);
+    let pending = encode_record_pending(&write, &tag, Pending::This);
     local.storage_mut().set("app_k", &pending).unwrap();
     local.apply_from_tab(vec![("k".into(), write, Pending::This)], None, T0);
     // A storage event of an older record, delivered late: the copy writes back the write it holds.
@@ -318,9 +319,4 @@ fn a_copy_without_a_backend_repairing_storage_keeps_another_writers_pending_mark
     local.flush(T0 + 1);
     assert_eq!(record(&local, "k"), pending, "the write is still marked for the backend");
     assert_eq!(open(local.storage().clone(), "z").pending_sync(), 1, "a syncing tab reloaded still sends it");
-}
-
-/// A record marked as its own write's pending mark or as nothing pending.
-fn encode_record_flagged(entry: &Entry, tag: &str, unsynced: bool) -> String {
-    mfe_shared_cache_core::encode_record_pending(entry, tag, if unsynced { Pending::This } else { Pending::None })
 }
