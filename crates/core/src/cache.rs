@@ -5,6 +5,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::hash::{HashMap, HashSet};
+use crate::key_queue::KeyQueue;
 use crate::record::{
     check_record_stamps, decode_clock_offset, decode_cursor, decode_meta_flagged, decode_record, decode_record_pending, encode_clock_offset,
     encode_cursor, encode_meta_flagged, encode_record_pending, prefix_tag, record_head, record_marks, record_stamp, DecodedRecord,
@@ -85,6 +86,8 @@ pub struct FlushReport {
     /// Keys written locally since the last flush with their current write (coalesced: a key
     /// written ten times is one change), for other tabs and the backend.
     pub changes: Vec<(String, Entry)>,
+    /// The record of each change, in the same order: the text the flush stored, or would have.
+    pub records: Vec<String>,
     /// A local clear since the last flush.
     pub clear: Option<Stamp>,
     /// Failures; a key that failed stays readable in memory.
@@ -110,19 +113,23 @@ pub struct Cache<S: Storage> {
     meta_key: String,
     retention_ms: u64,
     /// Keys whose record must be (re)written at the next flush.
-    dirty: HashSet<String>,
+    dirty: KeyQueue,
     /// Whether the clear epoch must be persisted (and older records removed) at the next flush.
     epoch_dirty: bool,
     /// Keys written locally since the last flush (what other tabs must be told).
-    outgoing: HashSet<String>,
+    outgoing: KeyQueue,
     outgoing_clear: Option<Stamp>,
     /// Keys held in memory whose record is not in storage (quota): candidates for nothing.
     unpersisted: HashSet<String>,
     /// Recency of use per key, for evicting the least recently used under quota pressure.
     last_use: HashMap<String, u64>,
     use_counter: u64,
-    /// Pending expiries; stale items are skipped when popped.
+    /// Pending expiries. An item is a reminder: due, it reports its key if the key's expiry is
+    /// due too, or moves on to the key's later expiry (a rewrite that only pushes a key's expiry
+    /// back adds no item); items of expiries brought forward or gone are dropped when popped.
     expiries: BinaryHeap<Reverse<(u64, String)>>,
+    /// The latest time expiries were taken at: every expiry up to it has been reported.
+    expiry_checked: u64,
     track_sync: bool,
     /// Keys whose current write the backend has not acknowledged (the durable outbox: each
     /// record carries the mark, so it survives reloads and closed tabs).
@@ -170,14 +177,15 @@ impl<S: Storage> Cache<S> {
             prefix: config.prefix,
             tag,
             retention_ms: config.tombstone_retention_ms,
-            dirty: HashSet::default(),
+            dirty: KeyQueue::default(),
             epoch_dirty: false,
-            outgoing: HashSet::default(),
+            outgoing: KeyQueue::default(),
             outgoing_clear: None,
             unpersisted: HashSet::default(),
             last_use: HashMap::default(),
             use_counter: 0,
             expiries: BinaryHeap::new(),
+            expiry_checked: 0,
             track_sync: config.track_sync,
             unsynced: HashSet::default(),
             covered: HashMap::default(),
@@ -278,6 +286,7 @@ impl<S: Storage> Cache<S> {
             }
         }
         self.expiries = BinaryHeap::from(expiries); // hydrate runs first: the heap was empty
+        self.expiry_checked = now_ms;
         for storage_key in garbage {
             if let Err(e) = self.storage.remove(&storage_key) {
                 errors.push(storage_failed(e));
@@ -347,6 +356,7 @@ impl<S: Storage> Cache<S> {
     fn local_write(&mut self, key: &str, value: Option<String>, ttl_ms: u64, reach: Reach, now_ms: u64) -> Entry {
         let covers = reach == Reach::Browser && self.unsynced.contains(key);
         let displaced = if covers { self.replica.entry(key).cloned() } else { None };
+        let expired_before = self.expires_at(key);
         let entry = self.replica.write(key, value, ttl_ms, now_ms);
         if reach == Reach::Everyone {
             self.covered.remove(key);
@@ -356,9 +366,9 @@ impl<S: Storage> Cache<S> {
             self.cover(key, displaced);
         }
         self.touch(key);
-        self.dirty.insert(key.to_owned());
-        self.outgoing.insert(key.to_owned());
-        self.schedule_expiry(key, now_ms);
+        self.dirty.insert(key);
+        self.outgoing.insert(key);
+        self.schedule_expiry(key, expired_before, now_ms);
         entry
     }
 
@@ -452,7 +462,7 @@ impl<S: Storage> Cache<S> {
                     }
                     if let Some(displaced) = displaced.filter(|_| !this) {
                         if self.cover(&key, displaced) {
-                            self.dirty.insert(key.clone());
+                            self.dirty.insert(&key);
                         }
                     }
                     self.after_applied(key, was_visible, now_ms, &mut changed);
@@ -473,16 +483,16 @@ impl<S: Storage> Cache<S> {
                     // supersedes it). Other tabs hear of it, as of any change to the outbox.
                     if let Some(write) = incoming {
                         if self.cover(&key, write) {
-                            self.outgoing.insert(key.clone());
+                            self.outgoing.insert(&key);
                         }
                     }
-                    self.dirty.insert(key);
+                    self.dirty.insert(&key);
                 }
                 // Older than the clear, and so older than the write this tab holds: it was stored
                 // over that write (by a tab that had heard of neither), so write ours back, as for
                 // any older record; the flush leaves storage alone if it is current already.
                 MergeOutcome::Cleared if self.replica.entry(&key).is_some() => {
-                    self.dirty.insert(key);
+                    self.dirty.insert(&key);
                 }
                 _ => {}
             }
@@ -508,14 +518,14 @@ impl<S: Storage> Cache<S> {
             // is done with.
             if self.covered.get(&key).is_some_and(|covered| covered.stamp <= entry.stamp) {
                 self.uncover(&key, None);
-                self.dirty.insert(key.clone());
-                self.outgoing.insert(key.clone());
+                self.dirty.insert(&key);
+                self.outgoing.insert(&key);
             }
             match self.replica.merge(&key, entry) {
                 MergeOutcome::Applied => {
                     self.unsynced.remove(&key);
-                    self.dirty.insert(key.clone());
-                    self.outgoing.insert(key.clone());
+                    self.dirty.insert(&key);
+                    self.outgoing.insert(&key);
                     self.after_applied(key, was_visible, now_ms, &mut changed);
                 }
                 MergeOutcome::Duplicate => self.mark_synced(&key),
@@ -537,7 +547,7 @@ impl<S: Storage> Cache<S> {
     /// Bookkeeping common to every write from elsewhere that won the merge.
     fn after_applied(&mut self, key: String, was_visible: bool, now_ms: u64, changed: &mut HashSet<String>) {
         self.touch(&key);
-        self.schedule_expiry(&key, now_ms);
+        self.schedule_expiry(&key, None, now_ms);
         if was_visible || self.replica.get(&key, now_ms).is_some() {
             changed.insert(key);
         }
@@ -597,8 +607,8 @@ impl<S: Storage> Cache<S> {
     /// other tabs are told, so they stop counting it as pending.
     fn mark_synced(&mut self, key: &str) {
         if self.unsynced.remove(key) {
-            self.dirty.insert(key.to_owned());
-            self.outgoing.insert(key.to_owned());
+            self.dirty.insert(key);
+            self.outgoing.insert(key);
         }
     }
 
@@ -685,8 +695,8 @@ impl<S: Storage> Cache<S> {
             if self.replica.entry(key).is_some_and(|e| e.stamp == sent.stamp) {
                 self.mark_synced(key);
             } else if self.uncover(key, Some(&sent.stamp)) {
-                self.dirty.insert(key.clone());
-                self.outgoing.insert(key.clone());
+                self.dirty.insert(&key);
+                self.outgoing.insert(&key);
             }
         }
     }
@@ -778,8 +788,9 @@ impl<S: Storage> Cache<S> {
         expiring.sort_unstable();
         // Expiries already reported may be ahead again, others now past: schedule them afresh.
         self.expiries.clear();
+        self.expiry_checked = now_ms;
         for key in &expiring {
-            self.schedule_expiry(key, now_ms);
+            self.schedule_expiry(key, None, now_ms);
         }
         expiring
     }
@@ -815,30 +826,35 @@ impl<S: Storage> Cache<S> {
     }
 
     /// Schedules `key`'s expiry if it is still to come (an entry that arrives already expired never
-    /// had a visible value here, so there is nothing to announce).
-    fn schedule_expiry(&mut self, key: &str, now_ms: u64) {
-        if let Some(at) = self.expires_at(key).filter(|at| *at > now_ms) {
-            self.expiries.push(Reverse((at, key.to_owned())));
+    /// had a visible value here, so there is nothing to announce). `before`: the key's expiry
+    /// before this write, when known; if it was still to be reported and comes no later, its
+    /// reminder serves (a key rewritten with the same TTL adds nothing to the heap).
+    fn schedule_expiry(&mut self, key: &str, before: Option<u64>, now_ms: u64) {
+        let Some(at) = self.expires_at(key).filter(|at| *at > now_ms) else { return };
+        if before.is_some_and(|before| before > now_ms.max(self.expiry_checked) && before <= at) {
+            return;
         }
-        // Rewrites of a key leave stale heap items behind; rebuild before they outnumber the
-        // entries, so a hot key written forever cannot grow the heap without bound.
-        // Only still-pending items are kept: an expiry already reported must not come back.
+        self.expiries.push(Reverse((at, key.to_owned())));
+        // Items of expiries brought forward, removed or cleared stay behind: rebuild before they
+        // outnumber the entries, so a hot key written forever cannot grow the heap without bound.
+        // One item per expiry not yet reported: one already reported must not come back.
         if self.expiries.len() > 2 * self.replica.len() + 64 {
-            let replica = &self.replica;
-            // Duplicates may stay: `take_expired` reports a key once however often it is due.
-            let pending: Vec<Reverse<(u64, String)>> = std::mem::take(&mut self.expiries)
-                .into_vec()
-                .into_iter()
-                .filter(|Reverse((at, k))| replica.entry(k).and_then(Entry::expires_at) == Some(*at))
+            let checked = self.expiry_checked;
+            let pending: Vec<Reverse<(u64, String)>> = self
+                .replica
+                .iter()
+                .filter_map(|(k, e)| e.expires_at().filter(|at| *at > checked).map(|at| Reverse((at, k.clone()))))
                 .collect();
             self.expiries = BinaryHeap::from(pending);
         }
     }
 
-    /// When the next value expires, so a timer runs only while something can expire.
+    /// When to take expired values next, so a timer runs only while something can expire: the
+    /// next expiry, or before it the reminder of a key whose expiry was pushed back (then
+    /// [`Cache::take_expired`] finds nothing and moves the reminder on).
     pub fn next_expiry(&mut self) -> Option<u64> {
         while let Some(Reverse((at, key))) = self.expiries.peek() {
-            if self.expires_at(key) == Some(*at) {
+            if self.expires_at(key).is_some_and(|expiry| expiry >= *at) {
                 return Some(*at);
             }
             self.expiries.pop();
@@ -848,14 +864,18 @@ impl<S: Storage> Cache<S> {
 
     /// Keys whose value expired at or before `now_ms` since the last call.
     pub fn take_expired(&mut self, now_ms: u64) -> Vec<String> {
+        self.expiry_checked = self.expiry_checked.max(now_ms);
         let mut expired = Vec::new();
         while let Some(Reverse((at, _))) = self.expiries.peek() {
             if *at > now_ms {
                 break;
             }
             if let Some(Reverse((at, key))) = self.expiries.pop() {
-                if self.expires_at(&key) == Some(at) && !expired.contains(&key) {
-                    expired.push(key);
+                match self.expires_at(&key) {
+                    Some(expiry) if expiry > now_ms => self.expiries.push(Reverse((expiry, key))),
+                    // Every item of the key up to now is popped in this call: reported once.
+                    Some(expiry) if expiry >= at && !expired.contains(&key) => expired.push(key),
+                    _ => {}
                 }
             }
         }
@@ -871,17 +891,30 @@ impl<S: Storage> Cache<S> {
     /// current write) and a local clear. Only [`Cache::flush`] hands it out, after persisting:
     /// other tabs must hear of a write only once it is in storage (see `apply_from_tab`).
     fn take_news(&mut self) -> FlushReport {
-        let mut outgoing: Vec<String> = self.outgoing.drain().collect();
-        outgoing.sort_unstable();
         FlushReport {
-            changes: outgoing
+            changes: self
+                .outgoing
+                .drain()
                 .into_iter()
                 .filter_map(|key| self.replica.entry(&key).cloned().map(|entry| (key, entry)))
                 .collect(),
+            records: Vec::new(),
             clear: self.outgoing_clear.take(),
             errors: Vec::new(),
             clock: None,
         }
+    }
+
+    /// Fills in the records of the changes the flush did not write (its storage held them, or
+    /// they were not its to write), so that `records` lines up with `changes`.
+    fn with_records(&self, mut report: FlushReport, mut written: Vec<Option<String>>) -> FlushReport {
+        report.records = report
+            .changes
+            .iter()
+            .enumerate()
+            .map(|(i, (key, entry))| written.get_mut(i).and_then(Option::take).unwrap_or_else(|| self.encode_entry(key, entry)))
+            .collect();
+        report
     }
 
     /// Persists what changed since the last flush and hands over what other tabs must be told.
@@ -910,15 +943,18 @@ impl<S: Storage> Cache<S> {
                 self.epoch_dirty = false;
             }
         }
-        let mut dirty: Vec<String> = self.dirty.drain().collect();
-        dirty.sort_unstable();
+        let mut dirty = self.dirty.drain();
         // Every record is read first, then every write is made, each in one call where the
         // adapter can: a browser's storage converts every string that crosses into it, and
         // answers reads made between writes more slowly than reads made together.
         dirty.retain(|key| self.replica.entry(key).is_some());
         if dirty.is_empty() {
-            return report;
+            return self.with_records(report, Vec::new());
         }
+        // The records written that are news too, taken along rather than encoded again: both
+        // lists are in the order of the task's writes, so a burst's keys line up one for one.
+        let mut news_records: Vec<Option<String>> = vec![None; report.changes.len()];
+        let mut next_change = 0;
         let storage_keys: Vec<String> = dirty.iter().map(|key| self.storage_key(key)).collect();
         let mut stored = self.storage.get_each(&storage_keys).unwrap_or_default().into_iter();
         let mut keys = Vec::with_capacity(dirty.len());
@@ -926,6 +962,10 @@ impl<S: Storage> Cache<S> {
         for (key, storage_key) in dirty.into_iter().zip(storage_keys) {
             // Taken first, so that each answer stays with its key whatever the loop skips.
             let text = stored.next().flatten();
+            let change = report.changes.get(next_change).is_some_and(|(k, _)| *k == key).then(|| {
+                next_change += 1;
+                next_change - 1
+            });
             // A write for everyone still pending in the record this one replaces (another tab's,
             // made before it heard of ours) stays in the outbox, covered; other tabs hear of it.
             if !self.unsynced.contains(&key) {
@@ -933,8 +973,10 @@ impl<S: Storage> Cache<S> {
                 let waiting = text.as_deref().zip(held).and_then(|(text, held)| self.stored_pending_before(text, &key, held));
                 if waiting.is_some_and(|waiting| self.cover(&key, waiting)) {
                     if let Some(held) = self.replica.entry(&key) {
-                        report.changes.retain(|(k, _)| *k != key);
-                        report.changes.push((key.clone(), held.clone()));
+                        match report.changes.iter_mut().find(|(k, _)| *k == key) {
+                            Some(change) => change.1 = held.clone(),
+                            None => report.changes.push((key.clone(), held.clone())),
+                        }
                     }
                 }
             }
@@ -944,7 +986,11 @@ impl<S: Storage> Cache<S> {
                 self.unpersisted.remove(&key);
                 continue;
             }
-            writes.push((storage_key, self.encode_entry(&key, entry)));
+            let record = self.encode_entry(&key, entry);
+            if let Some(slot) = change.and_then(|i| news_records.get_mut(i)) {
+                *slot = Some(record.clone());
+            }
+            writes.push((storage_key, record));
             keys.push(key);
         }
         self.covers_done.clear();
@@ -967,7 +1013,7 @@ impl<S: Storage> Cache<S> {
                 done += 1;
             }
         }
-        report
+        self.with_records(report, news_records)
     }
 
     /// The write for everyone waiting in `text`, a stored record older than `entry`: the record's

@@ -17,6 +17,7 @@ mod entry;
 mod error;
 mod hash;
 mod hlc;
+mod key_queue;
 pub mod json;
 pub mod json_read;
 pub mod message;

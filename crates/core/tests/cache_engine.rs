@@ -221,8 +221,9 @@ fn overwriting_removing_or_clearing_cancels_a_pending_expiry() {
     set(&mut c, "a", "2", 0, T0 + 10); // now never expires
     c.remove("b", T0 + 11).unwrap();
     set(&mut c, "c", "2", 10_000, T0 + 12); // expires later
-    assert_eq!(c.next_expiry(), Some(T0 + 12 + 10_000));
+    assert_eq!(c.next_expiry(), Some(T0 + 2 + 3_000), "c's reminder, at its first expiry");
     assert_eq!(c.take_expired(T0 + 5_000), Vec::<String>::new());
+    assert_eq!(c.next_expiry(), Some(T0 + 12 + 10_000), "the reminder moved on to c's expiry");
     c.clear(T0 + 20);
     assert_eq!(c.next_expiry(), None);
     assert_eq!(c.take_expired(u64::MAX), Vec::<String>::new());
@@ -235,6 +236,8 @@ fn a_key_rewritten_many_times_expires_once_at_its_last_expiry() {
         set(&mut c, "hot", "1", 1_000, T0 + i);
     }
     set(&mut c, "cold", "1", 50_000, T0); // the HLC stamps it T0 + 1_000, after "hot"
+    assert_eq!(c.next_expiry(), Some(T0 + 1_000), "the first write's reminder");
+    assert_eq!(c.take_expired(T0 + 1_000), Vec::<String>::new());
     assert_eq!(c.next_expiry(), Some(T0 + 999 + 1_000));
     assert_eq!(c.take_expired(T0 + 1_998), Vec::<String>::new());
     assert_eq!(c.take_expired(T0 + 1_999), vec!["hot".to_string()]);
@@ -244,16 +247,47 @@ fn a_key_rewritten_many_times_expires_once_at_its_last_expiry() {
 }
 
 #[test]
+fn an_expiry_pushed_back_then_brought_forward_is_reported_once_at_the_right_time() {
+    let mut c = open(MemoryStorage::new(), "p_", "n", T0);
+    set(&mut c, "k", "1", 5_000, T0); // T0 + 5_000
+    set(&mut c, "k", "2", 1_000, T0 + 1); // brought forward: T0 + 1_001
+    set(&mut c, "k", "3", 3_000, T0 + 2); // pushed back: T0 + 3_002, no item of its own
+    assert_eq!(c.take_expired(T0 + 1_001), Vec::<String>::new(), "the reminder moves on");
+    assert_eq!(c.next_expiry(), Some(T0 + 3_002));
+    assert_eq!(c.take_expired(T0 + 3_001), Vec::<String>::new());
+    assert_eq!(c.take_expired(T0 + 3_002), vec!["k".to_string()]);
+    assert_eq!(c.take_expired(T0 + 5_000), Vec::<String>::new(), "the first write's item is stale");
+    assert_eq!(c.next_expiry(), None);
+}
+
+#[test]
+fn a_key_rewritten_with_alternating_ttls_expires_once() {
+    let mut c = open(MemoryStorage::new(), "p_", "n", T0);
+    // Every other write brings the expiry forward (an item each), so the heap is rebuilt.
+    for i in 0..1_000u64 {
+        let ttl = if i % 2 == 0 { 10_000 } else { 5_000 };
+        set(&mut c, "hot", "1", ttl, T0 + i);
+    }
+    let last = c.expires_at("hot").expect("an expiry");
+    assert_eq!(last, T0 + 999 + 5_000);
+    assert_eq!(c.take_expired(last - 1), Vec::<String>::new());
+    assert_eq!(c.take_expired(last), vec!["hot".to_string()]);
+    assert_eq!(c.take_expired(u64::MAX), Vec::<String>::new());
+    assert_eq!(c.next_expiry(), None);
+}
+
+#[test]
 
 fn an_expiry_is_reported_once_even_after_the_expiry_heap_is_rebuilt() {
     let mut c = open(MemoryStorage::new(), "p_", "n", T0);
     set(&mut c, "once", "1", 10, T0);
     assert_eq!(c.take_expired(T0 + 10), vec!["once".to_string()]);
-    // Rewriting another key many times makes the heap rebuild itself.
+    // Bringing another key's expiry forward 200 times (an item each) makes the heap rebuild itself.
     for i in 0..200 {
-        set(&mut c, "hot", "1", 1_000_000, T0 + 20 + i);
+        set(&mut c, "hot", "1", 1_000_000 - 2 * i, T0 + 20 + i);
     }
-    assert_eq!(c.next_expiry(), Some(T0 + 219 + 1_000_000), "an expiry in the past is pending again");
+    assert_eq!(c.expires_at("hot"), Some(T0 + 20 + 1_000_000 - 199));
+    assert_eq!(c.next_expiry(), Some(T0 + 20 + 1_000_000 - 199), "an expiry in the past is pending again");
     assert_eq!(c.take_expired(T0 + 1_000), Vec::<String>::new(), "\"once\" expired twice");
 }
 

@@ -298,24 +298,23 @@ impl<S: Storage> Client<S> {
     fn persist(&mut self, now: u64) -> Vec<CacheError> {
         let report = self.cache.flush(self.cache.time_at(now));
         if report.has_news() || report.clock.is_some() {
-            let records: Vec<(String, String)> =
-                report.changes.iter().map(|(key, entry)| (key.clone(), self.cache.encode_entry(key, entry))).collect();
+            let records: Vec<(&str, &str)> = report.changes.iter().zip(&report.records).map(|((key, _), record)| (key.as_str(), record.as_str())).collect();
             let clear = report.clear.as_ref().map(|epoch| (epoch, self.cache.is_clear_unsynced()));
-            let tabs = encode_news(&self.page, clear, records.iter().map(|(k, r)| (k.as_str(), r.as_str())), report.clock);
+            let tabs = encode_news(&self.page, clear, records.iter().copied(), report.clock);
             self.emit(Effect::Tab(tabs));
             // The page's instances heard of local writes as they were made: tell them the rest
             // (acknowledgements, updates from the backend, repairs).
             let known = std::mem::take(&mut self.peers_know);
-            let unknown: Vec<&(String, String)> = report
+            let unknown: Vec<(&str, &str)> = report
                 .changes
                 .iter()
                 .zip(&records)
-                .filter(|((key, entry), _)| known.writes.get(key) != Some(&(entry.stamp.clone(), self.waits(key))))
-                .map(|(_, record)| record)
+                .filter(|((key, entry), _)| known.writes.get(key).is_none_or(|(stamp, waits)| *stamp != entry.stamp || *waits != self.waits(key)))
+                .map(|(_, record)| *record)
                 .collect();
             let peer_clear = clear.filter(|(epoch, pending)| known.clear.as_ref() != Some(&((*epoch).clone(), *pending)));
             if !unknown.is_empty() || peer_clear.is_some() || report.clock.is_some() {
-                let peers = encode_news(&self.page, peer_clear, unknown.iter().map(|(k, r)| (k.as_str(), r.as_str())), report.clock);
+                let peers = encode_news(&self.page, peer_clear, unknown.iter().copied(), report.clock);
                 self.emit(Effect::Peers(peers));
             }
         } else {
