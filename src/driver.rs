@@ -120,9 +120,14 @@ impl Driver {
             let now = now_ms();
             f(inner, now);
             let shim = self.run(inner, now);
-            (shim, inner.notify.clone())
+            // Most calls have nothing for the shim: no handle is cloned for them (each clone and
+            // drop of a JS value is a call out of the wasm).
+            let notify = (!shim.is_empty()).then(|| inner.notify.clone());
+            (shim, notify)
         };
-        deliver(&notify, shim);
+        if let Some(notify) = notify {
+            deliver(&notify, shim);
+        }
         Ok(())
     }
 
@@ -194,9 +199,6 @@ impl Driver {
 }
 
 fn deliver(notify: &Function, shim: ForShim) {
-    if shim.is_empty() {
-        return;
-    }
     if let Ok(value) = serde_wasm_bindgen::to_value(&shim) {
         // A throwing listener must not break delivery to the cache; the shim reports its errors.
         let _ = notify.call1(&JsValue::NULL, &value);
