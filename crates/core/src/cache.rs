@@ -8,7 +8,7 @@ use crate::hash::{HashMap, HashSet};
 use crate::key_queue::KeyQueue;
 use crate::record::{
     check_record_stamps, decode_clock_offset, decode_cursor, decode_meta_flagged, decode_record, decode_record_pending, encode_clock_offset,
-    encode_cursor, encode_meta_flagged, encode_record_pending, prefix_tag, record_head, record_marks, record_stamp, DecodedRecord,
+    encode_cursor, encode_meta_flagged, encode_record_pending, prefix_tag, record_marks, record_stamp, DecodedRecord,
     Pending,
 };
 use crate::{validate_key, CacheError, Entry, MergeOutcome, Replica, Stamp, Storage, StorageError};
@@ -79,6 +79,9 @@ impl SyncBatch {
 /// One write from another tab: the key, the write, and what of the key its writer still has to
 /// send to the backend.
 pub type TabWrite = (String, Entry, Pending);
+
+/// A stored record and its head: stamp and pending marks ([`record_marks`]).
+type StoredHead<'a> = (&'a str, (u64, &'a str, Pending<()>));
 
 /// What [`Cache::flush`] did: the writes to tell other tabs, and what could not be persisted.
 #[derive(Debug, Default)]
@@ -968,9 +971,11 @@ impl<S: Storage> Cache<S> {
             });
             // A write for everyone still pending in the record this one replaces (another tab's,
             // made before it heard of ours) stays in the outbox, covered; other tabs hear of it.
+            // The stored record's head, read once for both questions asked of it.
+            let stored_head = text.as_deref().and_then(|text| Some((text, record_marks(text, &self.tag)?)));
             if !self.unsynced.contains(&key) {
                 let held = self.replica.entry(&key);
-                let waiting = text.as_deref().zip(held).and_then(|(text, held)| self.stored_pending_before(text, &key, held));
+                let waiting = stored_head.clone().zip(held).and_then(|(stored, held)| self.stored_pending_before(stored, &key, held));
                 if waiting.is_some_and(|waiting| self.cover(&key, waiting)) {
                     if let Some(held) = self.replica.entry(&key) {
                         match report.changes.iter_mut().find(|(k, _)| *k == key) {
@@ -982,7 +987,7 @@ impl<S: Storage> Cache<S> {
             }
             let Some(entry) = self.replica.entry(&key) else { continue };
             // What could not be read is written over, as if nothing were stored.
-            if text.is_some_and(|text| self.stored_is_current(&text, &key, entry)) {
+            if stored_head.is_some_and(|stored| self.stored_is_current(stored, &key, entry)) {
                 self.unpersisted.remove(&key);
                 continue;
             }
@@ -1016,10 +1021,10 @@ impl<S: Storage> Cache<S> {
         self.with_records(report, news_records)
     }
 
-    /// The write for everyone waiting in `text`, a stored record older than `entry`: the record's
-    /// own (marked pending) or the one it covers. Read whole only when it may hold one.
-    fn stored_pending_before(&self, text: &str, key: &str, entry: &Entry) -> Option<Entry> {
-        let (ts, node, marks) = record_marks(text, &self.tag)?;
+    /// The write for everyone waiting in `text` (whose head is `marks`), a stored record older
+    /// than `entry`: the record's own (marked pending) or the one it covers. Read whole only when
+    /// it may hold one.
+    fn stored_pending_before(&self, (text, (ts, node, marks)): StoredHead, key: &str, entry: &Entry) -> Option<Entry> {
         if (ts, node) >= (entry.stamp.ts, entry.stamp.node.as_str()) || matches!(marks, Pending::None) {
             return None;
         }
@@ -1033,11 +1038,11 @@ impl<S: Storage> Cache<S> {
 
     /// Whether `text`, stored where `entry` goes, is `entry` or a newer write, so that writing
     /// `entry` would only undo another tab's work ([`Cache::stored_is_current_as`]).
-    fn stored_is_current(&self, text: &str, key: &str, entry: &Entry) -> bool {
+    fn stored_is_current(&self, (text, (ts, node, marks)): StoredHead, key: &str, entry: &Entry) -> bool {
         // Before nearly every write, storage holds this tab's own older record: its head says so,
         // and its value need not be read. A record kept is first read whole: a damaged one is
         // written over.
-        let Some((ts, node, marked)) = record_head(text, &self.tag) else { return false };
+        let marked = matches!(marks, Pending::This);
         let unsynced = self.unsynced.contains(key);
         if !self.stored_is_current_as((ts, node), marked, &entry.stamp, unsynced) {
             return false;
