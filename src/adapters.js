@@ -24,6 +24,14 @@ export function scan(storage, prefix) {
   return [joined.join('\0'), joined.length / 2, ...apart];
 }
 
+// A long string written straight into the wasm's memory (`into` is a view of it), by the browser's
+// encoder rather than wasm-bindgen's loop over its characters.
+const encoder = new TextEncoder();
+
+export function encodeInto(text, into) {
+  return encoder.encodeInto(text, into).written;
+}
+
 let failure;
 
 export function getEach(storage, joined, count) {

@@ -245,15 +245,15 @@ impl<S: Storage> Cache<S> {
         // The heap is built once from all the expiries (linear) instead of one push per entry.
         let mut expiries = Vec::new();
         self.replica.reserve(items.len());
-        for (storage_key, text) in items {
+        for (storage_key, text) in items.iter() {
             let Some(key) = storage_key.strip_prefix(self.prefix.as_str()) else { continue };
             if key.contains('\0') {
                 continue; // bookkeeping of this cache or of one with a longer prefix
             }
-            match decode_record_pending(&text, &self.tag) {
+            match decode_record_pending(text, &self.tag) {
                 Ok((DecodedRecord::Mine(entry), pending)) => {
                     if let Err(e) = validate_key(key).and_then(|()| check_record_stamps(&entry, &pending)) {
-                        errors.push(corrupt(&storage_key, e.to_string()));
+                        errors.push(corrupt(storage_key, e.to_string()));
                         continue;
                     }
                     let dead_past_retention =
@@ -285,13 +285,13 @@ impl<S: Storage> Cache<S> {
                     }
                 }
                 Ok((DecodedRecord::OtherCache, _)) => {}
-                Err(reason) => errors.push(corrupt(&storage_key, reason)),
+                Err(reason) => errors.push(corrupt(storage_key, reason)),
             }
         }
         self.expiries = BinaryHeap::from(expiries); // hydrate runs first: the heap was empty
         self.expiry_checked = now_ms;
         for storage_key in garbage {
-            if let Err(e) = self.storage.remove(&storage_key) {
+            if let Err(e) = self.storage.remove(storage_key) {
                 errors.push(storage_failed(e));
             }
         }
@@ -1088,13 +1088,14 @@ impl<S: Storage> Cache<S> {
         let Some(epoch) = self.replica.epoch().cloned() else { return Ok(()) };
         // Remove records ordered before the epoch first (that frees the space the epoch needs on a
         // full storage), re-reading each: another tab may have written a newer one since.
-        for (storage_key, text) in self.storage.scan(&self.prefix).map_err(storage_failed)? {
+        let items = self.storage.scan(&self.prefix).map_err(storage_failed)?;
+        for (storage_key, text) in items.iter() {
             if storage_key == self.meta_key {
                 continue;
             }
-            if let Ok(DecodedRecord::Mine(entry)) = decode_record(&text, &self.tag) {
+            if let Ok(DecodedRecord::Mine(entry)) = decode_record(text, &self.tag) {
                 if entry.stamp <= epoch {
-                    self.storage.remove(&storage_key).map_err(storage_failed)?;
+                    self.storage.remove(storage_key).map_err(storage_failed)?;
                 }
             }
         }

@@ -43,16 +43,55 @@ pub trait Storage {
 
     /// Every item whose key starts with `prefix`. Adapters where each call is costly (a browser's
     /// storage seen from wasm) override it to read everything in one go.
-    fn scan(&self, prefix: &str) -> Result<Vec<(String, String)>, StorageError> {
-        let mut items = Vec::new();
+    fn scan(&self, prefix: &str) -> Result<Scanned, StorageError> {
+        let mut items = Scanned::default();
         for key in self.keys()? {
             if key.starts_with(prefix) {
                 if let Some(value) = self.get(&key)? {
-                    items.push((key, value));
+                    items.push(key, value);
                 }
             }
         }
         Ok(items)
+    }
+}
+
+/// What [`Storage::scan`] found: items joined in one text, read in place (a hydrate of thousands
+/// of items makes no string per item), then items held apart.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    /// Keys and values, each followed by a NUL (which none of them holds).
+    joined: String,
+    count: usize,
+    apart: Vec<(String, String)>,
+}
+
+impl Scanned {
+    /// `count` items in `joined`, each key and value followed by a NUL (which none holds).
+    pub fn joined(joined: String, count: usize) -> Self {
+        Scanned { joined, count, apart: Vec::new() }
+    }
+
+    /// Adds an item (one that holds a NUL, or one read on its own).
+    pub fn push(&mut self, key: String, value: String) {
+        self.apart.push((key, value));
+    }
+
+    /// How many items there are (as the joined ones were counted).
+    pub fn len(&self) -> usize {
+        self.count + self.apart.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Each item's key and value.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut parts = self.joined.split_terminator('\0');
+        std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
+            .chain(self.apart.iter().map(|(key, value)| (key.as_str(), value.as_str())))
     }
 }
 
@@ -123,5 +162,20 @@ impl Storage for MemoryStorage {
 
     fn keys(&self) -> Result<Vec<String>, StorageError> {
         Ok(self.items.keys().cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scanned;
+
+    #[test]
+    fn joined_items_are_read_in_place_then_those_apart() {
+        assert!(Scanned::joined(String::new(), 0).iter().next().is_none());
+        let mut scanned = Scanned::joined("a\0{\"v\":1}\0bé\0\0c\0".into(), 2);
+        scanned.push("with\0nul".into(), "x\0y".into());
+        let items: Vec<(&str, &str)> = scanned.iter().collect();
+        assert_eq!(items, [("a", "{\"v\":1}"), ("bé", ""), ("with\0nul", "x\0y")], "an unfinished item is left out");
+        assert_eq!(scanned.len(), 3);
     }
 }
