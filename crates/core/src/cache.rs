@@ -969,10 +969,10 @@ impl<S: Storage> Cache<S> {
                 next_change += 1;
                 next_change - 1
             });
-            // A write for everyone still pending in the record this one replaces (another tab's,
-            // made before it heard of ours) stays in the outbox, covered; other tabs hear of it.
             // The stored record's head, read once for both questions asked of it.
             let stored_head = text.as_deref().and_then(|text| Some((text, record_marks(text, &self.tag)?)));
+            // A write for everyone still pending in the record this one replaces (another tab's,
+            // made before it heard of ours) stays in the outbox, covered; other tabs hear of it.
             if !self.unsynced.contains(&key) {
                 let held = self.replica.entry(&key);
                 let waiting = stored_head.clone().zip(held).and_then(|(stored, held)| self.stored_pending_before(stored, &key, held));
