@@ -68,6 +68,13 @@ export function takeFailure() {
   return error;
 }
 
+// ---- the hash maps' secret ----------------------------------------------------------------------
+
+export function fillRandom(into) {
+  if (typeof globalThis.crypto?.getRandomValues === 'function') crypto.getRandomValues(into);
+  else for (let i = 0; i < into.length; i++) into[i] = Math.random() * 256;
+}
+
 // ---- other tabs -------------------------------------------------------------------------------
 
 // Every key a cache keeps starts with its prefix: the `storage` events of other scripts' writes

@@ -233,6 +233,21 @@ fn random_seed() -> u64 {
     (high << 32) | low
 }
 
+#[wasm_bindgen(module = "/src/adapters.js")]
+extern "C" {
+    /// Fills `into` from `crypto.getRandomValues` (`Math.random` where there is none).
+    #[wasm_bindgen(js_name = fillRandom)]
+    fn fill_random(into: &mut [u8]);
+}
+
+/// The secret the core's hash maps are keyed with: keys chosen elsewhere (another user's, through
+/// the backend) must not be able to collide on purpose, so it comes from the secure source.
+fn secret_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    fill_random(&mut bytes);
+    u64::from_le_bytes(bytes)
+}
+
 /// One cache instance (internal: the shim's `BackendSyncedCacheService` wraps it).
 #[wasm_bindgen]
 pub struct CacheCore {
@@ -251,6 +266,7 @@ impl CacheCore {
         headers: JsValue,
         #[wasm_bindgen(unchecked_param_type = "(news: CoreNews) => void")] notify: Function,
     ) -> Result<CacheCore, JsValue> {
+        mfe_shared_cache_core::seed_hashes(secret_seed);
         let (config, url) = read_config(&options, random_seed()).map_err(|e| to_js(&e))?;
         let prefix = config.prefix.clone();
         let synced = url.is_some();

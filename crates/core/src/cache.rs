@@ -698,8 +698,8 @@ impl<S: Storage> Cache<S> {
             if self.replica.entry(key).is_some_and(|e| e.stamp == sent.stamp) {
                 self.mark_synced(key);
             } else if self.uncover(key, Some(&sent.stamp)) {
-                self.dirty.insert(&key);
-                self.outgoing.insert(&key);
+                self.dirty.insert(key);
+                self.outgoing.insert(key);
             }
         }
     }
