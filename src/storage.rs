@@ -1,7 +1,7 @@
 //! [`Storage`] over any JavaScript object with the Web Storage interface (`localStorage`,
 //! `sessionStorage`, or a user's own). Calls are structural, so a plain object with `getItem`,
 //! `setItem`, `removeItem`, `key` and `length` works, and every throw becomes a typed error.
-use mfe_shared_cache_core::{Scanned, Storage, StorageError};
+use mfe_shared_cache_core::{Fetched, Scanned, Storage, StorageError};
 use wasm_bindgen::prelude::*;
 
 use crate::errors::{js_error_message, js_error_name};
@@ -43,7 +43,7 @@ extern "C" {
     /// Reads `count` keys, each followed by a NUL in `joined`: for each, `1` and its value, `0`
     /// when it has none, or `2` when its value holds a NUL (it is no record), followed by a NUL.
     #[wasm_bindgen(catch, js_name = getEach)]
-    fn get_each(storage: &JsValue, joined: &str, count: u32) -> Result<String, JsValue>;
+    fn get_each(storage: &JsValue, joined: &str, count: u32) -> Result<js_sys::JsString, JsValue>;
     /// Stores `count` keys and values, each followed by a NUL in `joined`, in order: how many
     /// were stored before one failed (the error is [`take_failure`]'s).
     #[wasm_bindgen(js_name = setEach)]
@@ -113,18 +113,15 @@ impl Storage for WebStorage {
     }
 
     /// One call and one string for every key: each string handed over costs a conversion of its
-    /// own.
-    fn get_each(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
+    /// own. The values come back as one text, written in by the encoder and read in place.
+    fn get_each(&self, keys: &[String]) -> Result<Fetched, StorageError> {
         let mut joined = String::new();
         for key in keys {
             joined.push_str(key);
             joined.push('\0');
         }
         let text = get_each(self.inner.as_ref(), &joined, keys.len() as u32).map_err(failed)?;
-        Ok(text
-            .split_terminator('\0')
-            .map(|item| item.strip_prefix('1').map(str::to_owned).or_else(|| item.starts_with('2').then(String::new)))
-            .collect())
+        long_string(&text).map(Fetched::joined).ok_or_else(|| StorageError::Failed("the stored values could not be read as text".into()))
     }
 
     /// One call and one string for every item, as for `get_each`.

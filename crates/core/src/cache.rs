@@ -959,7 +959,8 @@ impl<S: Storage> Cache<S> {
         let mut news_records: Vec<Option<String>> = vec![None; report.changes.len()];
         let mut next_change = 0;
         let storage_keys: Vec<String> = dirty.iter().map(|key| self.storage_key(key)).collect();
-        let mut stored = self.storage.get_each(&storage_keys).unwrap_or_default().into_iter();
+        let fetched = self.storage.get_each(&storage_keys).unwrap_or_default();
+        let mut stored = fetched.values();
         let mut keys = Vec::with_capacity(dirty.len());
         let mut writes = Vec::with_capacity(dirty.len());
         for (key, storage_key) in dirty.into_iter().zip(storage_keys) {
@@ -970,7 +971,7 @@ impl<S: Storage> Cache<S> {
                 next_change - 1
             });
             // The stored record's head, read once for both questions asked of it.
-            let stored_head = text.as_deref().and_then(|text| Some((text, record_marks(text, &self.tag)?)));
+            let stored_head = text.and_then(|text| Some((text, record_marks(text, &self.tag)?)));
             // A write for everyone still pending in the record this one replaces (another tab's,
             // made before it heard of ours) stays in the outbox, covered; other tabs hear of it.
             if !self.unsynced.contains(&key) {

@@ -48,7 +48,7 @@ pub use record::{
 pub use pattern::{KeyPattern, MAX_PATTERN_BYTES};
 pub use replica::{MergeOutcome, Replica};
 pub use stamp::Stamp;
-pub use storage::{MemoryStorage, Scanned, Storage, StorageError};
+pub use storage::{Fetched, MemoryStorage, Scanned, Storage, StorageError};
 pub use sync::{Realtime, SyncEngine, SyncPolicy, SyncState, ABSENT_RECHECK_MS};
 pub use validate::{
     check_remote_stamp, is_valid_node, parse_ttl, ttl_ms_from_secs, validate_key, MAX_KEY_BYTES, MAX_NODE_LEN,

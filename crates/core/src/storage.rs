@@ -27,8 +27,8 @@ pub trait Storage {
 
     /// The values stored under `keys`, in their order. Adapters where each call is costly
     /// override it to read them all in one go.
-    fn get_each(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
-        keys.iter().map(|key| self.get(key)).collect()
+    fn get_each(&self, keys: &[String]) -> Result<Fetched, StorageError> {
+        Ok(Fetched::apart(keys.iter().map(|key| self.get(key)).collect::<Result<_, _>>()?))
     }
 
     /// Stores each `(key, value)` in order, stopping at the first failure: `Err((n, why))` when
@@ -92,6 +92,35 @@ impl Scanned {
         let mut parts = self.joined.split_terminator('\0');
         std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
             .chain(self.apart.iter().map(|(key, value)| (key.as_str(), value.as_str())))
+    }
+}
+
+/// What [`Storage::get_each`] read: the value under each key asked for, in their order. Read in
+/// one go, they come as one text, read in place (a flush of a thousand keys makes no string per
+/// value).
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// Per key: `1` and its value, `0` when it has none, or `2` when its value holds a NUL (no
+    /// record does), each followed by a NUL.
+    joined: String,
+    apart: Vec<Option<String>>,
+}
+
+impl Fetched {
+    /// The values in one text, each as [`Fetched`]'s `joined` says.
+    pub fn joined(joined: String) -> Self {
+        Fetched { joined, apart: Vec::new() }
+    }
+
+    /// The values one by one.
+    pub fn apart(values: Vec<Option<String>>) -> Self {
+        Fetched { joined: String::new(), apart: values }
+    }
+
+    /// Each value, in order; a value no record can be is empty (so it reads as damaged).
+    pub fn values(&self) -> impl Iterator<Item = Option<&str>> {
+        let joined = self.joined.split_terminator('\0').map(|item| item.strip_prefix('1').or_else(|| item.starts_with('2').then_some("")));
+        joined.chain(self.apart.iter().map(Option::as_deref))
     }
 }
 
@@ -167,7 +196,17 @@ impl Storage for MemoryStorage {
 
 #[cfg(test)]
 mod tests {
-    use super::Scanned;
+    use super::{Fetched, Scanned};
+
+    #[test]
+    fn fetched_values_are_read_in_place_then_those_apart() {
+        let joined = Fetched::joined("1{\"v\":1}\00\02\01\0".into());
+        let values: Vec<Option<&str>> = joined.values().collect();
+        assert_eq!(values, [Some("{\"v\":1}"), None, Some(""), Some("")]);
+        let apart = Fetched::apart(vec![None, Some("x".into())]);
+        assert_eq!(apart.values().collect::<Vec<_>>(), [None, Some("x")]);
+        assert!(Fetched::default().values().next().is_none());
+    }
 
     #[test]
     fn joined_items_are_read_in_place_then_those_apart() {
