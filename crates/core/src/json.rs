@@ -38,6 +38,14 @@ pub fn write_u64(out: &mut String, mut n: u64) {
     }
 }
 
+/// Appends `n` in decimal, as [`write_u64`].
+pub fn write_i64(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    write_u64(out, n.unsigned_abs());
+}
+
 /// Appends `s` to `out` as a JSON string literal.
 pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
@@ -237,6 +245,15 @@ mod tests {
             let mut out = String::from("x");
             write_u64(&mut out, n);
             assert_eq!(out, format!("x{n}"));
+        }
+    }
+
+    #[test]
+    fn write_i64_writes_what_display_writes() {
+        for n in [0, 5, -5, -1_733_600_000_000, i64::MAX, i64::MIN] {
+            let mut out = String::new();
+            write_i64(&mut out, n);
+            assert_eq!(out, n.to_string());
         }
     }
 

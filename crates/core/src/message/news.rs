@@ -41,11 +41,13 @@ pub fn encode_news<'w>(
     writes: impl IntoIterator<Item = (&'w str, &'w str)>,
     clock: Option<i64>,
 ) -> String {
-    let mut out = format!("{{\"v\":{NEWS_VERSION},\"page\":");
+    let mut out = String::from("{\"v\":");
+    json::write_u64(&mut out, NEWS_VERSION);
+    out.push_str(",\"page\":");
     json::write_string(&mut out, page);
     if let Some((epoch, unsynced)) = clear {
         out.push_str(",\"clear\":{\"t\":");
-        out.push_str(&epoch.ts.to_string());
+        json::write_u64(&mut out, epoch.ts);
         out.push_str(",\"n\":");
         json::write_string(&mut out, &epoch.node);
         out.push_str(if unsynced { ",\"u\":1}" } else { "}" });
@@ -65,7 +67,7 @@ pub fn encode_news<'w>(
     }
     if let Some(clock) = clock {
         out.push_str(",\"clock\":");
-        out.push_str(&clock.to_string());
+        json::write_i64(&mut out, clock);
     }
     out.push('}');
     out
