@@ -4,7 +4,10 @@
 import { BackendSyncedCacheService } from '/pkg/index.js';
 
 const OPTIONS = { backendUrl: null };
-const NAIVE_PREFIX = 'naive_';
+// The baselines store under a prefix of their own (they must not touch the cache's records) as
+// long as the cache's default one: localStorage's cost grows with the key's length too.
+const NAIVE_PREFIX = 'shared_mfe_naive_';
+if (NAIVE_PREFIX.length !== 'shared_mfe_cache_'.length) throw new Error('the baselines key as long as the cache does');
 const now = () => performance.now();
 const wallNow = () => performance.timeOrigin + performance.now();
 

@@ -195,7 +195,8 @@ async function benchWrites(browser, url) {
     row('burst 1000 sets → 1000 keys vs the storage floor', us(f.ours), `setItem(JSON.stringify) only ${us(f.base)}`, times(qf), '≤ 1.25× floor', qf <= 1.25 ? 'yes' : 'NO');
     notes.push(
       `writes: tab B holds a cache instance and a BroadcastChannel listener; sequential: ${SEQ} writes over 1000 keys per repetition, median of 7; ` +
-        `bursts: median of 21 (3 discarded warm-ups), µs = burst time / 1000; every repetition writes new values and waits for tab B to drain (its messages and every storage event)`,
+        `bursts: median of 21 (3 discarded warm-ups), µs = burst time / 1000; every repetition writes new values and waits for tab B to drain (its messages and every storage event); ` +
+        `the baselines' keys are as long as the cache's (prefix shared_mfe_naive_ against shared_mfe_cache_)`,
     );
   });
 }
