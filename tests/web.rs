@@ -699,6 +699,16 @@ fn inspect_names_the_tab_link_and_a_node_id_of_its_own_per_instance() {
 }
 
 #[wasm_bindgen_test]
+fn a_cache_keys_the_hash_maps_with_a_secret() {
+    let p = "wt_seed_";
+    clean(p);
+    let a = open(&local_js(), p, "page-a", &Recorder::new());
+    assert!(mfe_shared_cache_core::hashes_seeded(), "keys chosen elsewhere could be made to collide");
+    a.dispose();
+    clean(p);
+}
+
+#[wasm_bindgen_test]
 fn set_and_flush_write_one_record_per_key_that_a_new_instance_hydrates() {
     let p = "wt_persist_";
     clean(p);

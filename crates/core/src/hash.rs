@@ -21,11 +21,15 @@ pub(crate) type HashSet<T> = std::collections::HashSet<T, Hasher>;
 
 static SEED: std::sync::OnceLock<SharedSeed> = std::sync::OnceLock::new();
 
-/// Keys every hash map with `random()` (from a secure source), called once, before the first map
-/// is made; later calls do nothing. A wasm that makes a map unseeded hashes with a fixed seed, as
-/// attackable as any unkeyed hash.
+/// Keys every hash map made from now on with `random()` (from a secure source); only the first
+/// call draws. A map made before it hashes with a fixed seed, as attackable as any unkeyed hash.
 pub fn seed_hashes(random: impl FnOnce() -> u64) {
     SEED.get_or_init(|| SharedSeed::from_u64(random()));
+}
+
+/// Whether [`seed_hashes`] has keyed the maps.
+pub fn hashes_seeded() -> bool {
+    SEED.get().is_some()
 }
 
 /// The maps' hasher in the wasm: foldhash with the seed `seed_hashes` gave.
@@ -35,8 +39,7 @@ pub struct Keyed(SeedableRandomState);
 
 impl Default for Keyed {
     fn default() -> Self {
-        let shared = SEED.get_or_init(|| SharedSeed::from_u64(0));
-        Keyed(SeedableRandomState::with_seed(0, shared))
+        Keyed(SeedableRandomState::with_seed(0, SEED.get().unwrap_or(SharedSeed::global_fixed())))
     }
 }
 
@@ -77,6 +80,7 @@ mod tests {
     #[test]
     fn a_keyed_map_is_a_working_map() {
         seed_hashes(|| 42);
+        assert!(hashes_seeded());
         let mut map: std::collections::HashMap<String, u32, Keyed> = Default::default();
         for i in 0..1000 {
             map.insert(format!("k{i}"), i);

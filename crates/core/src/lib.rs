@@ -38,7 +38,7 @@ pub use cache::{Cache, CacheConfig, FlushReport, Reach, SyncBatch, TabWrite, CLO
 pub use clock::{Clock, ManualClock};
 pub use entry::Entry;
 pub use error::{status_is_retryable, CacheError, ErrorKind, ThrownError};
-pub use hash::seed_hashes;
+pub use hash::{hashes_seeded, seed_hashes};
 pub use hlc::{HybridClock, HLC_LEAD_TOLERANCE_MS};
 pub use record::{
     decode_clock_offset, decode_cursor, decode_meta, decode_meta_flagged, decode_record, decode_record_pending,
