@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn fetched_values_are_read_in_place_then_those_apart() {
-        let joined = Fetched::joined("1{\"v\":1}\00\02\01\0".into());
+        let joined = Fetched::joined("1{\"v\":1}\u{0}0\u{0}2\u{0}1\u{0}".into());
         let values: Vec<Option<&str>> = joined.values().collect();
         assert_eq!(values, [Some("{\"v\":1}"), None, Some(""), Some("")]);
         let apart = Fetched::apart(vec![None, Some("x".into())]);
