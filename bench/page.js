@@ -7,7 +7,8 @@ const OPTIONS = { backendUrl: null };
 // The baselines store under a prefix of their own (they must not touch the cache's records) as
 // long as the cache's default one: localStorage's cost grows with the key's length too.
 const NAIVE_PREFIX = 'shared_mfe_naive_';
-if (NAIVE_PREFIX.length !== 'shared_mfe_cache_'.length) throw new Error('the baselines key as long as the cache does');
+const RECORD_PREFIX = 'shared_mfe_model_';
+if (NAIVE_PREFIX.length !== 'shared_mfe_cache_'.length || RECORD_PREFIX.length !== NAIVE_PREFIX.length) throw new Error('the baselines key as long as the cache does');
 const now = () => performance.now();
 const wallNow = () => performance.timeOrigin + performance.now();
 
@@ -241,6 +242,26 @@ export function burstFloor(distinct, gen, n = 1000) {
   const t0 = now();
   for (let i = 0; i < n; i++) localStorage.setItem(NAIVE_PREFIX + keys[i % distinct], JSON.stringify(vals[i]));
   const t1 = now();
+  return { us: ((t1 - t0) * 1e3) / n };
+}
+
+/**
+ * What the floor becomes for any cache that must not overwrite another tab's newer or unsent
+ * write, in plain JavaScript: each key read first, then a record of the cache's shape (value,
+ * stamp, writer, prefix tag, TTL) stored, with no merge or message at all.
+ */
+export function burstRecordFloor(distinct, gen, n = 1000) {
+  const { keys } = writer;
+  const vals = values(n, gen);
+  const t0 = now();
+  let held = 0;
+  for (let i = 0; i < n; i++) held += (localStorage.getItem(RECORD_PREFIX + keys[i % distinct]) ?? '').length;
+  for (let i = 0; i < n; i++) {
+    const record = `{"t":${Date.now()},"n":"k3x9q1vz7w2m","p":"a1b2c3","l":3600000,"v":${JSON.stringify(vals[i])}}`;
+    localStorage.setItem(RECORD_PREFIX + keys[i % distinct], record);
+  }
+  const t1 = now();
+  sink += held;
   return { us: ((t1 - t0) * 1e3) / n };
 }
 
