@@ -5,7 +5,7 @@ import { BackendSyncedCacheService } from '/pkg/index.js';
 
 const OPTIONS = { backendUrl: null };
 // The baselines store under a prefix of their own (they must not touch the cache's records) as
-// long as the cache's default one: localStorage's cost grows with the key's length too.
+// long as the cache's default one, as the goal's floor, `setItem(prefix + key, …)`, is.
 const NAIVE_PREFIX = 'shared_mfe_naive_';
 const RECORD_PREFIX = 'shared_mfe_model_';
 if (NAIVE_PREFIX.length !== 'shared_mfe_cache_'.length || RECORD_PREFIX.length !== NAIVE_PREFIX.length) throw new Error('the baselines key as long as the cache does');
