@@ -182,27 +182,22 @@ async function benchWrites(browser, url) {
       const q = pairedRatio(r.ours, r.base);
       row(`burst 1000 sets → ${distinct} keys (µs/write)`, us(r.ours), `setItem+postMessage ${us(r.base)}`, times(q), '≤ 0.25× naive', q <= 0.25 ? 'yes' : 'NO');
     }
-    // The floor: what storing the same 1000 values costs at the least (no other tab is told).
-    const runFloor = async () => {
-      const us = (await a.evaluate((g) => window.bench.burstFloor(1000, g), ++gen)).us;
+    // A burst of 1000 plain storage writes done by page.js's `fn`, then tab B drained.
+    const runStorageOnly = (fn) => async () => {
+      const us = (await a.evaluate(([fn, g]) => window.bench[fn](1000, g), [fn, ++gen])).us;
       storageWrites += 1000;
       await drainStorage();
       await sleep(20);
       return us;
     };
+    // The floor: what storing the same 1000 values costs at the least (no other tab is told).
+    const runFloor = runStorageOnly('burstFloor');
     const f = await compare(21, 3, () => runCache('burstCache', 1000, 1000), runFloor);
     const qf = pairedRatio(f.ours, f.base);
     row('burst 1000 sets → 1000 keys vs the storage floor', us(f.ours), `setItem(JSON.stringify) only ${us(f.base)}`, times(qf), '≤ 1.25× floor', qf <= 1.25 ? 'yes' : 'NO');
     // How much of the goal is left for a cache that keeps other tabs' writes: the floor with a
     // read before each write and the record the cache stores, in plain JavaScript.
-    const runRecordFloor = async () => {
-      const us = (await a.evaluate((g) => window.bench.burstRecordFloor(1000, g), ++gen)).us;
-      storageWrites += 1000;
-      await drainStorage();
-      await sleep(20);
-      return us;
-    };
-    const rf = await compare(21, 3, runRecordFloor, runFloor);
+    const rf = await compare(21, 3, runStorageOnly('burstRecordFloor'), runFloor);
     row(
       'the floor with a read before each write and a record of the cache\'s shape [diagnostic]',
       us(rf.ours),
