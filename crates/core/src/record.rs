@@ -16,6 +16,13 @@
 //! layout (anything else is corrupt or foreign) and validates the value with [`crate::json`].
 //! The bookkeeping record holding the clear epoch is `{"p":"<tag>","t":<ms>,"n":"<node>"}` (also
 //! with `"u":1` while the clear is not acknowledged), and the sync cursor `{"p":"<tag>","c":<n>}`.
+//!
+//! One rule lets copies of different versions of the package share a page, a storage and their
+//! tab messages (MFEs update their copies one at a time): a later version may add members that an
+//! earlier one can ignore, written after the members above and before `l`/`v`/`d` (at the end
+//! of a bookkeeping record). A reader skips every member it does not know there, whatever its
+//! JSON. A change an earlier reader must not ignore takes a new layout, which that reader finds
+//! corrupt: it reports the key and leaves the record alone, never deleting it.
 use crate::json_read::Reader;
 use crate::validate::{is_valid_node, MAX_SAFE_INTEGER};
 use crate::{check_remote_stamp, json, CacheError, Entry, Stamp};
@@ -185,6 +192,7 @@ fn decode_body(mut c: Cursor<'_>, stamp: Stamp, may_cover: bool) -> Result<(Entr
     } else {
         None
     };
+    c.skip_added(ENTRY_FIELDS)?;
     if c.0 == ",\"d\":1}" {
         return Ok((Entry::tombstone(stamp).written_at(written_at), covered));
     }
@@ -299,12 +307,19 @@ fn decode_tagged<'a, T>(
     }
     c.expect("\"")?;
     let value = fields(&mut c)?;
+    c.skip_added(BOOKKEEPING_FIELDS)?;
     c.expect("}")?;
     if !c.0.is_empty() {
         return Err("trailing characters".into());
     }
     Ok(Some(value))
 }
+
+/// The members of a record of an entry this version reads, wherever they stand: a record that
+/// has one where this version does not read it is corrupt, never skipped.
+const ENTRY_FIELDS: &[&str] = &["t", "n", "p", "u", "w", "s", "l", "v", "d"];
+/// The members of a bookkeeping record this version reads.
+const BOOKKEEPING_FIELDS: &[&str] = &["p", "t", "n", "u", "c", "o"];
 
 struct Cursor<'a>(&'a str);
 
@@ -317,6 +332,24 @@ impl<'a> Cursor<'a> {
         let node = self.ident()?;
         self.expect("\"")?;
         Ok((ts, node))
+    }
+
+    /// Skips the members a later version added (see the module's documentation): any
+    /// `,"<name>":<JSON>` whose name is not one of `known`, each read as JSON to find its end.
+    fn skip_added(&mut self, known: &[&str]) -> Result<(), String> {
+        while let Some(rest) = self.0.strip_prefix(",\"") {
+            let (name, after) = rest.split_once('"').ok_or("unterminated member name")?;
+            if known.contains(&name) {
+                break;
+            }
+            if name.is_empty() || name.contains('\\') {
+                return Err("unusable member name".into());
+            }
+            let after = after.strip_prefix(':').ok_or("member without a value")?;
+            let value = Reader::new(after).raw().map_err(|_| "an added member is not JSON")?;
+            self.0 = after.strip_prefix(value).ok_or("member value is not where the record has it")?;
+        }
+        Ok(())
     }
 
     fn eat(&mut self, literal: &str) -> bool {
@@ -436,6 +469,74 @@ mod tests {
         for text in not_records {
             let text = text.replace("TAG", &tag);
             assert!(decode_record_pending(&text, &tag).is_err(), "{text} accepted");
+        }
+    }
+
+    #[test]
+    fn members_a_later_version_adds_are_skipped() {
+        let tag = prefix_tag("app_");
+        // JSON a member may hold, with what would end a record or start a known member if it
+        // were read as text.
+        let added = r#","x":{"a":[1,"}\",\"v\":2"],"b":{}},"yy":null,"z9":-1.5e3"#;
+        let covered = Entry::value(Stamp::new(5, "n"), 0, "2").written_at(4);
+        let cases = [
+            (Entry::value(Stamp::new(9, "m"), 3000, "[1]"), Pending::None),
+            (Entry::value(Stamp::new(9, "m"), 0, "null").written_at(8), Pending::This),
+            (Entry::tombstone(Stamp::new(9, "m")), Pending::Covered(covered.clone())),
+            (Entry::value(Stamp::new(9, "m"), 3000, r#"{"v":1}"#), Pending::Covered(covered)),
+        ];
+        for (entry, pending) in cases {
+            let text = encode_record_pending(&entry, &tag, match &pending {
+                Pending::None => Pending::None,
+                Pending::This => Pending::This,
+                Pending::Covered(c) => Pending::Covered(c),
+            });
+            // Where a later version writes them: before the value (its TTL) or the tombstone mark.
+            let at = [",\"l\":", ",\"v\":", ",\"d\":1}"].iter().filter_map(|tail| text.rfind(tail)).min().unwrap_or(0);
+            let later = format!("{}{added}{}", &text[..at], &text[at..]);
+            let head = record_marks(&text, &tag).map(|(ts, node, p)| (ts, node.to_owned(), p));
+            assert_eq!(decode_record_pending(&later, &tag), Ok((DecodedRecord::Mine(entry.clone()), pending.clone())), "{later}");
+            assert_eq!(record_marks(&later, &tag).map(|(ts, node, p)| (ts, node.to_owned(), p)), head, "{later}");
+        }
+        let inside = format!(r#"{{"t":9,"n":"m","p":"{tag}","s":{{"t":5,"n":"n","x":[1],"v":1}},"q":"","v":2}}"#);
+        let Ok((DecodedRecord::Mine(entry), Pending::Covered(covered))) = decode_record_pending(&inside, &tag) else { panic!("{inside}") };
+        assert_eq!((entry.value.as_deref(), covered.value.as_deref()), (Some("2"), Some("1")));
+
+        let epoch = Stamp::new(99, "node-1");
+        let meta = encode_meta_flagged(&epoch, &tag, true);
+        let later = format!("{}{added}}}", meta.strip_suffix('}').unwrap_or(&meta));
+        assert_eq!(decode_meta_flagged(&later, &tag), Ok(Some((epoch, true))));
+        assert_eq!(decode_cursor(&format!(r#"{{"p":"{tag}","c":42,"x":[]}}"#), &tag), Ok(Some(42)));
+        assert_eq!(decode_clock_offset(&format!(r#"{{"p":"{tag}","o":-5,"x":{{}}}}"#), &tag), Ok(Some(-5)));
+    }
+
+    #[test]
+    fn added_members_stand_only_where_the_rule_puts_them_and_hold_json() {
+        let tag = prefix_tag("app_");
+        let not_records = [
+            // After the value, or between the TTL and the value.
+            r#"{"t":9,"n":"m","p":"TAG","v":2,"x":1}"#,
+            r#"{"t":9,"n":"m","p":"TAG","l":5,"x":1,"v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","d":1,"x":1}"#,
+            // Before a member this version reads earlier, or a known member twice.
+            r#"{"t":9,"n":"m","p":"TAG","x":1,"w":5,"v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","x":1,"s":{"t":5,"n":"n","v":1},"v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","x":1,"p":"TAG","v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","s":{"t":5,"n":"n","x":1,"s":{"t":1,"n":"x","v":0},"v":1},"v":2}"#,
+            // Not JSON, no value, no usable name.
+            r#"{"t":9,"n":"m","p":"TAG","x":{,"v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","x":,"v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","x","v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","":1,"v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","a"b":1,"v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","x": 1,"v":2}"#,
+            r#"{"t":9,"n":"m","p":"TAG","x":1"#,
+            r#"{"p":"TAG","c":4,"x":1,"c":5}"#,
+        ];
+        for text in not_records {
+            let text = text.replace("TAG", &tag);
+            let refused = if text.contains("\"c\"") { decode_cursor(&text, &tag).is_err() } else { decode_record_pending(&text, &tag).is_err() };
+            assert!(refused, "{text} accepted");
         }
     }
 

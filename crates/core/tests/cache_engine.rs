@@ -136,6 +136,33 @@ fn corrupt_and_foreign_entries_under_the_prefix_are_skipped_reported_and_left_in
 }
 
 #[test]
+fn records_a_later_version_adds_members_to_are_read_and_left_as_they_are() {
+    // Another MFE's newer copy of the package shares the storage: the members it adds are skipped.
+    let tag = prefix_tag("app_");
+    let mut storage = MemoryStorage::new();
+    let later = [
+        ("app_k", format!(r#"{{"t":{T0},"n":"w","p":"{tag}","x":{{"y":[1,"}}"]}},"l":60000,"v":"later"}}"#)),
+        ("app_gone", format!(r#"{{"t":{T0},"n":"w","p":"{tag}","x":1,"d":1}}"#)),
+        ("app_\u{0}meta", format!(r#"{{"p":"{tag}","t":{},"n":"w","x":null}}"#, T0 - 5)),
+    ];
+    for (key, text) in &later {
+        storage.set(key, text).unwrap();
+    }
+    let mut cache = open(storage, "app_", "n2", T0 + 1);
+    assert_eq!(visible(&mut cache, &["k", "gone"], T0 + 1), BTreeMap::from([("k".into(), Some("\"later\"".into())), ("gone".into(), None)]));
+    assert_eq!(cache.expires_at("k"), Some(T0 + 60_000));
+    let (entries, epoch) = owned_state(&cache);
+    assert_eq!(entries.get("gone"), Some(&Entry::tombstone(Stamp::new(T0, "w"))));
+    assert_eq!(epoch, Some(Stamp::new(T0 - 5, "w")));
+
+    set(&mut cache, "other", "1", 0, T0 + 2);
+    flush_ok(&mut cache, T0 + 2);
+    for (key, text) in &later {
+        assert_eq!(cache.storage().items().get(*key), Some(text), "{key}");
+    }
+}
+
+#[test]
 fn entries_of_a_cache_with_a_longer_prefix_are_silently_skipped() {
     // "app_x_" keys start with "app_"; "app_" writing key "x_k" uses "app_x_k" too.
     let mut long = open(MemoryStorage::new(), "app_x_", "l", T0);

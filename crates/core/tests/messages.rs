@@ -496,6 +496,24 @@ fn news_with_nothing_optional_is_small() {
 }
 
 #[test]
+fn news_of_a_later_version_that_adds_members_is_read() {
+    // A newer copy of the package in another MFE or tab: version 2 news with members this one
+    // does not know, at the top and in its records.
+    let t = tag();
+    let text = format!(
+        r#"{{"v":2,"page":"p","hint":{{"a":[1]}},"w":{{"k":{{"t":5,"n":"n","p":"{t}","u":1,"x":"}}","v":[1]}},"gone":{{"t":6,"n":"n","p":"{t}","x":{{}},"d":1}}}},"later":true}}"#
+    );
+    let news = decode_news(&text, &t).unwrap();
+    assert_eq!(
+        news.writes,
+        vec![
+            Ok(("k".to_owned(), Entry::value(Stamp::new(5, "n"), 0, "[1]"), Pending::This)),
+            Ok(("gone".to_owned(), Entry::tombstone(Stamp::new(6, "n")), Pending::None)),
+        ]
+    );
+}
+
+#[test]
 fn a_value_of_the_deepest_nesting_travels_in_news() {
     let deepest = "[".repeat(json::MAX_DEPTH) + &"]".repeat(json::MAX_DEPTH);
     let entry = Entry::value(Stamp::new(1, "n"), 0, deepest);
