@@ -217,6 +217,29 @@ describe('across tabs and package copies', () => {
     await ctx.close();
   });
 
+  test("a later version's records and news, with members this version does not know, are read", async () => {
+    // MFEs update their copies one at a time: a newer copy in another MFE or tab may write
+    // records and news with members this one does not know. It skips them and reads the rest.
+    const { ctx, pages: [a, b] } = await tabs(env, 2, 'lv_');
+    await a.evaluate(async () => {
+      await c.set('seed', 1);
+      const tag = JSON.parse(localStorage.getItem('lv_seed')).p;
+      const now = Date.now();
+      localStorage.setItem('lv_stored', `{"t":${now},"n":"later","p":"${tag}","x":{"k":["}"]},"v":"from storage"}`);
+      const record = `{"t":${now + 1},"n":"later","p":"${tag}","u":1,"x":"}","v":[1,2]}`;
+      new BroadcastChannel('lv_').postMessage(`{"v":2,"page":"later-page","hint":{"x":1},"w":{"posted":${record}},"later":true}`);
+    });
+    // b hears the storage write as a storage event, and the news on the channel.
+    assert.equal(await until(b, () => c.get('stored')), 'from storage');
+    assert.deepEqual(await until(b, () => c.get('posted')), [1, 2]);
+    // A tab opened now reads the record from storage.
+    const late = await openTab(ctx, env.page());
+    await late.evaluate(make('lv_'));
+    assert.equal(await late.evaluate(() => c.get('stored')), 'from storage');
+    for (const p of [a, b, late]) assert.deepEqual(await p.evaluate(() => errors), []);
+    await ctx.close();
+  });
+
   test('real localStorage quota: frees least recently used entries, and a value that cannot fit stays in memory with QUOTA_EXCEEDED', async () => {
     const { ctx, pages: [a] } = await tabs(env, 1, 'q_', { allowConsoleErrors: true });
     await a.evaluate(async () => {
