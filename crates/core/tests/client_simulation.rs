@@ -3,7 +3,8 @@
 //! copies of the package on the page; tab messages and `storage` events delayed and reordered; tabs
 //! reloaded; devices going offline; a backend model that fails, times out, loses answers after
 //! storing and crashes; some writes and removals for their browser only, over the same keys as the
-//! others. After everything heals, every client of every device, a tab opened fresh on each
+//! others; one copy in three of a later version of the package, whose records and news carry a
+//! member this version does not know. After everything heals, every client of every device, a tab opened fresh on each
 //! device's storage, and the backend must hold what the global write log implies (a device's
 //! writes for its browser only count there and nowhere else), and no outbox may be left with
 //! anything pending.
@@ -30,6 +31,7 @@ struct Outcome {
     writes: usize,
     clients: usize,
     drain_steps: usize,
+    later_records: usize,
     failures: Vec<String>,
 }
 
@@ -251,7 +253,8 @@ fn simulate(seed: u64) -> Outcome {
     if let Some(e) = diff("the backend", &backend, &want(None)) {
         failures.push(e);
     }
-    Outcome { ops: w.figures.ops, writes: w.figures.writes + w.figures.clears, clients, drain_steps, failures }
+    let later_records = w.devices.iter().map(|d| d.store.borrow().later_records).sum();
+    Outcome { ops: w.figures.ops, writes: w.figures.writes + w.figures.clears, clients, drain_steps, later_records, failures }
 }
 
 #[test]
@@ -264,7 +267,7 @@ fn whole_clients_converge_on_the_write_log() {
             (1..=n).collect()
         }
     };
-    let (mut ops, mut writes, mut clients, mut drains) = (0, 0, 0, 0);
+    let (mut ops, mut writes, mut clients, mut drains, mut later) = (0, 0, 0, 0, 0);
     let mut failed = Vec::new();
     for &seed in &seeds {
         let outcome = simulate(seed);
@@ -272,6 +275,7 @@ fn whole_clients_converge_on_the_write_log() {
         writes += outcome.writes;
         clients += outcome.clients;
         drains += outcome.drain_steps;
+        later += outcome.later_records;
         if !outcome.failures.is_empty() {
             eprintln!("seed {seed} failed (SIM_SEED={seed} reruns it):");
             for f in outcome.failures.iter().take(12) {
@@ -281,9 +285,10 @@ fn whole_clients_converge_on_the_write_log() {
         }
     }
     eprintln!(
-        "client simulation: {} seeds, {ops} ops, {writes} writes, {clients} clients, {drains} drain steps, {:.1} s",
+        "client simulation: {} seeds, {ops} ops, {writes} writes, {clients} clients, {drains} drain steps, {later} records stored by later versions, {:.1} s",
         seeds.len(),
         started.elapsed().as_secs_f64()
     );
     assert!(failed.is_empty(), "seeds that failed: {failed:?}");
+    assert!(later > 0, "no copy of a later version stored a record");
 }

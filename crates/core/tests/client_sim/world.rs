@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
 use mfe_shared_cache_core::client::{BackendConfig, Client, ClientConfig, Effect};
-use mfe_shared_cache_core::{Cache, CacheConfig, Entry, ErrorKind, MemoryStorage, Reach, Stamp, Storage, StorageError, SyncPolicy};
+use mfe_shared_cache_core::{
+    decode_record_pending, prefix_tag, Cache, CacheConfig, DecodedRecord, Entry, ErrorKind, MemoryStorage, Reach, Stamp, Storage,
+    StorageError, SyncPolicy,
+};
 
 use super::backend::{event, Backend};
 use super::Rng;
@@ -25,14 +28,47 @@ pub const HEARTBEAT_MS: u64 = 15_000;
 pub struct DeviceStore {
     pub items: MemoryStorage,
     journal: Vec<(u64, String, Option<String>)>,
+    /// Records stored by copies of a later version, with a member this version does not know.
+    pub later_records: usize,
 }
 
 /// A tab's handle on its device's storage: writes are journaled with the tab's page, because a
-/// `storage` event reaches every other page of the origin and never the writer's own.
+/// `storage` event reaches every other page of the origin and never the writer's own. A copy of
+/// a `later` version of the package stores its records with a member this version does not know.
 #[derive(Clone)]
 pub struct SharedStorage {
     store: Rc<RefCell<DeviceStore>>,
     page: u64,
+    later: bool,
+}
+
+/// A member a later version of the package adds, holding what would end a record or start a known
+/// member if it were read as text.
+const LATER_MEMBER: &str = r#","later":{"x":[1,"}\",\"v\":0"]}"#;
+
+/// `record` as a later version of the package stores it: with [`LATER_MEMBER`] where the record
+/// format's rule puts added members (before the value, its TTL or the tombstone mark; at the end of
+/// a bookkeeping record). `None` for what is not a record of this cache.
+fn as_later_version(record: &str) -> Option<String> {
+    let tail = if record.starts_with("{\"p\":") {
+        "}".len()
+    } else {
+        let Ok((DecodedRecord::Mine(entry), _)) = decode_record_pending(record, &prefix_tag(PREFIX)) else { return None };
+        match &entry.value {
+            None => ",\"d\":1}".len(),
+            Some(value) => {
+                let ttl = if entry.ttl_ms == 0 { 0 } else { ",\"l\":".len() + entry.ttl_ms.to_string().len() };
+                ttl + ",\"v\":".len() + value.len() + "}".len()
+            }
+        }
+    };
+    let at = record.len().checked_sub(tail)?;
+    Some(format!("{}{LATER_MEMBER}{}", record.get(..at)?, record.get(at..)?))
+}
+
+/// News as a later version sends it: with a top-level member this version does not know.
+fn news_as_later_version(news: &str) -> String {
+    news.replacen("{\"v\":2,", "{\"v\":2,\"later\":[1],", 1)
 }
 
 impl Storage for SharedStorage {
@@ -41,7 +77,10 @@ impl Storage for SharedStorage {
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
+        let later = if self.later { as_later_version(value) } else { None };
+        let value = later.as_deref().unwrap_or(value);
         let mut store = self.store.borrow_mut();
+        store.later_records += usize::from(later.is_some());
         let old = store.items.get(key)?;
         store.items.set(key, value)?;
         if std::env::var("SIM_TRACE").is_ok_and(|k| format!("{PREFIX}{k}") == key || (k == "meta" && key.ends_with("\0meta"))) {
@@ -66,6 +105,12 @@ impl Storage for SharedStorage {
     fn keys(&self) -> Result<Vec<String>, StorageError> {
         self.store.borrow().items.keys()
     }
+}
+
+/// Whether the copy `uid` is of a later version of the package: one in three, so that most pages
+/// and storages mix the two.
+fn is_later(uid: u64) -> bool {
+    uid % 3 == 1
 }
 
 pub struct Copy {
@@ -263,7 +308,7 @@ impl World {
         let page = self.devices[dev].tabs[tab].page;
         for copy in 0..copies {
             let uid = self.uid();
-            let storage = SharedStorage { store: self.devices[dev].store.clone(), page };
+            let storage = SharedStorage { store: self.devices[dev].store.clone(), page, later: is_later(uid) };
             let config = self.config(dev, page, uid, copy);
             let now = self.local(dev);
             let mut client = Client::open(storage, config, now);
@@ -287,7 +332,7 @@ impl World {
         self.settle_tab(dev, tab);
         let page = self.devices[dev].tabs[tab].page;
         let uid = self.uid();
-        let storage = SharedStorage { store: self.devices[dev].store.clone(), page };
+        let storage = SharedStorage { store: self.devices[dev].store.clone(), page, later: is_later(uid) };
         let config = self.config(dev, page, uid, copy);
         let now = self.local(dev);
         let mut client = Client::open(storage, config, now);
@@ -399,6 +444,7 @@ impl World {
         match effect {
             Effect::Tab(_) if !self.devices[dev].channel => {}
             Effect::Tab(text) => {
+                let text = if is_later(uid) { news_as_later_version(&text) } else { text };
                 let from = self.devices[dev].tabs[tab].page;
                 let pages: Vec<u64> = self.devices[dev].tabs.iter().map(|t| t.page).filter(|p| *p != from).collect();
                 for page in pages {
@@ -409,6 +455,7 @@ impl World {
                 }
             }
             Effect::Peers(text) => {
+                let text = if is_later(uid) { news_as_later_version(&text) } else { text };
                 let now = self.local(dev);
                 for (i, other) in self.devices[dev].tabs[tab].copies.iter_mut().enumerate() {
                     if i != copy {
