@@ -217,6 +217,31 @@ describe('across tabs and package copies', () => {
     await ctx.close();
   });
 
+  test('a copy whose page hub is of another version still hears this one, through the channel', async () => {
+    // The hub's global key carries its version: copies of two hub versions do not meet on the
+    // page, but each has its own page id, so each applies the other's tab messages.
+    const ctx = await env.context();
+    const page = await openTab(ctx, env.page('?copies=2'));
+    const seenAtOnce = await page.evaluate(() => {
+      window.errors = [];
+      window.a = new pkg.BackendSyncedCacheService({ backendUrl: null, prefix: 'hv_' });
+      // What a copy of another hub version finds: no hub under its key.
+      delete globalThis[Symbol.for('mfe-shared-cache.hub.v2')];
+      window.b = new pkg2.BackendSyncedCacheService({ backendUrl: null, prefix: 'hv_' });
+      for (const c of [a, b]) c.on('error', (e) => errors.push([e.type, e.message]));
+      a.set('k', 1);
+      return b.get('k');
+    });
+    assert.equal(seenAtOnce, null, 'two hubs: not before set returns');
+    assert.equal(await until(page, () => b.get('k')), 1);
+    await page.evaluate(() => b.set('k', 2));
+    await until(page, () => a.get('k') === 2);
+    await page.evaluate(() => a.remove('k'));
+    await until(page, () => b.get('k') === null);
+    assert.deepEqual(await page.evaluate(() => errors), []);
+    await ctx.close();
+  });
+
   test("a later version's records and news, with members this version does not know, are read", async () => {
     // MFEs update their copies one at a time: a newer copy in another MFE or tab may write
     // records and news with members this one does not know. It skips them and reads the rest.
